@@ -1,0 +1,128 @@
+"""``AsyncLightMLHandle``: the same API as ``LightMLHandle``, as coroutines.
+
+Writes are queued to the process's writer thread and awaited; while one transaction
+commits, the coroutines that queued behind it share the next one (group commit). Reads
+run in a worker thread so they never block the event loop. Use it as ``async with
+AsyncLightMLHandle(db, run) as h:`` or call ``await h.open()``; the first method call opens
+it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import Future
+from functools import partial
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+import anyio.to_thread
+
+from lightml.core import Registry
+from lightml.errors import HandleClosedError
+from lightml.models.delete import DeleteResult
+from lightml.store import DEFAULT_TIMEOUT
+
+T = TypeVar("T")
+
+
+class AsyncLightMLHandle:
+    def __init__(self, db: str | os.PathLike, run_name: str | None = None, *,
+                 timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL", origin: str = "api") -> None:
+        self._open_args = (db, run_name)
+        self._open_kwargs = {"timeout": timeout, "synchronous": synchronous, "origin": origin}
+        self._core: Registry | None = None
+        self._closed = False
+
+    async def open(self) -> "AsyncLightMLHandle":
+        if self._closed:
+            raise HandleClosedError("this LightML handle is closed")
+        if self._core is None:
+            self._core = await anyio.to_thread.run_sync(
+                partial(Registry, *self._open_args, **self._open_kwargs))
+        return self
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._core is not None:
+            await anyio.to_thread.run_sync(self._core.close)
+
+    async def __aenter__(self) -> "AsyncLightMLHandle":
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def run_name(self) -> str | None:
+        return self._open_args[1]
+
+    async def _write(self, make: Callable[[Registry], Future]) -> Any:
+        core = self._core if self._core is not None else (await self.open())._core
+        return await asyncio.wrap_future(make(core))
+
+    async def _read(self, read: Callable[[Registry], T]) -> T:
+        core = self._core if self._core is not None else (await self.open())._core
+        return await anyio.to_thread.run_sync(read, core)
+
+    # writes: each returns after COMMIT
+
+    async def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
+                             parent_id: int | None = None) -> int:
+        return await self._write(lambda c: c.register_model(model_name, path, parent_name, parent_id))
+
+    async def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> int:
+        return await self._write(lambda c: c.register_checkpoint(model_name, step, path))
+
+    async def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
+                               scores: Any = None, force: bool = False) -> str:
+        return await self._write(lambda c: c.log_model_metric(model_name, family, metric_name, value, scores, force))
+
+    async def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
+                                    scores: Any = None, force: bool = False) -> str:
+        return await self._write(
+            lambda c: c.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force))
+
+    async def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],
+                          force: bool = False) -> dict[str, int]:
+        return await self._write(lambda c: c.log_metrics(model_name, metrics, force))
+
+    async def log_metrics_flat(self, model_name: str, metrics: Mapping[str, float], family: str,
+                               force: bool = False) -> dict[str, int]:
+        return await self._write(lambda c: c.log_metrics_flat(model_name, metrics, family, force))
+
+    async def delete_model(self, model_name: str) -> DeleteResult:
+        return await self._write(lambda c: c.delete_model(model_name))
+
+    async def restore_model(self, model_name: str) -> int:
+        return await self._write(lambda c: c.restore_model(model_name))
+
+    async def add_schema_rule(self, family: str, metric_name: str) -> bool:
+        return await self._write(lambda c: c.add_schema_rules([(family, metric_name)])) == 1
+
+    async def add_schema_rules(self, rules: Iterable[tuple[str, str]]) -> int:
+        rules = list(rules)
+        return await self._write(lambda c: c.add_schema_rules(rules))
+
+    # reads
+
+    async def find_checkpoint(self, model_name: str, step: int, path_hint: str | None = None) -> int | None:
+        return await self._read(lambda c: c.find_checkpoint(model_name, step, path_hint))
+
+    async def model_exists(self, model_name: str) -> bool:
+        return await self._read(lambda c: c.model_exists(model_name))
+
+    async def metric_exists(self, model_name: str, family: str, metric_name: str) -> bool:
+        return await self._read(lambda c: c.metric_exists(model_name, family, metric_name))
+
+    async def run_metric_exists(self, model_name: str, family: str, metric_name: str) -> bool:
+        return await self._read(lambda c: c.run_metric_exists(model_name, family, metric_name))
+
+    async def search(self, model: str, family: str | None = None, metric: str | None = None) -> list[dict[str, Any]]:
+        return await self._read(lambda c: c.search(model, family, metric))
+
+    async def get_detailed_scores(self, model_name: str, family: str, metric_name: str) -> list | None:
+        return await self._read(lambda c: c.get_detailed_scores(model_name, family, metric_name))
+
+    async def metric_history(self, model_name: str, family: str, metric_name: str,
+                             step: int | None = None) -> list[dict[str, Any]]:
+        return await self._read(lambda c: c.metric_history(model_name, family, metric_name, step))

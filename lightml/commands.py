@@ -1,0 +1,329 @@
+"""Write commands: each returns a function run by the writer inside BEGIN IMMEDIATE.
+
+A command reads the current state from the projections, decides (dedupe, name -> id,
+next ids), and appends events with ``tx.emit``. Input that can be checked without the
+database is checked by the caller before the command is queued (lightml.validation).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lightml import events as ev
+from lightml import resolve, symlinks
+from lightml.errors import ConflictError, InvalidInputError, NotFoundError, SchemaViolationError
+from lightml.metrics import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED
+from lightml.models.delete import DeleteResult
+from lightml.writer import Command, WriteTransaction
+
+
+def sqlite_time(at: str) -> str:
+    """Event time -> the ``created_at`` format LightML 1.x used (SQLite's CURRENT_TIMESTAMP)."""
+    return f"{at[:10]} {at[11:19]}"
+
+
+def _run_id(tx: WriteTransaction, run_name: str | None) -> int:
+    if run_name is None:
+        raise InvalidInputError("this needs a run: open the handle with run_name=...")
+    rid = resolve.run_id(tx.conn, run_name)
+    if rid is None:
+        raise NotFoundError(f"run {run_name!r} not found")
+    return rid
+
+
+def create_run(run_name: str, description: str | None = None, metadata: str | None = None) -> Command:
+    def command(tx: WriteTransaction) -> int:
+        existing = resolve.run_id(tx.conn, run_name)
+        if existing is not None:
+            return existing
+        rid = tx.next_id("run")
+        at = tx.now()
+        tx.emit([(ev.RUN_CREATED, {
+            "run_id": rid, "run_name": run_name, "description": description,
+            "metadata": metadata, "created_at": sqlite_time(at),
+        })], at)
+        return rid
+
+    return command
+
+
+def register_model(
+    run_name: str | None, model_name: str, path: str, parent_name: str | None,
+    parent_id: int | None, registry_dir: Path,
+) -> Command:
+    def command(tx: WriteTransaction) -> int:
+        conn = tx.conn
+        rid = _run_id(tx, run_name)
+        row = conn.execute("SELECT id FROM model WHERE model_name = ? AND run_id = ?", (model_name, rid)).fetchone()
+        if row:
+            return row[0]  # idempotent by (name, run)
+        parent = None
+        if parent_name is not None:
+            parent = resolve.parent_id(conn, parent_name, rid)
+        if parent_id is not None:
+            if not conn.execute("SELECT 1 FROM model WHERE id = ?", (parent_id,)).fetchone():
+                raise NotFoundError(f"parent model id {parent_id} not found")
+            if parent is not None and parent != parent_id:
+                raise InvalidInputError(
+                    f"parent_name {parent_name!r} is model id {parent}, not parent_id {parent_id}"
+                )
+            parent = parent_id
+        mid = tx.next_id("model")
+        tx.emit([(ev.MODEL_REGISTERED, {
+            "model_id": mid, "model_name": model_name, "path": path, "parent_id": parent,
+            "run_id": rid, "notes": None, "hidden": 0,
+        })])
+        tx.after_commit.append(lambda: symlinks.create(registry_dir, model_name, mid, path))
+        return mid
+
+    return command
+
+
+def register_checkpoint(run_name: str | None, model_name: str, step: int, path: str) -> Command:
+    def command(tx: WriteTransaction) -> int:
+        conn = tx.conn
+        mid = resolve.model_id(conn, model_name, _run_id(tx, run_name), run_name)
+        row = conn.execute(
+            "SELECT id FROM checkpoint WHERE model_id = ? AND step = ? AND path = ?", (mid, step, path)
+        ).fetchone()
+        if row:
+            return row[0]
+        cid = tx.next_id("checkpoint")
+        at = tx.now()
+        tx.emit([(ev.CHECKPOINT_REGISTERED, {
+            "checkpoint_id": cid, "model_id": mid, "step": step, "path": path, "created_at": sqlite_time(at),
+        })], at)
+        return cid
+
+    return command
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInput:
+    """One validated metric to log: scores already encoded as JSON text."""
+
+    family: str
+    metric_name: str
+    value: float
+    scores: str | None = None
+    n_samples: int | None = None
+
+    def payload(self, metric_id: int) -> dict[str, Any]:
+        """The event payload item; scores only when there are some (keeps bulk events small)."""
+        item = {"metric_id": metric_id, "family": self.family, "metric_name": self.metric_name, "value": self.value}
+        if self.scores is not None:
+            item["scores"] = self.scores
+            item["n_samples"] = self.n_samples
+        return item
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTarget:
+    run_name: str | None
+    model_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointTarget:
+    checkpoint_id: int
+
+
+def _existing_metrics(conn, key_column: str, key: int, items: list[MetricInput]) -> dict[tuple[str, str], tuple]:
+    """(family, metric_name) -> (metric id, value) for the items that already exist.
+
+    One indexed range read per family: cheap for one metric, and for a bulk call it does
+    not grow with the number of metrics the target already has in other families.
+    """
+    existing: dict[tuple[str, str], tuple] = {}
+    wanted = {(item.family, item.metric_name) for item in items}
+    for family in {item.family for item in items}:
+        for name, mid, value in conn.execute(
+            f"SELECT metric_name, id, value FROM metrics WHERE {key_column} = ? AND family = ?", (key, family)
+        ):
+            if (family, name) in wanted:
+                existing[(family, name)] = (mid, value)
+    return existing
+
+
+def _check_schema(conn, items: list[MetricInput]) -> None:
+    allowed = set(conn.execute("SELECT family, metric_name FROM registry_schema"))
+    if not allowed:
+        return
+    for item in items:
+        if (item.family, item.metric_name) not in allowed:
+            raise SchemaViolationError(
+                f"metric {item.family}/{item.metric_name} not found in registry schema "
+                "(add it with add_schema_rule, or log one of the registered metrics)"
+            )
+
+
+def log_metrics(target: ModelTarget | CheckpointTarget, items: list[MetricInput], force: bool, single: bool) -> Command:
+    """Insert new metrics, skip existing ones, or overwrite them when ``force``; one transaction."""
+
+    def command(tx: WriteTransaction) -> Any:
+        conn = tx.conn
+        if isinstance(target, CheckpointTarget):
+            checkpoint_id = target.checkpoint_id
+            model_id, step = resolve.checkpoint_owner(conn, checkpoint_id)
+            key_column, key = "checkpoint_id", checkpoint_id
+        else:
+            model_id = resolve.model_id(conn, target.model_name, _run_id(tx, target.run_name), target.run_name)
+            checkpoint_id, step = None, None
+            key_column, key = "model_id", model_id
+        _check_schema(conn, items)
+
+        existing = _existing_metrics(conn, key_column, key, items)
+        inserted, overwritten, skipped = [], [], 0
+        for item in items:
+            found = existing.get((item.family, item.metric_name))
+            if found is None:
+                inserted.append(item.payload(tx.next_id("metric")))
+            elif force:
+                overwritten.append({**item.payload(found[0]), "previous_value": found[1]})
+            else:
+                skipped += 1
+        target_fields = {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step}
+        to_emit = []
+        if inserted:
+            to_emit.append((ev.METRIC_INSERTED, {**target_fields, "metrics": inserted}))
+        if overwritten:
+            to_emit.append((ev.METRIC_OVERWRITTEN, {**target_fields, "metrics": overwritten}))
+        if to_emit:
+            tx.emit(to_emit)
+        if single:
+            return METRIC_INSERTED if inserted else METRIC_UPDATED if overwritten else METRIC_SKIPPED
+        return {"inserted": len(inserted), "updated": len(overwritten), "skipped": skipped}
+
+    return command
+
+
+def _snapshot(conn, model_id: int) -> dict[str, Any]:
+    model_row = conn.execute(
+        "SELECT id, model_name, path, parent_id, notes, hidden, run_id FROM model WHERE id = ?", (model_id,)
+    ).fetchone()
+    keys = ("id", "model_name", "path", "parent_id", "notes", "hidden", "run_id")
+    checkpoints = [
+        dict(zip(("id", "model_id", "step", "path", "created_at"), row))
+        for row in conn.execute(
+            "SELECT id, model_id, step, path, created_at FROM checkpoint WHERE model_id = ? ORDER BY id", (model_id,)
+        )
+    ]
+    metric_rows = conn.execute(
+        "SELECT id, model_id, checkpoint_id, family, metric_name, value FROM metrics WHERE model_id = ? "
+        "UNION ALL SELECT m.id, m.model_id, m.checkpoint_id, m.family, m.metric_name, m.value "
+        "FROM metrics m JOIN checkpoint c ON c.id = m.checkpoint_id WHERE c.model_id = ? ORDER BY 1",
+        (model_id, model_id),
+    ).fetchall()
+    metrics = [dict(zip(("id", "model_id", "checkpoint_id", "family", "metric_name", "value"), r)) for r in metric_rows]
+    scores = [
+        {"metric_id": mid, "scores": text, "n_samples": n}
+        for mid, text, n in conn.execute(
+            "SELECT d.metric_id, d.scores, d.n_samples FROM detailed_scores d WHERE d.metric_id IN "
+            "(SELECT id FROM metrics WHERE model_id = ? UNION ALL "
+            " SELECT m.id FROM metrics m JOIN checkpoint c ON c.id = m.checkpoint_id WHERE c.model_id = ?) "
+            "ORDER BY d.metric_id",
+            (model_id, model_id),
+        )
+    ]
+    children = [r[0] for r in conn.execute("SELECT id FROM model WHERE parent_id = ? ORDER BY id", (model_id,))]
+    return {
+        "model": dict(zip(keys, model_row)), "checkpoints": checkpoints, "metrics": metrics,
+        "detailed_scores": scores, "children": children,
+    }
+
+
+def delete_model(run_name: str | None, model_name: str, registry_dir: Path) -> Command:
+    def command(tx: WriteTransaction) -> DeleteResult:
+        conn = tx.conn
+        rid = resolve.run_id(conn, run_name) if run_name is not None else None
+        if run_name is not None and rid is None:
+            raise NotFoundError(f"run {run_name!r} not found")
+        mid = resolve.model_id(conn, model_name, rid, run_name)
+        snapshot = _snapshot(conn, mid)
+        model = snapshot["model"]
+        (event,) = tx.emit([(ev.MODEL_DELETED, {
+            "model_id": mid, "model_name": model_name, "run_id": model["run_id"], "snapshot": snapshot,
+        })])
+        tx.after_commit.append(lambda: symlinks.remove(registry_dir, model_name, mid, model["path"]))
+        return DeleteResult(model_name, len(snapshot["checkpoints"]), len(snapshot["metrics"]), event.seq)
+
+    return command
+
+
+def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> Command:
+    """Undo the latest delete of the model: rows, scores and ids back, children re-linked."""
+
+    def command(tx: WriteTransaction) -> int:
+        conn = tx.conn
+        rid = resolve.run_id(conn, run_name) if run_name is not None else None
+        if run_name is not None and rid is None:
+            raise NotFoundError(f"run {run_name!r} not found")
+        deletes = conn.execute(
+            "SELECT seq, payload FROM events WHERE type = ? AND json_extract(payload, '$.model_name') = ? "
+            "ORDER BY seq DESC",
+            (ev.MODEL_DELETED, model_name),
+        ).fetchall()
+        latest: dict[Any, tuple[int, dict]] = {}  # run_id -> latest delete in that run
+        for seq, payload in deletes:
+            p = json.loads(payload)
+            if rid is not None and p["run_id"] != rid:
+                continue
+            latest.setdefault(p["run_id"], (seq, p))
+        if not latest:
+            where = f" in run {run_name!r}" if run_name is not None else ""
+            raise NotFoundError(f"no deleted model {model_name!r}{where} to restore")
+        restorable = {
+            run: found for run, found in latest.items()
+            if not conn.execute("SELECT 1 FROM model WHERE id = ?", (found[1]["model_id"],)).fetchone()
+        }
+        if not restorable:
+            raise ConflictError(f"model {model_name!r} is not deleted (it was restored already)")
+        if len(restorable) > 1:
+            names = sorted(
+                repr(conn.execute("SELECT run_name FROM run WHERE id = ?", (r,)).fetchone()[0]) for r in restorable
+            )
+            raise ConflictError(f"deleted model {model_name!r} exists in several runs ({', '.join(names)}); say which run")
+        deleted_seq, payload = next(iter(restorable.values()))
+        snapshot = payload["snapshot"]
+        model = dict(snapshot["model"])
+        if conn.execute(
+            "SELECT 1 FROM model WHERE model_name = ? AND run_id IS ?", (model_name, model["run_id"])
+        ).fetchone():
+            raise ConflictError(
+                f"a model named {model_name!r} was registered in its run since the delete; "
+                "delete or rename that one first"
+            )
+        if model["run_id"] is not None and not conn.execute("SELECT 1 FROM run WHERE id = ?", (model["run_id"],)).fetchone():
+            raise NotFoundError(f"the run of deleted model {model_name!r} no longer exists")
+        if model["parent_id"] is not None and not conn.execute(
+            "SELECT 1 FROM model WHERE id = ?", (model["parent_id"],)
+        ).fetchone():
+            model["parent_id"] = None  # its parent was deleted meanwhile
+        relinked = [
+            child for child in snapshot["children"]
+            if conn.execute("SELECT 1 FROM model WHERE id = ? AND parent_id IS NULL", (child,)).fetchone()
+        ]
+        mid = model["id"]
+        tx.emit([(ev.MODEL_RESTORED, {
+            "model_id": mid, "deleted_seq": deleted_seq, "snapshot": {**snapshot, "model": model},
+            "relinked_children": relinked,
+        })])
+        if model["path"]:
+            tx.after_commit.append(lambda: symlinks.create(registry_dir, model_name, mid, model["path"]))
+        return mid
+
+    return command
+
+
+def add_schema_rules(rules: list[tuple[str, str]]) -> Command:
+    def command(tx: WriteTransaction) -> int:
+        existing = set(tx.conn.execute("SELECT family, metric_name FROM registry_schema"))
+        new = [r for r in dict.fromkeys(rules) if r not in existing]
+        if new:
+            tx.emit([(ev.SCHEMA_RULE_ADDED, {"family": f, "metric_name": m}) for f, m in new])
+        return len(new)
+
+    return command

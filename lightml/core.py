@@ -1,0 +1,231 @@
+"""The logic both handles share. Reads run in the caller's thread; writes go to the writer.
+
+``LightMLHandle`` blocks on what this returns and ``AsyncLightMLHandle`` awaits it: every
+rule (validation, name resolution, dedupe) lives here and in ``commands`` once.
+Write methods return a ``concurrent.futures.Future`` that resolves after COMMIT.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+from lightml import commands, queries, resolve, store, writer
+from lightml.errors import HandleClosedError, InvalidInputError
+from lightml.validation import check_id, check_name, check_scores, check_step, check_value, normalize_path
+
+T = TypeVar("T")
+
+
+def registry_path(db: str | os.PathLike, *, create: bool) -> Path:
+    """The registry file's absolute path. Missing file: created only if asked and its folder exists."""
+    if not isinstance(db, (str, os.PathLike)) or not os.fspath(db):
+        raise InvalidInputError("db must be a path to the registry's .db file")
+    path = Path(os.path.abspath(Path(db).expanduser()))
+    if path.is_dir():
+        raise InvalidInputError(f"{path} is a folder; give the registry's .db file (e.g. {path / 'main.db'})")
+    if not path.exists():
+        if not create:
+            raise FileNotFoundError(f"registry not found: {path}")
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"cannot create registry {path}: folder {path.parent} does not exist")
+    return path
+
+
+class Registry:
+    def __init__(
+        self, db: str | os.PathLike, run_name: str | None = None, *, origin: str = "api",
+        timeout: float = store.DEFAULT_TIMEOUT, synchronous: str = "FULL", create: bool = True,
+    ) -> None:
+        if run_name is not None:
+            check_name(run_name, "run_name")
+        if synchronous.upper() not in ("FULL", "NORMAL"):
+            raise InvalidInputError("synchronous must be 'FULL' or 'NORMAL'")
+        self.path = registry_path(db, create=create)
+        self.registry_dir = self.path.parent
+        self.run_name = run_name
+        self.actor = writer.Actor.current(origin)
+        self._read_lock = threading.Lock()
+        self._conn = store.connect(self.path, timeout=timeout)
+        try:
+            store.ensure_schema(self._conn, self.path)
+        except BaseException:
+            self._conn.close()
+            raise
+        self._writer = writer.acquire(str(self.path), float(timeout), synchronous.upper())
+        self._closed = False
+        self._run_id: int | None = None
+        if run_name is not None:
+            self._run_id = self._submit(commands.create_run(run_name)).result()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        writer.release(self._writer)
+        with self._read_lock:
+            self._conn.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _submit(self, command: writer.Command) -> Future:
+        if self._closed:
+            raise HandleClosedError("this LightML handle is closed")
+        return self._writer.submit(command, self.actor)
+
+    def read(self, query: Callable[..., T], *args: Any) -> T:
+        """Run a query on this handle's read connection (serialized across threads)."""
+        if self._closed:
+            raise HandleClosedError("this LightML handle is closed")
+        with self._read_lock:
+            return query(self._conn, *args)
+
+    def _model_id(self, conn, model_name: str) -> int:
+        return resolve.model_id(conn, model_name, self._run_id, self.run_name)
+
+    def _require_run(self, what: str) -> None:
+        if self.run_name is None:
+            raise InvalidInputError(f"{what} needs a run: open the handle with run_name=...")
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
+                       parent_id: int | None = None) -> Future:
+        self._require_run("register_model")
+        check_name(model_name, "model_name")
+        stored_path = normalize_path(path)
+        if parent_name is not None:
+            check_name(parent_name, "parent_name")
+        if parent_id is not None:
+            parent_id = check_id(parent_id, "parent_id")
+        return self._submit(commands.register_model(
+            self.run_name, model_name, stored_path, parent_name, parent_id, self.registry_dir))
+
+    def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> Future:
+        self._require_run("register_checkpoint")
+        check_name(model_name, "model_name")
+        return self._submit(commands.register_checkpoint(
+            self.run_name, model_name, check_step(step), normalize_path(path)))
+
+    @staticmethod
+    def metric_input(family: str, metric_name: str, value: Any, scores: Any = None) -> commands.MetricInput:
+        check_name(family, "family")
+        check_name(metric_name, "metric_name")
+        number = check_value(value, f"value of {family}/{metric_name}")
+        if scores is None:
+            return commands.MetricInput(family, metric_name, number)
+        text, n = check_scores(scores)
+        return commands.MetricInput(family, metric_name, number, text, n)
+
+    def log_model_metric(self, model_name: str, family: str, metric_name: str, value: Any,
+                         scores: Any = None, force: bool = False) -> Future:
+        self._require_run("log_model_metric")
+        check_name(model_name, "model_name")
+        item = self.metric_input(family, metric_name, value, scores)
+        target = commands.ModelTarget(self.run_name, model_name)
+        return self._submit(commands.log_metrics(target, [item], bool(force), single=True))
+
+    def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: Any,
+                              scores: Any = None, force: bool = False) -> Future:
+        self._require_run("log_checkpoint_metric")
+        target = commands.CheckpointTarget(check_id(checkpoint_id, "checkpoint_id"))
+        item = self.metric_input(family, metric_name, value, scores)
+        return self._submit(commands.log_metrics(target, [item], bool(force), single=True))
+
+    def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, Any]], force: bool = False) -> Future:
+        self._require_run("log_metrics")
+        check_name(model_name, "model_name")
+        if not isinstance(metrics, Mapping):
+            raise InvalidInputError("metrics must be a dict {family: {metric_name: value}}")
+        items = []
+        for family, values in metrics.items():
+            if not isinstance(values, Mapping):
+                raise InvalidInputError(f"metrics[{family!r}] must be a dict {{metric_name: value}}")
+            items.extend(self._family_inputs(family, values))
+        return self._log_many(model_name, items, force)
+
+    def log_metrics_flat(self, model_name: str, metrics: Mapping[str, Any], family: str,
+                         force: bool = False) -> Future:
+        self._require_run("log_metrics_flat")
+        check_name(model_name, "model_name")
+        if not isinstance(metrics, Mapping):
+            raise InvalidInputError("metrics must be a dict {metric_name: value}")
+        return self._log_many(model_name, self._family_inputs(family, metrics), force)
+
+    @staticmethod
+    def _family_inputs(family: str, values: Mapping[str, Any]) -> list[commands.MetricInput]:
+        check_name(family, "family")
+        return [
+            commands.MetricInput(family, check_name(name, "metric_name"), check_value(value, f"value of {family}/{name}"))
+            for name, value in values.items()
+        ]
+
+    def _log_many(self, model_name: str, items: list[commands.MetricInput], force: bool) -> Future:
+        target = commands.ModelTarget(self.run_name, model_name)
+        return self._submit(commands.log_metrics(target, items, bool(force), single=False))
+
+    def delete_model(self, model_name: str) -> Future:
+        check_name(model_name, "model_name")
+        return self._submit(commands.delete_model(self.run_name, model_name, self.registry_dir))
+
+    def restore_model(self, model_name: str) -> Future:
+        check_name(model_name, "model_name")
+        return self._submit(commands.restore_model(self.run_name, model_name, self.registry_dir))
+
+    def add_schema_rules(self, rules: Iterable[tuple[str, str]]) -> Future:
+        checked = [(check_name(f, "family"), check_name(m, "metric_name")) for f, m in rules]
+        return self._submit(commands.add_schema_rules(checked))
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def find_checkpoint(self, model_name: str, step: int, path_hint: str | None = None) -> int | None:
+        check_name(model_name, "model_name")
+        step = check_step(step)
+        return self.read(lambda c: queries.find_checkpoint(c, self._model_id(c, model_name), step, path_hint))
+
+    def model_exists(self, model_name: str) -> bool:
+        check_name(model_name, "model_name")
+        return self.read(queries.model_exists, model_name, self._run_id)
+
+    def metric_exists(self, model_name: str, family: str, metric_name: str) -> bool:
+        """Does the model (in the handle's run, or in any run without one) have this metric?"""
+        for value, what in ((model_name, "model_name"), (family, "family"), (metric_name, "metric_name")):
+            check_name(value, what)
+        if self._run_id is not None:
+            return self.read(queries.metric_exists_in_run, model_name, family, metric_name, self._run_id)
+        return self.read(queries.metric_exists_any_run, model_name, family, metric_name)
+
+    def run_metric_exists(self, model_name: str, family: str, metric_name: str) -> bool:
+        """Does the model of this handle's run have this metric (the check an eval loop makes)?"""
+        self._require_run("run_metric_exists")
+        for value, what in ((model_name, "model_name"), (family, "family"), (metric_name, "metric_name")):
+            check_name(value, what)
+        return self.read(queries.metric_exists_in_run, model_name, family, metric_name, self._run_id)
+
+    def search(self, model: str, family: str | None = None, metric: str | None = None) -> list[dict[str, Any]]:
+        check_name(model, "model pattern")
+        return self.read(queries.search, model, family, metric, self._run_id)
+
+    def get_detailed_scores(self, model_name: str, family: str, metric_name: str) -> list | None:
+        check_name(model_name, "model_name")
+        return self.read(
+            lambda c: queries.detailed_scores(c, self._model_id(c, model_name), family, metric_name))
+
+    def metric_history(self, model_name: str, family: str, metric_name: str,
+                       step: int | None = None) -> list[dict[str, Any]]:
+        check_name(model_name, "model_name")
+        if step is not None:
+            step = check_step(step)
+
+        def query(conn):
+            ids = queries.history_metric_ids(conn, model_name, family, metric_name, step, self._run_id, self.run_name)
+            return queries.metric_history(conn, ids)
+
+        return self.read(query)

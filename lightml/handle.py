@@ -1,0 +1,113 @@
+"""``LightMLHandle``: the synchronous API (the one LightML 1.2 users know).
+
+A thin facade over ``lightml.core.Registry``: writes block until their commit, reads run
+in the calling thread. No event loop is involved, so it works unchanged inside Jupyter
+(where one is already running) and a handle that is never closed holds nothing open
+that could lose data or delay interpreter exit.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Mapping
+
+from lightml.core import Registry
+from lightml.models.delete import DeleteResult
+from lightml.store import DEFAULT_TIMEOUT
+
+
+class LightMLHandle:
+    """Open (or create) a registry; with ``run_name``, log into that run (created if new).
+
+    ``timeout``: seconds to wait for another process's write lock before raising
+    ``RegistryLockedError``. ``synchronous``: ``"FULL"`` (default: every commit is
+    fsynced, survives power loss) or ``"NORMAL"`` (survives a crash of the process, not of
+    the machine; several times faster per commit).
+    """
+
+    def __init__(self, db: str | os.PathLike, run_name: str | None = None, *,
+                 timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL", origin: str = "api") -> None:
+        self._core = Registry(db, run_name, timeout=timeout, synchronous=synchronous, origin=origin)
+
+    @property
+    def db_path(self):
+        return self._core.path
+
+    @property
+    def run_name(self) -> str | None:
+        return self._core.run_name
+
+    def close(self) -> None:
+        self._core.close()
+
+    def __enter__(self) -> "LightMLHandle":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._core.closed else "open"
+        return f"<LightMLHandle {self._core.path} run={self._core.run_name!r} {state}>"
+
+    # writes: each returns after COMMIT
+
+    def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
+                       parent_id: int | None = None) -> int:
+        return self._core.register_model(model_name, path, parent_name, parent_id).result()
+
+    def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> int:
+        return self._core.register_checkpoint(model_name, step, path).result()
+
+    def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
+                         scores: Any = None, force: bool = False) -> str:
+        return self._core.log_model_metric(model_name, family, metric_name, value, scores, force).result()
+
+    def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
+                              scores: Any = None, force: bool = False) -> str:
+        return self._core.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force).result()
+
+    def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],
+                    force: bool = False) -> dict[str, int]:
+        return self._core.log_metrics(model_name, metrics, force).result()
+
+    def log_metrics_flat(self, model_name: str, metrics: Mapping[str, float], family: str,
+                         force: bool = False) -> dict[str, int]:
+        return self._core.log_metrics_flat(model_name, metrics, family, force).result()
+
+    def delete_model(self, model_name: str) -> DeleteResult:
+        return self._core.delete_model(model_name).result()
+
+    def restore_model(self, model_name: str) -> int:
+        return self._core.restore_model(model_name).result()
+
+    def add_schema_rule(self, family: str, metric_name: str) -> bool:
+        """Allow (family, metric_name). Once the schema has a rule, only listed pairs can be logged."""
+        return self._core.add_schema_rules([(family, metric_name)]).result() == 1
+
+    def add_schema_rules(self, rules: Iterable[tuple[str, str]]) -> int:
+        return self._core.add_schema_rules(rules).result()
+
+    # reads
+
+    def find_checkpoint(self, model_name: str, step: int, path_hint: str | None = None) -> int | None:
+        return self._core.find_checkpoint(model_name, step, path_hint)
+
+    def model_exists(self, model_name: str) -> bool:
+        return self._core.model_exists(model_name)
+
+    def metric_exists(self, model_name: str, family: str, metric_name: str) -> bool:
+        return self._core.metric_exists(model_name, family, metric_name)
+
+    def run_metric_exists(self, model_name: str, family: str, metric_name: str) -> bool:
+        return self._core.run_metric_exists(model_name, family, metric_name)
+
+    def search(self, model: str, family: str | None = None, metric: str | None = None) -> list[dict[str, Any]]:
+        return self._core.search(model, family, metric)
+
+    def get_detailed_scores(self, model_name: str, family: str, metric_name: str) -> list | None:
+        return self._core.get_detailed_scores(model_name, family, metric_name)
+
+    def metric_history(self, model_name: str, family: str, metric_name: str,
+                       step: int | None = None) -> list[dict[str, Any]]:
+        return self._core.metric_history(model_name, family, metric_name, step)

@@ -1,0 +1,236 @@
+"""Read-side queries shared by the handles, the CLI and (later) the dashboard.
+
+Each takes a sqlite3 connection and returns plain Python data. None of them writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from lightml import events as ev
+from lightml import resolve
+from lightml.errors import AmbiguousNameError, NotFoundError
+
+
+def glob_to_sql(pattern: str) -> tuple[str, str]:
+    """A user glob (``*`` any run of characters, ``?`` one) -> (SQL operator, pattern).
+
+    Everything else matches literally, ``%``, ``_``, ``[`` and quotes included, so we use
+    LIKE with an escape character (GLOB would treat ``[`` as a character class).
+    LIKE is case-insensitive for ASCII only; names are matched case-sensitively, so a
+    pattern without wildcards is compared with ``=``.
+    """
+    if "*" not in pattern and "?" not in pattern:
+        return "=", pattern
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append("%")
+        elif ch == "?":
+            out.append("_")
+        elif ch in "%_\\":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "LIKE", "".join(out)
+
+
+def _glob_clause(column: str, pattern: str, params: list[Any]) -> str:
+    op, value = glob_to_sql(pattern)
+    params.append(value)
+    if op == "=":
+        return f"{column} = ?"
+    # LIKE narrows by index-free scan; GLOB-free exact case check is done in Python below.
+    return f"{column} LIKE ? ESCAPE '\\'"
+
+
+def _case_matches(pattern: str, text: str) -> bool:
+    """Case-sensitive glob check (LIKE already matched case-insensitively)."""
+    import re
+
+    parts = []
+    for ch in pattern:
+        parts.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
+    return re.fullmatch("".join(parts), text, flags=re.DOTALL) is not None
+
+
+def model_exists(conn: sqlite3.Connection, model_name: str, run: int | None) -> bool:
+    if run is not None:
+        sql, params = "SELECT 1 FROM model WHERE model_name = ? AND run_id = ?", (model_name, run)
+    else:
+        sql, params = "SELECT 1 FROM model WHERE model_name = ?", (model_name,)
+    return conn.execute(sql, params).fetchone() is not None
+
+
+def model_metric_value(
+    conn: sqlite3.Connection, model_id: int, family: str, metric_name: str
+) -> tuple[int, float | None] | None:
+    return conn.execute(
+        "SELECT id, value FROM metrics WHERE model_id = ? AND family = ? AND metric_name = ?",
+        (model_id, family, metric_name),
+    ).fetchone()
+
+
+def metric_exists_any_run(conn: sqlite3.Connection, model_name: str, family: str, metric_name: str) -> bool:
+    """True when a model of that name in any run has the metric."""
+    return conn.execute(
+        "SELECT 1 FROM metrics me JOIN model mo ON mo.id = me.model_id "
+        "WHERE mo.model_name = ? AND me.family = ? AND me.metric_name = ? LIMIT 1",
+        (model_name, family, metric_name),
+    ).fetchone() is not None
+
+
+def metric_exists_in_run(conn: sqlite3.Connection, model_name: str, family: str, metric_name: str, run: int) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM metrics me JOIN model mo ON mo.id = me.model_id "
+        "WHERE mo.model_name = ? AND mo.run_id = ? AND me.family = ? AND me.metric_name = ? LIMIT 1",
+        (model_name, run, family, metric_name),
+    ).fetchone() is not None
+
+
+def search(
+    conn: sqlite3.Connection, model: str, family: str | None = None, metric: str | None = None,
+    run: int | None = None,
+) -> list[dict[str, Any]]:
+    """Model-level metrics whose model / family / metric names match the globs."""
+    params: list[Any] = []
+    where = [_glob_clause("mo.model_name", model, params)]
+    if family is not None:
+        where.append(_glob_clause("me.family", family, params))
+    if metric is not None:
+        where.append(_glob_clause("me.metric_name", metric, params))
+    if run is not None:
+        where.append("mo.run_id = ?")
+        params.append(run)
+    rows = conn.execute(
+        "SELECT mo.model_name, me.family, me.metric_name, me.value, r.run_name, mo.id, me.id "
+        "FROM metrics me JOIN model mo ON mo.id = me.model_id LEFT JOIN run r ON r.id = mo.run_id "
+        f"WHERE {' AND '.join(where)} ORDER BY mo.model_name, me.family, me.metric_name, r.run_name",
+        params,
+    ).fetchall()
+    patterns = [(0, model), (1, family), (2, metric)]
+    return [
+        {
+            "model_name": row[0], "family": row[1], "metric_name": row[2], "value": row[3],
+            "run_name": row[4], "model_id": row[5], "metric_id": row[6],
+        }
+        for row in rows
+        if all(p is None or _case_matches(p, row[i]) for i, p in patterns)
+    ]
+
+
+def detailed_scores(conn: sqlite3.Connection, model_id: int, family: str, metric_name: str) -> list | None:
+    row = conn.execute(
+        "SELECT d.scores FROM detailed_scores d JOIN metrics m ON m.id = d.metric_id "
+        "WHERE m.model_id = ? AND m.family = ? AND m.metric_name = ?",
+        (model_id, family, metric_name),
+    ).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def find_checkpoint(conn: sqlite3.Connection, model_id: int, step: int, path_hint: str | None) -> int | None:
+    """The checkpoint of the model at ``step``; with several, the one whose path contains
+    ``path_hint``; still several (or no hint): the most recently registered."""
+    rows = conn.execute(
+        "SELECT id, path FROM checkpoint WHERE model_id = ? AND step = ? ORDER BY id DESC", (model_id, step)
+    ).fetchall()
+    if path_hint is not None:
+        rows = [r for r in rows if r[1] is not None and path_hint in r[1]]
+    return rows[0][0] if rows else None
+
+
+def history_metric_ids(
+    conn: sqlite3.Connection, model_name: str, family: str, metric_name: str, step: int | None,
+    run: int | None, run_name: str | None,
+) -> list[int]:
+    """Ids of the metric (of the model, or of its checkpoints at ``step``) whose history to show.
+
+    A live model's ids come from the read tables; a deleted model's from its latest delete
+    event, so that the history of a deleted model stays readable.
+    """
+    try:
+        mid = resolve.model_id(conn, model_name, run, run_name)
+    except NotFoundError:
+        return _deleted_metric_ids(conn, model_name, family, metric_name, step, run, run_name)
+    if step is None:
+        rows = conn.execute(
+            "SELECT id FROM metrics WHERE model_id = ? AND family = ? AND metric_name = ?",
+            (mid, family, metric_name),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT m.id FROM metrics m JOIN checkpoint c ON c.id = m.checkpoint_id "
+            "WHERE c.model_id = ? AND c.step = ? AND m.family = ? AND m.metric_name = ?",
+            (mid, step, family, metric_name),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _deleted_metric_ids(conn, model_name, family, metric_name, step, run, run_name) -> list[int]:
+    deleted = [
+        json.loads(payload)
+        for (payload,) in conn.execute(
+            "SELECT payload FROM events WHERE type = ? AND json_extract(payload, '$.model_name') = ? "
+            "ORDER BY seq DESC",
+            (ev.MODEL_DELETED, model_name),
+        )
+    ]
+    if run is not None:
+        deleted = [d for d in deleted if d["run_id"] == run]
+    if not deleted:
+        raise NotFoundError(f"model {model_name!r} not found" + (f" in run {run_name!r}" if run_name else ""))
+    if len({d["run_id"] for d in deleted}) > 1:
+        raise AmbiguousNameError(f"deleted model {model_name!r} existed in several runs; say which run")
+    snapshot = deleted[0]["snapshot"]
+    steps = {c["id"]: c["step"] for c in snapshot["checkpoints"]}
+    return [
+        m["id"] for m in snapshot["metrics"]
+        if m["family"] == family and m["metric_name"] == metric_name
+        and (m["checkpoint_id"] is None if step is None else steps.get(m["checkpoint_id"]) == step)
+    ]
+
+
+def metric_history(conn: sqlite3.Connection, metric_ids: list[int]) -> list[dict[str, Any]]:
+    """Every change of these metrics, oldest first, with when and by whom (from the log)."""
+    entries = []
+    for metric_id in metric_ids:
+        inserted = _insert_entry(conn, metric_id)
+        if inserted is not None:
+            entries.append(inserted)
+        entries.extend(
+            (seq, metric_id, action, value, previous)
+            for seq, action, value, previous in conn.execute(
+                "SELECT seq, action, value, previous_value FROM metric_history WHERE metric_id = ? ORDER BY seq",
+                (metric_id,),
+            )
+        )
+    entries.sort()
+    result = []
+    for seq, metric_id, action, value, previous in entries:
+        at, user, host, origin = conn.execute(
+            "SELECT at, user, host, origin FROM events WHERE seq = ?", (seq,)
+        ).fetchone()
+        result.append({
+            "seq": seq, "at": at, "action": action, "value": value, "previous_value": previous,
+            "actor": f"{user or '?'}@{host or '?'} ({origin})", "metric_id": metric_id,
+        })
+    return result
+
+
+def _insert_entry(conn: sqlite3.Connection, metric_id: int) -> tuple | None:
+    row = conn.execute(
+        "SELECT seq, last_metric_id FROM metric_insert_range WHERE first_metric_id <= ? "
+        "ORDER BY first_metric_id DESC LIMIT 1",
+        (metric_id,),
+    ).fetchone()
+    if row is None or row[1] < metric_id:
+        return None
+    seq = row[0]
+    value = conn.execute(
+        "SELECT json_extract(item.value, '$.value') FROM events, json_each(events.payload, '$.metrics') AS item "
+        "WHERE events.seq = ? AND json_extract(item.value, '$.metric_id') = ?",
+        (seq, metric_id),
+    ).fetchone()
+    return (seq, metric_id, "inserted", value[0] if value else None, None)

@@ -1,0 +1,203 @@
+"""Rebuilding read tables from the log: ``replay`` (in place, or as of a moment into a new
+file) and ``verify`` (rebuild in memory and compare with the live tables)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import projections
+from lightml import store
+from lightml.errors import InvalidInputError, NotARegistryError
+from lightml.events import Event, UnknownEventError, decode_row
+
+_CHUNK = 20_000
+
+
+def read_events(conn: sqlite3.Connection, *, schema: str = "main", upto: int | None = None,
+                as_of: str | None = None) -> Iterator[Event]:
+    """The log in order, read in chunks (never all rows in memory at once)."""
+    last = 0
+    bound = "" if upto is None else " AND seq <= :upto"
+    bound += "" if as_of is None else " AND at <= :as_of"
+    sql = f"SELECT {store.EVENT_COLUMNS} FROM {schema}.events WHERE seq > :last{bound} ORDER BY seq LIMIT {_CHUNK}"
+    while True:
+        rows = conn.execute(sql, {"last": last, "upto": upto, "as_of": as_of}).fetchall()
+        if not rows:
+            return
+        try:
+            yield from map(decode_row, rows)
+        except UnknownEventError as exc:
+            raise NotARegistryError(str(exc)) from None
+        last = rows[-1][0]
+
+
+def parse_as_of(text: str) -> str:
+    """An ISO-8601 time (naive means UTC, as the log is) -> the log's timestamp format."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInputError(f"--as-of must be an ISO-8601 time like 2026-11-28T14:30:00, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class ReplayResult:
+    path: Path
+    events_applied: int
+    last_seq: int | None
+
+
+def _open_live(db: str | os.PathLike) -> tuple[Path, sqlite3.Connection]:
+    path = Path(db).expanduser()
+    conn = store.connect_readonly(path)
+    try:
+        store.check_format(conn, path)
+        if store.registry_format(conn) is None:
+            raise NotARegistryError(f"{path} is empty: not a LightML registry")
+    except BaseException:
+        conn.close()
+        raise
+    return path.resolve(), conn
+
+
+def _rebuild_checked(conn: sqlite3.Connection, events: Iterator[Event]) -> int:
+    count = projections.rebuild(conn, events)
+    problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if problems:
+        raise NotARegistryError(f"the log produced rows with broken references, e.g. {problems[:3]}")
+    return count
+
+
+def replay(db: str | os.PathLike, out: str | os.PathLike | None = None, *, as_of: str | None = None,
+           upto: int | None = None) -> ReplayResult:
+    """Rebuild the read tables from the log.
+
+    Without ``out``: in place, in one transaction (``as_of``/``upto`` are refused: the
+    live registry is never rewound). With ``out``: a new registry file holding the log up
+    to ``upto`` (an event position) or ``as_of`` (an ISO time), and the tables it gives.
+    """
+    live_path, live = _open_live(db)
+    live.close()
+    as_of_ts = parse_as_of(as_of) if as_of is not None else None
+    if upto is not None and (isinstance(upto, bool) or not isinstance(upto, int) or upto < 0):
+        raise InvalidInputError(f"--upto must be a non-negative event position, got {upto!r}")
+    if out is None:
+        if as_of is not None or upto is not None:
+            raise InvalidInputError("--as-of/--upto write the past registry into --out; they never rewind the live file")
+        return _replay_in_place(live_path)
+    out_path = Path(os.path.abspath(Path(out).expanduser()))
+    if out_path == live_path:
+        raise InvalidInputError("--out must be a different file from --db")
+    if out_path.exists():
+        raise InvalidInputError(f"{out_path} already exists; choose a new file for --out")
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(f"folder {out_path.parent} does not exist")
+    return _replay_into(live_path, out_path, as_of_ts, upto)
+
+
+def _replay_in_place(path: Path) -> ReplayResult:
+    conn = store.connect(path)
+    try:
+        conn.execute("PRAGMA foreign_keys = OFF")  # checked once at the end instead of per row
+        store.begin_immediate(conn)
+        try:
+            count = _rebuild_checked(conn, read_events(conn))
+            last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+    return ReplayResult(path, count, last)
+
+
+def _replay_into(live_path: Path, out_path: Path, as_of: str | None, upto: int | None) -> ReplayResult:
+    conn = store.connect(out_path)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("ATTACH DATABASE ? AS live", (live_path.as_uri() + "?mode=ro",))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            store.create_schema(conn)
+            conn.execute(
+                f"INSERT INTO events ({store.EVENT_COLUMNS}) SELECT {store.EVENT_COLUMNS} FROM live.events "
+                "WHERE (:upto IS NULL OR seq <= :upto) AND (:as_of IS NULL OR at <= :as_of) ORDER BY seq",
+                {"upto": upto, "as_of": as_of},
+            )
+            count = _rebuild_checked(conn, read_events(conn))
+            last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("DETACH DATABASE live")
+    except BaseException:
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{out_path}{suffix}").unlink(missing_ok=True)
+        raise
+    conn.close()
+    return ReplayResult(out_path, count, last)
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    events: int
+    tables_checked: list[str]
+    # table -> human-readable lines: rows only in the live table / only in the replay
+    differences: dict[str, list[str]] = field(default_factory=dict)
+
+
+_SAMPLE = 5
+
+
+def verify(db: str | os.PathLike) -> VerifyResult:
+    """Rebuild every read table from the log in memory and compare it with the live one."""
+    live_path, live = _open_live(db)
+    live.close()
+    mem = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        mem.execute("ATTACH DATABASE ? AS live", (live_path.as_uri() + "?mode=ro",))
+        mem.execute("BEGIN")
+        count = projections.rebuild(mem, read_events(mem, schema="live"))
+        mem.execute("COMMIT")
+        differences: dict[str, list[str]] = {}
+        live_tables = {r[0] for r in mem.execute("SELECT name FROM live.sqlite_master WHERE type = 'table'")}
+        for table in projections.READ_TABLES:
+            if table not in live_tables:
+                differences[table] = ["table missing from the live registry"]
+                continue
+            lines = _compare_table(mem, table)
+            if lines:
+                differences[table] = lines
+        return VerifyResult(not differences, count, list(projections.READ_TABLES), differences)
+    finally:
+        mem.close()
+
+
+def _columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f'PRAGMA {schema}.table_info("{table}")')]
+
+
+def _compare_table(mem: sqlite3.Connection, table: str) -> list[str]:
+    expected, actual = _columns(mem, "main", table), _columns(mem, "live", table)
+    if expected != actual:
+        return [f"columns differ: live {actual}, replay {expected}"]
+    lines = []
+    for label, left, right in (("only in live", "live", "main"), ("only in replay", "main", "live")):
+        sql = f'SELECT * FROM {left}."{table}" EXCEPT SELECT * FROM {right}."{table}"'
+        n = mem.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+        if n:
+            sample = mem.execute(f"{sql} LIMIT {_SAMPLE}").fetchall()
+            lines.append(f"{n} row(s) {label}: " + "; ".join(map(repr, sample)) + (" ..." if n > _SAMPLE else ""))
+    return lines

@@ -1,0 +1,73 @@
+"""Name -> id resolution, shared by the write commands and the read queries."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from lightml.errors import AmbiguousNameError, NotFoundError
+
+
+def run_id(conn: sqlite3.Connection, run_name: str) -> int | None:
+    row = conn.execute("SELECT id FROM run WHERE run_name = ?", (run_name,)).fetchone()
+    return row[0] if row else None
+
+
+def _runs_having(conn: sqlite3.Connection, model_name: str) -> list[tuple[int, str | None]]:
+    return conn.execute(
+        "SELECT m.id, r.run_name FROM model m LEFT JOIN run r ON r.id = m.run_id "
+        "WHERE m.model_name = ? ORDER BY m.id",
+        (model_name,),
+    ).fetchall()
+
+
+def _describe_runs(rows: list[tuple[int, str | None]]) -> str:
+    return ", ".join(repr(name) if name is not None else "(no run)" for _, name in rows)
+
+
+def model_id(conn: sqlite3.Connection, model_name: str, run: int | None, run_name: str | None = None) -> int:
+    """The model's id: in ``run`` when given, else the only model with that name in any run."""
+    if run is not None:
+        row = conn.execute(
+            "SELECT id FROM model WHERE model_name = ? AND run_id = ?", (model_name, run)
+        ).fetchone()
+        if row:
+            return row[0]
+        elsewhere = _runs_having(conn, model_name)
+        hint = f" (it exists in run {_describe_runs(elsewhere)})" if elsewhere else ""
+        raise NotFoundError(f"model {model_name!r} not found in run {run_name!r}{hint}")
+    return model_id_any_run(conn, model_name)
+
+
+def model_id_any_run(conn: sqlite3.Connection, model_name: str) -> int:
+    rows = _runs_having(conn, model_name)
+    if not rows:
+        raise NotFoundError(f"model {model_name!r} not found")
+    if len(rows) > 1:
+        raise AmbiguousNameError(
+            f"model {model_name!r} exists in several runs ({_describe_runs(rows)}); say which run"
+        )
+    return rows[0][0]
+
+
+def parent_id(conn: sqlite3.Connection, parent_name: str, run: int | None) -> int:
+    """Parents are looked up in the handle's run first, then across runs (lineage spans runs)."""
+    if run is not None:
+        row = conn.execute(
+            "SELECT id FROM model WHERE model_name = ? AND run_id = ?", (parent_name, run)
+        ).fetchone()
+        if row:
+            return row[0]
+    try:
+        return model_id_any_run(conn, parent_name)
+    except NotFoundError:
+        raise NotFoundError(f"parent model {parent_name!r} not found") from None
+    except AmbiguousNameError as exc:
+        raise AmbiguousNameError(f"parent {exc}") from None
+
+
+def checkpoint_owner(conn: sqlite3.Connection, checkpoint_id: int) -> tuple[int, int | None]:
+    """(model_id, step) of a checkpoint."""
+    row = conn.execute("SELECT model_id, step FROM checkpoint WHERE id = ?", (checkpoint_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"checkpoint id {checkpoint_id} not found")
+    return row[0], row[1]

@@ -1,0 +1,146 @@
+"""Opening a registry file: connections, pragmas, the events table, and format checks."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import projections
+from lightml.errors import NotARegistryError, RegistryLockedError
+
+FORMAT_VERSION = 2  # LightML 1.x databases (read tables only) are format 1.
+DEFAULT_TIMEOUT = 30.0
+
+EVENTS_DDL = [
+    """
+    CREATE TABLE events (
+        seq     INTEGER PRIMARY KEY,
+        type    TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        at      TEXT NOT NULL,
+        user    TEXT,
+        host    TEXT,
+        pid     INTEGER,
+        origin  TEXT NOT NULL
+    )""",
+    """
+    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the LightML event log is append-only'); END""",
+    """
+    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the LightML event log is append-only'); END""",
+    "CREATE TABLE lightml_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+
+EVENT_COLUMNS = "seq, type, version, payload, at, user, host, pid, origin"
+
+
+def connect(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN ourselves) with the registry's pragmas."""
+    conn = sqlite3.connect(
+        str(path), timeout=timeout, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise NotARegistryError(f"{path} is not a SQLite database ({exc})") from None
+    return conn
+
+
+def connect_readonly(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT) -> sqlite3.Connection:
+    """A read-only connection; fails (and creates nothing) when the file does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"registry not found: {path}")
+    uri = path.resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise NotARegistryError(f"{path} is not a SQLite database ({exc})") from None
+    return conn
+
+
+def table_names(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def registry_format(conn: sqlite3.Connection) -> int | None:
+    """2+ for an event-sourced registry, 1 for LightML 1.x, None for an empty database.
+
+    Raises NotARegistryError for a database holding something else.
+    """
+    tables = table_names(conn)
+    if "events" in tables and "lightml_meta" in tables:
+        row = conn.execute("SELECT value FROM lightml_meta WHERE key = 'format_version'").fetchone()
+        return int(row[0]) if row else FORMAT_VERSION
+    if {"run", "model", "metrics"} <= tables:
+        return 1
+    if not tables:
+        return None
+    raise NotARegistryError(
+        f"not a LightML registry: it has tables {', '.join(sorted(tables)[:5])} but no event log"
+    )
+
+
+def check_format(conn: sqlite3.Connection, path: str | os.PathLike) -> None:
+    """Refuse databases this version cannot write to, with the way out in the message."""
+    fmt = registry_format(conn)
+    if fmt == 1:
+        raise NotARegistryError(
+            f"{path} is a LightML 1.x registry; upgrade it first with: lightml migrate --db {path}"
+        )
+    if fmt is not None and fmt > FORMAT_VERSION:
+        raise NotARegistryError(
+            f"{path} was written by a newer LightML (format {fmt}; this one reads {FORMAT_VERSION}); "
+            "upgrade light-ml-registry"
+        )
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create the event log and the read tables (inside the caller's transaction)."""
+    for statement in EVENTS_DDL:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO lightml_meta (key, value) VALUES ('format_version', ?)", (str(FORMAT_VERSION),)
+    )
+    projections.create_tables(conn)
+
+
+def ensure_schema(conn: sqlite3.Connection, path: str | os.PathLike) -> None:
+    """Check the format; on an empty database, create the schema (once, even if racing)."""
+    check_format(conn, path)
+    if "events" in table_names(conn):
+        return
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    begin_immediate(conn)
+    try:
+        if registry_format(conn) is None:  # another process may have won the race
+            create_schema(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def begin_immediate(conn: sqlite3.Connection) -> None:
+    """Take the write lock now (waiting up to busy_timeout), so check-then-write cannot race."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            timeout_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+            raise RegistryLockedError(
+                f"the registry is locked by another writer (waited {timeout_ms / 1000:g} s); "
+                "nothing was written, try again"
+            ) from None
+        raise

@@ -1,0 +1,264 @@
+"""The single writer of a process: a thread fed by a queue, committing in groups.
+
+Every write command is a function ``command(tx) -> result`` run on this thread inside a
+``BEGIN IMMEDIATE`` transaction: it reads the projections, decides, and appends events
+with ``tx.emit`` (which also applies them to the read tables). Commands that queue up
+while a transaction runs share the next one (group commit); each runs in its own
+savepoint, so one command's error never undoes another's work. A caller's future resolves
+only after COMMIT.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import queue
+import socket
+import sqlite3
+import threading
+import warnings
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import projections
+from lightml import store
+from lightml.events import CURRENT_VERSION, Event, encode
+
+MAX_GROUP = 512  # commands per transaction; bounds how long one group holds the lock
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who writes: stored with every event."""
+
+    user: str | None
+    host: str | None
+    pid: int
+    origin: str
+
+    @classmethod
+    def current(cls, origin: str) -> "Actor":
+        try:
+            user = getpass.getuser()
+        except Exception:  # no user name in some containers
+            user = None
+        return cls(user, socket.gethostname() or None, os.getpid(), origin)
+
+
+def utc_now() -> str:
+    """UTC with microseconds, fixed width, so that text order is time order."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_INSERT_EVENT = f"INSERT INTO events ({store.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+class WriteTransaction:
+    """What a command sees: the connection (inside the transaction), id and seq assignment, emit."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        row = conn.execute("SELECT seq, at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        self._next_seq = row[0] + 1 if row else 1
+        self._last_at = row[1] if row else ""
+        self._last_ids: dict[str, int] = {}
+        self.actor: Actor | None = None
+        self.after_commit: list[Callable[[], None]] = []
+
+    def next_id(self, entity: str) -> int:
+        """The next never-used id for ``entity`` (run, model, checkpoint, metric)."""
+        last = self._last_ids.get(entity)
+        if last is None:
+            row = self.conn.execute("SELECT last_id FROM id_counter WHERE entity = ?", (entity,)).fetchone()
+            last = row[0] if row else 0
+        self._last_ids[entity] = last + 1
+        return last + 1
+
+    def now(self) -> str:
+        # Never earlier than the last event, so --as-of follows log order even if clocks step back.
+        self._last_at = max(utc_now(), self._last_at)
+        return self._last_at
+
+    def emit(self, items: list[tuple[str, dict[str, Any]]], at: str | None = None) -> list[Event]:
+        """Append events to the log and apply them to the read tables, in this transaction.
+
+        Payloads are built by ``commands`` from validated input, so they are not run
+        through the pydantic schemas here (that costs more than the insert itself);
+        ``lightml verify`` checks every stored payload against them.
+        """
+        actor = self.actor
+        assert actor is not None
+        at = at or self.now()
+        rows, events = [], []
+        for event_type, payload in items:
+            text = encode(payload)
+            seq = self._next_seq
+            self._next_seq += 1
+            version = CURRENT_VERSION[event_type]
+            rows.append((seq, event_type, version, text, at, actor.user, actor.host, actor.pid, actor.origin))
+            events.append(Event(seq, event_type, version, payload, at, actor.user, actor.host, actor.pid, actor.origin))
+        self.conn.executemany(_INSERT_EVENT, rows)
+        projections.apply(self.conn, events)
+        return events
+
+    def _mark(self) -> tuple:
+        return self._next_seq, self._last_at, dict(self._last_ids), len(self.after_commit)
+
+    def _reset(self, mark: tuple) -> None:
+        self._next_seq, self._last_at, self._last_ids, n_hooks = mark
+        del self.after_commit[n_hooks:]
+
+
+Command = Callable[[WriteTransaction], Any]
+_STOP = object()
+
+
+class Writer:
+    """One per (process, database file, settings): serializes all of that process's writes."""
+
+    def __init__(self, path: str, timeout: float, synchronous: str) -> None:
+        self.path, self.timeout, self.synchronous = path, timeout, synchronous
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def submit(self, command: Command, actor: Actor) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():  # first use, or a forked child
+                self._queue = queue.SimpleQueue()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="lightml-writer", daemon=True)
+                self._thread.start()
+            self._queue.put((command, actor, future))
+        return future
+
+    def stop(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None and self._pid == os.getpid():
+                self._queue.put(_STOP)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        pending: queue.SimpleQueue = self._queue
+        conn = None
+        try:
+            conn = store.connect(self.path, timeout=self.timeout, synchronous=self.synchronous)
+        except BaseException as exc:  # report to whoever waits, then keep failing fast
+            self._fail_forever(pending, exc)
+            return
+        try:
+            while True:
+                item = pending.get()
+                if item is _STOP:
+                    return
+                group = [item]
+                while len(group) < MAX_GROUP:
+                    try:
+                        nxt = pending.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        pending.put(_STOP)
+                        break
+                    group.append(nxt)
+                self._commit_group(conn, group)
+        finally:
+            conn.close()
+
+    def _fail_forever(self, pending: queue.SimpleQueue, exc: BaseException) -> None:
+        with self._lock:
+            self._thread = None  # the next submit starts afresh
+        while True:
+            try:
+                item = pending.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP:
+                item[2].set_exception(exc)
+
+    def _commit_group(self, conn: sqlite3.Connection, group: list) -> None:
+        group = [item for item in group if item[2].set_running_or_notify_cancel()]
+        if not group:
+            return
+        try:
+            store.begin_immediate(conn)
+        except BaseException as exc:
+            for _, _, future in group:
+                future.set_exception(exc)
+            return
+        tx = WriteTransaction(conn)
+        outcomes: list[tuple[Future, Any, BaseException | None]] = []
+        single = len(group) == 1
+        try:
+            for command, actor, future in group:
+                tx.actor = actor
+                mark = tx._mark()
+                if not single:
+                    conn.execute("SAVEPOINT command")
+                try:
+                    result = command(tx)
+                except BaseException as exc:
+                    if single:
+                        raise
+                    conn.execute("ROLLBACK TO command")
+                    conn.execute("RELEASE command")
+                    tx._reset(mark)
+                    outcomes.append((future, None, exc))
+                else:
+                    if not single:
+                        conn.execute("RELEASE command")
+                    outcomes.append((future, result, None))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for _, _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for hook in tx.after_commit:
+            try:
+                hook()
+            except Exception as exc:  # side effects after the commit must never fail the call
+                warnings.warn(f"lightml: {exc}", RuntimeWarning, stacklevel=1)
+        for future, result, exc in outcomes:
+            if exc is None:
+                future.set_result(result)
+            else:
+                future.set_exception(exc)
+
+
+_writers: dict[tuple, tuple[Writer, int]] = {}
+_writers_lock = threading.Lock()
+
+
+def acquire(path: str, timeout: float, synchronous: str) -> Writer:
+    """The process's writer for this file (shared by every handle on it)."""
+    key = (os.getpid(), path, timeout, synchronous)
+    with _writers_lock:
+        writer, users = _writers.get(key, (None, 0))
+        if writer is None:
+            writer = Writer(path, timeout, synchronous)
+        _writers[key] = (writer, users + 1)
+        return writer
+
+
+def release(writer: Writer) -> None:
+    key = (os.getpid(), writer.path, writer.timeout, writer.synchronous)
+    with _writers_lock:
+        entry = _writers.get(key)
+        if entry is None or entry[0] is not writer:
+            return
+        if entry[1] > 1:
+            _writers[key] = (writer, entry[1] - 1)
+            return
+        del _writers[key]
+    writer.stop()

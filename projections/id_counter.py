@@ -1,0 +1,41 @@
+"""The ``id_counter`` table: the highest id ever assigned per kind of row.
+
+Ids are never reused, even after a delete, so that a restore can put rows back under
+their old ids. Max-of-table would hand a deleted model's id to the next registration.
+"""
+
+from lightml.events import Event
+
+TABLE = "id_counter"
+DDL = """
+CREATE TABLE id_counter (
+    entity  TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL
+) WITHOUT ROWID"""
+INDEXES: list[str] = []
+
+_UPSERT = (
+    "INSERT INTO id_counter (entity, last_id) VALUES (?, ?) "
+    "ON CONFLICT(entity) DO UPDATE SET last_id = max(last_id, excluded.last_id)"
+)
+
+
+def _bump(conn, entity: str, ids: list[int]) -> None:
+    if ids:
+        conn.execute(_UPSERT, (entity, max(ids)))
+
+
+def on_run_created(conn, events: list[Event]) -> None:
+    _bump(conn, "run", [e.payload["run_id"] for e in events])
+
+
+def on_model_registered(conn, events: list[Event]) -> None:
+    _bump(conn, "model", [e.payload["model_id"] for e in events])
+
+
+def on_checkpoint_registered(conn, events: list[Event]) -> None:
+    _bump(conn, "checkpoint", [e.payload["checkpoint_id"] for e in events])
+
+
+def on_metric_inserted(conn, events: list[Event]) -> None:
+    _bump(conn, "metric", [m["metric_id"] for e in events for m in e.payload["metrics"]])

@@ -1,0 +1,39 @@
+"""The ``metric_insert_range`` table: which event inserted which metric ids.
+
+A ``metric_inserted`` event assigns consecutive ids, so one row (seq, first id, last id)
+describes it; ids that are not consecutive (a migrated 1.x registry) give one row per
+run of consecutive ids. The inserted value itself stays in the event payload.
+"""
+
+from lightml.events import Event
+
+TABLE = "metric_insert_range"
+DDL = """
+CREATE TABLE metric_insert_range (
+    first_metric_id INTEGER PRIMARY KEY,
+    last_metric_id  INTEGER NOT NULL,
+    seq             INTEGER NOT NULL
+)"""
+INDEXES: list[str] = []
+
+
+def id_runs(ids: list[int]) -> list[tuple[int, int]]:
+    """[3, 4, 5, 9, 10] -> [(3, 5), (9, 10)]"""
+    runs: list[tuple[int, int]] = []
+    for metric_id in sorted(ids):
+        if runs and metric_id == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], metric_id)
+        else:
+            runs.append((metric_id, metric_id))
+    return runs
+
+
+def on_metric_inserted(conn, events: list[Event]) -> None:
+    conn.executemany(
+        "INSERT INTO metric_insert_range (first_metric_id, last_metric_id, seq) VALUES (?, ?, ?)",
+        [
+            (first, last, e.seq)
+            for e in events
+            for first, last in id_runs([m["metric_id"] for m in e.payload["metrics"]])
+        ],
+    )

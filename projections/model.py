@@ -1,0 +1,58 @@
+"""The ``model`` table: registrations, deletes (children keep their row, unlinked), restores."""
+
+from lightml.events import Event
+
+TABLE = "model"
+DDL = """
+CREATE TABLE model (
+    id         INTEGER PRIMARY KEY,
+    model_name TEXT NOT NULL,
+    path       TEXT,
+    parent_id  INTEGER REFERENCES model(id),
+    notes      TEXT,
+    hidden     INTEGER NOT NULL DEFAULT 0,
+    run_id     INTEGER REFERENCES run(id),
+    UNIQUE (model_name, run_id)
+)"""
+INDEXES = ["CREATE INDEX IF NOT EXISTS model_parent ON model(parent_id)"]
+
+_INSERT = (
+    "INSERT INTO model (id, model_name, path, parent_id, notes, hidden, run_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def on_model_registered(conn, events: list[Event]) -> None:
+    conn.executemany(
+        _INSERT,
+        [
+            (p["model_id"], p["model_name"], p["path"], p["parent_id"], p.get("notes"),
+             p.get("hidden", 0), p["run_id"])
+            for p in (e.payload for e in events)
+        ],
+    )
+
+
+def on_model_deleted(conn, events: list[Event]) -> None:
+    for event in events:
+        p = event.payload
+        conn.executemany(
+            "UPDATE model SET parent_id = NULL WHERE id = ?",
+            [(child,) for child in p["snapshot"]["children"]],
+        )
+        conn.execute("DELETE FROM model WHERE id = ?", (p["model_id"],))
+
+
+def on_model_restored(conn, events: list[Event]) -> None:
+    for event in events:
+        p = event.payload
+        row = p["snapshot"]["model"]
+        conn.execute(
+            _INSERT,
+            (row["id"], row["model_name"], row["path"], row["parent_id"], row["notes"],
+             row["hidden"], row["run_id"]),
+        )
+        conn.executemany(
+            "UPDATE model SET parent_id = ? WHERE id = ?",
+            [(p["model_id"], child) for child in p["relinked_children"]],
+        )

@@ -1,0 +1,19 @@
+"""The ``registry_schema`` table: allowed (family, metric_name) pairs; empty means anything goes."""
+
+from lightml.events import Event
+
+TABLE = "registry_schema"
+DDL = """
+CREATE TABLE registry_schema (
+    family      TEXT NOT NULL,
+    metric_name TEXT NOT NULL,
+    PRIMARY KEY (family, metric_name)
+)"""
+INDEXES: list[str] = []
+
+
+def on_schema_rule_added(conn, events: list[Event]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO registry_schema (family, metric_name) VALUES (?, ?)",
+        [(e.payload["family"], e.payload["metric_name"]) for e in events],
+    )

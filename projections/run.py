@@ -1,0 +1,24 @@
+"""The ``run`` table: one row per run, from ``run_created``."""
+
+from lightml.events import Event
+
+TABLE = "run"
+DDL = """
+CREATE TABLE run (
+    id          INTEGER PRIMARY KEY,
+    run_name    TEXT NOT NULL UNIQUE,
+    description TEXT,
+    metadata    TEXT,
+    created_at  TEXT
+)"""
+INDEXES: list[str] = []
+
+
+def on_run_created(conn, events: list[Event]) -> None:
+    conn.executemany(
+        "INSERT INTO run (id, run_name, description, metadata, created_at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (p["run_id"], p["run_name"], p.get("description"), p.get("metadata"), p["created_at"])
+            for p in (e.payload for e in events)
+        ],
+    )
