@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from lightml import commands, queries, resolve, store, writer
-from lightml.errors import HandleClosedError, InvalidInputError
+from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError, NotFoundError
 from lightml.validation import check_id, check_name, check_scores, check_step, check_value, normalize_path
 
 T = TypeVar("T")
@@ -51,7 +51,12 @@ class Registry:
         self._read_lock = threading.Lock()
         self._conn = store.connect(self.path, timeout=timeout)
         try:
-            store.ensure_schema(self._conn, self.path)
+            if create:
+                store.ensure_schema(self._conn, self.path)
+            else:
+                store.check_format(self._conn, self.path)
+                if store.registry_format(self._conn) is None:
+                    raise NotARegistryError(f"{self.path} is an empty database, not a LightML registry")
         except BaseException:
             self._conn.close()
             raise
@@ -59,7 +64,13 @@ class Registry:
         self._closed = False
         self._run_id: int | None = None
         if run_name is not None:
-            self._run_id = self._submit(commands.create_run(run_name)).result()
+            if create:
+                self._run_id = self._submit(commands.create_run(run_name)).result()
+            else:  # read-only use: the run must exist, nothing is written
+                self._run_id = self.read(resolve.run_id, run_name)
+                if self._run_id is None:
+                    self.close()
+                    raise NotFoundError(f"run {run_name!r} not found")
 
     # -- plumbing -------------------------------------------------------------------------
 

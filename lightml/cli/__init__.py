@@ -1,0 +1,1 @@
+"""The ``lightml`` command line: a thin layer over the Python API."""

@@ -1,0 +1,13 @@
+"""``lightml demo``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lightml.demo import NEXT_STEPS, build_demo
+
+    db = build_demo(args.path)
+    print(NEXT_STEPS.format(db=db))
+    return 0

@@ -1,0 +1,90 @@
+"""``lightml``: argument parsing and error reporting.
+
+Only argparse is imported here, so ``lightml --help`` stays fast; each command's module
+is imported when that command runs. User errors print one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+EXIT_USER_ERROR = 2
+
+# command -> (module in lightml.cli, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("registry_cmds", "create a registry file"),
+    "model-register": ("write_cmds", "register a model in a run"),
+    "checkpoint-register": ("write_cmds", "register a checkpoint of a model"),
+    "metric-log": ("write_cmds", "log one metric of a model or checkpoint"),
+    "exists": ("read_cmds", "does a model / metric exist? (globs * and ?; exit 0 found, 1 not)"),
+    "history": ("read_cmds", "every value a metric ever had, who wrote it and when"),
+    "replay": ("registry_cmds", "rebuild the read tables from the event log (or the past into --out)"),
+    "verify": ("registry_cmds", "check that the read tables match the event log"),
+    "migrate": ("registry_cmds", "upgrade a LightML 1.x database to the event-sourced format"),
+    "demo": ("demo_cmd", "create ./lightml-demo/main.db, a small realistic registry to explore"),
+    "version": ("registry_cmds", "print the LightML version"),
+}
+
+
+def add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", required=True, help="registry file (.db)")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lightml.cli import arguments
+
+    parser = argparse.ArgumentParser(
+        prog="lightml",
+        description="LightML: a local registry for LLM evaluation results (one SQLite file, an event log).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        arguments.CONFIGURE[name](command_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    module_name, _ = COMMANDS[args.command]
+    try:
+        module = importlib.import_module(f"lightml.cli.{module_name}")
+        run = getattr(module, "cmd_" + args.command.replace("-", "_"))
+        return int(run(args) or 0)
+    except KeyboardInterrupt:
+        print("lightml: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the user, never a traceback
+        if not _is_user_error(exc):
+            raise
+        print(f"lightml {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _is_user_error(exc: Exception) -> bool:
+    import sqlite3
+
+    from lightml.errors import LightMLError
+
+    return isinstance(exc, (LightMLError, ValueError, LookupError, OSError, TimeoutError, sqlite3.Error))
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

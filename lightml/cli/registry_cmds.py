@@ -1,0 +1,91 @@
+"""Commands on a whole registry: init, replay, verify, migrate, version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lightml.cli.output import print_json
+from lightml.errors import InvalidInputError
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from lightml.registry import init_registry
+
+    schema = None
+    if args.schema:
+        try:
+            schema = json.loads(Path(args.schema).read_text())
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"--schema {args.schema} is not valid JSON ({exc})") from None
+    db = Path(args.path).expanduser() / f"{args.name}.db"
+    existed = db.exists()
+    path = init_registry(args.path, args.name, overwrite=args.overwrite, metrics_schema=schema)
+    if existed and not args.overwrite:
+        print(f"Registry already exists: {path} (left as it is; --overwrite replaces it)")
+    else:
+        print(f"Created registry {path}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from lightml.replay import replay
+
+    result = replay(args.db, args.out, as_of=args.as_of, upto=args.upto)
+    if args.json:
+        print_json({"path": str(result.path), "events_applied": result.events_applied, "last_seq": result.last_seq})
+    elif args.out:
+        print(f"Wrote {result.path}: {result.events_applied} events replayed (up to event #{result.last_seq})")
+    else:
+        print(f"Rebuilt the read tables of {result.path} from {result.events_applied} events")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from lightml.replay import verify
+
+    result = verify(args.db)
+    if args.json:
+        print_json({"ok": result.ok, "events": result.events, "tables": result.tables_checked,
+                    "differences": result.differences})
+    elif result.ok:
+        print(f"OK: {len(result.tables_checked)} tables match the {result.events} events of the log")
+    else:
+        print(f"MISMATCH: {len(result.differences)} table(s) differ from the log", file=sys.stderr)
+        for table, lines in result.differences.items():
+            for line in lines:
+                print(f"  {table}: {line}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from lightml.migrate import migrate
+
+    result = migrate(args.db)
+    if args.json:
+        print_json({"migrated": result.migrated, "message": result.message,
+                    "backup": str(result.backup) if result.backup else None,
+                    "counts": result.counts, "warnings": result.warnings})
+        return 0
+    if not result.migrated:
+        print(result.message)
+        return 0
+    counts = ", ".join(f"{n} {what}" for what, n in result.counts.items())
+    print(f"Migrated {args.db}: {counts}")
+    print(f"Backup of the original: {result.backup}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print("verify: OK")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    from lightml import __version__
+
+    if args.json:
+        print_json({"version": __version__})
+    else:
+        print(f"lightml {__version__}")
+    return 0
