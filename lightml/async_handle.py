@@ -27,9 +27,10 @@ T = TypeVar("T")
 
 class AsyncLightMLHandle:
     def __init__(self, db: str | os.PathLike, run_name: str | None = None, *,
-                 timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL", origin: str = "api") -> None:
+                 timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL", origin: str = "api",
+                 create: bool = True) -> None:
         self._open_args = (db, run_name)
-        self._open_kwargs = {"timeout": timeout, "synchronous": synchronous, "origin": origin}
+        self._open_kwargs = {"timeout": timeout, "synchronous": synchronous, "origin": origin, "create": create}
         self._core: Registry | None = None
         self._closed = False
 
@@ -74,11 +75,11 @@ class AsyncLightMLHandle:
         return await self._write(lambda c: c.register_checkpoint(model_name, step, path))
 
     async def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
-                               scores: Any = None, force: bool = False) -> str:
+                               scores: Any = None, force: bool = False) -> int:
         return await self._write(lambda c: c.log_model_metric(model_name, family, metric_name, value, scores, force))
 
     async def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
-                                    scores: Any = None, force: bool = False) -> str:
+                                    scores: Any = None, force: bool = False) -> int:
         return await self._write(
             lambda c: c.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force))
 

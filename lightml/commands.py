@@ -21,8 +21,13 @@ from lightml.writer import Command, WriteTransaction
 
 
 def sqlite_time(at: str) -> str:
-    """Event time -> the ``created_at`` format LightML 1.x used (SQLite's CURRENT_TIMESTAMP)."""
+    """Event time -> ``run.created_at`` as LightML 1.x wrote it (SQLite's CURRENT_TIMESTAMP)."""
     return f"{at[:10]} {at[11:19]}"
+
+
+def iso_time(at: str) -> str:
+    """Event time -> ``checkpoint.created_at`` as LightML 1.x wrote it (naive UTC isoformat)."""
+    return at.rstrip("Z")
 
 
 def _run_id(tx: WriteTransaction, run_name: str | None) -> int:
@@ -94,7 +99,7 @@ def register_checkpoint(run_name: str | None, model_name: str, step: int, path: 
         cid = tx.next_id("checkpoint")
         at = tx.now()
         tx.emit([(ev.CHECKPOINT_REGISTERED, {
-            "checkpoint_id": cid, "model_id": mid, "step": step, "path": path, "created_at": sqlite_time(at),
+            "checkpoint_id": cid, "model_id": mid, "step": step, "path": path, "created_at": iso_time(at),
         })], at)
         return cid
 

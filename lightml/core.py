@@ -202,15 +202,14 @@ class Registry:
         return self.read(lambda c: queries.find_checkpoint(c, self._model_id(c, model_name), step, path_hint))
 
     def model_exists(self, model_name: str) -> bool:
+        """Is there a model of that name in any run? (as in LightML 1.2)"""
         check_name(model_name, "model_name")
-        return self.read(queries.model_exists, model_name, self._run_id)
+        return self.read(queries.model_exists, model_name)
 
     def metric_exists(self, model_name: str, family: str, metric_name: str) -> bool:
-        """Does the model (in the handle's run, or in any run without one) have this metric?"""
+        """Does a model of that name, in any run, have this model-level metric? (as in 1.2)"""
         for value, what in ((model_name, "model_name"), (family, "family"), (metric_name, "metric_name")):
             check_name(value, what)
-        if self._run_id is not None:
-            return self.read(queries.metric_exists_in_run, model_name, family, metric_name, self._run_id)
         return self.read(queries.metric_exists_any_run, model_name, family, metric_name)
 
     def run_metric_exists(self, model_name: str, family: str, metric_name: str) -> bool:

@@ -22,12 +22,14 @@ class LightMLHandle:
     ``timeout``: seconds to wait for another process's write lock before raising
     ``RegistryLockedError``. ``synchronous``: ``"FULL"`` (default: every commit is
     fsynced, survives power loss) or ``"NORMAL"`` (survives a crash of the process, not of
-    the machine; several times faster per commit).
+    the machine; several times faster per commit). ``create=False`` opens an existing
+    registry and run for reading and creates neither.
     """
 
     def __init__(self, db: str | os.PathLike, run_name: str | None = None, *,
-                 timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL", origin: str = "api") -> None:
-        self._core = Registry(db, run_name, timeout=timeout, synchronous=synchronous, origin=origin)
+                 timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL", origin: str = "api",
+                 create: bool = True) -> None:
+        self._core = Registry(db, run_name, timeout=timeout, synchronous=synchronous, origin=origin, create=create)
 
     @property
     def db_path(self):
@@ -60,11 +62,11 @@ class LightMLHandle:
         return self._core.register_checkpoint(model_name, step, path).result()
 
     def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
-                         scores: Any = None, force: bool = False) -> str:
+                         scores: Any = None, force: bool = False) -> int:
         return self._core.log_model_metric(model_name, family, metric_name, value, scores, force).result()
 
     def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
-                              scores: Any = None, force: bool = False) -> str:
+                              scores: Any = None, force: bool = False) -> int:
         return self._core.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force).result()
 
     def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],

@@ -56,21 +56,9 @@ def _case_matches(pattern: str, text: str) -> bool:
     return re.fullmatch("".join(parts), text, flags=re.DOTALL) is not None
 
 
-def model_exists(conn: sqlite3.Connection, model_name: str, run: int | None) -> bool:
-    if run is not None:
-        sql, params = "SELECT 1 FROM model WHERE model_name = ? AND run_id = ?", (model_name, run)
-    else:
-        sql, params = "SELECT 1 FROM model WHERE model_name = ?", (model_name,)
-    return conn.execute(sql, params).fetchone() is not None
-
-
-def model_metric_value(
-    conn: sqlite3.Connection, model_id: int, family: str, metric_name: str
-) -> tuple[int, float | None] | None:
-    return conn.execute(
-        "SELECT id, value FROM metrics WHERE model_id = ? AND family = ? AND metric_name = ?",
-        (model_id, family, metric_name),
-    ).fetchone()
+def model_exists(conn: sqlite3.Connection, model_name: str) -> bool:
+    """Is there a model of that name in any run (LightML 1.2's meaning)?"""
+    return conn.execute("SELECT 1 FROM model WHERE model_name = ? LIMIT 1", (model_name,)).fetchone() is not None
 
 
 def metric_exists_any_run(conn: sqlite3.Connection, model_name: str, family: str, metric_name: str) -> bool:
@@ -94,28 +82,39 @@ def search(
     conn: sqlite3.Connection, model: str, family: str | None = None, metric: str | None = None,
     run: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Model-level metrics whose model / family / metric names match the globs."""
+    """Search by exact names or globs, with LightML 1.2's result keys.
+
+    With a family or a metric: model-level metrics as ``{"model", "family", "metric",
+    "value", "run"}`` (a missing one of the two matches everything). With neither: the
+    matching models as ``{"model"}``, one per name.
+    """
     params: list[Any] = []
     where = [_glob_clause("mo.model_name", model, params)]
+    if run is not None:
+        where.append("mo.run_id = ?")
+        params.append(run)
+    if family is None and metric is None:
+        names = [
+            name for (name,) in conn.execute(
+                f"SELECT DISTINCT mo.model_name FROM model mo WHERE {' AND '.join(where)} ORDER BY mo.model_name",
+                params,
+            )
+            if _case_matches(model, name)
+        ]
+        return [{"model": name} for name in names]
     if family is not None:
         where.append(_glob_clause("me.family", family, params))
     if metric is not None:
         where.append(_glob_clause("me.metric_name", metric, params))
-    if run is not None:
-        where.append("mo.run_id = ?")
-        params.append(run)
     rows = conn.execute(
-        "SELECT mo.model_name, me.family, me.metric_name, me.value, r.run_name, mo.id, me.id "
+        "SELECT mo.model_name, me.family, me.metric_name, me.value, r.run_name "
         "FROM metrics me JOIN model mo ON mo.id = me.model_id LEFT JOIN run r ON r.id = mo.run_id "
         f"WHERE {' AND '.join(where)} ORDER BY mo.model_name, me.family, me.metric_name, r.run_name",
         params,
     ).fetchall()
     patterns = [(0, model), (1, family), (2, metric)]
     return [
-        {
-            "model_name": row[0], "family": row[1], "metric_name": row[2], "value": row[3],
-            "run_name": row[4], "model_id": row[5], "metric_id": row[6],
-        }
+        {"model": row[0], "family": row[1], "metric": row[2], "value": row[3], "run": row[4]}
         for row in rows
         if all(p is None or _case_matches(p, row[i]) for i, p in patterns)
     ]

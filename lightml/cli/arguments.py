@@ -36,8 +36,10 @@ def _checkpoint_register(p: argparse.ArgumentParser) -> None:
 def _metric_log(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("--run", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--step", type=int, help="log on the model's checkpoint at this step instead of the model")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--model", help="the model the metric belongs to")
+    target.add_argument("--checkpoint", type=int, help="checkpoint id the metric belongs to (instead of --model)")
+    p.add_argument("--step", type=int, help="with --model: log on its checkpoint at this step")
     p.add_argument("--path-hint", help="with --step: pick the checkpoint whose path contains this")
     p.add_argument("--family", required=True)
     p.add_argument("--metric", required=True)

@@ -8,44 +8,54 @@ from lightml.cli.output import format_value, print_json, print_table
 
 
 def _registry(db: str, run: str | None):
-    from lightml.core import Registry
+    from lightml.handle import LightMLHandle
 
     # Read commands create nothing: neither the file nor the run.
-    return Registry(db, run, create=False, origin="cli")
+    return LightMLHandle(db, run, origin="cli", create=False)
 
 
 def cmd_exists(args: argparse.Namespace) -> int:
+    """LightML 1.2's output: one "✓ exists: scope" line, or a listing for globs."""
     from lightml.queries import glob_to_sql
 
-    registry = _registry(args.db, args.run)
-    try:
-        wants_metrics = args.family is not None or args.metric is not None
-        is_glob = any(glob_to_sql(p)[0] == "LIKE" for p in (args.model, args.family, args.metric) if p)
-        if not wants_metrics and not is_glob:
+    patterns = [p for p in (args.model, args.family, args.metric) if p is not None]
+    is_listing = any(glob_to_sql(p)[0] == "LIKE" for p in patterns) or (args.family is None) != (args.metric is None)
+    with _registry(args.db, args.run) as registry:
+        if is_listing:
+            matches = registry.search(args.model, args.family, args.metric)
+        elif args.family is not None:
+            scope = f"model={args.model!r}, family={args.family!r}, metric={args.metric!r}"
+            found = registry.metric_exists(args.model, args.family, args.metric)
+        else:
+            scope = f"model={args.model!r}"
             found = registry.model_exists(args.model)
-            if args.json:
-                print_json({"exists": found, "model": args.model})
-            else:
-                print(f"{'✓' if found else '✗'} model {args.model!r} {'exists' if found else 'not found'}")
-            return 0 if found else 1
-        matches = registry.search(args.model, args.family, args.metric)
-    finally:
-        registry.close()
+    if not is_listing:
+        if args.run is not None:
+            scope = scope.replace(", ", f", run={args.run!r}, ", 1) if "," in scope else f"{scope}, run={args.run!r}"
+        if args.json:
+            print_json({"exists": found, "model": args.model, "family": args.family, "metric": args.metric,
+                        "run": args.run})
+        else:
+            print(f"  ✓ exists: {scope}" if found else f"  ✗ not found: {scope}")
+        return 0 if found else 1
     if args.json:
         print_json({"exists": bool(matches), "matches": matches})
         return 0 if matches else 1
+    if not matches:
+        print("  ✗ no matches")
+        return 1
     for m in matches:
-        print(f"✓ {m['model_name']} {m['family']}/{m['metric_name']} = {format_value(m['value'])} (run: {m['run_name']})")
-    print(f"{len(matches)} match{'es' if len(matches) != 1 else ''}")
-    return 0 if matches else 1
+        if "family" in m:
+            print(f"  ✓ {m['model']}  {m['family']}/{m['metric']} = {format_value(m['value'])}  (run: {m['run']})")
+        else:
+            print(f"  ✓ {m['model']}")
+    print(f"\n  {len(matches)} match(es)")
+    return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    registry = _registry(args.db, args.run)
-    try:
+    with _registry(args.db, args.run) as registry:
         entries = registry.metric_history(args.model, args.family, args.metric, args.step)
-    finally:
-        registry.close()
     if args.json:
         print_json(entries)
         return 0

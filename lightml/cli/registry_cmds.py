@@ -26,7 +26,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if existed and not args.overwrite:
         print(f"Registry already exists: {path} (left as it is; --overwrite replaces it)")
     else:
-        print(f"Created registry {path}")
+        print(f"Registry created at: {path}")
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lightml.cli.output import print_json
 from lightml.errors import InvalidInputError, NotFoundError
+from lightml.metrics import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED, OUTCOME_NAMES
 
 
 def _handle(args: argparse.Namespace):
@@ -25,12 +26,11 @@ def _existing(db: str) -> str:
 
 def cmd_model_register(args: argparse.Namespace) -> int:
     with _handle(args) as h:
-        existed = h.model_exists(args.name)
         model_id = h.register_model(args.name, args.path, parent_name=args.parent)
     if args.json:
-        print_json({"model_id": model_id, "created": not existed})
+        print_json({"model_id": model_id})
     else:
-        print(f"{'Model already registered' if existed else 'Registered model'} {args.name!r} (id {model_id}) in run {args.run!r}")
+        print(f"Model registered (id {model_id}).")
     return 0
 
 
@@ -40,7 +40,7 @@ def cmd_checkpoint_register(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"checkpoint_id": checkpoint_id})
     else:
-        print(f"Checkpoint of {args.model!r} at step {args.step}: id {checkpoint_id}")
+        print(f"Checkpoint registered (id {checkpoint_id}).")
     return 0
 
 
@@ -66,18 +66,29 @@ def _parse_scores(text: str | None):
 def cmd_metric_log(args: argparse.Namespace) -> int:
     value = _parse_value(args.value)
     scores = _parse_scores(args.scores)
+    if args.model is None and args.checkpoint is None:
+        raise InvalidInputError("say what the metric belongs to: --model M [--step N] or --checkpoint ID")
     with _handle(args) as h:
-        if args.step is None:
-            outcome = h.log_model_metric(args.model, args.family, args.metric, value, scores=scores, force=args.force)
-        else:
+        checkpoint_id = args.checkpoint
+        if checkpoint_id is None and args.step is not None:
             checkpoint_id = h.find_checkpoint(args.model, args.step, args.path_hint)
             if checkpoint_id is None:
                 raise NotFoundError(f"model {args.model!r} has no checkpoint at step {args.step}")
+        if checkpoint_id is None:
+            outcome = h.log_model_metric(args.model, args.family, args.metric, value, scores=scores, force=args.force)
+        else:
             outcome = h.log_checkpoint_metric(checkpoint_id, args.family, args.metric, value,
                                               scores=scores, force=args.force)
     if args.json:
-        print_json({"outcome": outcome})
+        print_json({"outcome": OUTCOME_NAMES[outcome]})
     else:
-        where = args.model if args.step is None else f"{args.model}@{args.step}"
-        print(f"{outcome}: {where} {args.family}/{args.metric} = {value:.4f}")
+        print(MESSAGES[outcome])
     return 0
+
+
+# LightML 1.2's messages.
+MESSAGES = {
+    METRIC_INSERTED: "Metric logged.",
+    METRIC_UPDATED: "Metric updated (force).",
+    METRIC_SKIPPED: "Metric already exists, skipped. Use --force to overwrite.",
+}
