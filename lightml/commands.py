@@ -33,10 +33,23 @@ def iso_time(at: str) -> str:
 def _run_id(tx: WriteTransaction, run_name: str | None) -> int:
     if run_name is None:
         raise InvalidInputError("this needs a run: open the handle with run_name=...")
-    rid = resolve.run_id(tx.conn, run_name)
+    key = ("run", run_name)
+    rid = tx.cache.get(key)
     if rid is None:
-        raise NotFoundError(f"run {run_name!r} not found")
+        rid = resolve.run_id(tx.conn, run_name)
+        if rid is None:
+            raise NotFoundError(f"run {run_name!r} not found")
+        tx.cache[key] = rid
     return rid
+
+
+def _model_id(tx: WriteTransaction, run_name: str | None, model_name: str) -> int:
+    rid = _run_id(tx, run_name)
+    key = ("model", rid, model_name)
+    mid = tx.cache.get(key)
+    if mid is None:
+        mid = tx.cache[key] = resolve.model_id(tx.conn, model_name, rid, run_name)
+    return mid
 
 
 def create_run(run_name: str, description: str | None = None, metadata: str | None = None) -> Command:
@@ -90,7 +103,7 @@ def register_model(
 def register_checkpoint(run_name: str | None, model_name: str, step: int, path: str) -> Command:
     def command(tx: WriteTransaction) -> int:
         conn = tx.conn
-        mid = resolve.model_id(conn, model_name, _run_id(tx, run_name), run_name)
+        mid = _model_id(tx, run_name, model_name)
         row = conn.execute(
             "SELECT id FROM checkpoint WHERE model_id = ? AND step = ? AND path = ?", (mid, step, path)
         ).fetchone()
@@ -136,10 +149,12 @@ class CheckpointTarget:
     checkpoint_id: int
 
 
-def _check_schema(conn, items: list[MetricInput]) -> None:
-    if conn.execute("SELECT 1 FROM registry_schema LIMIT 1").fetchone() is None:
+def _check_schema(tx: WriteTransaction, items: list[MetricInput]) -> None:
+    allowed = tx.cache.get("schema")
+    if allowed is None:
+        allowed = tx.cache["schema"] = set(tx.conn.execute("SELECT family, metric_name FROM registry_schema"))
+    if not allowed:
         return  # no rules: anything goes
-    allowed = set(conn.execute("SELECT family, metric_name FROM registry_schema"))
     for item in items:
         if (item.family, item.metric_name) not in allowed:
             raise SchemaViolationError(
@@ -184,10 +199,10 @@ def log_metrics(target: ModelTarget | CheckpointTarget, items: list[MetricInput]
             model_id, step = resolve.checkpoint_owner(conn, checkpoint_id)
             key_column, key = "checkpoint_id", checkpoint_id
         else:
-            model_id = resolve.model_id(conn, target.model_name, _run_id(tx, target.run_name), target.run_name)
+            model_id = _model_id(tx, target.run_name, target.model_name)
             checkpoint_id, step = None, None
             key_column, key = "model_id", model_id
-        _check_schema(conn, items)
+        _check_schema(tx, items)
 
         existing = _existing_metrics(conn, key_column, key, items)
         inserted, overwritten, skipped = [], [], 0
@@ -261,7 +276,12 @@ def delete_model(run_name: str | None, model_name: str, registry_dir: Path) -> C
         (event,) = tx.emit([(ev.MODEL_DELETED, {
             "model_id": mid, "model_name": model_name, "run_id": model["run_id"], "snapshot": snapshot,
         })])
-        tx.after_commit.append(lambda: symlinks.remove(registry_dir, model_name, mid, model["path"]))
+        # Same name, same path in another run: that model shares the link, keep it.
+        shared = conn.execute(
+            "SELECT 1 FROM model WHERE model_name = ? AND path = ? AND id != ?", (model_name, model["path"], mid)
+        ).fetchone()
+        if not shared:
+            tx.after_commit.append(lambda: symlinks.remove(registry_dir, model_name, mid, model["path"]))
         return DeleteResult(model_name, len(snapshot["checkpoints"]), len(snapshot["metrics"]), event.seq)
 
     return command

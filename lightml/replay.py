@@ -13,7 +13,7 @@ from typing import Iterator
 import projections
 from lightml import store
 from lightml.errors import InvalidInputError, NotARegistryError
-from lightml.events import Event, UnknownEventError, decode_row
+from lightml.events import Event, UnknownEventError, decode_row, validate_payload
 
 _CHUNK = 20_000
 
@@ -168,10 +168,18 @@ def verify(db: str | os.PathLike) -> VerifyResult:
     mem = sqlite3.connect(":memory:", isolation_level=None)
     try:
         mem.execute("ATTACH DATABASE ? AS live", (live_path.as_uri() + "?mode=ro",))
+        # One read transaction: the rebuild and the comparison see the same snapshot of the
+        # live file, even while another process keeps writing to it.
         mem.execute("BEGIN")
-        count = projections.rebuild(mem, read_events(mem, schema="live"))
-        mem.execute("COMMIT")
+        invalid: list[str] = []
+        try:
+            count = projections.rebuild(mem, _validated(read_events(mem, schema="live"), invalid))
+        except (sqlite3.Error, KeyError, TypeError) as exc:  # a log that cannot be replayed at all
+            invalid.append(f"replaying the log failed: {exc}")
+            return VerifyResult(False, 0, list(projections.READ_TABLES), {"events": invalid})
         differences: dict[str, list[str]] = {}
+        if invalid:
+            differences["events"] = invalid
         live_tables = {r[0] for r in mem.execute("SELECT name FROM live.sqlite_master WHERE type = 'table'")}
         for table in projections.READ_TABLES:
             if table not in live_tables:
@@ -180,9 +188,25 @@ def verify(db: str | os.PathLike) -> VerifyResult:
             lines = _compare_table(mem, table)
             if lines:
                 differences[table] = lines
+        mem.execute("ROLLBACK")
         return VerifyResult(not differences, count, list(projections.READ_TABLES), differences)
     finally:
         mem.close()
+
+
+def _validated(events: Iterator[Event], invalid: list[str]) -> Iterator[Event]:
+    """Pass events through, noting (a sample of) payloads that do not match their schema."""
+    from pydantic import ValidationError
+
+    for event in events:
+        try:
+            validate_payload(event.type, event.payload)
+        except ValidationError as exc:
+            if len(invalid) < _SAMPLE:
+                error = exc.errors()[0]
+                where = ".".join(map(str, error["loc"]))
+                invalid.append(f"event #{event.seq} ({event.type}) payload does not match its schema: {where}: {error['msg']}")
+        yield event
 
 
 def _columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:

@@ -31,6 +31,11 @@ EVENTS_DDL = [
     """
     CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'the LightML event log is append-only'); END""",
+    # INSERT OR REPLACE deletes the old row without firing DELETE triggers: only appends pass.
+    """
+    CREATE TRIGGER events_append_only_insert BEFORE INSERT ON events
+    WHEN EXISTS (SELECT 1 FROM events WHERE seq = NEW.seq)
+    BEGIN SELECT RAISE(ABORT, 'the LightML event log is append-only: an event cannot be replaced'); END""",
     "CREATE TABLE lightml_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import projections
 from lightml import store
-from lightml.events import CURRENT_VERSION, Event, encode
+from lightml.events import CURRENT_VERSION, METRIC_INSERTED, METRIC_OVERWRITTEN, Event, encode
 
 MAX_GROUP = 512  # commands per transaction; bounds how long one group holds the lock
 
@@ -52,6 +52,7 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_CACHE_SAFE = {METRIC_INSERTED, METRIC_OVERWRITTEN}
 _INSERT_EVENT = f"INSERT INTO events ({store.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
@@ -66,6 +67,10 @@ class WriteTransaction:
         self._last_ids: dict[str, int] = {}
         self.actor: Actor | None = None
         self.after_commit: list[Callable[[], None]] = []
+        # Lookups (run and model ids, schema rules) shared by the commands of one group.
+        # Only this transaction writes while it runs, and only events other than metric
+        # logs change what they read, so those events clear it.
+        self.cache: dict[Any, Any] = {}
 
     def next_id(self, entity: str) -> int:
         """The next never-used id for ``entity`` (run, model, checkpoint, metric)."""
@@ -101,6 +106,8 @@ class WriteTransaction:
             events.append(Event(seq, event_type, version, payload, at, actor.user, actor.host, actor.pid, actor.origin))
         self.conn.executemany(_INSERT_EVENT, rows)
         projections.apply(self.conn, events)
+        if any(event_type not in _CACHE_SAFE for event_type, _ in items):
+            self.cache.clear()
         return events
 
     def _mark(self) -> tuple:
@@ -109,6 +116,7 @@ class WriteTransaction:
     def _reset(self, mark: tuple) -> None:
         self._next_seq, self._last_at, self._last_ids, n_hooks = mark
         del self.after_commit[n_hooks:]
+        self.cache.clear()
 
 
 Command = Callable[[WriteTransaction], Any]

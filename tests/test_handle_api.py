@@ -545,16 +545,17 @@ def test_search_globs_match_other_characters_literally(open_handle, db):
     assert h.search("gpt2") == [{"model": "gpt2"}]  # without family/metric: the models
 
 
-def test_search_in_a_run_and_across_runs(open_handle, db):
+def test_search_across_runs_reports_the_run(open_handle, db):
     a = open_handle(db, "A")
     a.register_model("m", "hub/m")
     a.log_model_metric("m", "fam", "acc", 0.1)
     b = open_handle(db, "B")
     b.register_model("m", "hub/m")
     b.log_model_metric("m", "fam", "acc", 0.2)
-    assert [(r["run"], r["value"]) for r in a.search("m", "fam")] == [("A", 0.1)]
-    assert [(r["run"], r["value"]) for r in b.search("*", None, "acc")] == [("B", 0.2)]
-    assert sorted((r["run"], r["value"]) for r in open_handle(db).search("m", "*")) == [("A", 0.1), ("B", 0.2)]
+    reader = open_handle(db)
+    assert sorted((r["run"], r["value"]) for r in reader.search("m", "fam")) == [("A", 0.1), ("B", 0.2)]
+    assert sorted((r["run"], r["value"]) for r in reader.search("*", None, "acc")) == [("A", 0.1), ("B", 0.2)]
+    assert reader.search("m") == [{"model": "m"}]  # one entry per name
 
 
 # -- name resolution ------------------------------------------------------------------------------------
@@ -696,6 +697,21 @@ def test_restore_model_brings_everything_back(open_handle, db, tmp_path):
     h.delete_model("child")
     new = h.register_model("newcomer", "hub/n")
     assert new > child
+
+
+def test_deleting_a_model_keeps_the_link_another_live_model_uses(open_handle, db, tmp_path):
+    """Two runs register model 'm' from the same folder: one link serves both. Deleting
+    run A's model must not take the link away from run B's, which still lives there."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    a = open_handle(db, "A")
+    a.register_model("m", str(weights))
+    b = open_handle(db, "B")
+    b.register_model("m", str(weights))
+    assert symlinks_to(tmp_path / "models", weights)
+    a.delete_model("m")
+    assert query(db, "SELECT r.run_name, m.path FROM model m JOIN run r ON r.id = m.run_id") == [("B", str(weights))]
+    assert symlinks_to(tmp_path / "models", weights), "run B's live model 'm' lost its models/ link"
 
 
 # -- metric_history ------------------------------------------------------------------------------------------

@@ -274,7 +274,7 @@ def bench_async(tmp: TempDirs, sizes: Sizes) -> None:
     total = tasks * per_task
     section(f"3. async: {tasks} coroutines x {per_task} log_model_metric on one AsyncLightMLHandle")
 
-    async def run_once(db: Path, synchronous: str) -> tuple[float, int]:
+    async def run_once(db: Path, synchronous: str, counter: "CommitCounter") -> tuple[float, int, int]:
         async with AsyncLightMLHandle(db, "bench", synchronous=synchronous) as h:
             await h.register_model("org/model", "org/model")
 
@@ -282,10 +282,12 @@ def bench_async(tmp: TempDirs, sizes: Sizes) -> None:
                 for i in range(per_task):
                     await h.log_model_metric("org/model", f"task_{k}", f"metric_{i}", i / per_task)
 
+            commits0, commands0 = counter.commits, counter.commands
             t0 = time.perf_counter()
             await asyncio.gather(*(worker(k) for k in range(tasks)))
             elapsed = time.perf_counter() - t0
-        return total / elapsed
+            commits, commands = counter.commits - commits0, counter.commands - commands0
+        return total / elapsed, commits, commands
 
     def count_events(db: Path) -> int:
         conn = sqlite3.connect(db)
@@ -300,8 +302,8 @@ def bench_async(tmp: TempDirs, sizes: Sizes) -> None:
         def one() -> float:
             db = tmp.new() / "async.db"
             with CommitCounter() as counter:
-                rate = asyncio.run(run_once(db, synchronous))
-            stats.append((count_events(db), counter.commits - 1, counter.commands - 1))  # minus the setup writes
+                rate, commits, commands = asyncio.run(run_once(db, synchronous, counter))
+            stats.append((count_events(db), commits, commands))
             return rate
 
         rate, runs = median_of(REPEATS, one)
@@ -309,7 +311,7 @@ def bench_async(tmp: TempDirs, sizes: Sizes) -> None:
         print(f"  synchronous={synchronous:<6} {fmt_rate(rate)} metrics/s  runs {runs_text(runs)}")
         print(f"    metrics {total:,} -> events {events:,} (events/metrics {events / total:.2f}); "
               f"transactions ~{commits:,} (commands per commit {commands / max(commits, 1):.1f}; "
-              f"counted by wrapping Writer._commit_group, open/close and register_model excluded)")
+              f"counted by wrapping Writer._commit_group, during the gather only)")
         if synchronous == "FULL":
             SUMMARY.append(Row("3 async FULL", rate, "metrics/s", ">=30,000/s", rate >= 30_000))
         else:
@@ -469,6 +471,21 @@ def bench_startup(tmp: TempDirs) -> None:
 # -- main -----------------------------------------------------------------------------------
 
 
+def source_state() -> str:
+    """Which code was measured: the git commit of the checkout, and whether it had local edits."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lightml", "projections"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "source: unknown"
+    if not head:
+        return "source: not a git checkout"
+    return f"source: {head}" + (f" + local edits ({len(dirty.splitlines())} files)" if dirty else "")
+
+
 def print_summary() -> None:
     section("summary (median of runs; ratio = lightml vs the baseline measured in this run)")
     print(f"  {'measure':<22} {'value':>16} {'target':>22} {'baseline':>14} {'ratio':>7}  {'':<17} verdict")
@@ -494,7 +511,9 @@ def main() -> int:
 
     print(f"LightML core benchmark ({'quick' if args.quick else 'full'}): Python {platform.python_version()}, "
           f"SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs, {platform.platform()}")
-    print(f"median of {REPEATS} runs per figure; temp files under {tempfile.gettempdir()}")
+    print(f"median of {REPEATS} runs per figure; temp files under {tempfile.gettempdir()}; {source_state()}")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set, so startup times include compiling uncached sources")
     tmp = TempDirs()
     started = time.perf_counter()
     try:
