@@ -1,8 +1,9 @@
 """``AsyncLightMLHandle``: the same API as ``LightMLHandle``, as coroutines.
 
-Writes are queued to the process's writer thread and awaited; while one transaction
-commits, the coroutines that queued behind it share the next one (group commit). Reads
-run in a worker thread so they never block the event loop. Use it as ``async with
+Writes are validated in the calling coroutine, then batched: the calls that all the
+coroutines make in one turn of the event loop go to the writer thread together, share one
+transaction (group commit), and are woken with one callback. Reads run in a worker thread
+so they never block the event loop. Use it as ``async with
 AsyncLightMLHandle(db, run) as h:`` or call ``await h.open()``; the first method call opens
 it too.
 """
@@ -25,6 +26,26 @@ from lightml.store import DEFAULT_TIMEOUT
 T = TypeVar("T")
 
 
+def _outcome(done: Future) -> tuple[Any, BaseException | None]:
+    exc = done.exception()
+    return (None, exc) if exc is not None else (done.result(), None)
+
+
+def _deliver(batch: list[tuple[Any, asyncio.Future]], outcomes: list | None, exc: BaseException | None) -> None:
+    """Resolve each waiting coroutine with its command's result or error (in the loop thread)."""
+    for i, (_, waiter) in enumerate(batch):
+        if waiter.done():  # cancelled while waiting; its write happened all the same
+            continue
+        if exc is not None:
+            waiter.set_exception(exc)
+        else:
+            result, error = outcomes[i]
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(result)
+
+
 class AsyncLightMLHandle:
     def __init__(self, db: str | os.PathLike, run_name: str | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL", origin: str = "api",
@@ -33,6 +54,8 @@ class AsyncLightMLHandle:
         self._open_kwargs = {"timeout": timeout, "synchronous": synchronous, "origin": origin, "create": create}
         self._core: Registry | None = None
         self._closed = False
+        # Write calls of this loop turn, waiting to be sent to the writer as one batch.
+        self._pending: list[tuple[Any, asyncio.Future]] = []
 
     async def open(self) -> "AsyncLightMLHandle":
         if self._closed:
@@ -57,9 +80,25 @@ class AsyncLightMLHandle:
     def run_name(self) -> str | None:
         return self._open_args[1]
 
-    async def _write(self, make: Callable[[Registry], Future]) -> Any:
+    async def _write(self, make: Callable[[Registry], Any]) -> Any:
         core = self._core if self._core is not None else (await self.open())._core
-        return await asyncio.wrap_future(make(core))
+        command = make(core)  # validates here: bad input raises at once, nothing is queued
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._pending.append((command, waiter))
+        if len(self._pending) == 1:
+            loop.call_soon(self._send_batch, core, loop)
+        return await waiter
+
+    def _send_batch(self, core: Registry, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            future = core.submit_many([command for command, _ in batch])
+        except Exception as exc:  # e.g. the handle was closed meanwhile
+            _deliver(batch, None, exc)
+            return
+        future.add_done_callback(
+            lambda done: loop.call_soon_threadsafe(_deliver, batch, *_outcome(done)))
 
     async def _read(self, read: Callable[[Registry], T]) -> T:
         core = self._core if self._core is not None else (await self.open())._core

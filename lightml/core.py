@@ -2,7 +2,8 @@
 
 ``LightMLHandle`` blocks on what this returns and ``AsyncLightMLHandle`` awaits it: every
 rule (validation, name resolution, dedupe) lives here and in ``commands`` once.
-Write methods return a ``concurrent.futures.Future`` that resolves after COMMIT.
+Write methods validate their input and return the command to run; ``submit`` (or
+``submit_many``) queues it to the writer and returns a future that resolves after COMMIT.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Registry:
         self._run_id: int | None = None
         if run_name is not None:
             if create:
-                self._run_id = self._submit(commands.create_run(run_name)).result()
+                self._run_id = self.submit(commands.create_run(run_name)).result()
             else:  # read-only use: the run must exist, nothing is written
                 self._run_id = self.read(resolve.run_id, run_name)
                 if self._run_id is None:
@@ -86,10 +87,17 @@ class Registry:
     def closed(self) -> bool:
         return self._closed
 
-    def _submit(self, command: writer.Command) -> Future:
+    def submit(self, command: writer.Command) -> writer.Command:
+        """Queue a command; the future resolves to its result after COMMIT."""
         if self._closed:
             raise HandleClosedError("this LightML handle is closed")
         return self._writer.submit(command, self.actor)
+
+    def submit_many(self, commands_: list[writer.Command]) -> writer.Command:
+        """Queue several commands for one transaction; the future resolves to their outcomes."""
+        if self._closed:
+            raise HandleClosedError("this LightML handle is closed")
+        return self._writer.submit_many(commands_, self.actor)
 
     def read(self, query: Callable[..., T], *args: Any) -> T:
         """Run a query on this handle's read connection (serialized across threads)."""
@@ -108,7 +116,7 @@ class Registry:
     # -- writes ---------------------------------------------------------------------------
 
     def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
-                       parent_id: int | None = None) -> Future:
+                       parent_id: int | None = None) -> writer.Command:
         self._require_run("register_model")
         check_name(model_name, "model_name")
         stored_path = normalize_path(path)
@@ -116,14 +124,14 @@ class Registry:
             check_name(parent_name, "parent_name")
         if parent_id is not None:
             parent_id = check_id(parent_id, "parent_id")
-        return self._submit(commands.register_model(
-            self.run_name, model_name, stored_path, parent_name, parent_id, self.registry_dir))
+        return commands.register_model(
+            self.run_name, model_name, stored_path, parent_name, parent_id, self.registry_dir)
 
-    def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> Future:
+    def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> writer.Command:
         self._require_run("register_checkpoint")
         check_name(model_name, "model_name")
-        return self._submit(commands.register_checkpoint(
-            self.run_name, model_name, check_step(step), normalize_path(path)))
+        return commands.register_checkpoint(
+            self.run_name, model_name, check_step(step), normalize_path(path))
 
     @staticmethod
     def metric_input(family: str, metric_name: str, value: Any, scores: Any = None) -> commands.MetricInput:
@@ -136,21 +144,21 @@ class Registry:
         return commands.MetricInput(family, metric_name, number, text, n)
 
     def log_model_metric(self, model_name: str, family: str, metric_name: str, value: Any,
-                         scores: Any = None, force: bool = False) -> Future:
+                         scores: Any = None, force: bool = False) -> writer.Command:
         self._require_run("log_model_metric")
         check_name(model_name, "model_name")
         item = self.metric_input(family, metric_name, value, scores)
         target = commands.ModelTarget(self.run_name, model_name)
-        return self._submit(commands.log_metrics(target, [item], bool(force), single=True))
+        return commands.LogMetrics(target, [item], bool(force), single=True)
 
     def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: Any,
-                              scores: Any = None, force: bool = False) -> Future:
+                              scores: Any = None, force: bool = False) -> writer.Command:
         self._require_run("log_checkpoint_metric")
         target = commands.CheckpointTarget(check_id(checkpoint_id, "checkpoint_id"))
         item = self.metric_input(family, metric_name, value, scores)
-        return self._submit(commands.log_metrics(target, [item], bool(force), single=True))
+        return commands.LogMetrics(target, [item], bool(force), single=True)
 
-    def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, Any]], force: bool = False) -> Future:
+    def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, Any]], force: bool = False) -> writer.Command:
         self._require_run("log_metrics")
         check_name(model_name, "model_name")
         if not isinstance(metrics, Mapping):
@@ -163,7 +171,7 @@ class Registry:
         return self._log_many(model_name, items, force)
 
     def log_metrics_flat(self, model_name: str, metrics: Mapping[str, Any], family: str,
-                         force: bool = False) -> Future:
+                         force: bool = False) -> writer.Command:
         self._require_run("log_metrics_flat")
         check_name(model_name, "model_name")
         if not isinstance(metrics, Mapping):
@@ -178,21 +186,21 @@ class Registry:
             for name, value in values.items()
         ]
 
-    def _log_many(self, model_name: str, items: list[commands.MetricInput], force: bool) -> Future:
+    def _log_many(self, model_name: str, items: list[commands.MetricInput], force: bool) -> writer.Command:
         target = commands.ModelTarget(self.run_name, model_name)
-        return self._submit(commands.log_metrics(target, items, bool(force), single=False))
+        return commands.LogMetrics(target, items, bool(force), single=False)
 
-    def delete_model(self, model_name: str) -> Future:
+    def delete_model(self, model_name: str) -> writer.Command:
         check_name(model_name, "model_name")
-        return self._submit(commands.delete_model(self.run_name, model_name, self.registry_dir))
+        return commands.delete_model(self.run_name, model_name, self.registry_dir)
 
-    def restore_model(self, model_name: str) -> Future:
+    def restore_model(self, model_name: str) -> writer.Command:
         check_name(model_name, "model_name")
-        return self._submit(commands.restore_model(self.run_name, model_name, self.registry_dir))
+        return commands.restore_model(self.run_name, model_name, self.registry_dir)
 
-    def add_schema_rules(self, rules: Iterable[tuple[str, str]]) -> Future:
+    def add_schema_rules(self, rules: Iterable[tuple[str, str]]) -> writer.Command:
         checked = [(check_name(f, "family"), check_name(m, "metric_name")) for f, m in rules]
-        return self._submit(commands.add_schema_rules(checked))
+        return commands.add_schema_rules(checked)
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -42,6 +42,9 @@ class LightMLHandle:
     def close(self) -> None:
         self._core.close()
 
+    def _write(self, command: Any) -> Any:
+        return self._core.submit(command).result()
+
     def __enter__(self) -> "LightMLHandle":
         return self
 
@@ -56,39 +59,39 @@ class LightMLHandle:
 
     def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
                        parent_id: int | None = None) -> int:
-        return self._core.register_model(model_name, path, parent_name, parent_id).result()
+        return self._write(self._core.register_model(model_name, path, parent_name, parent_id))
 
     def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> int:
-        return self._core.register_checkpoint(model_name, step, path).result()
+        return self._write(self._core.register_checkpoint(model_name, step, path))
 
     def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
                          scores: Any = None, force: bool = False) -> int:
-        return self._core.log_model_metric(model_name, family, metric_name, value, scores, force).result()
+        return self._write(self._core.log_model_metric(model_name, family, metric_name, value, scores, force))
 
     def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
                               scores: Any = None, force: bool = False) -> int:
-        return self._core.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force).result()
+        return self._write(self._core.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force))
 
     def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],
                     force: bool = False) -> dict[str, int]:
-        return self._core.log_metrics(model_name, metrics, force).result()
+        return self._write(self._core.log_metrics(model_name, metrics, force))
 
     def log_metrics_flat(self, model_name: str, metrics: Mapping[str, float], family: str,
                          force: bool = False) -> dict[str, int]:
-        return self._core.log_metrics_flat(model_name, metrics, family, force).result()
+        return self._write(self._core.log_metrics_flat(model_name, metrics, family, force))
 
     def delete_model(self, model_name: str) -> DeleteResult:
-        return self._core.delete_model(model_name).result()
+        return self._write(self._core.delete_model(model_name))
 
     def restore_model(self, model_name: str) -> int:
-        return self._core.restore_model(model_name).result()
+        return self._write(self._core.restore_model(model_name))
 
     def add_schema_rule(self, family: str, metric_name: str) -> bool:
         """Allow (family, metric_name). Once the schema has a rule, only listed pairs can be logged."""
-        return self._core.add_schema_rules([(family, metric_name)]).result() == 1
+        return self._write(self._core.add_schema_rules([(family, metric_name)])) == 1
 
     def add_schema_rules(self, rules: Iterable[tuple[str, str]]) -> int:
-        return self._core.add_schema_rules(rules).result()
+        return self._write(self._core.add_schema_rules(rules))
 
     # reads
 

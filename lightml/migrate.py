@@ -156,10 +156,13 @@ def _migrate_in_transaction(conn: sqlite3.Connection) -> MigrateResult:
         "created_at": c["created_at"],
     }) for c in kept_checkpoints.values()])
 
-    n_metrics = _emit_metrics(tx, metrics, model_ids, kept_checkpoints, scores, warnings)
+    n_metrics, kept_scores = _emit_metrics(tx, metrics, model_ids, kept_checkpoints, scores, warnings)
+    for metric_id in sorted(set(scores) - kept_scores):
+        warnings.append(f"detailed scores of metric id {metric_id}, which was not kept or does not exist: "
+                        "left in the backup only")
     tx.emit([(ev.SCHEMA_RULE_ADDED, {"family": r["family"], "metric_name": r["metric_name"]}) for r in rules])
     counts = {"runs": len(runs), "models": len(models), "checkpoints": len(kept_checkpoints),
-              "metrics": n_metrics, "detailed_scores": len(scores), "schema_rules": len(rules)}
+              "metrics": n_metrics, "detailed_scores": len(kept_scores), "schema_rules": len(rules)}
     return MigrateResult(True, "migrated", counts=counts, warnings=warnings)
 
 
@@ -183,7 +186,8 @@ def _parents_first(models: list[dict], warnings: list[str]) -> list[dict]:
 
 
 def _emit_metrics(tx: WriteTransaction, metrics: list[dict], model_ids: set[int], checkpoints: dict,
-                  scores: dict, warnings: list[str]) -> int:
+                  scores: dict, warnings: list[str]) -> tuple[int, set[int]]:
+    """Emit the metrics; returns how many were inserted and the ids whose scores were kept."""
     targets: dict[tuple, list[dict]] = {}
     seen: dict[tuple, int] = {}
     overwrites: list[tuple[tuple, dict, int]] = []
@@ -226,4 +230,6 @@ def _emit_metrics(tx: WriteTransaction, metrics: list[dict], model_ids: set[int]
                                           "metrics": [{**item, "metric_id": first_id,
                                                        "previous_value": values[first_id]}]})])
         values[first_id] = item["value"]
-    return total
+    kept_scores = {i["metric_id"] for items in targets.values() for i in items if "scores" in i}
+    kept_scores |= {item["metric_id"] for _, item, _ in overwrites if "scores" in item}  # now the first's
+    return total, kept_scores

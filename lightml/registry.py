@@ -46,7 +46,7 @@ def init_registry(path: str | os.PathLike, name: str, overwrite: bool = False,
     registry = Registry(db)
     try:
         if rules:
-            registry.add_schema_rules(rules).result()
+            registry.submit(registry.add_schema_rules(rules)).result()
     finally:
         registry.close()
     return db

@@ -13,7 +13,7 @@ from typing import Iterator
 import projections
 from lightml import store
 from lightml.errors import InvalidInputError, NotARegistryError
-from lightml.events import Event, UnknownEventError, decode_row, validate_payload
+from lightml.events import Event, UnknownEventError, decode_rows
 
 _CHUNK = 20_000
 
@@ -30,7 +30,7 @@ def read_events(conn: sqlite3.Connection, *, schema: str = "main", upto: int | N
         if not rows:
             return
         try:
-            yield from map(decode_row, rows)
+            yield from decode_rows(rows)
         except UnknownEventError as exc:
             raise NotARegistryError(str(exc)) from None
         last = rows[-1][0]
@@ -197,6 +197,8 @@ def verify(db: str | os.PathLike) -> VerifyResult:
 def _validated(events: Iterator[Event], invalid: list[str]) -> Iterator[Event]:
     """Pass events through, noting (a sample of) payloads that do not match their schema."""
     from pydantic import ValidationError
+
+    from lightml.event_schemas import validate_payload
 
     for event in events:
         try:

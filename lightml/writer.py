@@ -71,6 +71,9 @@ class WriteTransaction:
         # Only this transaction writes while it runs, and only events other than metric
         # logs change what they read, so those events clear it.
         self.cache: dict[Any, Any] = {}
+        self._deferred: list[tuple[str, dict[str, Any], Actor | None]] = []
+        # (key column, key, family, metric) -> (metric id, value) decided but not yet appended
+        self.pending_metrics: dict[tuple, tuple] = {}
 
     def next_id(self, entity: str) -> int:
         """The next never-used id for ``entity`` (run, model, checkpoint, metric)."""
@@ -93,20 +96,33 @@ class WriteTransaction:
         through the pydantic schemas here (that costs more than the insert itself);
         ``lightml verify`` checks every stored payload against them.
         """
-        actor = self.actor
-        assert actor is not None
+        self.flush()  # keep log order: deferred events of earlier commands come first
+        return self._append([(event_type, payload, self.actor) for event_type, payload in items], at)
+
+    def defer(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Queue an event to be appended with the rest of the group's (see ``flush``)."""
+        self._deferred.append((event_type, payload, self.actor))
+
+    def flush(self) -> None:
+        """Append the deferred events, all in one batch; forget the group's pending metrics."""
+        if self._deferred:
+            deferred, self._deferred = self._deferred, []
+            self._append(deferred, None)
+        self.pending_metrics.clear()
+
+    def _append(self, entries: list[tuple[str, dict[str, Any], Actor | None]], at: str | None) -> list[Event]:
         at = at or self.now()
         rows, events = [], []
-        for event_type, payload in items:
-            text = encode(payload)
+        for event_type, payload, actor in entries:
+            assert actor is not None
             seq = self._next_seq
             self._next_seq += 1
             version = CURRENT_VERSION[event_type]
-            rows.append((seq, event_type, version, text, at, actor.user, actor.host, actor.pid, actor.origin))
+            rows.append((seq, event_type, version, encode(payload), at, actor.user, actor.host, actor.pid, actor.origin))
             events.append(Event(seq, event_type, version, payload, at, actor.user, actor.host, actor.pid, actor.origin))
         self.conn.executemany(_INSERT_EVENT, rows)
         projections.apply(self.conn, events)
-        if any(event_type not in _CACHE_SAFE for event_type, _ in items):
+        if any(event.type not in _CACHE_SAFE for event in events):
             self.cache.clear()
         return events
 
@@ -134,6 +150,16 @@ class Writer:
         self._lock = threading.Lock()
 
     def submit(self, command: Command, actor: Actor) -> Future:
+        """Queue one command; the future resolves to its result (or error) after COMMIT."""
+        return self._put([command], actor, many=False)
+
+    def submit_many(self, commands: list[Command], actor: Actor) -> Future:
+        """Queue commands for the same transaction; the future resolves to a list of
+        ``(result, exception)`` pairs, one per command, after COMMIT. One wake-up for all of
+        them: what the async handle uses to batch the calls of many coroutines."""
+        return self._put(commands, actor, many=True)
+
+    def _put(self, commands: list[Command], actor: Actor, many: bool) -> Future:
         future: Future = Future()
         with self._lock:
             if self._thread is None or self._pid != os.getpid():  # first use, or a forked child
@@ -141,7 +167,7 @@ class Writer:
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="lightml-writer", daemon=True)
                 self._thread.start()
-            self._queue.put((command, actor, future))
+            self._queue.put((commands, actor, future, many))
         return future
 
     def stop(self) -> None:
@@ -199,49 +225,65 @@ class Writer:
         try:
             store.begin_immediate(conn)
         except BaseException as exc:
-            for _, _, future in group:
-                future.set_exception(exc)
+            for item in group:
+                item[2].set_exception(exc)
             return
         tx = WriteTransaction(conn)
-        outcomes: list[tuple[Future, Any, BaseException | None]] = []
-        single = len(group) == 1
+        # One (result, exception) per command, per queue item.
+        outcomes: list[list[tuple[Any, BaseException | None]]] = []
+        alone = len(group) == 1 and len(group[0][0]) == 1  # no one else's work to protect
         try:
-            for command, actor, future in group:
+            for commands, actor, _, _ in group:
                 tx.actor = actor
-                mark = tx._mark()
-                if not single:
-                    conn.execute("SAVEPOINT command")
-                try:
-                    result = command(tx)
-                except BaseException as exc:
-                    if single:
-                        raise
-                    conn.execute("ROLLBACK TO command")
-                    conn.execute("RELEASE command")
-                    tx._reset(mark)
-                    outcomes.append((future, None, exc))
-                else:
-                    if not single:
-                        conn.execute("RELEASE command")
-                    outcomes.append((future, result, None))
+                item_outcomes: list[tuple[Any, BaseException | None]] = []
+                outcomes.append(item_outcomes)
+                for command in commands:
+                    item_outcomes.append(self._run_command(conn, tx, command, alone))
+            tx.flush()
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for _, _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
+            for item in group:
+                if not item[2].done():
+                    item[2].set_exception(exc)
             return
         for hook in tx.after_commit:
             try:
                 hook()
             except Exception as exc:  # side effects after the commit must never fail the call
                 warnings.warn(f"lightml: {exc}", RuntimeWarning, stacklevel=1)
-        for future, result, exc in outcomes:
-            if exc is None:
-                future.set_result(result)
+        for (_, _, future, many), item_outcomes in zip(group, outcomes):
+            if many:
+                future.set_result(item_outcomes)
+            elif item_outcomes[0][1] is None:
+                future.set_result(item_outcomes[0][0])
             else:
-                future.set_exception(exc)
+                future.set_exception(item_outcomes[0][1])
+
+    @staticmethod
+    def _run_command(conn: sqlite3.Connection, tx: WriteTransaction, command: Command,
+                     alone: bool) -> tuple[Any, BaseException | None]:
+        if getattr(command, "deferrable", False):
+            # Decides without writing; its events are appended with the group's (tx.flush).
+            try:
+                return command.decide(tx), None
+            except Exception as exc:
+                return None, exc
+        tx.flush()
+        if alone:  # an error rolls the whole transaction back: nothing else is in it
+            return command(tx), None
+        mark = tx._mark()
+        conn.execute("SAVEPOINT command")
+        try:
+            result = command(tx)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO command")
+            conn.execute("RELEASE command")
+            tx._reset(mark)
+            return None, exc
+        conn.execute("RELEASE command")
+        return result, None
 
 
 _writers: dict[tuple, tuple[Writer, int]] = {}

@@ -20,9 +20,10 @@ _UPSERT = (
 )
 
 
-def _bump(conn, entity: str, ids: list[int]) -> None:
-    if ids:
-        conn.execute(_UPSERT, (entity, max(ids)))
+def _bump(conn, entity: str, ids) -> None:
+    highest = max(ids, default=None)
+    if highest is not None:
+        conn.execute(_UPSERT, (entity, highest))
 
 
 def on_run_created(conn, events: list[Event]) -> None:
@@ -38,4 +39,4 @@ def on_checkpoint_registered(conn, events: list[Event]) -> None:
 
 
 def on_metric_inserted(conn, events: list[Event]) -> None:
-    _bump(conn, "metric", [m["metric_id"] for e in events for m in e.payload["metrics"]])
+    _bump(conn, "metric", (m["metric_id"] for e in events for m in e.payload["metrics"]))

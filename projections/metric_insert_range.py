@@ -29,11 +29,14 @@ def id_runs(ids: list[int]) -> list[tuple[int, int]]:
 
 
 def on_metric_inserted(conn, events: list[Event]) -> None:
+    rows = []
+    for e in events:
+        metrics = e.payload["metrics"]
+        if len(metrics) == 1:  # the common single-metric call
+            metric_id = metrics[0]["metric_id"]
+            rows.append((metric_id, metric_id, e.seq))
+        else:
+            rows.extend((first, last, e.seq) for first, last in id_runs([m["metric_id"] for m in metrics]))
     conn.executemany(
-        "INSERT INTO metric_insert_range (first_metric_id, last_metric_id, seq) VALUES (?, ?, ?)",
-        [
-            (first, last, e.seq)
-            for e in events
-            for first, last in id_runs([m["metric_id"] for m in e.payload["metrics"]])
-        ],
+        "INSERT INTO metric_insert_range (first_metric_id, last_metric_id, seq) VALUES (?, ?, ?)", rows
     )

@@ -175,7 +175,8 @@ class RegistryMachine(RuleBasedStateMachine):
     @rule(data=st.data(), family=families, metric=metric_names, value=values, scores=score_lists,
           force=st.booleans())
     def log_checkpoint_metric(self, data, family, metric, value, scores, force):
-        cid = data.draw(st.sampled_from(sorted(self.all_checkpoint_ids)), label="checkpoint_id")
+        live_ids = {cid for m in self.live.values() for cid in m["checkpoints"]}
+        cid = data.draw(mostly_from(live_ids, st.sampled_from(sorted(self.all_checkpoint_ids))), label="checkpoint_id")
         owner = next((m for m in self.live.values() if cid in m["checkpoints"]), None)
         if owner is None:  # its model is deleted
             with pytest.raises(NotFoundError):
@@ -240,6 +241,7 @@ class RegistryMachine(RuleBasedStateMachine):
             else:
                 assert result == expected_outcome(self.live[name]["metrics"], (family, metric), float(value), force)
 
+    @precondition(lambda self: self.live)
     @rule(data=st.data())
     def delete_model(self, data):
         name = data.draw(mostly_from(self.live), label="model")
@@ -255,6 +257,7 @@ class RegistryMachine(RuleBasedStateMachine):
         self.last_deleted[name] = copy.deepcopy(state)
         assert not self.handle.model_exists(name)
 
+    @precondition(lambda self: self.last_deleted)
     @rule(data=st.data())
     def restore_model(self, data):
         name = data.draw(mostly_from(set(self.last_deleted)), label="model")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
@@ -134,7 +135,10 @@ def test_concurrent_processes_log_every_metric_exactly_once(tmp_path):
     try:
         deadline = time.monotonic() + CHILD_DEADLINE
         for _ in roles:
-            role, got, error = results.get(timeout=max(1.0, deadline - time.monotonic()))
+            try:
+                role, got, error = results.get(timeout=max(1.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"workers still running after {CHILD_DEADLINE} s: {[p.name for p in procs if p.is_alive()]}")
             if error:
                 errors.append(f"{role}:\n{error}")
             else:
@@ -493,7 +497,7 @@ def test_update_and_delete_on_events_are_rejected(small_registry, statement):
 ])
 def test_replace_cannot_rewrite_an_existing_event(small_registry, statement):
     """REPLACE deletes the conflicting row without firing DELETE triggers (recursive_triggers
-    is off by default), so it is a way around the append-only triggers."""
+    is off by default): the log must refuse it too, or an event could be rewritten."""
     before = dump_tables(small_registry, ["events"])
     conn = sqlite3.connect(small_registry, isolation_level=None)
     try:
@@ -509,7 +513,8 @@ def test_replayed_registry_log_is_append_only_too(small_registry, tmp_path):
     replay(small_registry, out=out)
     conn = sqlite3.connect(out, isolation_level=None)
     try:
-        for statement in ("UPDATE events SET type = 'x'", "DELETE FROM events"):
+        for statement in ("UPDATE events SET type = 'x'", "DELETE FROM events",
+                          "REPLACE INTO events SELECT * FROM events WHERE seq = 1"):
             with pytest.raises(sqlite3.DatabaseError, match="append-only"):
                 conn.execute(statement)
         # Appending stays allowed: that is how the log grows.

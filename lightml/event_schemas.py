@@ -1,0 +1,173 @@
+"""Pydantic schemas of the event payloads: the documented shape of the log.
+
+``lightml verify`` checks every stored payload against these; the writer does not (it
+builds payloads from validated input, and validating each one would cost more than the
+insert). A test checks that every event the library writes matches its schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from lightml.events import (
+    CHECKPOINT_REGISTERED,
+    METRIC_INSERTED,
+    METRIC_OVERWRITTEN,
+    MODEL_DELETED,
+    MODEL_REGISTERED,
+    MODEL_RESTORED,
+    RUN_CREATED,
+    SCHEMA_RULE_ADDED,
+)
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- rows as the projections store them (also used in delete/restore snapshots) ----------
+
+
+class ModelRow(_Payload):
+    id: int
+    model_name: str
+    path: str | None
+    parent_id: int | None
+    notes: str | None
+    hidden: int
+    run_id: int | None
+
+
+class CheckpointRow(_Payload):
+    id: int
+    model_id: int
+    step: int | None
+    path: str | None
+    created_at: str | None
+
+
+class MetricRow(_Payload):
+    id: int
+    model_id: int | None
+    checkpoint_id: int | None
+    family: str
+    metric_name: str
+    value: float | None
+
+
+class ScoresRow(_Payload):
+    metric_id: int
+    scores: str
+    n_samples: int | None
+
+
+class ModelSnapshot(_Payload):
+    """Everything a model owned when it was deleted: enough to put it back exactly."""
+
+    model: ModelRow
+    checkpoints: list[CheckpointRow]
+    metrics: list[MetricRow]
+    detailed_scores: list[ScoresRow]
+    children: list[int]
+
+
+# -- payloads, one per event type ---------------------------------------------------------
+
+
+class RunCreated(_Payload):
+    run_id: int
+    run_name: str
+    description: str | None = None
+    metadata: str | None = None
+    created_at: str | None
+
+
+class ModelRegistered(_Payload):
+    model_id: int
+    model_name: str
+    path: str | None
+    parent_id: int | None
+    run_id: int | None
+    notes: str | None = None
+    hidden: int = 0
+
+
+class CheckpointRegistered(_Payload):
+    checkpoint_id: int
+    model_id: int
+    step: int | None
+    path: str | None
+    created_at: str | None
+
+
+class MetricValue(_Payload):
+    metric_id: int
+    family: str
+    metric_name: str
+    value: float | None
+    # Per-sample scores as the exact JSON text stored in detailed_scores (None: no scores).
+    scores: str | None = None
+    n_samples: int | None = None
+
+
+class OverwrittenValue(MetricValue):
+    previous_value: float | None
+
+
+class MetricInserted(_Payload):
+    """New metrics of one target: a model (checkpoint_id None) or one of its checkpoints."""
+
+    model_id: int
+    checkpoint_id: int | None
+    step: int | None
+    metrics: list[MetricValue]
+
+
+class MetricOverwritten(_Payload):
+    """Forced overwrites of existing metrics of one target; the new scores replace the old."""
+
+    model_id: int
+    checkpoint_id: int | None
+    step: int | None
+    metrics: list[OverwrittenValue]
+
+
+class ModelDeleted(_Payload):
+    model_id: int
+    model_name: str
+    run_id: int | None
+    snapshot: ModelSnapshot
+
+
+class ModelRestored(_Payload):
+    model_id: int
+    deleted_seq: int
+    snapshot: ModelSnapshot
+    # Children that were unlinked by the delete and still have no parent: re-linked.
+    relinked_children: list[int]
+
+
+class SchemaRuleAdded(_Payload):
+    family: str
+    metric_name: str
+
+
+PAYLOADS: dict[str, type[_Payload]] = {
+    RUN_CREATED: RunCreated,
+    MODEL_REGISTERED: ModelRegistered,
+    CHECKPOINT_REGISTERED: CheckpointRegistered,
+    METRIC_INSERTED: MetricInserted,
+    METRIC_OVERWRITTEN: MetricOverwritten,
+    MODEL_DELETED: ModelDeleted,
+    MODEL_RESTORED: ModelRestored,
+    SCHEMA_RULE_ADDED: SchemaRuleAdded,
+}
+
+CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in PAYLOADS}
+
+
+def validate_payload(event_type: str, payload: dict[str, Any]) -> None:
+    """Raise pydantic.ValidationError if a payload does not match its type's schema."""
+    PAYLOADS[event_type].model_validate(payload)
