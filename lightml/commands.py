@@ -163,29 +163,34 @@ def _check_schema(tx: WriteTransaction, items: list[MetricInput]) -> None:
             )
 
 
-_IN_CHUNK = 500  # names per query: well under SQLite's bound-parameter limit
+_IN_CHUNK = 400  # families (and names) per query: well under SQLite's bound-parameter limit
 
 
 def _existing_metrics(conn, key_column: str, key: int, items: list[MetricInput]) -> dict[tuple[str, str], tuple]:
     """(family, metric_name) -> (metric id, value) for the items that already exist.
 
-    One indexed query per family (``metric_name IN (...)``): it reads only the wanted rows,
-    however many metrics the target already has.
+    ``family IN (...) AND metric_name IN (...)`` walks the unique index for just those
+    pairs: one query for a single metric or for a few hundred families of a bulk call,
+    however many metrics the target already has. Pairs that exist but were not asked for
+    (the cross product of the two lists) are dropped.
     """
-    names_by_family: dict[str, list[str]] = {}
-    for item in items:
-        names_by_family.setdefault(item.family, []).append(item.metric_name)
+    wanted = {(item.family, item.metric_name) for item in items}
+    families = sorted({family for family, _ in wanted})
     existing: dict[tuple[str, str], tuple] = {}
-    for family, names in names_by_family.items():
-        for start in range(0, len(names), _IN_CHUNK):
-            chunk = names[start:start + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for name, mid, value in conn.execute(
-                f"SELECT metric_name, id, value FROM metrics WHERE {key_column} = ? AND family = ? "
-                f"AND metric_name IN ({marks})",
-                (key, family, *chunk),
-            ):
-                existing[(family, name)] = (mid, value)
+    for start in range(0, len(families), _IN_CHUNK):
+        chunk = families[start:start + _IN_CHUNK]
+        chunk_set = set(chunk)
+        names = sorted({name for family, name in wanted if family in chunk_set})
+        for names_start in range(0, len(names), _IN_CHUNK):
+            name_chunk = names[names_start:names_start + _IN_CHUNK]
+            sql = (
+                f"SELECT family, metric_name, id, value FROM metrics WHERE {key_column} = ? "
+                f"AND family IN ({','.join('?' * len(chunk))}) "
+                f"AND metric_name IN ({','.join('?' * len(name_chunk))})"
+            )
+            for family, name, mid, value in conn.execute(sql, (key, *chunk, *name_chunk)):
+                if (family, name) in wanted:
+                    existing[(family, name)] = (mid, value)
     return existing
 
 

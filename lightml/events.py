@@ -79,8 +79,12 @@ def upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, 
     return payload
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """A payload as the log stores it: compact JSON, NaN refused."""
+    return _ENCODER.encode(payload)
 
 
 def decode_rows(rows: list[tuple]) -> list[Event]:

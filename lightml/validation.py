@@ -15,10 +15,13 @@ from lightml.errors import InvalidInputError
 
 _INF = float("inf")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CLEAN_NAME = re.compile(r"(?=.*\S)[^\x00-\x1f\x7f]+\Z", re.DOTALL)
 
 
 def check_name(value: Any, what: str) -> str:
     """A name (model, run, family, metric): a non-blank string without control characters."""
+    if type(value) is str and _CLEAN_NAME.match(value):  # the common case, in one regex
+        return value
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
     if not value.strip():
