@@ -65,13 +65,16 @@ class Registry:
         self._closed = False
         self._run_id: int | None = None
         if run_name is not None:
-            if create:
-                self._run_id = self.submit(commands.create_run(run_name)).result()
-            else:  # read-only use: the run must exist, nothing is written
-                self._run_id = self.read(resolve.run_id, run_name)
-                if self._run_id is None:
-                    self.close()
-                    raise NotFoundError(f"run {run_name!r} not found")
+            try:
+                if create:
+                    self._run_id = self.submit(commands.create_run(run_name)).result()
+                else:  # read-only use: the run must exist, nothing is written
+                    self._run_id = self.read(resolve.run_id, run_name)
+                    if self._run_id is None:
+                        raise NotFoundError(f"run {run_name!r} not found")
+            except BaseException:
+                self.close()  # e.g. RegistryLockedError: give back the connection and the writer
+                raise
 
     # -- plumbing -------------------------------------------------------------------------
 

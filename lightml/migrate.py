@@ -126,6 +126,12 @@ def _migrate_in_transaction(conn: sqlite3.Connection) -> MigrateResult:
     tx = WriteTransaction(conn)
     tx.actor = Actor.current("migrate")
 
+    for r in runs:
+        if r["id"] is None or not isinstance(r["run_name"], str) or not r["run_name"].strip():
+            raise NotARegistryError(
+                f"run with id {r['id']!r} has no name; name it (UPDATE run SET run_name = '...' "
+                f"WHERE id = {r['id']!r}) and migrate again"
+            )
     run_ids = {r["id"] for r in runs}
     tx.emit([(ev.RUN_CREATED, {
         "run_id": r["id"], "run_name": r["run_name"], "description": r["description"],

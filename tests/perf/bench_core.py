@@ -257,7 +257,7 @@ class CommitCounter:
 
         def counting(writer_self, conn, group):
             counter.commits += 1
-            counter.commands += len(group)
+            counter.commands += sum(len(item[0]) for item in group)  # (commands, actor, future, many)
             return original(writer_self, conn, group)
 
         self._writer_cls._commit_group = counting
@@ -334,7 +334,7 @@ def build_replay_registry(db: Path, n_events: int, n_models: int = 10) -> float:
     t0 = time.perf_counter()
     reg = Registry(db, "bench")
     try:
-        model_ids = [reg.register_model(f"org/model-{k}", f"org/model-{k}").result() for k in range(n_models)]
+        model_ids = [reg.submit(reg.register_model(f"org/model-{k}", f"org/model-{k}")).result() for k in range(n_models)]
     finally:
         reg.close()
     setup_events = 1 + n_models
