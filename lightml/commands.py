@@ -43,6 +43,11 @@ def _run_id(tx: WriteTransaction, run_name: str | None) -> int:
     return rid
 
 
+def _optional_run_id(tx: WriteTransaction, run_name: str | None) -> int | None:
+    """The run's id, or None for a handle without a run (names then resolve across runs)."""
+    return None if run_name is None else _run_id(tx, run_name)
+
+
 def _model_id(tx: WriteTransaction, run_name: str | None, model_name: str) -> int:
     rid = _run_id(tx, run_name)
     key = ("model", rid, model_name)
@@ -290,9 +295,7 @@ def _snapshot(conn, model_id: int) -> dict[str, Any]:
 def delete_model(run_name: str | None, model_name: str, registry_dir: Path) -> Command:
     def command(tx: WriteTransaction) -> DeleteResult:
         conn = tx.conn
-        rid = resolve.run_id(conn, run_name) if run_name is not None else None
-        if run_name is not None and rid is None:
-            raise NotFoundError(f"run {run_name!r} not found")
+        rid = _optional_run_id(tx, run_name)
         mid = resolve.model_id(conn, model_name, rid, run_name)
         snapshot = _snapshot(conn, mid)
         model = snapshot["model"]
@@ -315,9 +318,7 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
 
     def command(tx: WriteTransaction) -> int:
         conn = tx.conn
-        rid = resolve.run_id(conn, run_name) if run_name is not None else None
-        if run_name is not None and rid is None:
-            raise NotFoundError(f"run {run_name!r} not found")
+        rid = _optional_run_id(tx, run_name)
         deletes = conn.execute(
             "SELECT seq, payload FROM events WHERE type = ? AND json_extract(payload, '$.model_name') = ? "
             "ORDER BY seq DESC",

@@ -67,12 +67,20 @@ def _open_live(db: str | os.PathLike) -> tuple[Path, sqlite3.Connection]:
     return path.resolve(), conn
 
 
-def _rebuild_checked(conn: sqlite3.Connection, events: Iterator[Event]) -> int:
-    count = projections.rebuild(conn, events)
-    problems = conn.execute("PRAGMA foreign_key_check").fetchall()
-    if problems:
-        raise NotARegistryError(f"the log produced rows with broken references, e.g. {problems[:3]}")
-    return count
+def _rebuild_and_commit(conn: sqlite3.Connection) -> tuple[int, int | None]:
+    """Inside the caller's open transaction: rebuild from the file's own log, check the
+    references (foreign keys are off during the rebuild), commit. (events, last seq)."""
+    try:
+        count = projections.rebuild(conn, read_events(conn))
+        problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if problems:
+            raise NotARegistryError(f"the log produced rows with broken references, e.g. {problems[:3]}")
+        last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return count, last
 
 
 def replay(db: str | os.PathLike, out: str | os.PathLike | None = None, *, as_of: str | None = None,
@@ -107,13 +115,7 @@ def _replay_in_place(path: Path) -> ReplayResult:
     try:
         conn.execute("PRAGMA foreign_keys = OFF")  # checked once at the end instead of per row
         store.begin_immediate(conn)
-        try:
-            count = _rebuild_checked(conn, read_events(conn))
-            last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        count, last = _rebuild_and_commit(conn)
     finally:
         conn.close()
     return ReplayResult(path, count, last)
@@ -133,12 +135,10 @@ def _replay_into(live_path: Path, out_path: Path, as_of: str | None, upto: int |
                 "WHERE (:upto IS NULL OR seq <= :upto) AND (:as_of IS NULL OR at <= :as_of) ORDER BY seq",
                 {"upto": upto, "as_of": as_of},
             )
-            count = _rebuild_checked(conn, read_events(conn))
-            last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
-            conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        count, last = _rebuild_and_commit(conn)
         conn.execute("DETACH DATABASE live")
     except BaseException:
         conn.close()

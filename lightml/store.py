@@ -47,15 +47,7 @@ def connect(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, synchr
     conn = sqlite3.connect(
         str(path), timeout=timeout, isolation_level=None, check_same_thread=False
     )
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise NotARegistryError(f"{path} is not a SQLite database ({exc})") from None
-    return conn
+    return _configured(conn, path, timeout, "PRAGMA foreign_keys = ON", f"PRAGMA synchronous = {synchronous}")
 
 
 def connect_readonly(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT) -> sqlite3.Connection:
@@ -65,8 +57,16 @@ def connect_readonly(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOU
         raise FileNotFoundError(f"registry not found: {path}")
     uri = path.resolve().as_uri() + "?mode=ro"
     conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+    return _configured(conn, path, timeout)
+
+
+def _configured(conn: sqlite3.Connection, path, timeout: float, *pragmas: str) -> sqlite3.Connection:
+    """Set the busy timeout and pragmas, and read the schema once: a file that is not SQLite
+    fails here with a clear error rather than at the first query."""
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        for pragma in pragmas:
+            conn.execute(pragma)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
         conn.close()
