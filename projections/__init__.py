@@ -45,7 +45,6 @@ HANDLERS: dict[str, list[Handler]] = {
         metrics.on_metric_inserted,
         detailed_scores.on_metric_inserted,
         metric_insert_range.on_metric_inserted,
-        id_counter.on_metric_inserted,
     ],
     ev.METRIC_OVERWRITTEN: [
         metrics.on_metric_overwritten,

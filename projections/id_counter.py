@@ -1,7 +1,8 @@
-"""The ``id_counter`` table: the highest id ever assigned per kind of row.
+"""The ``id_counter`` table: the highest run, model and checkpoint id ever assigned.
 
 Ids are never reused, even after a delete, so that a restore can put rows back under
 their old ids. Max-of-table would hand a deleted model's id to the next registration.
+(Metric ids need no counter: ``metric_insert_range`` already records every one given.)
 """
 
 from lightml.events import Event
@@ -36,7 +37,3 @@ def on_model_registered(conn, events: list[Event]) -> None:
 
 def on_checkpoint_registered(conn, events: list[Event]) -> None:
     _bump(conn, "checkpoint", [e.payload["checkpoint_id"] for e in events])
-
-
-def on_metric_inserted(conn, events: list[Event]) -> None:
-    _bump(conn, "metric", (m["metric_id"] for e in events for m in e.payload["metrics"]))
