@@ -216,6 +216,15 @@ def test_demo_builds_the_documented_registry(tmp_path: Path) -> None:
     assert r.returncode == 0 and "overwritten" in r.stdout
 
 
+def test_usage_errors_are_one_line(registry: Path) -> None:
+    r = lightml("metric-log", "--db", registry, "--run", "r1", "--model", "base", "--family", "f", "--metric", "m")
+    assert_user_error(r)
+    assert "--value" in r.stderr and "lightml metric-log --help" in r.stderr
+    assert_user_error(lightml("history", "--db", registry, "--model", "base", "--family", "f", "--metric", "m",
+                              "--step", "ten"))
+    assert_user_error(lightml("no-such-command"))
+
+
 def test_version_and_help() -> None:
     from lightml import __version__
 

@@ -28,6 +28,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other user error (argparse prints the usage too)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True, help="registry file (.db)")
 
@@ -39,7 +46,7 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from lightml.cli import arguments
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="lightml",
         description="LightML: a local registry for LLM evaluation results (one SQLite file, an event log).",
     )
