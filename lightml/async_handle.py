@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
+import anyio
 import anyio.to_thread
 
 from lightml.core import Registry
@@ -56,19 +57,22 @@ class AsyncLightMLHandle:
         self._closed = False
         # Write calls of this loop turn, waiting to be sent to the writer as one batch.
         self._pending: list[tuple[Any, asyncio.Future]] = []
+        self._open_lock = anyio.Lock()
 
     async def open(self) -> "AsyncLightMLHandle":
-        if self._closed:
-            raise HandleClosedError("this LightML handle is closed")
-        if self._core is None:
-            self._core = await anyio.to_thread.run_sync(
-                partial(Registry, *self._open_args, **self._open_kwargs))
+        async with self._open_lock:  # concurrent first calls open one registry, not several
+            if self._closed:
+                raise HandleClosedError("this LightML handle is closed")
+            if self._core is None:
+                self._core = await anyio.to_thread.run_sync(
+                    partial(Registry, *self._open_args, **self._open_kwargs))
         return self
 
     async def close(self) -> None:
-        self._closed = True
-        if self._core is not None:
-            await anyio.to_thread.run_sync(self._core.close)
+        async with self._open_lock:
+            self._closed = True
+            if self._core is not None:
+                await anyio.to_thread.run_sync(self._core.close)
 
     async def __aenter__(self) -> "AsyncLightMLHandle":
         return await self.open()

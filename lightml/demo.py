@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from lightml.errors import ConflictError
 from lightml.handle import LightMLHandle
 
 FAMILIES = {
@@ -53,10 +54,14 @@ def _log_model(h: LightMLHandle, rng: random.Random, model: str, difficulty: dic
             h.log_model_metric(model, family, key, round(sum(scores) / n, 4), scores=scores)
 
 
-def build_demo(folder: str | Path = "lightml-demo") -> Path:
+def build_demo(folder: str | Path = "lightml-demo", overwrite: bool = False) -> Path:
+    """Build the demo registry in ``<folder>/main.db``; an existing file is replaced only
+    with ``overwrite`` (``--path`` may point at someone's real registry)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     db = folder / "main.db"
+    if db.exists() and not overwrite:
+        raise ConflictError(f"{db} already exists; use --overwrite to rebuild the demo there, or another --path")
+    folder.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     rng = random.Random(7)

@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lightml import writer
 from lightml.core import Registry
-from lightml.errors import InvalidInputError
+from lightml.errors import ConflictError, InvalidInputError
 from lightml.validation import check_name
 
 
@@ -41,6 +42,8 @@ def init_registry(path: str | os.PathLike, name: str, overwrite: bool = False,
     folder.mkdir(parents=True, exist_ok=True)
     db = (folder / f"{name}.db").resolve()
     if db.exists() and overwrite:
+        if writer.has_writer(str(db)):
+            raise ConflictError(f"{db} is open in this process; close its handles before overwriting it")
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     registry = Registry(db)

@@ -49,7 +49,10 @@ def check_value(value: Any, what: str = "metric value") -> float:
             if inner is not value:
                 return check_value(inner, what)
         raise InvalidInputError(f"{what} must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidInputError(f"{what} is too large for a float: {value}") from None
     if not math.isfinite(number):
         raise InvalidInputError(f"{what} must be finite, got {number}")
     return number
@@ -65,8 +68,8 @@ def check_scores(scores: Any) -> tuple[str, int]:
         raise InvalidInputError("scores must not be empty (pass scores=None for a metric without per-sample scores)")
     clean: list[int | float] = []
     for i, score in enumerate(scores):
-        if isinstance(score, bool):
-            clean.append(int(score))
+        if isinstance(score, bool) or getattr(getattr(score, "dtype", None), "kind", None) == "b":
+            clean.append(int(score))  # Python or numpy booleans: correct / wrong
             continue
         if isinstance(score, numbers.Integral):
             clean.append(int(score))

@@ -211,7 +211,14 @@ class Writer:
                         pending.put(_STOP)
                         break
                     group.append(nxt)
-                self._commit_group(conn, group)
+                try:
+                    self._commit_group(conn, group)
+                except BaseException as exc:  # a bug must not leave callers waiting forever
+                    for entry in group:
+                        if not entry[2].done():
+                            entry[2].set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
         finally:
             conn.close()
 
@@ -260,7 +267,10 @@ class Writer:
             try:
                 hook()
             except Exception as exc:  # side effects after the commit must never fail the call
-                warnings.warn(f"lightml: {exc}", RuntimeWarning, stacklevel=1)
+                try:
+                    warnings.warn(f"lightml: {exc}", RuntimeWarning, stacklevel=1)
+                except Exception:  # warnings turned into errors: the commit still stands
+                    pass
         for (_, _, future, many), item_outcomes in zip(group, outcomes):
             if many:
                 future.set_result(item_outcomes)
@@ -307,6 +317,12 @@ def acquire(path: str, timeout: float, synchronous: str) -> Writer:
             writer = Writer(path, timeout, synchronous)
         _writers[key] = (writer, users + 1)
         return writer
+
+
+def has_writer(path: str) -> bool:
+    """Does a handle of this process hold the file open for writing?"""
+    with _writers_lock:
+        return any(key[0] == os.getpid() and key[1] == path for key in _writers)
 
 
 def release(writer: Writer) -> None:

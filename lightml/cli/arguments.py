@@ -84,6 +84,7 @@ def _db_only(p: argparse.ArgumentParser) -> None:
 
 def _demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", default="lightml-demo", help="folder for main.db (default ./lightml-demo)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing <path>/main.db")
 
 
 def _version(p: argparse.ArgumentParser) -> None:

@@ -25,10 +25,12 @@ def cmd_exists(args: argparse.Namespace) -> int:
             matches = registry.search(args.model, args.family, args.metric)
         elif args.family is not None:
             scope = f"model={args.model!r}, family={args.family!r}, metric={args.metric!r}"
-            found = registry.metric_exists(args.model, args.family, args.metric)
+            exists = registry.run_metric_exists if args.run is not None else registry.metric_exists
+            found = exists(args.model, args.family, args.metric)
         else:
             scope = f"model={args.model!r}"
-            found = registry.model_exists(args.model)
+            # search() of a handle opened on a run looks in that run only
+            found = bool(registry.search(args.model)) if args.run is not None else registry.model_exists(args.model)
     if not is_listing:
         if args.run is not None:
             scope = scope.replace(", ", f", run={args.run!r}, ", 1) if "," in scope else f"{scope}, run={args.run!r}"

@@ -11,10 +11,11 @@ from lightml.errors import InvalidInputError, NotFoundError
 from lightml.metrics import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED, OUTCOME_NAMES
 
 
-def _handle(args: argparse.Namespace):
+def _handle(args: argparse.Namespace, create_run: bool = False):
     from lightml.handle import LightMLHandle
 
-    return LightMLHandle(_existing(args.db), args.run, origin="cli")
+    # Only model-register creates a run: a typo in --run elsewhere must not leave one behind.
+    return LightMLHandle(_existing(args.db), args.run, origin="cli", create=create_run)
 
 
 def _existing(db: str) -> str:
@@ -25,7 +26,7 @@ def _existing(db: str) -> str:
 
 
 def cmd_model_register(args: argparse.Namespace) -> int:
-    with _handle(args) as h:
+    with _handle(args, create_run=True) as h:
         model_id = h.register_model(args.name, args.path, parent_name=args.parent)
     if args.json:
         print_json({"model_id": model_id})
@@ -68,6 +69,8 @@ def cmd_metric_log(args: argparse.Namespace) -> int:
     scores = _parse_scores(args.scores)
     if args.model is None and args.checkpoint is None:
         raise InvalidInputError("say what the metric belongs to: --model M [--step N] or --checkpoint ID")
+    if args.checkpoint is not None and (args.step is not None or args.path_hint is not None):
+        raise InvalidInputError("--step and --path-hint pick a checkpoint of --model; --checkpoint names one already")
     with _handle(args) as h:
         checkpoint_id = args.checkpoint
         if checkpoint_id is None and args.step is not None:
