@@ -356,14 +356,12 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
             )
         if model["run_id"] is not None and not conn.execute("SELECT 1 FROM run WHERE id = ?", (model["run_id"],)).fetchone():
             raise NotFoundError(f"the run of deleted model {model_name!r} no longer exists")
-        if model["parent_id"] is not None and not conn.execute(
-            "SELECT 1 FROM model WHERE id = ?", (model["parent_id"],)
-        ).fetchone():
-            model["parent_id"] = None  # its parent was deleted meanwhile
-        relinked = [
-            child for child in snapshot["children"]
+        model["parent_id"] = _parent_to_restore(conn, model)
+        mid = model["id"]
+        relinked = sorted(
+            child for child in _children_to_relink(conn, mid, snapshot["children"])
             if conn.execute("SELECT 1 FROM model WHERE id = ? AND parent_id IS NULL", (child,)).fetchone()
-        ]
+        )
         mid = model["id"]
         tx.emit([(ev.MODEL_RESTORED, {
             "model_id": mid, "deleted_seq": deleted_seq, "snapshot": {**snapshot, "model": model},
@@ -374,6 +372,38 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
         return mid
 
     return command
+
+
+def _live(conn, model_id: int | None) -> bool:
+    return model_id is not None and conn.execute("SELECT 1 FROM model WHERE id = ?", (model_id,)).fetchone() is not None
+
+
+def _parent_to_restore(conn, model: dict[str, Any]) -> int | None:
+    """The restored model's parent: the one it had, if it is live. A parent's own delete may
+    have unlinked it before it was deleted itself; then the parent whose delete did that."""
+    parent = model["parent_id"]
+    if parent is None:
+        row = conn.execute(
+            "SELECT json_extract(e.payload, '$.model_id') FROM events e, "
+            "json_each(e.payload, '$.snapshot.children') AS child "
+            "WHERE e.type = ? AND child.value = ? ORDER BY e.seq DESC LIMIT 1",
+            (ev.MODEL_DELETED, model["id"]),
+        ).fetchone()
+        parent = row[0] if row else None
+    return parent if _live(conn, parent) else None
+
+
+def _children_to_relink(conn, model_id: int, unlinked: list[int]) -> set[int]:
+    """Children the delete unlinked, and models deleted while still this model's children
+    (restored meanwhile without it, since it was gone)."""
+    deleted_children = {
+        child for (child,) in conn.execute(
+            "SELECT json_extract(payload, '$.model_id') FROM events "
+            "WHERE type = ? AND json_extract(payload, '$.snapshot.model.parent_id') = ?",
+            (ev.MODEL_DELETED, model_id),
+        )
+    }
+    return set(unlinked) | deleted_children
 
 
 def add_schema_rules(rules: list[tuple[str, str]]) -> Command:
