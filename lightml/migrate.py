@@ -133,7 +133,7 @@ def _migrate_in_transaction(conn: sqlite3.Connection) -> MigrateResult:
                 f"WHERE id = {r['id']!r}) and migrate again"
             )
     run_ids = {r["id"] for r in runs}
-    tx.emit([(ev.RUN_CREATED, {
+    _emit_checked(tx, [(ev.RUN_CREATED, {
         "run_id": r["id"], "run_name": r["run_name"], "description": r["description"],
         "metadata": r["metadata"], "created_at": r["created_at"],
     }) for r in runs])
@@ -146,7 +146,7 @@ def _migrate_in_transaction(conn: sqlite3.Connection) -> MigrateResult:
         if m["parent_id"] is not None and m["parent_id"] not in model_ids:
             warnings.append(f"model {m['model_name']!r} (id {m['id']}) had missing parent {m['parent_id']}: cleared")
             m["parent_id"] = None
-    tx.emit([(ev.MODEL_REGISTERED, {
+    _emit_checked(tx, [(ev.MODEL_REGISTERED, {
         "model_id": m["id"], "model_name": m["model_name"], "path": m["path"], "parent_id": m["parent_id"],
         "run_id": m["run_id"], "notes": m["notes"], "hidden": int(m["hidden"] or 0),
     }) for m in _parents_first(models, warnings)])
@@ -157,7 +157,7 @@ def _migrate_in_transaction(conn: sqlite3.Connection) -> MigrateResult:
             warnings.append(f"checkpoint id {c['id']} belongs to missing model {c['model_id']}: left in the backup only")
             continue
         kept_checkpoints[c["id"]] = c
-    tx.emit([(ev.CHECKPOINT_REGISTERED, {
+    _emit_checked(tx, [(ev.CHECKPOINT_REGISTERED, {
         "checkpoint_id": c["id"], "model_id": c["model_id"], "step": c["step"], "path": c["path"],
         "created_at": c["created_at"],
     }) for c in kept_checkpoints.values()])
@@ -166,10 +166,30 @@ def _migrate_in_transaction(conn: sqlite3.Connection) -> MigrateResult:
     for metric_id in sorted(set(scores) - kept_scores):
         warnings.append(f"detailed scores of metric id {metric_id}, which was not kept or does not exist: "
                         "left in the backup only")
-    tx.emit([(ev.SCHEMA_RULE_ADDED, {"family": r["family"], "metric_name": r["metric_name"]}) for r in rules])
+    _emit_checked(tx, [(ev.SCHEMA_RULE_ADDED, {"family": r["family"], "metric_name": r["metric_name"]}) for r in rules])
     counts = {"runs": len(runs), "models": len(models), "checkpoints": len(kept_checkpoints),
               "metrics": n_metrics, "detailed_scores": len(kept_scores), "schema_rules": len(rules)}
     return MigrateResult(True, "migrated", counts=counts, warnings=warnings)
+
+
+def _emit_checked(tx: WriteTransaction, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Check each synthesized payload against its schema before it is written: a 1.x value
+    the new format cannot hold stops the migration (nothing committed) with a clear message."""
+    from pydantic import ValidationError
+
+    from lightml.event_schemas import validate_payload
+
+    for event_type, payload in items:
+        try:
+            validate_payload(event_type, payload)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(map(str, error["loc"]))
+            raise NotARegistryError(
+                f"cannot migrate: a {event_type} built from the 1.x rows is invalid at {where} "
+                f"({error['msg']}: {error.get('input')!r}); fix that row and migrate again"
+            ) from None
+    tx.emit(items)
 
 
 def _parents_first(models: list[dict], warnings: list[str]) -> list[dict]:
@@ -213,6 +233,10 @@ def _emit_metrics(tx: WriteTransaction, metrics: list[dict], model_ids: set[int]
                 warnings.append(f"metric id {m['id']} belongs to missing model {m['model_id']}: left in the backup only")
                 continue
             target = (m["model_id"], None, None)
+        value = m["value"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            warnings.append(f"metric id {m['id']} has a value that is not a number ({value!r}): left in the backup only")
+            continue
         key = (target[0], target[1], m["family"], m["metric_name"])
         item = {"metric_id": m["id"], "family": m["family"], "metric_name": m["metric_name"], "value": m["value"]}
         s = scores.get(m["id"])
@@ -227,12 +251,12 @@ def _emit_metrics(tx: WriteTransaction, metrics: list[dict], model_ids: set[int]
         targets.setdefault(target, []).append(item)
     total = 0
     for (model_id, checkpoint_id, step), items in targets.items():
-        tx.emit([(ev.METRIC_INSERTED, {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step,
+        _emit_checked(tx, [(ev.METRIC_INSERTED, {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step,
                                        "metrics": items})])
         total += len(items)
     values = {i["metric_id"]: i["value"] for items in targets.values() for i in items}
     for (model_id, checkpoint_id, step), item, first_id in overwrites:
-        tx.emit([(ev.METRIC_OVERWRITTEN, {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step,
+        _emit_checked(tx, [(ev.METRIC_OVERWRITTEN, {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step,
                                           "metrics": [{**item, "metric_id": first_id,
                                                        "previous_value": values[first_id]}]})])
         values[first_id] = item["value"]

@@ -322,6 +322,42 @@ def test_migrate_reports_scores_it_cannot_keep(tmp_path):
     assert result.counts["detailed_scores"] == len(SCORES)
 
 
+def test_migrate_skips_a_value_that_is_not_a_number(tmp_path):
+    """Untyped 1.x columns could hold text; such a metric is reported and left in the backup."""
+    db = build_v1(tmp_path / "registry.db")
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO metrics VALUES (41, 2, NULL, 'mmlu', 'text_value', 'oops')")
+    conn.commit()
+    conn.close()
+
+    result = migrate(db)
+
+    assert any("41" in w and "not a number" in w for w in result.warnings), result.warnings
+    assert scalar(db, "SELECT count(*) FROM metrics WHERE id = 41") == 0
+    assert verify(db).ok
+
+
+def test_migrate_stops_before_commit_on_rows_it_cannot_represent(tmp_path):
+    """A checkpoint step that is not an integer: the migration stops with a clear error and
+    the file is still the 1.x database, so it can be fixed and migrated again."""
+    db = build_v1(tmp_path / "registry.db")
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE checkpoint SET step = 'last' WHERE id = (SELECT min(id) FROM checkpoint)")
+    conn.commit()
+    conn.close()
+    original = dump(db)
+
+    with pytest.raises(NotARegistryError, match="step"):
+        migrate(db)
+
+    assert dump(db) == original
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE checkpoint SET step = 3 WHERE step = 'last'")
+    conn.commit()
+    conn.close()
+    assert migrate(db).migrated and verify(db).ok
+
+
 def newer_registry(path: Path) -> Path:
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, type TEXT, version INTEGER, payload TEXT, "
