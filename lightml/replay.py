@@ -165,7 +165,7 @@ def verify(db: str | os.PathLike) -> VerifyResult:
     """Rebuild every read table from the log in memory and compare it with the live one."""
     live_path, live = _open_live(db)
     live.close()
-    mem = sqlite3.connect(":memory:", isolation_level=None)
+    mem = sqlite3.connect("file::memory:", uri=True, isolation_level=None)  # uri: ATTACH below is one
     try:
         mem.execute("ATTACH DATABASE ? AS live", (live_path.as_uri() + "?mode=ro",))
         # One read transaction: the rebuild and the comparison see the same snapshot of the

@@ -44,9 +44,9 @@ EVENT_COLUMNS = "seq, type, version, payload, at, user, host, pid, origin"
 
 def connect(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL") -> sqlite3.Connection:
     """A connection in autocommit mode (we issue BEGIN ourselves) with the registry's pragmas."""
-    conn = sqlite3.connect(
-        str(path), timeout=timeout, isolation_level=None, check_same_thread=False
-    )
+    # Opened as a URI so that ATTACH of a "file:...?mode=ro" URI works whatever the SQLite build.
+    uri = Path(os.path.abspath(path)).as_uri()
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
     return _configured(conn, path, timeout, "PRAGMA foreign_keys = ON", f"PRAGMA synchronous = {synchronous}")
 
 
