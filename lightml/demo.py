@@ -8,6 +8,7 @@ one deleted model, so that history, restore, replay and verify all show somethin
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 
 from lightml.errors import ConflictError
@@ -54,13 +55,33 @@ def _log_model(h: LightMLHandle, rng: random.Random, model: str, difficulty: dic
             h.log_model_metric(model, family, key, round(sum(scores) / n, 4), scores=scores)
 
 
+RUNS = {"pretrain-baselines", "sft-dpo-2026-11"}
+
+
+def _is_demo(db: Path) -> bool:
+    """Is this a registry that ``lightml demo`` built (so rebuilding it loses nothing)?"""
+    try:
+        conn = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            runs = {name for (name,) in conn.execute("SELECT run_name FROM run")}
+            models = {name for (name,) in conn.execute("SELECT DISTINCT model_name FROM model")}
+            deleted = {name for (name,) in conn.execute(
+                "SELECT json_extract(payload, '$.model_name') FROM events WHERE type = 'model_deleted'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return runs <= RUNS and (models | deleted) <= set(MODELS)
+
+
 def build_demo(folder: str | Path = "lightml-demo", overwrite: bool = False) -> Path:
     """Build the demo registry in ``<folder>/main.db``; an existing file is replaced only
     with ``overwrite`` (``--path`` may point at someone's real registry)."""
     folder = Path(folder)
     db = folder / "main.db"
-    if db.exists() and not overwrite:
-        raise ConflictError(f"{db} already exists; use --overwrite to rebuild the demo there, or another --path")
+    if db.exists() and not overwrite and not _is_demo(db):
+        raise ConflictError(f"{db} already exists and is not a demo registry; use another --path "
+                            "(or --overwrite to replace it)")
     folder.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
@@ -70,7 +91,7 @@ def build_demo(folder: str | Path = "lightml-demo", overwrite: bool = False) -> 
     for step in (1000, 2000, 3000):
         (checkpoints_dir / f"sft-step{step}").mkdir(parents=True, exist_ok=True)
 
-    with LightMLHandle(db, run_name="pretrain-baselines") as h:
+    with LightMLHandle(db, run_name="pretrain-baselines") as h:  # the names in RUNS
         h.register_model("llama-1b-base", "meta-llama/Llama-3.2-1B")
         _log_model(h, rng, "llama-1b-base", difficulty)
 

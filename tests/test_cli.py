@@ -210,6 +210,16 @@ def test_demo_builds_the_documented_registry(tmp_path: Path) -> None:
         types = [t for (t,) in conn.execute("SELECT type FROM events")]
     assert types.count("metric_overwritten") == 1 and types.count("model_deleted") == 1
     assert lightml("verify", "--db", db).returncode == 0
+    # Running it again rebuilds the demo; it never replaces another registry without --overwrite.
+    assert lightml("demo", cwd=tmp_path).returncode == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    with LightMLHandle(mine / "main.db", run_name="work") as h:
+        h.register_model("precious", "org/precious")
+    assert_user_error(lightml("demo", "--path", mine, cwd=tmp_path))
+    with LightMLHandle(mine / "main.db") as h:
+        assert h.model_exists("precious")
+    assert lightml("demo", "--path", mine, "--overwrite", cwd=tmp_path).returncode == 0
     # The commands the demo suggests work as printed.
     r = lightml("history", "--db", db, "--model", "llama-1b-dpo", "--family", "reasoning",
                 "--metric", "gsm8k/exact_match")
