@@ -6,6 +6,7 @@ Each takes a sqlite3 connection and returns plain Python data. None of them writ
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from typing import Any
 
@@ -18,9 +19,9 @@ def glob_to_sql(pattern: str) -> tuple[str, str]:
     """A user glob (``*`` any run of characters, ``?`` one) -> (SQL operator, pattern).
 
     Everything else matches literally, ``%``, ``_``, ``[`` and quotes included, so we use
-    LIKE with an escape character (GLOB would treat ``[`` as a character class).
-    LIKE is case-insensitive for ASCII only; names are matched case-sensitively, so a
-    pattern without wildcards is compared with ``=``.
+    LIKE with an escape character (GLOB would treat ``[`` as a character class). LIKE
+    ignores ASCII case, so its matches are filtered case-sensitively in Python
+    (``_case_matches``); a pattern without wildcards is compared with ``=``.
     """
     if "*" not in pattern and "?" not in pattern:
         return "=", pattern
@@ -42,14 +43,11 @@ def _glob_clause(column: str, pattern: str, params: list[Any]) -> str:
     params.append(value)
     if op == "=":
         return f"{column} = ?"
-    # LIKE narrows by index-free scan; GLOB-free exact case check is done in Python below.
     return f"{column} LIKE ? ESCAPE '\\'"
 
 
 def _case_matches(pattern: str, text: str) -> bool:
     """Case-sensitive glob check (LIKE already matched case-insensitively)."""
-    import re
-
     parts = []
     for ch in pattern:
         parts.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))

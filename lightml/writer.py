@@ -54,11 +54,9 @@ def utc_now() -> str:
 
 # The highest id ever given. Metric ids come only from metric_inserted events, whose id
 # ranges never overlap and are never removed, so the last range holds the highest one; the
-# other kinds keep a counter row (a separate row per metric log would cost a page per commit).
-_LAST_ID = {
-    "metric": "SELECT last_metric_id FROM metric_insert_range ORDER BY first_metric_id DESC LIMIT 1",
-    "other": "SELECT last_id FROM id_counter WHERE entity = ?",
-}
+# other kinds keep a counter row (a counter row per metric log would cost a page per commit).
+_LAST_METRIC_ID = "SELECT last_metric_id FROM metric_insert_range ORDER BY first_metric_id DESC LIMIT 1"
+_LAST_ID = "SELECT last_id FROM id_counter WHERE entity = ?"
 _CACHE_SAFE = {METRIC_INSERTED, METRIC_OVERWRITTEN}
 _INSERT_EVENT = f"INSERT INTO events ({store.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
@@ -86,8 +84,10 @@ class WriteTransaction:
         """The next never-used id for ``entity`` (run, model, checkpoint, metric)."""
         last = self._last_ids.get(entity)
         if last is None:
-            row = self.conn.execute(_LAST_ID[entity] if entity == "metric" else _LAST_ID["other"],
-                                    () if entity == "metric" else (entity,)).fetchone()
+            if entity == "metric":
+                row = self.conn.execute(_LAST_METRIC_ID).fetchone()
+            else:
+                row = self.conn.execute(_LAST_ID, (entity,)).fetchone()
             last = row[0] if row else 0
         self._last_ids[entity] = last + 1
         return last + 1
