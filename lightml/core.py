@@ -90,13 +90,13 @@ class Registry:
     def closed(self) -> bool:
         return self._closed
 
-    def submit(self, command: writer.Command) -> writer.Command:
+    def submit(self, command: writer.Command) -> Future:
         """Queue a command; the future resolves to its result after COMMIT."""
         if self._closed:
             raise HandleClosedError("this LightML handle is closed")
         return self._writer.submit(command, self.actor)
 
-    def submit_many(self, commands_: list[writer.Command]) -> writer.Command:
+    def submit_many(self, commands_: list[writer.Command]) -> Future:
         """Queue several commands for one transaction; the future resolves to their outcomes."""
         if self._closed:
             raise HandleClosedError("this LightML handle is closed")
