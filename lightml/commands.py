@@ -7,7 +7,6 @@ database is checked by the caller before the command is queued (lightml.validati
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +86,7 @@ def register_model(
         if parent_name is not None:
             parent = resolve.parent_id(conn, parent_name, rid)
         if parent_id is not None:
-            if not conn.execute("SELECT 1 FROM model WHERE id = ?", (parent_id,)).fetchone():
+            if not _live(conn, parent_id):
                 raise NotFoundError(f"parent model id {parent_id} not found")
             if parent is not None and parent != parent_id:
                 raise InvalidInputError(
@@ -319,17 +318,7 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
     def command(tx: WriteTransaction) -> int:
         conn = tx.conn
         rid = _optional_run_id(tx, run_name)
-        deletes = conn.execute(
-            "SELECT seq, payload FROM events WHERE type = ? AND json_extract(payload, '$.model_name') = ? "
-            "ORDER BY seq DESC",
-            (ev.MODEL_DELETED, model_name),
-        ).fetchall()
-        latest: dict[Any, tuple[int, dict]] = {}  # run_id -> latest delete in that run
-        for seq, payload in deletes:
-            p = json.loads(payload)
-            if rid is not None and p["run_id"] != rid:
-                continue
-            latest.setdefault(p["run_id"], (seq, p))
+        latest = resolve.latest_deletes(conn, model_name, rid)
         if not latest:
             where = f" in run {run_name!r}" if run_name is not None else ""
             raise NotFoundError(f"no deleted model {model_name!r}{where} to restore")
@@ -362,7 +351,6 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
             child for child in _children_to_relink(conn, mid, snapshot["children"])
             if conn.execute("SELECT 1 FROM model WHERE id = ? AND parent_id IS NULL", (child,)).fetchone()
         )
-        mid = model["id"]
         tx.emit([(ev.MODEL_RESTORED, {
             "model_id": mid, "deleted_seq": deleted_seq, "snapshot": {**snapshot, "model": model},
             "relinked_children": relinked,

@@ -171,3 +171,16 @@ CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in PAYLOADS}
 def validate_payload(event_type: str, payload: dict[str, Any]) -> None:
     """Raise pydantic.ValidationError if a payload does not match its type's schema."""
     PAYLOADS[event_type].model_validate(payload)
+
+
+def payload_problem(event_type: str, payload: dict[str, Any]) -> str | None:
+    """None when the payload matches its schema, else where and why it does not, in one line."""
+    from pydantic import ValidationError
+
+    try:
+        validate_payload(event_type, payload)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(map(str, error["loc"]))
+        return f"{where}: {error['msg']} (got {error.get('input')!r})"
+    return None

@@ -175,20 +175,15 @@ def _migrate_in_transaction(conn: sqlite3.Connection) -> MigrateResult:
 def _emit_checked(tx: WriteTransaction, items: list[tuple[str, dict[str, Any]]]) -> None:
     """Check each synthesized payload against its schema before it is written: a 1.x value
     the new format cannot hold stops the migration (nothing committed) with a clear message."""
-    from pydantic import ValidationError
-
-    from lightml.event_schemas import validate_payload
+    from lightml.event_schemas import payload_problem
 
     for event_type, payload in items:
-        try:
-            validate_payload(event_type, payload)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(map(str, error["loc"]))
+        problem = payload_problem(event_type, payload)
+        if problem is not None:
             raise NotARegistryError(
-                f"cannot migrate: a {event_type} built from the 1.x rows is invalid at {where} "
-                f"({error['msg']}: {error.get('input')!r}); fix that row and migrate again"
-            ) from None
+                f"cannot migrate: a {event_type} built from the 1.x rows is invalid at {problem}; "
+                "fix that row and migrate again"
+            )
     tx.emit(items)
 
 

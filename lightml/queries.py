@@ -10,7 +10,6 @@ import re
 import sqlite3
 from typing import Any
 
-from lightml import events as ev
 from lightml import resolve
 from lightml.errors import AmbiguousNameError, NotFoundError
 
@@ -166,21 +165,13 @@ def history_metric_ids(
 
 
 def _deleted_metric_ids(conn, model_name, family, metric_name, step, run, run_name) -> list[int]:
-    deleted = [
-        json.loads(payload)
-        for (payload,) in conn.execute(
-            "SELECT payload FROM events WHERE type = ? AND json_extract(payload, '$.model_name') = ? "
-            "ORDER BY seq DESC",
-            (ev.MODEL_DELETED, model_name),
-        )
-    ]
-    if run is not None:
-        deleted = [d for d in deleted if d["run_id"] == run]
-    if not deleted:
+    latest = resolve.latest_deletes(conn, model_name, run)
+    if not latest:
         raise NotFoundError(f"model {model_name!r} not found" + (f" in run {run_name!r}" if run_name else ""))
-    if len({d["run_id"] for d in deleted}) > 1:
+    if len(latest) > 1:
         raise AmbiguousNameError(f"deleted model {model_name!r} existed in several runs; say which run")
-    snapshot = deleted[0]["snapshot"]
+    (_, deleted), = latest.values()
+    snapshot = deleted["snapshot"]
     steps = {c["id"]: c["step"] for c in snapshot["checkpoints"]}
     return [
         m["id"] for m in snapshot["metrics"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from typing import Any
 
 from lightml.errors import AmbiguousNameError, NotFoundError
 
@@ -71,3 +73,20 @@ def checkpoint_owner(conn: sqlite3.Connection, checkpoint_id: int) -> tuple[int,
     if row is None:
         raise NotFoundError(f"checkpoint id {checkpoint_id} not found")
     return row[0], row[1]
+
+
+def latest_deletes(conn: sqlite3.Connection, model_name: str, run: int | None) -> dict[int | None, tuple[int, dict[str, Any]]]:
+    """run id -> (seq, payload) of the latest ``model_deleted`` event of a model of that name
+    (only in ``run`` when given): where a deleted model's rows are still described."""
+    from lightml.events import MODEL_DELETED
+
+    latest: dict[int | None, tuple[int, dict[str, Any]]] = {}
+    for seq, payload in conn.execute(
+        "SELECT seq, payload FROM events WHERE type = ? AND json_extract(payload, '$.model_name') = ? "
+        "ORDER BY seq DESC",
+        (MODEL_DELETED, model_name),
+    ):
+        deleted = json.loads(payload)
+        if run is None or deleted["run_id"] == run:
+            latest.setdefault(deleted["run_id"], (seq, deleted))
+    return latest
