@@ -23,6 +23,10 @@ _EXPORTS = {
     "replay": "lightml.replay",
     "verify": "lightml.replay",
     "migrate": "lightml.migrate",
+    "compare_models": "lightml.compare",
+    "CompareResult": "lightml.compare",
+    "diff_models": "lightml.diff",
+    "format_diff": "lightml.diff",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -167,6 +167,17 @@ class AsyncLightMLHandle:
     async def get_detailed_scores(self, model_name: str, family: str, metric_name: str) -> list | None:
         return await self._read(lambda c: c.get_detailed_scores(model_name, family, metric_name))
 
+    async def compare_stats(self, model_a: str, model_b: str, family: str, metric_name: str, *,
+                            resamples: int = 10_000, confidence: float = 0.95, seed: int = 42) -> dict[str, Any]:
+        return await self._read(lambda c: c.compare_stats(
+            model_a, model_b, family, metric_name, resamples=resamples, confidence=confidence, seed=seed))
+
+    async def compare_stats_all(self, model_a: str, model_b: str, family: str | None = None, *,
+                                resamples: int = 10_000, confidence: float = 0.95,
+                                seed: int = 42) -> list[dict[str, Any]]:
+        return await self._read(lambda c: c.compare_stats_all(
+            model_a, model_b, family, resamples=resamples, confidence=confidence, seed=seed))
+
     async def metric_history(self, model_name: str, family: str, metric_name: str,
                              step: int | None = None) -> list[dict[str, Any]]:
         return await self._read(lambda c: c.metric_history(model_name, family, metric_name, step))

@@ -239,6 +239,27 @@ class Registry:
         return self.read(
             lambda c: queries.detailed_scores(c, self._model_id(c, model_name), family, metric_name))
 
+    def compare_stats(self, model_a: str, model_b: str, family: str, metric_name: str,
+                      **options: Any) -> dict[str, Any]:
+        from lightml import significance
+
+        for value, what in ((model_a, "model_a"), (model_b, "model_b"), (family, "family"),
+                            (metric_name, "metric_name")):
+            check_name(value, what)
+        return self.read(lambda c: significance.compare_stats(
+            c, model_a, model_b, family, metric_name, self._run_id, **options))
+
+    def compare_stats_all(self, model_a: str, model_b: str, family: str | None = None,
+                          **options: Any) -> list[dict[str, Any]]:
+        from lightml import significance
+
+        check_name(model_a, "model_a")
+        check_name(model_b, "model_b")
+        if family is not None:
+            check_name(family, "family")
+        return self.read(lambda c: significance.compare_stats_all(
+            c, model_a, model_b, family, self._run_id, **options))
+
     def metric_history(self, model_name: str, family: str, metric_name: str,
                        step: int | None = None) -> list[dict[str, Any]]:
         check_name(model_name, "model_name")

@@ -113,6 +113,20 @@ class LightMLHandle:
     def get_detailed_scores(self, model_name: str, family: str, metric_name: str) -> list | None:
         return self._core.get_detailed_scores(model_name, family, metric_name)
 
+    def compare_stats(self, model_a: str, model_b: str, family: str, metric_name: str, *,
+                      resamples: int = 10_000, confidence: float = 0.95, seed: int = 42) -> dict[str, Any]:
+        """Paired test of two models on one metric's per-sample scores (McNemar for 0/1
+        scores, bootstrap otherwise). See the README for the keys of the result."""
+        return self._core.compare_stats(model_a, model_b, family, metric_name,
+                                        resamples=resamples, confidence=confidence, seed=seed)
+
+    def compare_stats_all(self, model_a: str, model_b: str, family: str | None = None, *,
+                          resamples: int = 10_000, confidence: float = 0.95, seed: int = 42) -> list[dict[str, Any]]:
+        """``compare_stats`` for every metric both models have scores for, with Holm and
+        Benjamini-Hochberg adjusted p-values (``p_holm``, ``p_bh``)."""
+        return self._core.compare_stats_all(model_a, model_b, family,
+                                            resamples=resamples, confidence=confidence, seed=seed)
+
     def metric_history(self, model_name: str, family: str, metric_name: str,
                        step: int | None = None) -> list[dict[str, Any]]:
         return self._core.metric_history(model_name, family, metric_name, step)

@@ -118,12 +118,36 @@ def search(
 
 
 def detailed_scores(conn: sqlite3.Connection, model_id: int, family: str, metric_name: str) -> list | None:
+    text = detailed_scores_text(conn, model_id, family, metric_name)
+    return json.loads(text) if text is not None else None
+
+
+def detailed_scores_text(conn: sqlite3.Connection, model_id: int, family: str, metric_name: str) -> str | None:
+    """The stored JSON array of the model-level metric's scores, undecoded."""
     row = conn.execute(
         "SELECT d.scores FROM detailed_scores d JOIN metrics m ON m.id = d.metric_id "
         "WHERE m.model_id = ? AND m.family = ? AND m.metric_name = ?",
         (model_id, family, metric_name),
     ).fetchone()
-    return json.loads(row[0]) if row else None
+    return row[0] if row else None
+
+
+def scored_metrics(conn: sqlite3.Connection, model_id: int, family: str | None = None) -> list[tuple[str, str]]:
+    """(family, metric_name) of the model's model-level metrics that have per-sample scores."""
+    sql = ("SELECT m.family, m.metric_name FROM metrics m JOIN detailed_scores d ON d.metric_id = m.id "
+           "WHERE m.model_id = ?")
+    params: list[Any] = [model_id]
+    if family is not None:
+        sql += " AND m.family = ?"
+        params.append(family)
+    return [tuple(row) for row in conn.execute(sql + " ORDER BY m.family, m.metric_name", params)]
+
+
+def models_with_scores(conn: sqlite3.Connection) -> list[str]:
+    """Names of the models that have per-sample scores for at least one metric."""
+    return [name for (name,) in conn.execute(
+        "SELECT DISTINCT mo.model_name FROM model mo JOIN metrics m ON m.model_id = mo.id "
+        "JOIN detailed_scores d ON d.metric_id = m.id ORDER BY mo.model_name")]
 
 
 def find_checkpoint(conn: sqlite3.Connection, model_id: int, step: int, path_hint: str | None) -> int | None:

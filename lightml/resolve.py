@@ -51,16 +51,22 @@ def model_id_any_run(conn: sqlite3.Connection, model_name: str) -> int:
     return rows[0][0]
 
 
-def parent_id(conn: sqlite3.Connection, parent_name: str, run: int | None) -> int:
-    """Parents are looked up in the handle's run first, then across runs (lineage spans runs)."""
+def model_id_prefer_run(conn: sqlite3.Connection, model_name: str, run: int | None) -> int:
+    """The model of that name in ``run`` if there is one, else the only one in any run
+    (lineage and comparisons span runs)."""
     if run is not None:
         row = conn.execute(
-            "SELECT id FROM model WHERE model_name = ? AND run_id = ?", (parent_name, run)
+            "SELECT id FROM model WHERE model_name = ? AND run_id = ?", (model_name, run)
         ).fetchone()
         if row:
             return row[0]
+    return model_id_any_run(conn, model_name)
+
+
+def parent_id(conn: sqlite3.Connection, parent_name: str, run: int | None) -> int:
+    """Parents are looked up in the handle's run first, then across runs."""
     try:
-        return model_id_any_run(conn, parent_name)
+        return model_id_prefer_run(conn, parent_name, run)
     except NotFoundError:
         raise NotFoundError(f"parent model {parent_name!r} not found") from None
     except AmbiguousNameError as exc:

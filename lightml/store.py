@@ -60,6 +60,20 @@ def connect_readonly(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOU
     return _configured(conn, path, timeout)
 
 
+def open_registry_readonly(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT) -> sqlite3.Connection:
+    """A read-only connection to an event-sourced registry (for the read-only commands and
+    the module-level report functions); anything else is refused with the way out."""
+    conn = connect_readonly(path, timeout=timeout)
+    try:
+        check_format(conn, path)
+        if registry_format(conn) is None:
+            raise NotARegistryError(f"{path} is an empty database, not a LightML registry")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def _configured(conn: sqlite3.Connection, path, timeout: float, *pragmas: str) -> sqlite3.Connection:
     """Set the busy timeout and pragmas, and read the schema once: a file that is not SQLite
     fails here with a clear error rather than at the first query."""

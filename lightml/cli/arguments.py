@@ -58,6 +58,45 @@ def _exists(p: argparse.ArgumentParser) -> None:
     add_json(p)
 
 
+def _no_color(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-color", action="store_true", help="no colours (also when NO_COLOR is set or not a terminal)")
+
+
+def _compare(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--model-a", help="the reference model (asked for on a terminal if left out)")
+    p.add_argument("--model-b", help="the model compared with it; deltas are B - A")
+    p.add_argument("--run", help="look both models up in this run")
+    p.add_argument("--run-a", help="run of model A (overrides --run)")
+    p.add_argument("--run-b", help="run of model B (overrides --run)")
+    p.add_argument("--family", help="only this family")
+    _no_color(p)
+    add_json(p)
+
+
+def _diff(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--models", nargs="+", required=True, metavar="MODEL", help="two or more model names")
+    p.add_argument("--run", help="look the models up in this run")
+    p.add_argument("--family", help="only this family")
+    _no_color(p)
+    add_json(p)
+
+
+def _stats(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--model-a", help="model A (asked for on a terminal if left out)")
+    p.add_argument("--model-b", help="model B")
+    p.add_argument("--family", help="family of the metric (with --all: only this family)")
+    p.add_argument("--metric", help="metric with per-sample scores in both models")
+    p.add_argument("--all", action="store_true", help="test every metric both models have scores for (Holm-adjusted)")
+    p.add_argument("--run", help="look the models up in this run first")
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    p.add_argument("--seed", type=int, default=42, help="bootstrap seed (default 42: same data, same interval)")
+    _no_color(p)
+    add_json(p)
+
+
 def _history(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("--model", required=True)
@@ -98,6 +137,9 @@ CONFIGURE: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "metric-log": _metric_log,
     "exists": _exists,
     "history": _history,
+    "compare": _compare,
+    "diff": _diff,
+    "stats": _stats,
     "replay": _replay,
     "verify": _db_only,
     "migrate": _db_only,

@@ -1,0 +1,112 @@
+"""Commands that compare models: compare, diff, stats."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lightml.ansi import color_wanted
+from lightml.cli.output import print_json
+
+
+def _open(db: str):
+    from lightml.store import open_registry_readonly
+
+    return open_registry_readonly(db)
+
+
+def _run_id(conn, run_name: str | None) -> int | None:
+    from lightml import resolve
+    from lightml.errors import NotFoundError
+
+    if run_name is None:
+        return None
+    run = resolve.run_id(conn, run_name)
+    if run is None:
+        raise NotFoundError(f"run {run_name!r} not found")
+    return run
+
+
+def _model_names(conn, run: int | None) -> list[str]:
+    sql = "SELECT DISTINCT model_name FROM model" + (" WHERE run_id = ?" if run is not None else "")
+    return sorted(name for (name,) in conn.execute(sql, () if run is None else (run,)))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from lightml.cli.pick import choose
+    from lightml.compare import compare_in
+
+    conn = _open(args.db)
+    try:
+        run = _run_id(conn, args.run)
+        model_a = args.model_a or choose("--model-a", "model A", _model_names(conn, run))
+        model_b = args.model_b or choose(
+            "--model-b", "model B", [m for m in _model_names(conn, run) if m != model_a])
+        result = compare_in(conn, model_a, model_b, args.run, args.family, run_a=args.run_a, run_b=args.run_b)
+    finally:
+        conn.close()
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result.to_text(color=color_wanted(sys.stdout, args.no_color)))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from lightml.diff import diff_in, format_diff
+
+    conn = _open(args.db)
+    try:
+        data = diff_in(conn, args.models, args.run, args.family)
+    finally:
+        conn.close()
+    if args.json:
+        print_json(data)
+    else:
+        print(format_diff(data, color=color_wanted(sys.stdout, args.no_color)))
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from lightml import queries, resolve, significance
+    from lightml.cli.pick import choose
+    from lightml.errors import InvalidInputError, NotFoundError
+    from lightml.stats_report import format_stats, format_stats_all
+
+    if args.all and args.metric is not None:
+        raise InvalidInputError("--all tests every metric; leave out --metric (or leave out --all)")
+    options = {"resamples": args.resamples, "seed": args.seed}
+    conn = _open(args.db)
+    try:
+        run = _run_id(conn, args.run)
+        scored = queries.models_with_scores(conn)
+        if not scored:
+            raise NotFoundError("no detailed scores in this registry: log metrics with scores=[...] "
+                                "(or import lm-eval samples) to use statistical tests")
+        model_a = args.model_a or choose("--model-a", "model A (with scores)", scored)
+        model_b = args.model_b or choose("--model-b", "model B (with scores)", [m for m in scored if m != model_a])
+        if args.all:
+            items = significance.compare_stats_all(conn, model_a, model_b, args.family, run, **options)
+        else:
+            common = sorted(
+                set(queries.scored_metrics(conn, resolve.model_id_prefer_run(conn, model_a, run)))
+                & set(queries.scored_metrics(conn, resolve.model_id_prefer_run(conn, model_b, run))))
+            family = args.family or choose(
+                "--family", "family", sorted({f for f, _ in common}))
+            metric = args.metric or choose(
+                "--metric", "metric", [m for f, m in common if f == family])
+            result = significance.compare_stats(conn, model_a, model_b, family, metric, run, **options)
+    finally:
+        conn.close()
+    color = color_wanted(sys.stdout, args.no_color)
+    if args.all:
+        if args.json:
+            print_json(items)
+        else:
+            print(format_stats_all(items, model_a, model_b, color=color))
+        return 0
+    if args.json:
+        print_json(result)
+    else:
+        print(format_stats(result, color=color))
+    return 0

@@ -1,0 +1,91 @@
+"""Paired tests between two registered models, on their stored per-sample scores.
+
+``lightml.stats`` does the mathematics on vectors; this module finds the vectors (and
+refuses to pair vectors of different lengths) for the handles, the CLI and the dashboard.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from lightml import queries, resolve, stats
+from lightml.errors import InvalidInputError, NotFoundError
+
+
+def _scores(conn: sqlite3.Connection, model_id: int, model_name: str, family: str, metric_name: str):
+    text = queries.detailed_scores_text(conn, model_id, family, metric_name)
+    if text is None:
+        raise NotFoundError(
+            f"no per-sample scores for model {model_name!r}, family {family!r}, metric {metric_name!r} "
+            "(log the metric with scores=[...] to test it)"
+        )
+    return stats.vector_from_json(text)
+
+
+def _paired(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str, metric_name: str):
+    scores_a = _scores(conn, id_a, model_a, family, metric_name)
+    scores_b = _scores(conn, id_b, model_b, family, metric_name)
+    if len(scores_a) != len(scores_b):
+        raise InvalidInputError(
+            f"cannot pair {family}/{metric_name}: {model_a!r} has {len(scores_a)} scores and "
+            f"{model_b!r} has {len(scores_b)} (were they evaluated on the same documents?)"
+        )
+    return scores_a, scores_b
+
+
+def compare_stats(conn: sqlite3.Connection, model_a: str, model_b: str, family: str, metric_name: str,
+                  run: int | None = None, **options: Any) -> dict[str, Any]:
+    """``stats.compare_scores`` of two models' scores for one metric, plus the names.
+
+    Each model is looked up in ``run`` first, then in every run (a name in several runs,
+    none of them ``run``, is an error listing them). ``options``: resamples, confidence, seed.
+    """
+    id_a = resolve.model_id_prefer_run(conn, model_a, run)
+    id_b = resolve.model_id_prefer_run(conn, model_b, run)
+    scores_a, scores_b = _paired(conn, id_a, id_b, model_a, model_b, family, metric_name)
+    result = stats.compare_scores(scores_a, scores_b, **options)
+    return {"model_a": model_a, "model_b": model_b, "family": family, "metric_name": metric_name, **result}
+
+
+def compare_stats_all(conn: sqlite3.Connection, model_a: str, model_b: str, family: str | None = None,
+                      run: int | None = None, **options: Any) -> list[dict[str, Any]]:
+    """``compare_stats`` for every metric both models have scores for (in ``family`` if
+    given), with Holm (``p_holm``) and Benjamini-Hochberg (``p_bh``) adjusted p-values.
+
+    A metric whose two vectors differ in length cannot be tested: it is listed after the
+    tested ones with an ``error`` and no p-values, and left out of the adjustment.
+    """
+    id_a = resolve.model_id_prefer_run(conn, model_a, run)
+    id_b = resolve.model_id_prefer_run(conn, model_b, run)
+    common = sorted(set(queries.scored_metrics(conn, id_a, family)) & set(queries.scored_metrics(conn, id_b, family)))
+    tested, untestable = [], []
+    for fam, metric in common:
+        names = {"model_a": model_a, "model_b": model_b, "family": fam, "metric_name": metric}
+        try:
+            scores_a, scores_b = _paired(conn, id_a, id_b, model_a, model_b, fam, metric)
+        except InvalidInputError as exc:
+            untestable.append({**names, "error": str(exc), "p_value": None, "p_holm": None, "p_bh": None})
+            continue
+        tested.append({**names, **stats.compare_scores(scores_a, scores_b, **options)})
+    p_values = [item["p_value"] for item in tested]
+    for item, p_holm, p_bh in zip(tested, stats.holm(p_values), stats.benjamini_hochberg(p_values)):
+        item["p_holm"] = p_holm
+        item["p_bh"] = p_bh
+    return tested + untestable
+
+
+def verdicts_by_id(conn: sqlite3.Connection, id_a: int, id_b: int, model_a: str, model_b: str,
+                   family: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """(family, metric_name) -> ``stats.paired_verdict`` for each metric both models have
+    scores for; ``{"error": ...}`` where the vectors cannot be paired. For compare views."""
+    common = set(queries.scored_metrics(conn, id_a, family)) & set(queries.scored_metrics(conn, id_b, family))
+    verdicts: dict[tuple[str, str], dict[str, Any]] = {}
+    for fam, metric in sorted(common):
+        try:
+            scores_a, scores_b = _paired(conn, id_a, id_b, model_a, model_b, fam, metric)
+        except InvalidInputError as exc:
+            verdicts[(fam, metric)] = {"error": str(exc)}
+            continue
+        verdicts[(fam, metric)] = stats.paired_verdict(scores_a, scores_b)
+    return verdicts

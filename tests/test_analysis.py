@@ -1,0 +1,182 @@
+"""compare_stats / compare_stats_all on both handles, compare_models and diff_models."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from lightml.async_handle import AsyncLightMLHandle
+from lightml.compare import compare_models
+from lightml.diff import diff_models, format_diff
+from lightml.errors import AmbiguousNameError, InvalidInputError, NotFoundError
+from lightml.handle import LightMLHandle
+
+# 100 documents: base is right on 0..59, sft on 10..79 -> only_a = 10, only_b = 20.
+BASE_ACC = [1] * 60 + [0] * 40
+SFT_ACC = [0] * 10 + [1] * 70 + [0] * 20
+BASE_F1 = [0.5 + 0.001 * i for i in range(100)]
+SFT_F1 = [0.6 + 0.001 * i for i in range(100)]
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Path:
+    db = tmp_path / "reg.db"
+    with LightMLHandle(db, run_name="r1") as h:
+        h.register_model("base", "org/base")
+        h.register_model("sft", "org/sft", parent_name="base")
+        h.register_model("dpo", "org/dpo", parent_name="sft")
+        h.log_model_metric("base", "eval", "acc", 0.6, scores=BASE_ACC)
+        h.log_model_metric("sft", "eval", "acc", 0.7, scores=SFT_ACC)
+        h.log_model_metric("dpo", "eval", "acc", 0.72, scores=[1] * 90)
+        h.log_model_metric("base", "eval", "f1", 0.5495, scores=BASE_F1)
+        h.log_model_metric("sft", "eval", "f1", 0.6495, scores=SFT_F1)
+        h.log_metrics("base", {"eval": {"loss": 2.0}, "knowledge": {"mmlu": 0.3}})
+        h.log_metrics("sft", {"eval": {"loss": 1.8, "bleu": 10.5}, "knowledge": {"mmlu": 0.3}})
+        h.log_metrics("dpo", {"eval": {"loss": 1.9}, "knowledge": {"mmlu": 0.35}})
+        h.register_checkpoint("sft", 100, "/ckpt/sft-100")  # checkpoint metrics stay out of compare
+    with LightMLHandle(db, run_name="r2") as h:
+        h.register_model("base", "org/base-r2")
+        h.log_model_metric("base", "eval", "acc", 0.5, scores=[1] * 50 + [0] * 50)
+        h.register_model("solo", "org/solo")
+        h.log_model_metric("solo", "eval", "acc", 0.1)
+    return db
+
+
+def test_compare_stats_on_stored_scores(registry: Path) -> None:
+    with LightMLHandle(registry, "r1") as h:
+        result = h.compare_stats("base", "sft", "eval", "acc")
+    assert result["contingency"] == {"both_correct": 50, "only_a": 10, "only_b": 20, "both_wrong": 20,
+                                     "n_discordant": 30}
+    assert result["mcnemar"]["p_value"] == pytest.approx(0.0987, abs=1e-4)
+    assert not result["significant"] and result["winner"] is None
+    assert (result["mean_a"], result["mean_b"], result["n"]) == (0.6, 0.7, 100)
+    assert (result["model_a"], result["model_b"], result["family"], result["metric_name"]) == \
+        ("base", "sft", "eval", "acc")
+
+
+def test_compare_stats_float_scores_and_options(registry: Path) -> None:
+    with LightMLHandle(registry, "r1") as h:
+        result = h.compare_stats("sft", "base", "eval", "f1", resamples=500, seed=3)
+    assert result["test"] == "bootstrap" and result["significant"] and result["winner"] == "a"
+    assert result["bootstrap"]["delta"] == pytest.approx(0.1)
+    assert (result["bootstrap"]["resamples"], result["bootstrap"]["seed"]) == (500, 3)
+
+
+def test_compare_stats_errors(registry: Path) -> None:
+    with LightMLHandle(registry, "r1") as h:
+        with pytest.raises(InvalidInputError, match="'base' has 100 scores and 'dpo' has 90"):
+            h.compare_stats("base", "dpo", "eval", "acc")
+        with pytest.raises(NotFoundError, match="no per-sample scores for model 'base', family 'eval', metric 'loss'"):
+            h.compare_stats("base", "sft", "eval", "loss")
+        with pytest.raises(NotFoundError, match="model 'nobody' not found"):
+            h.compare_stats("base", "nobody", "eval", "acc")
+    # Without a run, "base" is in r1 and r2: the error lists both.
+    with LightMLHandle(registry) as h:
+        with pytest.raises(AmbiguousNameError, match="'r1', 'r2'"):
+            h.compare_stats("base", "sft", "eval", "acc")
+    # In r2 the handle prefers r2's base; sft is found in its only run (r1).
+    with LightMLHandle(registry, "r2") as h:
+        assert h.compare_stats("base", "sft", "eval", "acc")["mean_a"] == 0.5
+
+
+def test_compare_stats_all_adjusts_and_reports_untestable(registry: Path) -> None:
+    with LightMLHandle(registry, "r1") as h:
+        items = h.compare_stats_all("base", "sft")
+        assert [(i["family"], i["metric_name"]) for i in items] == [("eval", "acc"), ("eval", "f1")]
+        p = [i["p_value"] for i in items]
+        low, high = sorted(p)  # Holm with two tests: 2 * smallest, then max(that, the largest)
+        adjusted = {low: min(1.0, 2 * low), high: max(min(1.0, 2 * low), high)}
+        assert [i["p_holm"] for i in items] == pytest.approx([adjusted[x] for x in p])
+        assert all("p_bh" in i for i in items)
+        with_dpo = h.compare_stats_all("base", "dpo", family="eval")
+        assert len(with_dpo) == 1 and "100 scores" in with_dpo[0]["error"] and with_dpo[0]["p_holm"] is None
+        assert h.compare_stats_all("base", "sft", family="knowledge") == []
+
+
+def test_async_handle_compare_stats(registry: Path) -> None:
+    async def main():
+        async with AsyncLightMLHandle(registry, "r1") as h:
+            one, every = await asyncio.gather(h.compare_stats("base", "sft", "eval", "acc"),
+                                              h.compare_stats_all("base", "sft", "eval"))
+        return one, every
+
+    one, every = asyncio.run(main())
+    with LightMLHandle(registry, "r1") as h:
+        assert one == h.compare_stats("base", "sft", "eval", "acc")
+        assert every == h.compare_stats_all("base", "sft", "eval")
+
+
+def test_compare_models(registry: Path) -> None:
+    result = compare_models(registry, "base", "sft", run_name="r1")
+    rows = {(d.family, d.metric_name): d for d in result.deltas}
+    assert list(rows) == [("eval", "acc"), ("eval", "bleu"), ("eval", "f1"), ("eval", "loss"), ("knowledge", "mmlu")]
+    assert rows["eval", "acc"].delta == 0.1 and rows["eval", "acc"].pct_change == pytest.approx(16.67)
+    assert rows["eval", "acc"].test == "mcnemar" and not rows["eval", "acc"].significant
+    assert rows["eval", "f1"].significant and rows["eval", "f1"].test == "bootstrap"
+    assert rows["eval", "bleu"].delta is None and rows["eval", "bleu"].value_a is None
+    # loss went down: lower is better, so that is an improvement
+    assert rows["eval", "loss"].delta == -0.2 and rows["eval", "loss"] in result.improved
+    assert [d.metric_name for d in result.improved] == ["acc", "f1", "loss"]
+    assert [d.metric_name for d in result.unchanged] == ["mmlu"]
+    assert [d.metric_name for d in result.missing] == ["bleu"]
+    data = result.to_dict()
+    assert data["summary"] == {"improved": 3, "regressed": 0, "unchanged": 1, "missing": 1}
+    assert data["deltas"][0]["metric"] == "acc" and data["run"] == "r1"
+    assert compare_models(registry, "base", "sft", run_name="r1", family="knowledge").to_dict()["summary"] == \
+        {"improved": 0, "regressed": 0, "unchanged": 1, "missing": 0}
+
+
+def test_compare_models_across_runs_and_errors(registry: Path) -> None:
+    across = compare_models(registry, "base", "base", run_a="r2", run_b="r1", family="eval")
+    assert (across.run_a, across.run_b) == ("r2", "r1")
+    assert {d.metric_name: d.delta for d in across.deltas}["acc"] == 0.1
+    with pytest.raises(AmbiguousNameError, match="several runs"):
+        compare_models(registry, "base", "sft")
+    with pytest.raises(NotFoundError, match="run 'nope' not found"):
+        compare_models(registry, "base", "sft", run_name="nope")
+    with pytest.raises(NotFoundError, match="not found in run 'r1'"):
+        compare_models(registry, "solo", "sft", run_name="r1")
+    with pytest.raises(FileNotFoundError):
+        compare_models(registry.parent / "missing.db", "a", "b")
+
+
+def test_pct_change_is_none_when_a_is_zero(tmp_path: Path) -> None:
+    db = tmp_path / "z.db"
+    with LightMLHandle(db, "r") as h:
+        h.register_model("a", "org/a")
+        h.register_model("b", "org/b")
+        h.log_model_metric("a", "f", "m", 0.0)
+        h.log_model_metric("b", "f", "m", 0.5)
+    (delta,) = compare_models(db, "a", "b").deltas
+    assert delta.delta == 0.5 and delta.pct_change is None
+
+
+def test_diff_models(registry: Path) -> None:
+    data = diff_models(registry, ["base", "sft", "dpo"], run_name="r1")
+    assert data["models"] == ["base", "sft", "dpo"] and data["run_name"] == "r1"
+    assert [(r["family"], r["metric"]) for r in data["rows"]] == [
+        ("eval", "acc"), ("eval", "bleu"), ("eval", "f1"), ("eval", "loss"), ("knowledge", "mmlu")]
+    assert data["rows"][1]["values"] == {"base": None, "sft": 10.5, "dpo": None}
+    assert diff_models(registry, ["base", "sft"], run_name="r1", family="knowledge")["rows"] == [
+        {"family": "knowledge", "metric": "mmlu", "values": {"base": 0.3, "sft": 0.3}}]
+    with pytest.raises(InvalidInputError, match="at least 2 models"):
+        diff_models(registry, ["base"])
+    with pytest.raises(InvalidInputError, match="more than once"):
+        diff_models(registry, ["sft", "sft"])
+    with pytest.raises(NotFoundError, match="'ghost' not found"):
+        diff_models(registry, ["sft", "ghost"])
+
+
+def test_format_diff_marks_best_and_worst_by_direction(registry: Path) -> None:
+    text = format_diff(diff_models(registry, ["base", "sft", "dpo"], run_name="r1"), color=True)
+    loss_line = next(line for line in text.splitlines() if " loss " in line)
+    # loss: 1.8 (sft) is best (green), 2.0 (base) worst (red)
+    assert "\033[31m    2.0000\033[0m" in loss_line and "\033[32m    1.8000\033[0m" in loss_line
+    mmlu_line = next(line for line in text.splitlines() if " mmlu " in line)
+    assert "\033[32m    0.3500\033[0m" in mmlu_line and mmlu_line.count("\033[31m") == 2  # tie for worst
+    plain = format_diff(diff_models(registry, ["base", "sft"], run_name="r1"), color=False)
+    assert "\033[" not in plain
+    assert format_diff({"models": ["a", "b"], "run_name": None, "rows": []}) == \
+        "\n  No metrics found for the given models.\n"

@@ -1,0 +1,218 @@
+"""lightml compare / diff / stats as subprocesses: exact text (colour off), JSON, colour
+rules, and the interactive pickers on a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_analysis import registry  # noqa: F401  (the shared fixture registry)
+from test_cli import assert_user_error, lightml
+
+COMPARE_TEXT = """
+  Compare: base  vs  sft
+  Run: r1
+  ─────────────────────────────────────────────────────────────────────────────────────
+  Family             Metric                  A          B          Δ        %         p
+  ─────────────────────────────────────────────────────────────────────────────────────
+  eval               acc                0.6000     0.7000    +0.1000   +16.7%  0.0987
+  eval               bleu                    —      10.50          —        —
+  eval               f1                 0.5495     0.6495    +0.1000   +18.2%  0.0002 *
+  eval               loss               2.0000     1.8000    -0.2000   -10.0%
+  knowledge          mmlu               0.3000     0.3000    +0.0000    +0.0%
+  ─────────────────────────────────────────────────────────────────────────────────────
+  ✅ 3 improved  ❌ 0 regressed  ➖ 1 unchanged  ❓ 1 missing
+  p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise); * p < 0.05
+
+"""
+
+DIFF_TEXT = """
+  lightml diff — 3 models  (run: r1)
+  ═════════════════════════════════════════════════════════════
+  Family       Metric              base         sft         dpo
+  ─────────────────────────────────────────────────────────────
+  eval         acc               0.6000      0.7000      0.7200
+  eval         bleu                   —     10.5000           —
+  eval         f1                0.5495      0.6495           —
+  eval         loss              2.0000      1.8000      1.9000
+
+  knowledge    mmlu              0.3000      0.3000      0.3500
+  ─────────────────────────────────────────────────────────────
+  AVG          (3 metrics)       0.9667      0.9333      0.9900
+
+"""
+
+STATS_TEXT = """
+  Statistical comparison: base vs sft
+  Family: eval  Metric: acc
+  ──────────────────────────────────────────────────────
+  Both correct:    50
+  Only base:       10
+  Only sft:        20
+  Both wrong:      20
+  Discordant:      30
+  ──────────────────────────────────────────────────────
+  Mean base:       0.6000
+  Mean sft:        0.7000
+  Delta (A - B):   -0.1000
+  95% CI:          [-0.2100, +0.0100]
+  Paired SE:       0.0541
+  Samples:         100
+  Bootstrap:       10000 resamples, seed 42
+  ──────────────────────────────────────────────────────
+  McNemar p-value: 0.098737
+  Result:          Not significant
+  MDE:             this benchmark cannot resolve differences below 15.34 points (alpha 0.05, power 0.8)
+
+"""
+
+
+def test_compare_text(registry: Path) -> None:
+    result = lightml("compare", "--db", registry, "--model-a", "base", "--model-b", "sft", "--run", "r1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == COMPARE_TEXT
+
+
+def test_compare_json_and_runs(registry: Path) -> None:
+    result = lightml("compare", "--db", registry, "--model-a", "base", "--model-b", "base",
+                     "--run-a", "r2", "--run-b", "r1", "--family", "eval", "--json")
+    data = json.loads(result.stdout)
+    assert (data["run_a"], data["run_b"]) == ("r2", "r1")
+    assert [d["metric"] for d in data["deltas"]] == ["acc", "f1", "loss"]  # r1's base has no bleu
+    text = lightml("compare", "--db", registry, "--model-a", "base", "--model-b", "base",
+                   "--run-a", "r2", "--run-b", "r1").stdout
+    assert "  Runs: r2  vs  r1" in text
+
+
+def test_diff_text_and_json(registry: Path) -> None:
+    result = lightml("diff", "--db", registry, "--models", "base", "sft", "dpo", "--run", "r1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == DIFF_TEXT
+    data = json.loads(lightml("diff", "--db", registry, "--models", "base", "sft", "--run", "r1", "--json").stdout)
+    assert data["models"] == ["base", "sft"] and data["rows"][0] == {
+        "family": "eval", "metric": "acc", "values": {"base": 0.6, "sft": 0.7}}
+
+
+def test_stats_text_and_json(registry: Path) -> None:
+    args = ["stats", "--db", registry, "--model-a", "base", "--model-b", "sft", "--family", "eval", "--metric", "acc",
+            "--run", "r1"]
+    result = lightml(*args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == STATS_TEXT
+    data = json.loads(lightml(*args, "--json").stdout)
+    assert data["contingency"]["only_b"] == 20 and data["bootstrap"]["seed"] == 42
+    seeded = json.loads(lightml(*args, "--json", "--seed", "7", "--resamples", "500").stdout)
+    assert (seeded["bootstrap"]["seed"], seeded["bootstrap"]["resamples"]) == (7, 500)
+
+
+def test_stats_all(registry: Path) -> None:
+    result = lightml("stats", "--db", registry, "--model-a", "base", "--model-b", "sft", "--all", "--run", "r1",
+                     "--no-color")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1] == "  Statistical comparison: base (A) vs sft (B), 2 metric(s)"
+    assert lines[3].split() == ["Family", "Metric", "n", "Mean", "A", "Mean", "B", "Δ", "(A-B)", "p", "p", "Holm",
+                                "MDE", "Result"]
+    assert lines[5].split() == ["eval", "acc", "100", "0.6000", "0.7000", "-0.1000", "0.098737", "0.098737",
+                                "15.34pt", "not", "significant"]
+    assert lines[6].split()[:3] == ["eval", "f1", "100"] and lines[6].endswith("sft better")
+    items = json.loads(lightml("stats", "--db", registry, "--model-a", "base", "--model-b", "dpo", "--all",
+                               "--run", "r1", "--json").stdout)
+    assert items[0]["error"].startswith("cannot pair eval/acc")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model-a", "base", "--model-b", "sft", "--family", "eval", "--run", "r1"], "--metric is required"),
+    (["--model-a", "base", "--model-b", "sft", "--family", "eval", "--metric", "loss", "--run", "r1"],
+     "no per-sample scores"),
+    (["--model-a", "base", "--model-b", "dpo", "--family", "eval", "--metric", "acc", "--run", "r1"],
+     "'base' has 100 scores and 'dpo' has 90"),
+    (["--model-a", "base", "--model-b", "sft", "--family", "eval", "--metric", "acc"], "several runs"),
+    (["--model-a", "base", "--model-b", "sft", "--all", "--metric", "acc"], "leave out --metric"),
+    (["--model-a", "base", "--model-b", "sft", "--family", "eval", "--metric", "acc", "--run", "zz"],
+     "run 'zz' not found"),
+])
+def test_stats_errors(registry: Path, args: list[str], message: str) -> None:
+    result = lightml("stats", "--db", registry, *args)
+    assert_user_error(result)
+    assert message in result.stderr
+
+
+def test_compare_and_diff_errors(registry: Path, tmp_path: Path) -> None:
+    assert "model-b is required" in lightml("compare", "--db", registry, "--model-a", "base").stderr
+    result = lightml("diff", "--db", registry, "--models", "sft")
+    assert_user_error(result)
+    assert "at least 2 models" in result.stderr
+    result = lightml("diff", "--db", tmp_path / "nothing.db", "--models", "a", "b")
+    assert_user_error(result)
+    assert "registry not found" in result.stderr
+    assert not (tmp_path / "nothing.db").exists()
+
+
+def test_stats_without_any_scores(tmp_path: Path) -> None:
+    from lightml.handle import LightMLHandle
+
+    with LightMLHandle(tmp_path / "plain.db", "r") as h:
+        h.register_model("a", "org/a")
+    result = lightml("stats", "--db", tmp_path / "plain.db")
+    assert_user_error(result)
+    assert "no detailed scores in this registry" in result.stderr
+
+
+def _run_on_terminal(args: list[str], answers: list[str], env: dict[str, str] | None = None) -> str:
+    """Run the CLI with stdin/stdout/stderr on a pseudo-terminal, answering prompts in order."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "lightml", *map(str, args)], stdin=follower, stdout=follower,
+                            stderr=follower, env={**os.environ, **(env or {})}, close_fds=True)
+    os.close(follower)
+    output = b""
+    pending = list(answers)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+                if pending and output.rstrip().endswith(b"]:"):
+                    os.write(leader, (pending.pop(0) + "\n").encode())
+                    output += b"\n"  # keep the prompt check from firing twice
+            elif proc.poll() is not None:
+                break
+    finally:
+        proc.wait(timeout=30)
+        os.close(leader)
+    return output.decode(errors="replace").replace("\r\n", "\n")
+
+
+def test_stats_asks_for_missing_arguments_on_a_terminal(registry: Path) -> None:
+    # models with scores, by name order: base, dpo, sft ("base" is in two runs: --run r1 picks r1's)
+    text = _run_on_terminal(["stats", "--db", registry, "--run", "r1"], ["1", "sft", "1", "1"])
+    assert "Choose model A (with scores):" in text and "    1. base" in text
+    assert "Choose metric:" in text and "    1. acc" in text and "    2. f1" in text
+    assert "Statistical comparison: base vs sft" in text and "Family: eval  Metric: acc" in text
+    # on a terminal the verdict is coloured (it is significant for f1)
+    coloured = _run_on_terminal(["stats", "--db", registry, "--run", "r1", "--model-a", "base", "--model-b", "sft",
+                                 "--family", "eval", "--metric", "f1"], [])
+    assert "\033[32mSignificant" in coloured
+    plain = _run_on_terminal(["stats", "--db", registry, "--run", "r1", "--model-a", "base", "--model-b", "sft",
+                              "--family", "eval", "--metric", "f1"], [], env={"NO_COLOR": "1"})
+    assert "Significant (p < 0.05)" in plain and "\033[" not in plain
+
+
+def test_compare_asks_for_models_on_a_terminal(registry: Path) -> None:
+    text = _run_on_terminal(["compare", "--db", registry, "--run", "r1", "--no-color"], ["base", "2"])
+    assert "Choose model B:" in text and "Compare: base  vs  sft" in text and "\033[" not in text
