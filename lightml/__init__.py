@@ -27,6 +27,8 @@ _EXPORTS = {
     "CompareResult": "lightml.compare",
     "diff_models": "lightml.diff",
     "format_diff": "lightml.diff",
+    "export_excel": "lightml.export",
+    "merge": "lightml.merge",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

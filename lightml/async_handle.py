@@ -20,6 +20,7 @@ import anyio
 import anyio.to_thread
 
 from lightml.core import Registry
+from lightml.edits import PruneResult
 from lightml.errors import HandleClosedError
 from lightml.models.delete import DeleteResult
 from lightml.store import DEFAULT_TIMEOUT
@@ -140,6 +141,23 @@ class AsyncLightMLHandle:
     async def restore_model(self, model_name: str) -> int:
         return await self._write(lambda c: c.restore_model(model_name))
 
+    async def set_notes(self, model_name: str, notes: str | None) -> bool:
+        return await self._write(lambda c: c.set_notes(model_name, notes))
+
+    async def rename_model(self, old_name: str, new_name: str) -> bool:
+        return await self._write(lambda c: c.rename_model(old_name, new_name))
+
+    async def set_hidden(self, model_name: str, hidden: bool = True) -> bool:
+        return await self._write(lambda c: c.set_hidden(model_name, hidden))
+
+    async def set_parent(self, model_name: str, parent_name: str | None) -> bool:
+        return await self._write(lambda c: c.set_parent(model_name, parent_name))
+
+    async def prune(self, dry_run: bool = False) -> PruneResult:
+        if dry_run:
+            return await self._read(lambda c: c.prune_preview())
+        return await self._write(lambda c: c.prune())
+
     async def add_schema_rule(self, family: str, metric_name: str) -> bool:
         return await self._write(lambda c: c.add_schema_rules([(family, metric_name)])) == 1
 
@@ -177,6 +195,9 @@ class AsyncLightMLHandle:
                                 seed: int = 42) -> list[dict[str, Any]]:
         return await self._read(lambda c: c.compare_stats_all(
             model_a, model_b, family, resamples=resamples, confidence=confidence, seed=seed))
+
+    async def model_history(self, model_name: str) -> list[dict[str, Any]]:
+        return await self._read(lambda c: c.model_history(model_name))
 
     async def metric_history(self, model_name: str, family: str, metric_name: str,
                              step: int | None = None) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ database is checked by the caller before the command is queued (lightml.validati
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -291,11 +292,15 @@ def _snapshot(conn, model_id: int) -> dict[str, Any]:
     }
 
 
-def delete_model(run_name: str | None, model_name: str, registry_dir: Path) -> Command:
+def delete_model(run_name: str | None, model_name: str, registry_dir: Path, model_id: int | None = None) -> Command:
+    """Delete the model (``model_id`` when the caller already resolved it, as prune does)."""
+
     def command(tx: WriteTransaction) -> DeleteResult:
         conn = tx.conn
-        rid = _optional_run_id(tx, run_name)
-        mid = resolve.model_id(conn, model_name, rid, run_name)
+        if model_id is not None:
+            mid = model_id
+        else:
+            mid = resolve.model_id(conn, model_name, _optional_run_id(tx, run_name), run_name)
         snapshot = _snapshot(conn, mid)
         model = snapshot["model"]
         (event,) = tx.emit([(ev.MODEL_DELETED, {
@@ -343,15 +348,17 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
                 f"a model named {model_name!r} was registered in its run since the delete; "
                 "delete or rename that one first"
             )
+        restored_run = []
         if model["run_id"] is not None and not conn.execute("SELECT 1 FROM run WHERE id = ?", (model["run_id"],)).fetchone():
-            raise NotFoundError(f"the run of deleted model {model_name!r} no longer exists")
+            restored_run = [_run_to_restore(conn, model["run_id"], model_name)]
         model["parent_id"] = _parent_to_restore(conn, model)
         mid = model["id"]
         relinked = sorted(
             child for child in _children_to_relink(conn, mid, snapshot["children"])
             if conn.execute("SELECT 1 FROM model WHERE id = ? AND parent_id IS NULL", (child,)).fetchone()
+            and not _reparented_since(conn, child, deleted_seq)
         )
-        tx.emit([(ev.MODEL_RESTORED, {
+        tx.emit(restored_run + [(ev.MODEL_RESTORED, {
             "model_id": mid, "deleted_seq": deleted_seq, "snapshot": {**snapshot, "model": model},
             "relinked_children": relinked,
         })])
@@ -360,6 +367,28 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
         return mid
 
     return command
+
+
+def _run_to_restore(conn, run_id: int, model_name: str) -> tuple[str, dict[str, Any]]:
+    """The ``run_restored`` event that brings back a run prune removed (the model's own)."""
+    row = conn.execute(
+        "SELECT seq, payload FROM events WHERE type = ? AND json_extract(payload, '$.run_id') = ? "
+        "ORDER BY seq DESC LIMIT 1", (ev.RUN_DELETED, run_id)).fetchone()
+    if row is None:
+        raise NotFoundError(f"the run of deleted model {model_name!r} no longer exists")
+    snapshot = json.loads(row[1])["snapshot"]
+    if conn.execute("SELECT 1 FROM run WHERE run_name = ?", (snapshot["run_name"],)).fetchone():
+        raise ConflictError(f"run {snapshot['run_name']!r} was created again since it was pruned; "
+                            f"model {model_name!r} cannot go back into the old one")
+    return (ev.RUN_RESTORED, {"run_id": run_id, "deleted_seq": row[0], "snapshot": snapshot})
+
+
+def _reparented_since(conn, model_id: int, seq: int) -> bool:
+    """Was the model given a parent (or deliberately none) after event ``seq``? Then a
+    restore must not re-link it to the restored model."""
+    return conn.execute(
+        "SELECT 1 FROM events WHERE seq > ? AND type = ? AND json_extract(payload, '$.model_id') = ? LIMIT 1",
+        (seq, ev.MODEL_REPARENTED, model_id)).fetchone() is not None
 
 
 def _live(conn, model_id: int | None) -> bool:

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
-from lightml import commands, queries, resolve, store, writer
+from lightml import commands, edits, queries, resolve, store, writer
 from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError, NotFoundError
 from lightml.validation import check_id, check_name, check_scores, check_step, check_value, normalize_path
 
@@ -201,6 +201,39 @@ class Registry:
         check_name(model_name, "model_name")
         return commands.restore_model(self.run_name, model_name, self.registry_dir)
 
+    def set_notes(self, model_name: str, notes: str | None) -> writer.Command:
+        check_name(model_name, "model_name")
+        if notes is not None and not isinstance(notes, str):
+            raise InvalidInputError(f"notes must be text or None, got {type(notes).__name__}")
+        if notes is not None and "\x00" in notes:
+            raise InvalidInputError("notes must not contain NUL characters")
+        return edits.set_notes(self.run_name, model_name, notes or None)
+
+    def rename_model(self, old_name: str, new_name: str) -> writer.Command:
+        check_name(old_name, "old_name")
+        check_name(new_name, "new_name")
+        return edits.rename_model(self.run_name, old_name, new_name, self.registry_dir)
+
+    def set_hidden(self, model_name: str, hidden: bool) -> writer.Command:
+        check_name(model_name, "model_name")
+        if not isinstance(hidden, bool):
+            raise InvalidInputError(f"hidden must be True or False, got {hidden!r}")
+        return edits.set_hidden(self.run_name, model_name, hidden)
+
+    def set_parent(self, model_name: str, parent_name: str | None) -> writer.Command:
+        check_name(model_name, "model_name")
+        if parent_name is not None:
+            check_name(parent_name, "parent_name")
+        return edits.set_parent(self.run_name, model_name, parent_name)
+
+    def prune(self) -> writer.Command:
+        return edits.prune(self.registry_dir)
+
+    def prune_preview(self):
+        """What ``prune`` would remove, without removing it."""
+        models, runs = self.read(edits.prune_candidates)
+        return edits.PruneResult([(name, run) for _, name, run in models], [name for _, name in runs], dry_run=True)
+
     def add_schema_rules(self, rules: Iterable[tuple[str, str]]) -> writer.Command:
         checked = [(check_name(f, "family"), check_name(m, "metric_name")) for f, m in rules]
         return commands.add_schema_rules(checked)
@@ -259,6 +292,10 @@ class Registry:
             check_name(family, "family")
         return self.read(lambda c: significance.compare_stats_all(
             c, model_a, model_b, family, self._run_id, **options))
+
+    def model_history(self, model_name: str) -> list[dict[str, Any]]:
+        check_name(model_name, "model_name")
+        return self.read(queries.model_events, model_name, self._run_id, self.run_name)
 
     def metric_history(self, model_name: str, family: str, metric_name: str,
                        step: int | None = None) -> list[dict[str, Any]]:

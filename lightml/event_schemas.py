@@ -16,9 +16,15 @@ from lightml.events import (
     METRIC_INSERTED,
     METRIC_OVERWRITTEN,
     MODEL_DELETED,
+    MODEL_HIDDEN_SET,
+    MODEL_NOTES_SET,
     MODEL_REGISTERED,
+    MODEL_RENAMED,
+    MODEL_REPARENTED,
     MODEL_RESTORED,
     RUN_CREATED,
+    RUN_DELETED,
+    RUN_RESTORED,
     SCHEMA_RULE_ADDED,
 )
 
@@ -154,6 +160,53 @@ class SchemaRuleAdded(_Payload):
     metric_name: str
 
 
+class ModelNotesSet(_Payload):
+    model_id: int
+    notes: str | None  # None clears them
+    previous: str | None
+
+
+class ModelRenamed(_Payload):
+    model_id: int
+    run_id: int | None
+    model_name: str
+    previous_name: str
+
+
+class ModelHiddenSet(_Payload):
+    model_id: int
+    hidden: int  # 1 hidden, 0 shown
+    previous: int
+
+
+class ModelReparented(_Payload):
+    model_id: int
+    parent_id: int | None  # None: deliberately no parent
+    previous_parent_id: int | None
+
+
+class RunRow(_Payload):
+    id: int
+    run_name: str
+    description: str | None
+    metadata: str | None
+    created_at: str | None
+
+
+class RunDeleted(_Payload):
+    """An empty run removed by prune; the row is kept here so it can come back."""
+
+    run_id: int
+    run_name: str
+    snapshot: RunRow
+
+
+class RunRestored(_Payload):
+    run_id: int
+    deleted_seq: int
+    snapshot: RunRow
+
+
 PAYLOADS: dict[str, type[_Payload]] = {
     RUN_CREATED: RunCreated,
     MODEL_REGISTERED: ModelRegistered,
@@ -163,6 +216,12 @@ PAYLOADS: dict[str, type[_Payload]] = {
     MODEL_DELETED: ModelDeleted,
     MODEL_RESTORED: ModelRestored,
     SCHEMA_RULE_ADDED: SchemaRuleAdded,
+    MODEL_NOTES_SET: ModelNotesSet,
+    MODEL_RENAMED: ModelRenamed,
+    MODEL_HIDDEN_SET: ModelHiddenSet,
+    MODEL_REPARENTED: ModelReparented,
+    RUN_DELETED: RunDeleted,
+    RUN_RESTORED: RunRestored,
 }
 
 CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in PAYLOADS}

@@ -20,6 +20,12 @@ METRIC_OVERWRITTEN = "metric_overwritten"
 MODEL_DELETED = "model_deleted"
 MODEL_RESTORED = "model_restored"
 SCHEMA_RULE_ADDED = "schema_rule_added"
+MODEL_NOTES_SET = "model_notes_set"
+MODEL_RENAMED = "model_renamed"
+MODEL_HIDDEN_SET = "model_hidden_set"
+MODEL_REPARENTED = "model_reparented"
+RUN_DELETED = "run_deleted"
+RUN_RESTORED = "run_restored"
 
 ORIGINS = ("api", "cli", "scan", "web", "migrate", "merge")
 
@@ -48,6 +54,12 @@ EVENT_TYPES = (
     MODEL_DELETED,
     MODEL_RESTORED,
     SCHEMA_RULE_ADDED,
+    MODEL_NOTES_SET,
+    MODEL_RENAMED,
+    MODEL_HIDDEN_SET,
+    MODEL_REPARENTED,
+    RUN_DELETED,
+    RUN_RESTORED,
 )
 
 # The payload version each type is written with now. The pydantic schema of every payload

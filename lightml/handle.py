@@ -12,6 +12,7 @@ import os
 from typing import Any, Iterable, Mapping
 
 from lightml.core import Registry
+from lightml.edits import PruneResult
 from lightml.models.delete import DeleteResult
 from lightml.store import DEFAULT_TIMEOUT
 
@@ -86,6 +87,29 @@ class LightMLHandle:
     def restore_model(self, model_name: str) -> int:
         return self._write(self._core.restore_model(model_name))
 
+    def set_notes(self, model_name: str, notes: str | None) -> bool:
+        """Set (or with None / "" clear) the model's notes. True when something changed."""
+        return self._write(self._core.set_notes(model_name, notes))
+
+    def rename_model(self, old_name: str, new_name: str) -> bool:
+        """Rename a model within its run (ids, metrics and lineage stay). True when renamed."""
+        return self._write(self._core.rename_model(old_name, new_name))
+
+    def set_hidden(self, model_name: str, hidden: bool = True) -> bool:
+        """Hide a model from listings, diff, export and the dashboard (or show it again)."""
+        return self._write(self._core.set_hidden(model_name, hidden))
+
+    def set_parent(self, model_name: str, parent_name: str | None) -> bool:
+        """Change the model's parent, or remove it with None. Refuses a cycle."""
+        return self._write(self._core.set_parent(model_name, parent_name))
+
+    def prune(self, dry_run: bool = False) -> PruneResult:
+        """Delete models with no metrics, checkpoints or children, then runs left empty.
+        Each model comes back with ``restore_model`` (and its run with it)."""
+        if dry_run:
+            return self._core.prune_preview()
+        return self._write(self._core.prune())
+
     def add_schema_rule(self, family: str, metric_name: str) -> bool:
         """Allow (family, metric_name). Once the schema has a rule, only listed pairs can be logged."""
         return self._write(self._core.add_schema_rules([(family, metric_name)])) == 1
@@ -126,6 +150,12 @@ class LightMLHandle:
         Benjamini-Hochberg adjusted p-values (``p_holm``, ``p_bh``)."""
         return self._core.compare_stats_all(model_a, model_b, family,
                                             resamples=resamples, confidence=confidence, seed=seed)
+
+    def model_history(self, model_name: str) -> list[dict[str, Any]]:
+        """Every event about the model, oldest first: registration, notes, renames, hide,
+        reparent, checkpoints, metric logs, delete, restore (``seq``, ``at``, ``type``,
+        ``actor``, ``what``)."""
+        return self._core.model_history(model_name)
 
     def metric_history(self, model_name: str, family: str, metric_name: str,
                        step: int | None = None) -> list[dict[str, Any]]:

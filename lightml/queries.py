@@ -246,3 +246,29 @@ def _insert_entry(conn: sqlite3.Connection, metric_id: int) -> tuple | None:
         (seq, metric_id),
     ).fetchone()
     return (seq, metric_id, "inserted", value[0] if value else None, None)
+
+
+def model_events(conn: sqlite3.Connection, model_name: str, run: int | None, run_name: str | None) -> list[dict[str, Any]]:
+    """Every event about the model (registration, edits, checkpoints, metric logs, delete,
+    restore), oldest first, each with a one-line description. Works for a deleted model."""
+    from lightml.browse import describe_event
+
+    try:
+        mid = resolve.model_id(conn, model_name, run, run_name)
+    except NotFoundError:
+        latest = resolve.latest_deletes(conn, model_name, run)
+        if not latest:
+            raise
+        if len(latest) > 1:
+            raise AmbiguousNameError(f"deleted model {model_name!r} existed in several runs; say which run") from None
+        (_, deleted), = latest.values()
+        mid = deleted["model_id"]
+    rows = conn.execute(
+        "SELECT seq, type, payload, at, user, host, origin FROM events "
+        "WHERE json_extract(payload, '$.model_id') = ? ORDER BY seq", (mid,)
+    ).fetchall()
+    return [
+        {"seq": seq, "at": at, "type": event_type, "actor": f"{user or '?'}@{host or '?'} ({origin})",
+         "what": describe_event(event_type, json.loads(payload))}
+        for seq, event_type, payload, at, user, host, origin in rows
+    ]

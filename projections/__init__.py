@@ -66,6 +66,12 @@ HANDLERS: dict[str, list[Handler]] = {
         metric_history.on_model_restored,
     ],
     ev.SCHEMA_RULE_ADDED: [registry_schema.on_schema_rule_added],
+    ev.MODEL_NOTES_SET: [model.on_model_notes_set],
+    ev.MODEL_RENAMED: [model.on_model_renamed],
+    ev.MODEL_HIDDEN_SET: [model.on_model_hidden_set],
+    ev.MODEL_REPARENTED: [model.on_model_reparented],
+    ev.RUN_DELETED: [run.on_run_deleted],
+    ev.RUN_RESTORED: [run.on_run_restored],
 }
 
 

@@ -56,3 +56,23 @@ def on_model_restored(conn, events: list[Event]) -> None:
             "UPDATE model SET parent_id = ? WHERE id = ?",
             [(p["model_id"], child) for child in p["relinked_children"]],
         )
+
+
+def on_model_notes_set(conn, events: list[Event]) -> None:
+    conn.executemany("UPDATE model SET notes = ? WHERE id = ?",
+                     [(e.payload["notes"], e.payload["model_id"]) for e in events])
+
+
+def on_model_renamed(conn, events: list[Event]) -> None:
+    conn.executemany("UPDATE model SET model_name = ? WHERE id = ?",
+                     [(e.payload["model_name"], e.payload["model_id"]) for e in events])
+
+
+def on_model_hidden_set(conn, events: list[Event]) -> None:
+    conn.executemany("UPDATE model SET hidden = ? WHERE id = ?",
+                     [(e.payload["hidden"], e.payload["model_id"]) for e in events])
+
+
+def on_model_reparented(conn, events: list[Event]) -> None:
+    conn.executemany("UPDATE model SET parent_id = ? WHERE id = ?",
+                     [(e.payload["parent_id"], e.payload["model_id"]) for e in events])

@@ -22,3 +22,17 @@ def on_run_created(conn, events: list[Event]) -> None:
             for p in (e.payload for e in events)
         ],
     )
+
+
+def on_run_deleted(conn, events: list[Event]) -> None:
+    conn.executemany("DELETE FROM run WHERE id = ?", [(e.payload["run_id"],) for e in events])
+
+
+def on_run_restored(conn, events: list[Event]) -> None:
+    conn.executemany(
+        "INSERT INTO run (id, run_name, description, metadata, created_at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (r["id"], r["run_name"], r["description"], r["metadata"], r["created_at"])
+            for r in (e.payload["snapshot"] for e in events)
+        ],
+    )

@@ -57,7 +57,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     conn = _open(args.db)
     try:
-        data = diff_in(conn, args.models, args.run, args.family)
+        models = args.models
+        if not models:
+            from lightml.cli.pick import choose_many
+
+            models = choose_many("--models", "models to diff", _model_names(conn, _run_id(conn, args.run)))
+        data = diff_in(conn, models, args.run, args.family)
     finally:
         conn.close()
     if args.json:

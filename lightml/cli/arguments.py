@@ -76,7 +76,7 @@ def _compare(p: argparse.ArgumentParser) -> None:
 
 def _diff(p: argparse.ArgumentParser) -> None:
     add_db(p)
-    p.add_argument("--models", nargs="+", required=True, metavar="MODEL", help="two or more model names")
+    p.add_argument("--models", nargs="+", metavar="MODEL", help="two or more model names (picked on a terminal if left out)")
     p.add_argument("--run", help="look the models up in this run")
     p.add_argument("--family", help="only this family")
     _no_color(p)
@@ -100,10 +100,104 @@ def _stats(p: argparse.ArgumentParser) -> None:
 def _history(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("--model", required=True)
-    p.add_argument("--family", required=True)
-    p.add_argument("--metric", required=True)
+    p.add_argument("--family", help="with --metric: that metric's values; without both: every event of the model")
+    p.add_argument("--metric")
     p.add_argument("--step", type=int, help="the metric of the model's checkpoint at this step")
     p.add_argument("--run", help="the run of the model, when its name is in several")
+    add_json(p)
+
+
+def _run_filter(p: argparse.ArgumentParser, what: str = "only this run") -> None:
+    p.add_argument("--run", help=what)
+
+
+def _list(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("what", nargs="?", choices=["models", "runs", "families"], default="models")
+    _run_filter(p)
+    p.add_argument("--all", action="store_true", help="include hidden models")
+    add_json(p)
+
+
+def _info(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--model", help="model name (asked for on a terminal if left out)")
+    _run_filter(p, "the model's run, when its name is in several")
+    add_json(p)
+
+
+def _top(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--family", help="family (asked for on a terminal if left out)")
+    p.add_argument("--metric", help="metric (asked for on a terminal if left out)")
+    p.add_argument("--n", type=int, default=10, help="how many places (default 10; ties at the cut are kept)")
+    _run_filter(p)
+    p.add_argument("--all", action="store_true", help="include hidden models")
+    add_json(p)
+
+
+def _metric_get(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--model")
+    p.add_argument("--family")
+    p.add_argument("--metric")
+    _run_filter(p, "the model's run, when its name is in several")
+    add_json(p)
+
+
+def _model_edit(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--model", help="model name (asked for on a terminal if left out)")
+    _run_filter(p, "the model's run, when its name is in several")
+    add_json(p)
+
+
+def _notes(p: argparse.ArgumentParser) -> None:
+    _model_edit(p)
+    p.add_argument("--set", metavar="TEXT", help='new notes ("" clears them); without it, print the notes')
+
+
+def _rename(p: argparse.ArgumentParser) -> None:
+    _model_edit(p)
+    p.add_argument("--to", required=True, metavar="NEW", help="the new name (unique in the model's run)")
+
+
+def _reparent(p: argparse.ArgumentParser) -> None:
+    _model_edit(p)
+    parent = p.add_mutually_exclusive_group(required=True)
+    parent.add_argument("--parent", help="the new parent (looked up in the model's run, then in all runs)")
+    parent.add_argument("--none", action="store_true", help="no parent")
+
+
+def _model_delete(p: argparse.ArgumentParser) -> None:
+    _model_edit(p)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation on a terminal")
+
+
+def _restore(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--model", required=True, help="the deleted (or pruned) model")
+    _run_filter(p, "its run, when deleted models of that name existed in several")
+    add_json(p)
+
+
+def _prune(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
+    add_json(p)
+
+
+def _export(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--output", help="the .xlsx to write (default report/<db name>_report.xlsx)")
+    p.add_argument("--include-hidden", action="store_true", help="include hidden models")
+    add_json(p)
+
+
+def _merge(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--from", dest="source", required=True, help="the registry to bring in (only read)")
+    p.add_argument("--force", action="store_true", help="overwrite metrics whose value or scores differ")
     add_json(p)
 
 
@@ -140,6 +234,21 @@ CONFIGURE: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "compare": _compare,
     "diff": _diff,
     "stats": _stats,
+    "list": _list,
+    "summary": _db_only,
+    "info": _info,
+    "top": _top,
+    "metric-get": _metric_get,
+    "notes": _notes,
+    "rename": _rename,
+    "hide": _model_edit,
+    "unhide": _model_edit,
+    "reparent": _reparent,
+    "model-delete": _model_delete,
+    "restore": _restore,
+    "prune": _prune,
+    "export": _export,
+    "merge": _merge,
     "replay": _replay,
     "verify": _db_only,
     "migrate": _db_only,

@@ -23,6 +23,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("analysis_cmds", "two models side by side: deltas B - A, with p-values where scores exist"),
     "diff": ("analysis_cmds", "the metrics of two or more models side by side, best and worst marked"),
     "stats": ("analysis_cmds", "is the difference real? exact McNemar / paired bootstrap on per-sample scores"),
+    "list": ("browse_cmds", "list models (default), runs or families"),
+    "summary": ("browse_cmds", "counts, runs, families and the newest events"),
+    "info": ("browse_cmds", "one model: path, run, lineage up and down, checkpoints, metrics, notes"),
+    "top": ("browse_cmds", "leaderboard of one metric (ties shown; lower-is-better sorted ascending)"),
+    "metric-get": ("browse_cmds", "one value (just the number when not on a terminal)"),
+    "notes": ("edit_cmds", "print or set a model's notes"),
+    "rename": ("edit_cmds", "rename a model within its run"),
+    "hide": ("edit_cmds", "hide a model from listings, diff, export and the dashboard"),
+    "unhide": ("edit_cmds", "show a hidden model again"),
+    "reparent": ("edit_cmds", "change a model's parent (or --none); cycles are refused"),
+    "model-delete": ("edit_cmds", "delete a model with its checkpoints and metrics (undo: restore)"),
+    "restore": ("edit_cmds", "bring back a deleted or pruned model from the log"),
+    "prune": ("edit_cmds", "remove models with no metrics, checkpoints or children, and empty runs"),
+    "export": ("report_cmds", "write the Excel report: overview, one sheet per family, history"),
+    "merge": ("registry_cmds", "bring another registry's runs, models, checkpoints, metrics and scores into this one"),
     "replay": ("registry_cmds", "rebuild the read tables from the event log (or the past into --out)"),
     "verify": ("registry_cmds", "check that the read tables match the event log"),
     "migrate": ("registry_cmds", "upgrade a LightML 1.x database to the event-sourced format"),
@@ -39,7 +54,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", required=True, help="registry file (.db)")
+    parser.add_argument("--db", help="registry file (default: $LIGHTML_DB, ./.lightml, or the only ./*.db)")
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     module_name, _ = COMMANDS[args.command]
     try:
+        if hasattr(args, "db"):
+            from lightml.cli.dbpath import resolve_db
+
+            args.db = resolve_db(args.db)
         module = importlib.import_module(f"lightml.cli.{module_name}")
         run = getattr(module, "cmd_" + args.command.replace("-", "_"))
         return int(run(args) or 0)

@@ -56,6 +56,12 @@ def cmd_exists(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from lightml.errors import InvalidInputError
+
+    if (args.family is None) != (args.metric is None):
+        raise InvalidInputError("--family and --metric go together (leave both out for the model's whole history)")
+    if args.family is None:
+        return _model_history(args)
     with _registry(args.db, args.run) as registry:
         entries = registry.metric_history(args.model, args.family, args.metric, args.step)
     if args.json:
@@ -71,4 +77,20 @@ def cmd_history(args: argparse.Namespace) -> int:
         [[e["seq"], e["at"].replace("T", " ").rstrip("Z"), e["action"], format_value(e["value"]),
           format_value(e["previous_value"]), e["actor"]] for e in entries],
     )
+    return 0
+
+
+def _model_history(args: argparse.Namespace) -> int:
+    if args.step is not None:
+        from lightml.errors import InvalidInputError
+
+        raise InvalidInputError("--step needs --family and --metric")
+    with _registry(args.db, args.run) as registry:
+        entries = registry.model_history(args.model)
+    if args.json:
+        print_json(entries)
+        return 0
+    print(f"History of model {args.model}:")
+    print_table(["seq", "at (UTC)", "event", "what", "actor"],
+                [[e["seq"], e["at"].replace("T", " ").rstrip("Z"), e["type"], e["what"], e["actor"]] for e in entries])
     return 0

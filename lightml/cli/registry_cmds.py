@@ -89,3 +89,15 @@ def cmd_version(args: argparse.Namespace) -> int:
     else:
         print(f"lightml {__version__}")
     return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from lightml.merge import merge
+
+    result = merge(args.db, args.source, force=args.force)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(f"Merged {args.source} into {args.db}:")
+        print(result)
+    return 0

@@ -1,0 +1,208 @@
+"""Everyday read commands: list, summary, info, top, metric-get."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lightml.cli.output import format_value, print_json, print_table
+
+
+def _open(db: str):
+    from lightml.store import open_registry_readonly
+
+    return open_registry_readonly(db)
+
+
+def run_id(conn, run_name: str | None) -> int | None:
+    from lightml import resolve
+    from lightml.errors import NotFoundError
+
+    if run_name is None:
+        return None
+    rid = resolve.run_id(conn, run_name)
+    if rid is None:
+        raise NotFoundError(f"run {run_name!r} not found")
+    return rid
+
+
+def model_names(conn, run: int | None, include_hidden: bool = True) -> list[str]:
+    where = ["1" if include_hidden else "hidden = 0"] + (["run_id = ?"] if run is not None else [])
+    return [name for (name,) in conn.execute(
+        f"SELECT DISTINCT model_name FROM model WHERE {' AND '.join(where)} ORDER BY model_name",
+        () if run is None else (run,))]
+
+
+def pick_model(conn, given: str | None, run: int | None, flag: str = "--model") -> str:
+    from lightml.cli.pick import choose
+
+    return given or choose(flag, "model", model_names(conn, run))
+
+
+def pick_family_metric(conn, family: str | None, metric: str | None) -> tuple[str, str]:
+    from lightml.browse import family_metrics, list_families
+    from lightml.cli.pick import choose
+
+    family = family or choose("--family", "family", [f["family"] for f in list_families(conn, include_hidden=True)])
+    metric = metric or choose("--metric", "metric", family_metrics(conn, family))
+    return family, metric
+
+
+def _short(text: str | None, width: int = 40) -> str:
+    if not text:
+        return ""
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= width else one_line[:width - 1] + "…"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from lightml import browse
+
+    conn = _open(args.db)
+    try:
+        run = run_id(conn, args.run)
+        if args.what == "runs":
+            rows = browse.list_runs(conn, include_hidden=args.all)
+        elif args.what == "families":
+            rows = browse.list_families(conn, run, include_hidden=args.all)
+        else:
+            rows = browse.list_models(conn, run, include_hidden=args.all)
+    finally:
+        conn.close()
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print(f"No {args.what}.")
+        return 0
+    if args.what == "runs":
+        print_table(["run", "models", "created (UTC)", "description"],
+                    [[r["run"], r["models"], r["created_at"], _short(r["description"])] for r in rows])
+    elif args.what == "families":
+        print_table(["family", "metrics", "models", "values"],
+                    [[r["family"], r["metrics"], r["models"], r["values"]] for r in rows])
+    else:
+        headers = ["model", "run", "parent", "checkpoints", "metrics", "notes"] + (["hidden"] if args.all else [])
+        print_table(headers, [
+            [r["model"], r["run"], r["parent"] or "", r["checkpoints"], r["metrics"], _short(r["notes"])]
+            + (["yes" if r["hidden"] else ""] if args.all else [])
+            for r in rows
+        ])
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from lightml import browse
+
+    conn = _open(args.db)
+    try:
+        data = browse.summary(conn)
+    finally:
+        conn.close()
+    if args.json:
+        print_json(data)
+        return 0
+    c = data["counts"]
+    print(f"Registry {args.db}")
+    print(f"  {c['models']} models ({c['hidden_models']} hidden), {c['runs']} runs, {c['checkpoints']} checkpoints, "
+          f"{c['metrics']} metrics ({c['scored_metrics']} with per-sample scores), {c['events']} events")
+    print("\nRuns:")
+    print_table(["run", "models", "created (UTC)"], [[r["run"], r["models"], r["created_at"]] for r in data["runs"]])
+    print("\nFamilies:")
+    print_table(["family", "metrics", "models"], [[f["family"], f["metrics"], f["models"]] for f in data["families"]])
+    print("\nNewest events:")
+    print_table(["seq", "at (UTC)", "type", "what", "actor"],
+                [[e["seq"], e["at"].replace("T", " ").rstrip("Z"), e["type"], _short(e["what"], 50), e["actor"]]
+                 for e in data["newest_events"]])
+    return 0
+
+
+def _print_tree(children: list[dict], indent: str = "    ") -> None:
+    for child in children:
+        print(f"{indent}└─ {child['model']}  (run: {child['run']})")
+        _print_tree(child["children"], indent + "   ")
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from lightml import browse, resolve
+
+    conn = _open(args.db)
+    try:
+        run = run_id(conn, args.run)
+        name = pick_model(conn, args.model, run)
+        card = browse.model_card(conn, resolve.model_id(conn, name, run, args.run))
+    finally:
+        conn.close()
+    if args.json:
+        print_json(card)
+        return 0
+    print(f"Model {card['model']}" + ("  [hidden]" if card["hidden"] else ""))
+    print(f"  run:     {card['run']}")
+    print(f"  path:    {card['path']}")
+    print(f"  notes:   {card['notes'] or '(none)'}")
+    lineage = " <- ".join([card["model"]] + [p["model"] for p in card["parents"]])
+    print(f"  lineage: {lineage}" if card["parents"] else "  lineage: (no parent)")
+    if card["children"]:
+        print("  children:")
+        _print_tree(card["children"])
+    print(f"  checkpoints: {len(card['checkpoints'])}")
+    for c in card["checkpoints"]:
+        print(f"    step {c['step']}: {c['path']} ({c['metrics']} metrics)")
+    total = sum(card["metrics_per_family"].values())
+    print(f"  metrics: {total}" + ("" if not total else " (" + ", ".join(
+        f"{f}: {n}" for f, n in card["metrics_per_family"].items()) + ")"))
+    last = card["last_change"]
+    if last:
+        print(f"  last change: #{last['seq']} {last['type']} at {last['at'].replace('T', ' ').rstrip('Z')} "
+              f"by {last['actor']}")
+    return 0
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from lightml import browse
+    from lightml.direction import lower_is_better
+    from lightml.errors import InvalidInputError
+
+    if args.n < 1:
+        raise InvalidInputError(f"--n must be at least 1, got {args.n}")
+    conn = _open(args.db)
+    try:
+        run = run_id(conn, args.run)
+        family, metric = pick_family_metric(conn, args.family, args.metric)
+        board = browse.top(conn, family, metric, args.n, run, include_hidden=args.all)
+    finally:
+        conn.close()
+    if args.json:
+        print_json({"family": family, "metric": metric, "lower_is_better": lower_is_better(metric), "rows": board})
+        return 0
+    if not board:
+        print(f"No model has {family}/{metric}.")
+        return 0
+    order = "lower is better" if lower_is_better(metric) else "higher is better"
+    print(f"Top {args.n} on {family}/{metric} ({order}):")
+    print_table(["rank", "model", "run", "value"],
+                [[f"{r['rank']}=" if r["tie"] else r["rank"], r["model"], r["run"], format_value(r["value"])]
+                 for r in board])
+    if any(r["tie"] for r in board):
+        print("(= : tied on the same value)")
+    return 0
+
+
+def cmd_metric_get(args: argparse.Namespace) -> int:
+    from lightml import browse, resolve
+
+    conn = _open(args.db)
+    try:
+        run = run_id(conn, args.run)
+        name = pick_model(conn, args.model, run)
+        family, metric = pick_family_metric(conn, args.family, args.metric)
+        value = browse.metric_value(conn, resolve.model_id(conn, name, run, args.run), name, family, metric)
+    finally:
+        conn.close()
+    if args.json:
+        print_json({"model": name, "family": family, "metric": metric, "value": value})
+    elif sys.stdout.isatty():
+        print(f"{name}  {family}/{metric} = {value!r}")
+    else:  # for scripts: just the number, at full precision
+        print(repr(value))
+    return 0

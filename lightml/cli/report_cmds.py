@@ -1,0 +1,18 @@
+"""``lightml export``."""
+
+from __future__ import annotations
+
+import argparse
+
+from lightml.cli.output import print_json
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lightml.export import export_excel
+
+    path = export_excel(args.db, args.output, include_hidden=args.include_hidden)
+    if args.json:
+        print_json({"output": str(path.resolve())})
+    else:
+        print(f"Report written to {path}")
+    return 0

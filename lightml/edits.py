@@ -1,0 +1,144 @@
+"""Model edits, each one event: notes, rename, hide/unhide, reparent, and prune.
+
+Like ``lightml.commands``, each function returns a command the writer runs inside BEGIN
+IMMEDIATE; it decides from the projections and emits events. An edit that changes nothing
+writes nothing. Every edit can be undone by the opposite edit, and prune by restore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lightml import events as ev
+from lightml import resolve, symlinks
+from lightml.commands import _optional_run_id, delete_model
+from lightml.errors import ConflictError, InvalidInputError
+from lightml.writer import Command, WriteTransaction
+
+
+def _model(tx: WriteTransaction, run_name: str | None, model_name: str) -> int:
+    return resolve.model_id(tx.conn, model_name, _optional_run_id(tx, run_name), run_name)
+
+
+def set_notes(run_name: str | None, model_name: str, notes: str | None) -> Command:
+    def command(tx: WriteTransaction) -> bool:
+        mid = _model(tx, run_name, model_name)
+        (previous,) = tx.conn.execute("SELECT notes FROM model WHERE id = ?", (mid,)).fetchone()
+        if previous == notes:
+            return False
+        tx.emit([(ev.MODEL_NOTES_SET, {"model_id": mid, "notes": notes, "previous": previous})])
+        return True
+
+    return command
+
+
+def rename_model(run_name: str | None, old_name: str, new_name: str, registry_dir: Path) -> Command:
+    def command(tx: WriteTransaction) -> bool:
+        conn = tx.conn
+        mid = _model(tx, run_name, old_name)
+        if old_name == new_name:
+            return False
+        run_id, path = conn.execute("SELECT run_id, path FROM model WHERE id = ?", (mid,)).fetchone()
+        if conn.execute("SELECT 1 FROM model WHERE model_name = ? AND run_id IS ?", (new_name, run_id)).fetchone():
+            raise ConflictError(f"a model named {new_name!r} already exists in that run")
+        tx.emit([(ev.MODEL_RENAMED, {"model_id": mid, "run_id": run_id, "model_name": new_name,
+                                     "previous_name": old_name})])
+        if path:
+            def move_link() -> None:
+                symlinks.remove(registry_dir, old_name, mid, path)
+                symlinks.create(registry_dir, new_name, mid, path)
+            tx.after_commit.append(move_link)
+        return True
+
+    return command
+
+
+def set_hidden(run_name: str | None, model_name: str, hidden: bool) -> Command:
+    def command(tx: WriteTransaction) -> bool:
+        mid = _model(tx, run_name, model_name)
+        (previous,) = tx.conn.execute("SELECT hidden FROM model WHERE id = ?", (mid,)).fetchone()
+        if bool(previous) == hidden:
+            return False
+        tx.emit([(ev.MODEL_HIDDEN_SET, {"model_id": mid, "hidden": int(hidden), "previous": previous})])
+        return True
+
+    return command
+
+
+def set_parent(run_name: str | None, model_name: str, parent_name: str | None) -> Command:
+    """Give the model another parent, or none (``parent_name`` None). Refuses cycles."""
+
+    def command(tx: WriteTransaction) -> bool:
+        conn = tx.conn
+        rid = _optional_run_id(tx, run_name)
+        mid = resolve.model_id(conn, model_name, rid, run_name)
+        parent = None if parent_name is None else resolve.parent_id(conn, parent_name, rid)
+        if parent == mid:
+            raise InvalidInputError(f"model {model_name!r} cannot be its own parent")
+        node, seen = parent, set()
+        while node is not None and node not in seen:  # walk up from the new parent
+            if node == mid:
+                raise ConflictError(
+                    f"{parent_name!r} descends from {model_name!r}: making it the parent would create a cycle")
+            seen.add(node)
+            node = conn.execute("SELECT parent_id FROM model WHERE id = ?", (node,)).fetchone()[0]
+        (previous,) = conn.execute("SELECT parent_id FROM model WHERE id = ?", (mid,)).fetchone()
+        if previous == parent:
+            return False
+        tx.emit([(ev.MODEL_REPARENTED, {"model_id": mid, "parent_id": parent, "previous_parent_id": previous})])
+        return True
+
+    return command
+
+
+@dataclass
+class PruneResult:
+    """What prune removed (or, with ``dry_run``, would remove)."""
+
+    models: list[tuple[str, str | None]] = field(default_factory=list)  # (model, run)
+    runs: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict:
+        return {"models": [{"model": m, "run": r} for m, r in self.models], "runs": self.runs,
+                "dry_run": self.dry_run}
+
+
+def prune_candidates(conn) -> tuple[list[tuple[int, str, str | None]], list[tuple[int, str]]]:
+    """Models with no metrics, no checkpoints and no children (nothing hangs on them), and
+    the runs left without models once they are gone."""
+    models = conn.execute(
+        "SELECT m.id, m.model_name, r.run_name FROM model m LEFT JOIN run r ON r.id = m.run_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM metrics x WHERE x.model_id = m.id) "
+        "AND NOT EXISTS (SELECT 1 FROM checkpoint c WHERE c.model_id = m.id) "
+        "AND NOT EXISTS (SELECT 1 FROM model k WHERE k.parent_id = m.id) ORDER BY r.run_name, m.model_name"
+    ).fetchall()
+    pruned = {mid for mid, _, _ in models}
+    runs = [
+        (rid, name) for rid, name in conn.execute("SELECT id, run_name FROM run ORDER BY run_name")
+        if all(mid in pruned for (mid,) in conn.execute("SELECT id FROM model WHERE run_id = ?", (rid,)))
+    ]
+    return models, runs
+
+
+def prune(registry_dir: Path) -> Command:
+    """Delete every prune candidate (``model_deleted`` events, so ``restore_model`` undoes
+    each) and every run left empty (``run_deleted``), in one transaction."""
+
+    def command(tx: WriteTransaction) -> PruneResult:
+        conn = tx.conn
+        models, runs = prune_candidates(conn)
+        result = PruneResult()
+        for mid, name, run_name in models:
+            delete_model(None, name, registry_dir, model_id=mid)(tx)
+            result.models.append((name, run_name))
+        for rid, name in runs:
+            row = conn.execute("SELECT id, run_name, description, metadata, created_at FROM run WHERE id = ?",
+                               (rid,)).fetchone()
+            snapshot = dict(zip(("id", "run_name", "description", "metadata", "created_at"), row))
+            tx.emit([(ev.RUN_DELETED, {"run_id": rid, "run_name": name, "snapshot": snapshot})])
+            result.runs.append(name)
+        return result
+
+    return command

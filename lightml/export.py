@@ -1,0 +1,243 @@
+"""The Excel report: ``export_excel`` and ``lightml export``.
+
+Sheets: Overview (one row per model), one per metric family (models and their checkpoints,
+a colour scale per metric, significant gains over the parent marked), and History (every
+overwrite and delete from the event log). Every user string is written as text, never as a
+formula, and sheet names are made valid, so the file opens without a repair prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.comments import Comment
+from openpyxl.formatting.rule import ColorScaleRule
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from lightml import significance, store
+from lightml.direction import lower_is_better
+from lightml.events import METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_REGISTERED, MODEL_RENAMED
+
+RED, YELLOW, GREEN = "F8696B", "FFEB84", "63BE7B"
+HEADER_FONT = Font(bold=True)
+HEADER_FILL = PatternFill("solid", start_color="DDEBF7")
+SIGNIFICANT_FONT = Font(bold=True, color="006100")
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+RESERVED_SHEETS = ("Overview", "History")
+
+
+def default_output(db_path: str | os.PathLike) -> Path:
+    """``report/<db stem>_report.xlsx`` in the current folder (LightML 1.2's default)."""
+    return Path("report") / f"{Path(db_path).stem}_report.xlsx"
+
+
+def sheet_names(families: list[str]) -> dict[str, str]:
+    """family -> a valid, unique sheet name: at most 31 characters, none of ``[]:*?/\\``,
+    no leading or trailing apostrophe, unique ignoring case (as Excel compares them)."""
+    taken = {name.lower() for name in RESERVED_SHEETS}
+    names = {}
+    for family in families:
+        base = _BAD_SHEET_CHARS.sub("_", family).strip("'") or "family"
+        candidate, n = base[:31], 1
+        while candidate.lower() in taken:
+            n += 1
+            suffix = f" ({n})"
+            candidate = base[:31 - len(suffix)] + suffix
+        taken.add(candidate.lower())
+        names[family] = candidate
+    return names
+
+
+def _text(value: Any) -> Any:
+    """Strings as they can live in a cell: control characters XML cannot hold are escaped."""
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub(lambda m: repr(m.group())[1:-1], value)
+    return value
+
+
+def _put(ws, row: int, column: int, value: Any):
+    cell = ws.cell(row=row, column=column, value=_text(value))
+    if isinstance(value, str):
+        cell.data_type = "s"  # "=HYPERLINK(...)" as a model name stays text, never a formula
+    return cell
+
+
+def _header(ws, headers: list[str]) -> None:
+    for column, title in enumerate(headers, 1):
+        cell = _put(ws, 1, column, title)
+        cell.font, cell.fill = HEADER_FONT, HEADER_FILL
+
+
+def _finish(ws, n_rows: int, n_columns: int, widths: dict[int, int]) -> None:
+    ws.freeze_panes = "B2"  # header row and the model column stay in view
+    if n_columns:
+        ws.auto_filter.ref = f"A1:{get_column_letter(n_columns)}{max(n_rows, 1) + 1}"
+    for column, width in widths.items():
+        ws.column_dimensions[get_column_letter(column)].width = min(max(width + 2, 8), 60)
+
+
+class _Registry:
+    """What the report needs, read once in one snapshot."""
+
+    def __init__(self, conn: sqlite3.Connection, include_hidden: bool) -> None:
+        hidden = "" if include_hidden else "WHERE m.hidden = 0"
+        self.models = conn.execute(
+            "SELECT m.id, m.model_name, r.run_name, p.model_name, m.parent_id, m.path, m.notes, m.hidden, "
+            "(SELECT count(*) FROM checkpoint c WHERE c.model_id = m.id) "
+            f"FROM model m LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id {hidden} "
+            "ORDER BY r.run_name, m.model_name"
+        ).fetchall()
+        shown = {row[0] for row in self.models}
+        self.checkpoints: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for cid, mid, step in conn.execute("SELECT id, model_id, step FROM checkpoint ORDER BY step, id"):
+            if mid in shown:
+                self.checkpoints[mid].append((cid, step))
+        # family -> {("F", model id) or ("S", checkpoint id): {metric: value}}
+        self.values: dict[str, dict[tuple[str, int], dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+        self.metric_count: dict[int, int] = defaultdict(int)
+        owner = {cid: mid for mid, cps in self.checkpoints.items() for cid, _ in cps}
+        for mid, cid, family, metric, value in conn.execute(
+                "SELECT model_id, checkpoint_id, family, metric_name, value FROM metrics"):
+            if mid is not None and mid in shown:
+                self.values[family][("F", mid)][metric] = value
+                self.metric_count[mid] += 1
+            elif cid is not None and cid in owner:
+                self.values[family][("S", cid)][metric] = value
+                self.metric_count[owner[cid]] += 1
+
+
+def _overview(wb: Workbook, reg: _Registry, include_hidden: bool) -> None:
+    ws = wb.active
+    ws.title = "Overview"
+    headers = ["Model", "Run", "Parent", "Path", "Checkpoints", "Metrics", "Notes"] + (
+        ["Hidden"] if include_hidden else [])
+    _header(ws, headers)
+    widths = {i: len(h) for i, h in enumerate(headers, 1)}
+    for row, (mid, name, run, parent, _, path, notes, hidden, n_ckpt) in enumerate(reg.models, 2):
+        values = [name, run, parent, path, n_ckpt, reg.metric_count[mid], notes] + (
+            ["yes" if hidden else ""] if include_hidden else [])
+        for column, value in enumerate(values, 1):
+            _put(ws, row, column, value)
+            if isinstance(value, str):
+                widths[column] = max(widths[column], len(value))
+    _finish(ws, len(reg.models), len(headers), widths)
+
+
+def _significant_gains(conn, reg: _Registry, family: str) -> dict[tuple[int, str], str]:
+    """(child model id, metric) -> comment text, where the child's change over its parent is
+    significant (p < 0.05) on the per-sample scores both have."""
+    names = {row[0]: row[1] for row in reg.models}
+    marks = {}
+    for mid, name, _, parent_name, parent_id, *_ in reg.models:
+        if parent_id is None or parent_id not in names:
+            continue
+        verdicts = significance.verdicts_by_id(conn, parent_id, mid, parent_name, name, family)
+        for (_, metric), verdict in verdicts.items():
+            if verdict.get("significant"):
+                marks[(mid, metric)] = (f"Significant change over parent {parent_name}: p = {verdict['p_value']:.2g} "
+                                        f"({verdict['test']}, paired on per-sample scores)")
+    return marks
+
+
+def _family_sheet(wb: Workbook, conn, reg: _Registry, family: str, title: str) -> None:
+    ws = wb.create_sheet(title)
+    table = reg.values[family]
+    metrics = sorted({metric for row in table.values() for metric in row})
+    headers = ["Model", "Phase", "Run", "Parent"] + metrics
+    _header(ws, headers)
+    widths = {i: len(h) for i, h in enumerate(headers, 1)}
+    marks = _significant_gains(conn, reg, family)
+    column_of = {metric: i for i, metric in enumerate(metrics, 5)}
+    row = 1
+    for mid, name, run, parent, *_ in reg.models:
+        targets = [("F", mid, "F")] + [("S", cid, f"S {step}") for cid, step in reg.checkpoints.get(mid, [])]
+        for kind, key, phase in targets:
+            values = table.get((kind, key))
+            if not values:
+                continue
+            row += 1
+            for column, value in enumerate((name, phase, run, parent), 1):
+                _put(ws, row, column, value)
+                if isinstance(value, str):
+                    widths[column] = max(widths[column], len(value))
+            for metric, value in values.items():
+                cell = _put(ws, row, column_of[metric], value)
+                cell.number_format = "0.0000"
+                comment = marks.get((mid, metric)) if kind == "F" else None
+                if comment:
+                    cell.font = SIGNIFICANT_FONT
+                    cell.comment = Comment(comment, "LightML")
+    for metric, column in column_of.items():
+        if row < 2:
+            break
+        low, high = (GREEN, RED) if lower_is_better(metric) else (RED, GREEN)
+        letter = get_column_letter(column)
+        ws.conditional_formatting.add(f"{letter}2:{letter}{row}", ColorScaleRule(
+            start_type="min", start_color=low, mid_type="percentile", mid_value=50, mid_color=YELLOW,
+            end_type="max", end_color=high))
+    _finish(ws, row - 1, len(headers), widths)
+
+
+def _history(wb: Workbook, conn) -> None:
+    """Every forced overwrite and every delete, from the log, oldest first."""
+    ws = wb.create_sheet("History")
+    headers = ["Time (UTC)", "Who", "Event", "Model", "Step", "Family", "Metric", "Old", "New"]
+    _header(ws, headers)
+    names: dict[int, str] = {}
+    row = 1
+    for seq, event_type, payload, at, user, host, origin in conn.execute(
+            "SELECT seq, type, payload, at, user, host, origin FROM events WHERE type IN (?, ?, ?, ?) ORDER BY seq",
+            (MODEL_REGISTERED, MODEL_RENAMED, METRIC_OVERWRITTEN, MODEL_DELETED)):
+        p = json.loads(payload)
+        if event_type in (MODEL_REGISTERED, MODEL_RENAMED):
+            names[p["model_id"]] = p["model_name"]  # the name the model had at that moment
+            continue
+        who = f"{user or '?'}@{host or '?'} ({origin})"
+        when = at.replace("T", " ").rstrip("Z")
+        model = names.get(p["model_id"], f"#{p['model_id']}")
+        if event_type == MODEL_DELETED:
+            row += 1
+            n = len(p["snapshot"]["metrics"])
+            for column, value in enumerate((when, who, "model deleted", model, None, None, f"{n} metrics", None,
+                                            None), 1):
+                _put(ws, row, column, value)
+            continue
+        for m in p["metrics"]:
+            row += 1
+            for column, value in enumerate((when, who, "overwritten", model, p.get("step"), m["family"],
+                                            m["metric_name"], m["previous_value"], m["value"]), 1):
+                _put(ws, row, column, value)
+    _finish(ws, row - 1, len(headers), {1: 26, 2: 24, 3: 14, 4: 24, 6: 16, 7: 24})
+
+
+def export_excel(db_path: str | os.PathLike, output_path: str | os.PathLike | None = None, *,
+                 include_hidden: bool = False) -> Path:
+    """Write the report and return its path (folders are created as needed)."""
+    output = Path(output_path) if output_path is not None else default_output(db_path)
+    conn = store.open_registry_readonly(db_path)
+    try:
+        conn.execute("BEGIN")  # one snapshot: a writer elsewhere cannot tear the report
+        reg = _Registry(conn, include_hidden)
+        wb = Workbook()
+        _overview(wb, reg, include_hidden)
+        families = sorted(reg.values)
+        for family, title in sheet_names(families).items():
+            _family_sheet(wb, conn, reg, family, title)
+        _history(wb, conn)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    wb.save(tmp)
+    os.replace(tmp, output)  # never leave a half-written report under the real name
+    return output
