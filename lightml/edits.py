@@ -84,12 +84,20 @@ def set_parent(run_name: str | None, model_name: str, parent_name: str | None) -
             seen.add(node)
             node = conn.execute("SELECT parent_id FROM model WHERE id = ?", (node,)).fetchone()[0]
         (previous,) = conn.execute("SELECT parent_id FROM model WHERE id = ?", (mid,)).fetchone()
-        if previous == parent:
+        if previous == parent and not (parent is None and _unlinked_by_a_delete(conn, mid)):
             return False
+        # (Saying "no parent" to a model a delete unlinked is recorded even though the row
+        # does not change: it stops a later restore of that parent from re-linking it.)
         tx.emit([(ev.MODEL_REPARENTED, {"model_id": mid, "parent_id": parent, "previous_parent_id": previous})])
         return True
 
     return command
+
+
+def _unlinked_by_a_delete(conn, model_id: int) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM events e, json_each(e.payload, '$.snapshot.children') AS child "
+        "WHERE e.type = ? AND child.value = ? LIMIT 1", (ev.MODEL_DELETED, model_id)).fetchone() is not None
 
 
 @dataclass

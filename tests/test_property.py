@@ -27,7 +27,7 @@ from hypothesis.stateful import (
 
 import projections
 from lightml import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED, AsyncLightMLHandle, LightMLHandle
-from lightml.errors import ConflictError, NotFoundError
+from lightml.errors import ConflictError, InvalidInputError, NotFoundError
 from lightml.replay import replay, verify
 
 RUN = "run"
@@ -271,6 +271,70 @@ class RegistryMachine(RuleBasedStateMachine):
             state = copy.deepcopy(self.last_deleted[name])
             assert self.handle.restore_model(name) == state["id"]
             self.live[name] = state
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data(), notes=st.none() | st.sampled_from(["", "first try", "beta 0.1 'quoted'"]))
+    def set_notes(self, data, notes):
+        name = data.draw(st.sampled_from(sorted(self.live)), label="model")
+        before = self._column(name, "notes")
+        assert self.handle.set_notes(name, notes) == (before != (notes or None))
+        assert self._column(name, "notes") == (notes or None)
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data(), hidden=st.booleans())
+    def set_hidden(self, data, hidden):
+        name = data.draw(st.sampled_from(sorted(self.live)), label="model")
+        before = self._column(name, "hidden")
+        assert self.handle.set_hidden(name, hidden) == (before != int(hidden))
+        assert self._column(name, "hidden") == int(hidden)
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data())
+    def set_parent(self, data):
+        name = data.draw(st.sampled_from(sorted(self.live)), label="model")
+        parent = data.draw(st.none() | st.sampled_from(sorted(self.live)), label="parent")
+        mid = self.live[name]["id"]
+        ancestors_of_parent = self._ancestors(self.live[parent]["id"]) if parent is not None else []
+        if parent is not None and (parent == name or mid in ancestors_of_parent):
+            with pytest.raises((ConflictError, InvalidInputError)):
+                self.handle.set_parent(name, parent)
+            return
+        self.handle.set_parent(name, parent)
+        expected = None if parent is None else self.live[parent]["id"]
+        assert self._column(name, "parent_id") == expected
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data())
+    def rename_model(self, data):
+        old = data.draw(st.sampled_from(sorted(self.live)), label="old")
+        new = data.draw(names, label="new")
+        if new in self.live and new != old:
+            with pytest.raises(ConflictError):
+                self.handle.rename_model(old, new)
+            return
+        if new in self.last_deleted or old in self.last_deleted:
+            return  # keeps the shadow's "restore by name" bookkeeping simple
+        assert self.handle.rename_model(old, new) == (old != new)
+        self.live[new] = self.live.pop(old)
+
+    def _column(self, name, column):
+        conn = sqlite3.connect(self.db)
+        try:
+            return conn.execute(f"SELECT {column} FROM model WHERE id = ?", (self.live[name]["id"],)).fetchone()[0]
+        finally:
+            conn.close()
+
+    def _ancestors(self, model_id):
+        conn = sqlite3.connect(self.db)
+        try:
+            chain, node = [model_id], model_id
+            while True:
+                (node,) = conn.execute("SELECT parent_id FROM model WHERE id = ?", (node,)).fetchone()
+                if node is None:
+                    return chain
+                chain.append(node)
+        finally:
+            conn.close()
 
     # -- invariants -------------------------------------------------------------------------
 
