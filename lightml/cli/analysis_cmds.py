@@ -28,8 +28,10 @@ def _run_id(conn, run_name: str | None) -> int | None:
 
 
 def _model_names(conn, run: int | None) -> list[str]:
-    sql = "SELECT DISTINCT model_name FROM model" + (" WHERE run_id = ?" if run is not None else "")
-    return sorted(name for (name,) in conn.execute(sql, () if run is None else (run,)))
+    """What the pickers offer: visible models (a hidden one can still be named)."""
+    from lightml.cli.browse_cmds import model_names
+
+    return model_names(conn, run, include_hidden=False)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
