@@ -119,13 +119,14 @@ class AsyncLightMLHandle:
         return await self._write(lambda c: c.register_checkpoint(model_name, step, path))
 
     async def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
-                               scores: Any = None, force: bool = False) -> int:
-        return await self._write(lambda c: c.log_model_metric(model_name, family, metric_name, value, scores, force))
+                               scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
+        return await self._write(
+            lambda c: c.log_model_metric(model_name, family, metric_name, value, scores, force, doc_ids))
 
     async def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
-                                    scores: Any = None, force: bool = False) -> int:
+                                    scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
         return await self._write(
-            lambda c: c.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force))
+            lambda c: c.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids))
 
     async def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],
                           force: bool = False) -> dict[str, int]:

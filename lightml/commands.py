@@ -133,6 +133,7 @@ class MetricInput:
     value: float
     scores: str | None = None
     n_samples: int | None = None
+    doc_keys: str | None = None
 
     def payload(self, metric_id: int) -> dict[str, Any]:
         """The event payload item; scores only when there are some (keeps bulk events small)."""
@@ -140,6 +141,8 @@ class MetricInput:
         if self.scores is not None:
             item["scores"] = self.scores
             item["n_samples"] = self.n_samples
+        if self.doc_keys is not None:
+            item["doc_keys"] = self.doc_keys
         return item
 
 
@@ -276,9 +279,10 @@ def _snapshot(conn, model_id: int) -> dict[str, Any]:
     ).fetchall()
     metrics = [dict(zip(("id", "model_id", "checkpoint_id", "family", "metric_name", "value"), r)) for r in metric_rows]
     scores = [
-        {"metric_id": mid, "scores": text, "n_samples": n}
-        for mid, text, n in conn.execute(
-            "SELECT d.metric_id, d.scores, d.n_samples FROM detailed_scores d WHERE d.metric_id IN "
+        {"metric_id": mid, "scores": text, "n_samples": n, **({"doc_keys": keys} if keys is not None else {})}
+        for mid, text, n, keys in conn.execute(
+            "SELECT d.metric_id, d.scores, d.n_samples, k.doc_keys FROM detailed_scores d "
+            "LEFT JOIN score_docs k ON k.metric_id = d.metric_id WHERE d.metric_id IN "
             "(SELECT id FROM metrics WHERE model_id = ? UNION ALL "
             " SELECT m.id FROM metrics m JOIN checkpoint c ON c.id = m.checkpoint_id WHERE c.model_id = ?) "
             "ORDER BY d.metric_id",

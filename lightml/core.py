@@ -16,7 +16,9 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from lightml import commands, edits, queries, resolve, store, writer
 from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError, NotFoundError
-from lightml.validation import check_id, check_name, check_scores, check_step, check_value, normalize_path
+from lightml.validation import (
+    check_doc_keys, check_id, check_name, check_scores, check_step, check_value, normalize_path,
+)
 
 T = TypeVar("T")
 
@@ -137,28 +139,32 @@ class Registry:
             self.run_name, model_name, check_step(step), normalize_path(path))
 
     @staticmethod
-    def metric_input(family: str, metric_name: str, value: Any, scores: Any = None) -> commands.MetricInput:
+    def metric_input(family: str, metric_name: str, value: Any, scores: Any = None,
+                     doc_ids: Any = None) -> commands.MetricInput:
         check_name(family, "family")
         check_name(metric_name, "metric_name")
         number = check_value(value, f"value of {family}/{metric_name}")
         if scores is None:
+            if doc_ids is not None:
+                raise InvalidInputError("doc_ids name the documents of per-sample scores: give scores too")
             return commands.MetricInput(family, metric_name, number)
         text, n = check_scores(scores)
-        return commands.MetricInput(family, metric_name, number, text, n)
+        keys = None if doc_ids is None else check_doc_keys(doc_ids, n)
+        return commands.MetricInput(family, metric_name, number, text, n, keys)
 
     def log_model_metric(self, model_name: str, family: str, metric_name: str, value: Any,
-                         scores: Any = None, force: bool = False) -> writer.Command:
+                         scores: Any = None, force: bool = False, doc_ids: Any = None) -> writer.Command:
         self._require_run("log_model_metric")
         check_name(model_name, "model_name")
-        item = self.metric_input(family, metric_name, value, scores)
+        item = self.metric_input(family, metric_name, value, scores, doc_ids)
         target = commands.ModelTarget(self.run_name, model_name)
         return commands.LogMetrics(target, [item], bool(force), single=True)
 
     def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: Any,
-                              scores: Any = None, force: bool = False) -> writer.Command:
+                              scores: Any = None, force: bool = False, doc_ids: Any = None) -> writer.Command:
         self._require_run("log_checkpoint_metric")
         target = commands.CheckpointTarget(check_id(checkpoint_id, "checkpoint_id"))
-        item = self.metric_input(family, metric_name, value, scores)
+        item = self.metric_input(family, metric_name, value, scores, doc_ids)
         return commands.LogMetrics(target, [item], bool(force), single=True)
 
     def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, Any]], force: bool = False) -> writer.Command:

@@ -67,6 +67,7 @@ class ScoresRow(_Payload):
     metric_id: int
     scores: str
     n_samples: int | None
+    doc_keys: str | None = None  # JSON array: which document each score is for (absent: unknown)
 
 
 class ModelSnapshot(_Payload):
@@ -116,6 +117,8 @@ class MetricValue(_Payload):
     # Per-sample scores as the exact JSON text stored in detailed_scores (None: no scores).
     scores: str | None = None
     n_samples: int | None = None
+    # The documents the scores are for, in the same order (JSON array of ids or hashes).
+    doc_keys: str | None = None
 
 
 class OverwrittenValue(MetricValue):

@@ -66,12 +66,13 @@ class LightMLHandle:
         return self._write(self._core.register_checkpoint(model_name, step, path))
 
     def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
-                         scores: Any = None, force: bool = False) -> int:
-        return self._write(self._core.log_model_metric(model_name, family, metric_name, value, scores, force))
+                         scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
+        return self._write(self._core.log_model_metric(model_name, family, metric_name, value, scores, force, doc_ids))
 
     def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
-                              scores: Any = None, force: bool = False) -> int:
-        return self._write(self._core.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force))
+                              scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
+        return self._write(
+            self._core.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids))
 
     def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],
                     force: bool = False) -> dict[str, int]:

@@ -21,7 +21,7 @@ from lightml import commands, resolve, store, symlinks
 from lightml import events as ev
 from lightml.core import Registry
 from lightml.errors import InvalidInputError, NotARegistryError
-from lightml.validation import check_scores, check_value
+from lightml.validation import check_doc_keys, check_scores, check_value
 from lightml.writer import Command, WriteTransaction
 
 
@@ -49,6 +49,7 @@ class _Source:
     checkpoints: list[tuple]
     metrics: list[tuple]
     scores: dict[int, str]
+    doc_keys: dict[int, str]
 
 
 def _read_source(path: str | os.PathLike) -> _Source:
@@ -66,6 +67,8 @@ def _read_source(path: str | os.PathLike) -> _Source:
             metrics=conn.execute("SELECT id, model_id, checkpoint_id, family, metric_name, value FROM metrics "
                                  "ORDER BY id").fetchall(),
             scores=dict(conn.execute("SELECT metric_id, scores FROM detailed_scores")) if has_scores else {},
+            doc_keys=(dict(conn.execute("SELECT metric_id, doc_keys FROM score_docs"))
+                      if "score_docs" in store.table_names(conn) else {}),
         )
     finally:
         conn.close()
@@ -95,7 +98,7 @@ def _parents_first(models: list[tuple]) -> list[tuple]:
     return ordered
 
 
-def _metric_inputs(rows: list[tuple], scores: dict[int, str], result: MergeResult) -> list[commands.MetricInput]:
+def _metric_inputs(rows: list[tuple], src: _Source, result: MergeResult) -> list[commands.MetricInput]:
     items = []
     for metric_id, _, _, family, name, value in rows:
         try:
@@ -103,12 +106,14 @@ def _metric_inputs(rows: list[tuple], scores: dict[int, str], result: MergeResul
         except InvalidInputError:
             result.metrics_unusable += 1
             continue
-        text = scores.get(metric_id)
+        text = src.scores.get(metric_id)
         if text is None:
             items.append(commands.MetricInput(family, name, number))
         else:
             encoded, n = check_scores(json.loads(text))
-            items.append(commands.MetricInput(family, name, number, encoded, n))
+            keys = src.doc_keys.get(metric_id)
+            items.append(commands.MetricInput(family, name, number, encoded, n,
+                                              None if keys is None else check_doc_keys(json.loads(keys), n)))
     return items
 
 
@@ -181,7 +186,7 @@ def _merge_command(src: _Source, force: bool, registry_dir: Path) -> Command:
             elif cid is not None and cid in checkpoint_ids:
                 by_target.setdefault(("checkpoint_id", cid), []).append(row)
         for (column, source_id), rows in by_target.items():
-            items = _metric_inputs(rows, src.scores, result)
+            items = _metric_inputs(rows, src, result)
             if column == "model_id":
                 target: Any = commands.ModelTarget(*model_keys[source_id])
                 key = model_ids[source_id]

@@ -6,6 +6,7 @@ refuses to pair vectors of different lengths) for the handles, the CLI and the d
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -14,18 +15,36 @@ from lightml.errors import InvalidInputError, NotFoundError
 
 
 def _scores(conn: sqlite3.Connection, model_id: int, model_name: str, family: str, metric_name: str):
-    text = queries.detailed_scores_text(conn, model_id, family, metric_name)
-    if text is None:
+    """(score vector, document keys or None) of a model-level metric."""
+    row = conn.execute(
+        "SELECT d.scores, k.doc_keys FROM metrics m JOIN detailed_scores d ON d.metric_id = m.id "
+        "LEFT JOIN score_docs k ON k.metric_id = m.id "
+        "WHERE m.model_id = ? AND m.family = ? AND m.metric_name = ?", (model_id, family, metric_name)).fetchone()
+    if row is None:
         raise NotFoundError(
             f"no per-sample scores for model {model_name!r}, family {family!r}, metric {metric_name!r} "
             "(log the metric with scores=[...] to test it)"
         )
-    return stats.vector_from_json(text)
+    return stats.vector_from_json(row[0]), (json.loads(row[1]) if row[1] is not None else None)
 
 
 def _paired(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str, metric_name: str):
-    scores_a = _scores(conn, id_a, model_a, family, metric_name)
-    scores_b = _scores(conn, id_b, model_b, family, metric_name)
+    """The two score vectors, paired. When both metrics know their documents, B is put in A's
+    document order, and different document sets are an error (never paired by position)."""
+    scores_a, docs_a = _scores(conn, id_a, model_a, family, metric_name)
+    scores_b, docs_b = _scores(conn, id_b, model_b, family, metric_name)
+    if docs_a is not None and docs_b is not None:
+        if set(docs_a) != set(docs_b):
+            common = len(set(docs_a) & set(docs_b))
+            raise InvalidInputError(
+                f"cannot pair {family}/{metric_name}: {model_a!r} and {model_b!r} were scored on different "
+                f"documents ({common} in common, {len(docs_a) - common} only in {model_a!r}, "
+                f"{len(docs_b) - common} only in {model_b!r}; was one run with --limit?)"
+            )
+        if docs_a != docs_b:
+            position = {key: i for i, key in enumerate(docs_b)}
+            scores_b = scores_b[[position[key] for key in docs_a]]
+        return scores_a, scores_b
     if len(scores_a) != len(scores_b):
         raise InvalidInputError(
             f"cannot pair {family}/{metric_name}: {model_a!r} has {len(scores_a)} scores and "

@@ -81,6 +81,23 @@ def check_scores(scores: Any) -> tuple[str, int]:
     return json.dumps(clean, separators=(",", ":")), len(clean)
 
 
+def check_doc_keys(doc_ids: Any, n_scores: int) -> str:
+    """Document ids (or hashes) for per-sample scores -> JSON text: one per score, all distinct."""
+    if hasattr(doc_ids, "tolist") and not isinstance(doc_ids, (list, tuple)):
+        doc_ids = doc_ids.tolist()
+    if not isinstance(doc_ids, (list, tuple)):
+        raise InvalidInputError(f"doc_ids must be a list of ids, got {type(doc_ids).__name__}")
+    if len(doc_ids) != n_scores:
+        raise InvalidInputError(f"doc_ids has {len(doc_ids)} entries for {n_scores} scores; give one per score")
+    for i, key in enumerate(doc_ids):
+        if isinstance(key, bool) or not isinstance(key, (str, numbers.Integral)):
+            raise InvalidInputError(f"doc_ids[{i}] must be a string or an integer, got {key!r}")
+    keys = [k if isinstance(k, str) else int(k) for k in doc_ids]
+    if len(set(keys)) != len(keys):
+        raise InvalidInputError("doc_ids must be distinct (one score per document)")
+    return json.dumps(keys, separators=(",", ":"), ensure_ascii=False)
+
+
 def check_step(step: Any) -> int:
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         if isinstance(step, float) and step.is_integer():

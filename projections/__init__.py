@@ -25,11 +25,13 @@ from projections import (
     model,
     registry_schema,
     run,
+    score_docs,
 )
 
 # Creation order respects foreign keys (run <- model <- checkpoint <- metrics <- scores).
 MODULES = [
-    run, model, checkpoint, metrics, detailed_scores, registry_schema, metric_insert_range, metric_history, id_counter,
+    run, model, checkpoint, metrics, detailed_scores, score_docs, registry_schema, metric_insert_range, metric_history,
+    id_counter,
 ]
 READ_TABLES: list[str] = [m.TABLE for m in MODULES]
 
@@ -44,15 +46,18 @@ HANDLERS: dict[str, list[Handler]] = {
     ev.METRIC_INSERTED: [
         metrics.on_metric_inserted,
         detailed_scores.on_metric_inserted,
+        score_docs.on_metric_inserted,
         metric_insert_range.on_metric_inserted,
     ],
     ev.METRIC_OVERWRITTEN: [
         metrics.on_metric_overwritten,
         detailed_scores.on_metric_overwritten,
+        score_docs.on_metric_overwritten,
         metric_history.on_metric_overwritten,
     ],
     ev.MODEL_DELETED: [
         metric_history.on_model_deleted,
+        score_docs.on_model_deleted,
         detailed_scores.on_model_deleted,
         metrics.on_model_deleted,
         checkpoint.on_model_deleted,
@@ -63,6 +68,7 @@ HANDLERS: dict[str, list[Handler]] = {
         checkpoint.on_model_restored,
         metrics.on_model_restored,
         detailed_scores.on_model_restored,
+        score_docs.on_model_restored,
         metric_history.on_model_restored,
     ],
     ev.SCHEMA_RULE_ADDED: [registry_schema.on_schema_rule_added],

@@ -180,3 +180,37 @@ def test_format_diff_marks_best_and_worst_by_direction(registry: Path) -> None:
     assert "\033[" not in plain
     assert format_diff({"models": ["a", "b"], "run_name": None, "rows": []}) == \
         "\n  No metrics found for the given models.\n"
+
+
+def test_scores_with_document_ids_pair_by_document(tmp_path: Path) -> None:
+    from lightml import verify
+
+    db = tmp_path / "docs.db"
+    docs = [f"doc-{i}" for i in range(100)]
+    with LightMLHandle(db, "r") as h:
+        h.register_model("a", "org/a")
+        h.register_model("b", "org/b")
+        h.register_model("shuffled", "org/shuffled")
+        h.register_model("limited", "org/limited")
+        h.log_model_metric("a", "eval", "acc", 0.6, scores=BASE_ACC, doc_ids=docs)
+        h.log_model_metric("b", "eval", "acc", 0.7, scores=SFT_ACC, doc_ids=docs)
+        # the same scores as b, written in another document order
+        order = list(range(99, -1, -1))
+        h.log_model_metric("shuffled", "eval", "acc", 0.7, scores=[SFT_ACC[i] for i in order],
+                           doc_ids=[docs[i] for i in order])
+        # a --limit run: 100 scores, but 10 of them on other documents
+        h.log_model_metric("limited", "eval", "acc", 0.7, scores=SFT_ACC, doc_ids=docs[:90] + [f"x{i}" for i in range(10)])
+        same = h.compare_stats("a", "b", "eval", "acc")
+        assert h.compare_stats("a", "shuffled", "eval", "acc")["contingency"] == same["contingency"]
+        with pytest.raises(InvalidInputError, match="different documents .90 in common, 10 only in 'a', 10 only in"):
+            h.compare_stats("a", "limited", "eval", "acc")
+        with pytest.raises(InvalidInputError, match="doc_ids has 2 entries for 3 scores"):
+            h.log_model_metric("a", "eval", "f1", 0.5, scores=[1, 0, 1], doc_ids=["x", "y"])
+        with pytest.raises(InvalidInputError, match="distinct"):
+            h.log_model_metric("a", "eval", "f1", 0.5, scores=[1, 0], doc_ids=["x", "x"])
+        with pytest.raises(InvalidInputError, match="give scores too"):
+            h.log_model_metric("a", "eval", "f1", 0.5, doc_ids=["x"])
+        h.delete_model("shuffled")
+        h.restore_model("shuffled")  # document keys come back with the scores
+        assert h.compare_stats("a", "shuffled", "eval", "acc")["contingency"] == same["contingency"]
+    assert verify(db).ok
