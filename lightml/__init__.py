@@ -29,6 +29,8 @@ _EXPORTS = {
     "format_diff": "lightml.diff",
     "export_excel": "lightml.export",
     "merge": "lightml.merge",
+    "scan_and_import": "lightml.scan",
+    "ScanStats": "lightml.scan",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

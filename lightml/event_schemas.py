@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from lightml.events import (
     CHECKPOINT_REGISTERED,
+    FILE_IMPORTED,
     METRIC_INSERTED,
     METRIC_OVERWRITTEN,
     MODEL_DELETED,
@@ -210,6 +211,16 @@ class RunRestored(_Payload):
     snapshot: RunRow
 
 
+class FileImported(_Payload):
+    """A file ``scan`` imported for a model: a later scan skips it while it is unchanged."""
+
+    path: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    model_id: int
+
+
 PAYLOADS: dict[str, type[_Payload]] = {
     RUN_CREATED: RunCreated,
     MODEL_REGISTERED: ModelRegistered,
@@ -225,6 +236,7 @@ PAYLOADS: dict[str, type[_Payload]] = {
     MODEL_REPARENTED: ModelReparented,
     RUN_DELETED: RunDeleted,
     RUN_RESTORED: RunRestored,
+    FILE_IMPORTED: FileImported,
 }
 
 CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in PAYLOADS}

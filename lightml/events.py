@@ -26,6 +26,7 @@ MODEL_HIDDEN_SET = "model_hidden_set"
 MODEL_REPARENTED = "model_reparented"
 RUN_DELETED = "run_deleted"
 RUN_RESTORED = "run_restored"
+FILE_IMPORTED = "file_imported"
 
 ORIGINS = ("api", "cli", "scan", "web", "migrate", "merge")
 
@@ -60,6 +61,7 @@ EVENT_TYPES = (
     MODEL_REPARENTED,
     RUN_DELETED,
     RUN_RESTORED,
+    FILE_IMPORTED,
 )
 
 # The payload version each type is written with now. The pydantic schema of every payload

@@ -19,6 +19,7 @@ from projections import (
     checkpoint,
     detailed_scores,
     id_counter,
+    imported_file,
     metric_history,
     metric_insert_range,
     metrics,
@@ -31,7 +32,7 @@ from projections import (
 # Creation order respects foreign keys (run <- model <- checkpoint <- metrics <- scores).
 MODULES = [
     run, model, checkpoint, metrics, detailed_scores, score_docs, registry_schema, metric_insert_range, metric_history,
-    id_counter,
+    id_counter, imported_file,
 ]
 READ_TABLES: list[str] = [m.TABLE for m in MODULES]
 
@@ -61,6 +62,7 @@ HANDLERS: dict[str, list[Handler]] = {
         detailed_scores.on_model_deleted,
         metrics.on_model_deleted,
         checkpoint.on_model_deleted,
+        imported_file.on_model_deleted,
         model.on_model_deleted,
     ],
     ev.MODEL_RESTORED: [
@@ -78,6 +80,7 @@ HANDLERS: dict[str, list[Handler]] = {
     ev.MODEL_REPARENTED: [model.on_model_reparented],
     ev.RUN_DELETED: [run.on_run_deleted],
     ev.RUN_RESTORED: [run.on_run_restored],
+    ev.FILE_IMPORTED: [imported_file.on_file_imported],
 }
 
 

@@ -201,6 +201,29 @@ def _merge(p: argparse.ArgumentParser) -> None:
     add_json(p)
 
 
+def _scan_options(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--run", required=True, help="run to import into (created if new)")
+    p.add_argument("--path", required=True, help="folder whose subfolders are models (lm_eval --output_path)")
+    p.add_argument("--format", choices=["lm_eval", "json"], default="lm_eval")
+    p.add_argument("--prefix", default="", help="put before each model (folder) name")
+    p.add_argument("--force", action="store_true", help="overwrite metrics that exist (and re-read unchanged files)")
+    p.add_argument("--family-template", default="{task}",
+                   help="family name from {task} and {nshot}, e.g. '{task}_{nshot}shot' (default {task})")
+    p.add_argument("--name-from", choices=["folder", "results"], default="folder",
+                   help="model name from the folder (default) or from the results file's model_name / pretrained=")
+
+
+def _scan(p: argparse.ArgumentParser) -> None:
+    _scan_options(p)
+    add_json(p)
+
+
+def _watch(p: argparse.ArgumentParser) -> None:
+    _scan_options(p)
+    p.add_argument("--interval", type=float, default=30.0, help="seconds between scans (default 30)")
+
+
 def _replay(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("--out", help="write the rebuilt registry to this new file instead of in place")
@@ -249,6 +272,8 @@ CONFIGURE: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "prune": _prune,
     "export": _export,
     "merge": _merge,
+    "scan": _scan,
+    "watch": _watch,
     "replay": _replay,
     "verify": _db_only,
     "migrate": _db_only,
