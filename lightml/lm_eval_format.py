@@ -121,34 +121,49 @@ class SampleScores:
 
 def read_samples(path: Path) -> tuple[dict[str, SampleScores], list[str]]:
     """metric name -> its per-document scores, and the problems met (bad lines are skipped)."""
-    per_metric: dict[str, list[tuple[int, str, float]]] = {}
     problems: list[str] = []
     try:
         handle = path.open("r", encoding="utf-8")
     except OSError as exc:
         return {}, [f"cannot read it ({exc.__class__.__name__}: {exc})"]
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-                doc_id = sample["doc_id"]
-                filter_name = sample.get("filter", "none")
-                names = sample.get("metrics") or []
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-                problems.append(f"line {number} is not a complete sample (truncated?): skipped")
-                continue
-            key = f"{doc_id}:{str(sample.get('doc_hash', ''))[:16]}"
-            for name in names:
-                value = sample.get(name)
-                if isinstance(value, bool):
-                    value = float(value)
-                if not isinstance(value, (int, float)) or not math.isfinite(value):
-                    problems.append(f"line {number}: {name} = {value!r} is not a number: skipped")
+
+    def samples():
+        with handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
                     continue
-                full_name = metric_name(f"{name},{filter_name}")
-                per_metric.setdefault(full_name, []).append((doc_id, key, float(value)))
+                try:
+                    yield f"line {number}", json.loads(line)
+                except json.JSONDecodeError:
+                    problems.append(f"line {number} is not a complete sample (truncated?): skipped")
+
+    scores, more = collect_scores(samples())
+    return scores, problems + more
+
+
+def collect_scores(samples) -> tuple[dict[str, SampleScores], list[str]]:
+    """Per-sample dicts as lm-eval writes them (``doc_id``, ``filter``, ``metrics``, ``doc_hash``
+    and one value per metric), given as (where, sample) pairs -> metric name -> scores by doc_id.
+    Also what ``lm_eval.simple_evaluate(..., log_samples=True)["samples"][task]`` holds."""
+    per_metric: dict[str, list[tuple[Any, str, float]]] = {}
+    problems: list[str] = []
+    for where, sample in samples:
+        try:
+            doc_id = sample["doc_id"]
+            filter_name = sample.get("filter", "none")
+            names = sample.get("metrics") or []
+        except (KeyError, TypeError, AttributeError):
+            problems.append(f"{where} is not a complete sample (truncated?): skipped")
+            continue
+        key = f"{doc_id}:{str(sample.get('doc_hash', ''))[:16]}"
+        for name in names:
+            value = sample.get(name)
+            if isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                problems.append(f"{where}: {name} = {value!r} is not a number: skipped")
+                continue
+            per_metric.setdefault(metric_name(f"{name},{filter_name}"), []).append((doc_id, key, float(value)))
     result = {}
     for name, rows in per_metric.items():
         rows.sort(key=lambda row: (0, row[0], "") if isinstance(row[0], int) else (1, 0, str(row[0])))
