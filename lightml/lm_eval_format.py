@@ -147,6 +147,7 @@ def collect_scores(samples) -> tuple[dict[str, SampleScores], list[str]]:
     Also what ``lm_eval.simple_evaluate(..., log_samples=True)["samples"][task]`` holds."""
     per_metric: dict[str, list[tuple[Any, str, float]]] = {}
     problems: list[str] = []
+    names_of: dict[tuple[str, str], str] = {}  # (metric, filter) -> stored name, computed once
     for where, sample in samples:
         try:
             doc_id = sample["doc_id"]
@@ -158,18 +159,34 @@ def collect_scores(samples) -> tuple[dict[str, SampleScores], list[str]]:
         key = f"{doc_id}:{str(sample.get('doc_hash', ''))[:16]}"
         for name in names:
             value = sample.get(name)
-            if isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            if value.__class__ is not float:  # the usual case is a float: check the rest
+                if isinstance(value, bool) or isinstance(value, int):
+                    value = float(value)
+                if not isinstance(value, float):
+                    problems.append(f"{where}: {name} = {value!r} is not a number: skipped")
+                    continue
+            if not math.isfinite(value):
                 problems.append(f"{where}: {name} = {value!r} is not a number: skipped")
                 continue
-            per_metric.setdefault(metric_name(f"{name},{filter_name}"), []).append((doc_id, key, float(value)))
+            full_name = names_of.get((name, filter_name))
+            if full_name is None:
+                full_name = names_of[(name, filter_name)] = metric_name(f"{name},{filter_name}")
+            per_metric.setdefault(full_name, []).append((doc_id, key, value))
     result = {}
     for name, rows in per_metric.items():
-        rows.sort(key=lambda row: (0, row[0], "") if isinstance(row[0], int) else (1, 0, str(row[0])))
+        if not _sorted_by_doc_id(rows):
+            rows.sort(key=lambda row: (0, row[0], "") if isinstance(row[0], int) else (1, 0, str(row[0])))
         keys = [k for _, k, _ in rows]
         if len(set(keys)) != len(keys):
             problems.append(f"{name}: a document appears twice: scores not attached")
             continue
         result[name] = SampleScores(scores=[v for _, _, v in rows], doc_keys=keys)
     return result, problems
+
+
+def _sorted_by_doc_id(rows: list[tuple]) -> bool:
+    """lm-eval writes samples in doc_id order: check that instead of sorting (cheaper)."""
+    ids = [row[0] for row in rows]
+    if not all(i.__class__ is int for i in ids):
+        return False
+    return all(a < b for a, b in zip(ids, ids[1:]))

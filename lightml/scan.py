@@ -24,7 +24,7 @@ from typing import Any, Callable
 from lightml import commands, events as ev, lm_eval_format
 from lightml.core import Registry
 from lightml.errors import InvalidInputError, LightMLError
-from lightml.validation import check_doc_keys, check_name, check_scores, normalize_path
+from lightml.validation import check_name, normalize_path
 from lightml.writer import WriteTransaction
 
 FORMATS = ("lm_eval", "json")
@@ -235,9 +235,17 @@ def _metric_inputs(parsed: _Parsed, stats: ScanStats) -> list[commands.MetricInp
         if sample is None:
             items.append(commands.MetricInput(family, name, value))
             continue
-        text, n = check_scores(sample.scores)
-        items.append(commands.MetricInput(family, name, value, text, n, check_doc_keys(sample.doc_keys, n)))
+        # The parser checked every score (finite numbers) and every key (distinct): encode directly.
+        items.append(commands.MetricInput(family, name, value, _encode_scores(sample.scores), len(sample.scores),
+                                          json.dumps(sample.doc_keys, separators=(",", ":"), ensure_ascii=False)))
     return items
+
+
+def _encode_scores(scores: list[float]) -> str:
+    """As JSON; 0/1 scores as ``[1,0,...]`` (half the size of ``[1.0,0.0,...]``)."""
+    if all(v == 0.0 or v == 1.0 for v in scores):
+        return "[" + ",".join("1" if v else "0" for v in scores) + "]"
+    return json.dumps(scores, separators=(",", ":"))
 
 
 def _import_command(run_name: str, parsed: _Parsed, items: list[commands.MetricInput], force: bool,
