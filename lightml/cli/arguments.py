@@ -224,6 +224,13 @@ def _watch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=float, default=30.0, help="seconds between scans (default 30)")
 
 
+def _gui(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--port", type=int, default=5050, help="port (default 5050)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface (default 127.0.0.1, this machine only; anything else is shared on the network)")
+
+
 def _replay(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("--out", help="write the rebuilt registry to this new file instead of in place")
@@ -274,6 +281,7 @@ CONFIGURE: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "merge": _merge,
     "scan": _scan,
     "watch": _watch,
+    "gui": _gui,
     "replay": _replay,
     "verify": _db_only,
     "migrate": _db_only,

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("registry_cmds", "bring another registry's runs, models, checkpoints, metrics and scores into this one"),
     "scan": ("scan_cmds", "import lm-eval (or JSON) result folders, per-sample scores included"),
     "watch": ("scan_cmds", "keep scanning a folder and import new or changed results (Ctrl-C stops)"),
+    "gui": ("gui_cmd", "the dashboard in your browser (http://127.0.0.1:5050; offline)"),
     "replay": ("registry_cmds", "rebuild the read tables from the event log (or the past into --out)"),
     "verify": ("registry_cmds", "check that the read tables match the event log"),
     "migrate": ("registry_cmds", "upgrade a LightML 1.x database to the event-sourced format"),

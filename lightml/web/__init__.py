@@ -1,0 +1,1 @@
+"""The dashboard: an async Starlette app (``lightml gui``) and its single-page UI."""

@@ -1,0 +1,512 @@
+// LightML dashboard. Plain JavaScript written for this project, no libraries.
+// Every piece of registry data reaches the page through textContent or setAttribute,
+// never as HTML markup, so a model named "<img onerror=...>" is shown as text.
+"use strict";
+
+const state = {
+  family: null,            // null: all families
+  run: "",
+  checkpoints: false,
+  search: "",
+  sort: null,              // {col: index or "model"/"run"/"step", dir: 1 | -1}
+  selected: new Set(),     // model ids
+  onlySelected: false,
+  pivot: null,
+  rowsById: [],            // [{row, tr}] in data order
+  lastSeq: 0,
+  view: "table",
+  lineage: null,
+  graph: {x: 0, y: 0, k: 1, showCheckpoints: false},
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "text") node.textContent = value;
+    else if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  return node;
+}
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function fmt(value) {
+  return value == null ? "—" : Number(value).toFixed(4);
+}
+
+// ---------------------------------------------------------------- table view
+
+async function loadFamilies() {
+  const families = await api("/api/families");
+  const tabs = $("family-tabs");
+  tabs.replaceChildren();
+  const add = (label, family) => {
+    const button = el("button", {text: label, "data-family": family ?? ""});
+    if ((state.family ?? "") === (family ?? "")) button.classList.add("active");
+    button.addEventListener("click", () => { state.family = family; state.sort = null; loadFamilies(); loadPivot(); });
+    tabs.append(button);
+  };
+  for (const f of families) add(f.family, f.family);
+  add("All families", null);
+  if (state.family !== null && !families.some((f) => f.family === state.family)) state.family = null;
+  const curveFamily = $("curve-family");
+  const current = curveFamily.value;
+  curveFamily.replaceChildren(...families.map((f) => el("option", {value: f.family, text: f.family})));
+  if (current) curveFamily.value = current;
+}
+
+async function loadRuns() {
+  const runs = await api("/api/runs");
+  const select = $("run-filter");
+  const current = select.value;
+  select.replaceChildren(el("option", {value: "", text: "all runs"}),
+    ...runs.map((r) => el("option", {value: r.run, text: `${r.run} (${r.models})`})));
+  select.value = current;
+}
+
+async function loadPivot() {
+  const params = new URLSearchParams();
+  if (state.family !== null) params.set("family", state.family);
+  if (state.run) params.set("run", state.run);
+  if (state.checkpoints) params.set("checkpoints", "1");
+  state.pivot = await api(`/api/pivot?${params}`);
+  renderTable();
+}
+
+function columnLabel(column) {
+  const th = el("th", {title: `${column.family}/${column.metric}${column.lower_is_better ? " (lower is better)" : ""}`});
+  if (state.family === null) th.append(el("span", {class: "family", text: column.family}));
+  th.append(document.createTextNode(column.metric));
+  return th;
+}
+
+function renderTable() {
+  const {columns, rows} = state.pivot;
+  const head = el("tr", {}, el("th", {text: "✓", class: "select-col"}));
+  const fixed = [["model", "Model"], ["run", "Run"]].concat(state.checkpoints ? [["step", "Step"]] : []);
+  for (const [key, label] of fixed) {
+    const th = el("th", {text: label, "data-sort": key});
+    th.addEventListener("click", () => sortBy(key));
+    head.append(th);
+  }
+  columns.forEach((column, i) => {
+    const th = columnLabel(column);
+    th.dataset.sort = String(i);
+    th.addEventListener("click", () => sortBy(i));
+    head.append(th);
+  });
+  $("pivot").tHead.replaceChildren(head);
+
+  // best / worst per column, direction-aware, over model rows and checkpoint rows shown
+  const extremes = columns.map((column, i) => {
+    const values = rows.map((r) => r.values[i]).filter((v) => v != null);
+    if (values.length < 2) return null;
+    const low = Math.min(...values), high = Math.max(...values);
+    if (low === high) return null;
+    return column.lower_is_better ? {best: low, worst: high} : {best: high, worst: low};
+  });
+
+  state.rowsById = rows.map((row) => {
+    const tr = el("tr", {class: row.step == null ? "model" : "checkpoint", "data-model-id": String(row.id)});
+    const box = el("input", {type: "checkbox"});
+    box.checked = state.selected.has(row.id);
+    box.addEventListener("change", () => toggleSelected(row.id, box.checked));
+    tr.append(el("td", {}, box), el("td", {text: row.model, class: "model-name"}), el("td", {text: row.run ?? ""}));
+    if (state.checkpoints) tr.append(el("td", {text: row.step == null ? "" : `step ${row.step}`}));
+    row.values.forEach((value, i) => {
+      const td = el("td", {class: "num", text: fmt(value)});
+      const e = extremes[i];
+      if (e && value === e.best) td.classList.add("best");
+      else if (e && value === e.worst) td.classList.add("worst");
+      if (value != null) td.addEventListener("click", () => showHistory(row, columns[i]));
+      tr.append(td);
+    });
+    return {row, tr};
+  });
+  const body = $("pivot").tBodies[0];
+  body.replaceChildren(...state.rowsById.map((r) => r.tr));
+  $("table-empty").hidden = rows.length > 0;
+  applySort();
+  applyFilter();
+  syncSelection();
+}
+
+function sortBy(key) {
+  const same = state.sort && state.sort.col === key;
+  state.sort = {col: key, dir: same ? -state.sort.dir : (typeof key === "number" ? -1 : 1)};
+  applySort();
+}
+
+function applySort() {
+  document.querySelectorAll("#pivot th").forEach((th) => th.classList.remove("sorted-asc", "sorted-desc"));
+  if (!state.sort) return;
+  const {col, dir} = state.sort;
+  const th = document.querySelector(`#pivot th[data-sort="${col}"]`);
+  if (th) th.classList.add(dir > 0 ? "sorted-asc" : "sorted-desc");
+  const value = (r) => typeof col === "number" ? r.row.values[col] : r.row[col];
+  // Checkpoints stay under their model: sort model groups, keep each group's order.
+  const groups = [];
+  for (const r of state.rowsById) {
+    if (r.row.step == null || !groups.length) groups.push([r]);
+    else groups[groups.length - 1].push(r);
+  }
+  groups.sort((a, b) => {
+    const va = value(a[0]), vb = value(b[0]);
+    if (va == null && vb == null) return 0;
+    if (va == null) return 1;       // missing values last, whichever the direction
+    if (vb == null) return -1;
+    return (va < vb ? -1 : va > vb ? 1 : 0) * dir;
+  });
+  const body = $("pivot").tBodies[0];
+  const fragment = document.createDocumentFragment();
+  for (const group of groups) for (const r of group) fragment.append(r.tr);
+  body.append(fragment);
+}
+
+function applyFilter() {
+  const needle = state.search.toLowerCase();
+  for (const {row, tr} of state.rowsById) {
+    const matches = !needle || row.model.toLowerCase().includes(needle);
+    const chosen = !state.onlySelected || state.selected.has(row.id);
+    tr.hidden = !(matches && chosen);
+  }
+}
+
+// ---------------------------------------------------------------- selection
+
+function toggleSelected(id, on) {
+  if (on) state.selected.add(id); else state.selected.delete(id);
+  syncSelection();
+}
+
+function syncSelection() {
+  for (const {row, tr} of state.rowsById) {
+    const on = state.selected.has(row.id);
+    tr.classList.toggle("selected", on);
+    tr.querySelector("input").checked = on;
+  }
+  document.querySelectorAll("#graph .node").forEach((node) =>
+    node.classList.toggle("selected", state.selected.has(Number(node.dataset.id))));
+  $("selection-bar").hidden = state.selected.size === 0;
+  $("selection-count").textContent = `${state.selected.size} selected`;
+  $("compare-selected").disabled = state.selected.size !== 2;
+  $("filter-selected").textContent = state.onlySelected ? "Show all" : "Filter table";
+  if (state.onlySelected && state.selected.size === 0) state.onlySelected = false;
+  applyFilter();
+}
+
+function modelOf(id) {
+  const hit = state.rowsById.find((r) => r.row.id === id) ||
+    (state.lineage && state.lineage.nodes.find((n) => n.id === id) && {row: state.lineage.nodes.find((n) => n.id === id)});
+  return hit ? {model: hit.row.model, run: hit.row.run} : null;
+}
+
+// ---------------------------------------------------------------- modals
+
+function openModal(title, ...content) {
+  $("modal-title").textContent = title;
+  $("modal-body").replaceChildren(...content);
+  $("modal").hidden = false;
+}
+
+async function showCompare() {
+  const [a, b] = [...state.selected].map(modelOf);
+  if (!a || !b) return;
+  const params = new URLSearchParams({a: a.model, b: b.model});
+  if (a.run) params.set("run_a", a.run);
+  if (b.run) params.set("run_b", b.run);
+  let result;
+  try { result = await api(`/api/compare?${params}`); } catch (error) { openModal("Compare", el("p", {text: error.message})); return; }
+  const table = el("table", {class: "compare"});
+  table.append(el("tr", {}, ...["Family", "Metric", a.model, b.model, "Δ (B − A)", "%", "p"].map((h) => el("th", {text: h}))));
+  for (const d of result.deltas) {
+    const better = d.delta == null || d.delta === 0 ? "" : ((d.delta > 0) !== d.lower_is_better ? "up" : "down");
+    const p = d.p_value == null ? "" : (d.p_value < 0.0001 ? "<0.0001" : d.p_value.toFixed(4)) + (d.significant ? " ✱" : "");
+    table.append(el("tr", {},
+      el("td", {text: d.family}), el("td", {text: d.metric}),
+      el("td", {class: "num", text: fmt(d.value_a)}), el("td", {class: "num", text: fmt(d.value_b)}),
+      el("td", {class: `num ${better}`, text: d.delta == null ? "—" : (d.delta > 0 ? "+" : "") + d.delta.toFixed(4)}),
+      el("td", {class: "num", text: d.pct_change == null ? "—" : `${d.pct_change > 0 ? "+" : ""}${d.pct_change.toFixed(1)}%`}),
+      el("td", {class: d.significant ? "num sig" : "num", text: p})));
+  }
+  const s = result.summary;
+  openModal(`${a.model} vs ${b.model}`, table,
+    el("p", {text: `${s.improved} improved, ${s.regressed} regressed, ${s.unchanged} unchanged, ${s.missing} missing. ` +
+      "p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise); ✱ p < 0.05."}));
+}
+
+async function showHistory(row, column) {
+  const params = new URLSearchParams({model: row.model, family: column.family, metric: column.metric});
+  if (row.run) params.set("run", row.run);
+  if (row.step != null) params.set("step", String(row.step));
+  let entries;
+  try { entries = await api(`/api/history?${params}`); } catch (error) { openModal("History", el("p", {text: error.message})); return; }
+  const table = el("table", {class: "history"});
+  table.append(el("tr", {}, ...["#", "when (UTC)", "what", "value", "before", "who"].map((h) => el("th", {text: h}))));
+  for (const e of entries) {
+    table.append(el("tr", {}, el("td", {text: String(e.seq)}), el("td", {text: e.at.replace("T", " ").replace("Z", "")}),
+      el("td", {text: e.action}), el("td", {class: "num", text: fmt(e.value)}),
+      el("td", {class: "num", text: e.previous_value == null ? "" : fmt(e.previous_value)}), el("td", {text: e.actor})));
+  }
+  const where = row.step == null ? row.model : `${row.model} @ step ${row.step}`;
+  openModal(`History of ${column.family}/${column.metric} — ${where}`, table);
+}
+
+// ---------------------------------------------------------------- lineage graph
+
+const RUN_COLORS = ["#8ecae6", "#ffb703", "#90be6d", "#f28482", "#b8b8ff", "#f9c74f", "#84a59d", "#e5989b"];
+
+async function loadLineage() {
+  state.lineage = await api("/api/lineage");
+  renderGraph();
+}
+
+function layout(nodes) {
+  // Layered: a node's column is its depth in the lineage (base left, SFT, DPO ... right);
+  // rows follow a depth-first walk, so each child sits near its parent.
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const children = new Map();
+  for (const n of nodes) {
+    const parent = byId.has(n.parent) ? n.parent : null;
+    if (!children.has(parent)) children.set(parent, []);
+    children.get(parent).push(n);
+  }
+  const position = new Map();
+  let row = 0;
+  const visit = (node, depth, seen) => {
+    if (seen.has(node.id)) return;
+    seen.add(node.id);
+    position.set(node.id, {x: depth, y: row});
+    const kids = children.get(node.id) || [];
+    if (!kids.length) row += 1;
+    for (const kid of kids) visit(kid, depth + 1, seen);
+  };
+  const seen = new Set();
+  for (const root of children.get(null) || []) visit(root, 0, seen);
+  for (const n of nodes) if (!seen.has(n.id)) visit(n, 0, seen);  // cycles, if any
+  return position;
+}
+
+function renderGraph() {
+  const {nodes, families} = state.lineage;
+  const root = $("graph-root");
+  root.replaceChildren();
+  const position = layout(nodes);
+  const runs = [...new Set(nodes.map((n) => n.run))];
+  const W = 190, H = 34, BOX_W = 150, BOX_H = 22;
+  const at = (id) => { const p = position.get(id); return {x: 20 + p.x * W, y: 20 + p.y * H}; };
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  for (const n of nodes) {
+    if (!byId.has(n.parent)) continue;
+    const from = at(n.parent), to = at(n.id);
+    root.append(svg("path", {class: "edge",
+      d: `M${from.x + BOX_W},${from.y + BOX_H / 2} C${from.x + BOX_W + 20},${from.y + BOX_H / 2} ${to.x - 20},${to.y + BOX_H / 2} ${to.x},${to.y + BOX_H / 2}`}));
+  }
+  for (const n of nodes) {
+    const p = at(n.id);
+    const g = svg("g", {class: "node", "data-id": String(n.id), transform: `translate(${p.x},${p.y})`});
+    g.append(svg("rect", {width: BOX_W, height: BOX_H, fill: RUN_COLORS[runs.indexOf(n.run) % RUN_COLORS.length]}));
+    const label = n.model.length > 22 ? n.model.slice(0, 21) + "…" : n.model;
+    g.append(svg("text", {x: 6, y: 15, text: label}));
+    if (state.graph.showCheckpoints) {
+      n.checkpoints.forEach((c, i) => {
+        const dot = svg("g", {class: "checkpoint", transform: `translate(${BOX_W + 8 + i * 10},${BOX_H / 2})`});
+        dot.append(svg("circle", {r: 4}), svg("title", {text: `${n.model} step ${c.step}`}));
+        g.append(dot);
+      });
+    }
+    g.addEventListener("mouseenter", (event) => showTooltip(event, n, families));
+    g.addEventListener("mousemove", moveTooltip);
+    g.addEventListener("mouseleave", () => { $("tooltip").hidden = true; });
+    g.addEventListener("click", () => { toggleSelected(n.id, !state.selected.has(n.id)); });
+    root.append(g);
+  }
+  applyGraphTransform();
+  highlightGraph();
+  syncSelection();
+}
+
+function showTooltip(event, node, families) {
+  const tip = $("tooltip");
+  tip.replaceChildren(el("strong", {text: node.model}), el("div", {text: `run: ${node.run ?? ""}`}));
+  for (const f of families) {
+    const has = node.families.includes(f);
+    tip.append(el("div", {}, el("span", {class: `dot ${has ? "yes" : "no"}`}), document.createTextNode(f)));
+  }
+  if (node.checkpoints.length) tip.append(el("div", {text: `${node.checkpoints.length} checkpoints`}));
+  tip.hidden = false;
+  moveTooltip(event);
+}
+
+function moveTooltip(event) {
+  const tip = $("tooltip");
+  tip.style.left = `${event.clientX + 14}px`;
+  tip.style.top = `${event.clientY + 10}px`;
+}
+
+function highlightGraph() {
+  const needle = $("graph-search").value.toLowerCase();
+  document.querySelectorAll("#graph .node").forEach((g) => {
+    const node = state.lineage.nodes.find((n) => n.id === Number(g.dataset.id));
+    const hit = needle && node.model.toLowerCase().includes(needle);
+    g.classList.toggle("highlight", Boolean(hit));
+    g.classList.toggle("dim", Boolean(needle) && !hit);
+  });
+}
+
+function applyGraphTransform() {
+  const {x, y, k} = state.graph;
+  $("graph-root").setAttribute("transform", `translate(${x},${y}) scale(${k})`);
+}
+
+function setupPanZoom() {
+  const area = $("graph");
+  let drag = null;
+  area.addEventListener("mousedown", (event) => { drag = {x: event.clientX, y: event.clientY, gx: state.graph.x, gy: state.graph.y}; });
+  window.addEventListener("mouseup", () => { drag = null; });
+  window.addEventListener("mousemove", (event) => {
+    if (!drag) return;
+    state.graph.x = drag.gx + event.clientX - drag.x;
+    state.graph.y = drag.gy + event.clientY - drag.y;
+    requestAnimationFrame(applyGraphTransform);
+  });
+  area.addEventListener("wheel", (event) => {
+    event.preventDefault();
+    const box = area.getBoundingClientRect();
+    const mx = event.clientX - box.left, my = event.clientY - box.top;
+    const factor = Math.exp(-event.deltaY * 0.0015);
+    const k = Math.min(4, Math.max(0.1, state.graph.k * factor));
+    // zoom around the pointer
+    state.graph.x = mx - (mx - state.graph.x) * (k / state.graph.k);
+    state.graph.y = my - (my - state.graph.y) * (k / state.graph.k);
+    state.graph.k = k;
+    requestAnimationFrame(applyGraphTransform);
+  }, {passive: false});
+}
+
+// ---------------------------------------------------------------- checkpoint curves
+
+async function loadCurveMetrics() {
+  const family = $("curve-family").value;
+  if (!family) return;
+  const pivot = await api(`/api/pivot?${new URLSearchParams({family, checkpoints: "1"})}`);
+  const metrics = pivot.columns.map((c) => c.metric);
+  const select = $("curve-metric");
+  const current = select.value;
+  select.replaceChildren(...metrics.map((m) => el("option", {value: m, text: m})));
+  if (metrics.includes(current)) select.value = current;
+  await loadCurves();
+}
+
+async function loadCurves() {
+  const family = $("curve-family").value, metric = $("curve-metric").value;
+  const chart = $("curves");
+  chart.replaceChildren();
+  if (!family || !metric) return;
+  const series = await api(`/api/curves?${new URLSearchParams({family, metric})}`);
+  $("curves-empty").hidden = series.length > 0;
+  if (!series.length) return;
+  const points = series.flatMap((s) => s.points);
+  const steps = points.map((p) => p[0]), values = points.map((p) => p[1]);
+  const box = chart.getBoundingClientRect();
+  const W = Math.max(box.width, 400), H = Math.max(box.height, 300), L = 60, R = 180, T = 20, B = 40;
+  const x0 = Math.min(...steps), x1 = Math.max(...steps), y0 = Math.min(...values), y1 = Math.max(...values);
+  const sx = (s) => L + (x1 === x0 ? 0.5 : (s - x0) / (x1 - x0)) * (W - L - R);
+  const sy = (v) => T + (y1 === y0 ? 0.5 : 1 - (v - y0) / (y1 - y0)) * (H - T - B);
+  chart.append(svg("line", {x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#888"}),
+    svg("line", {x1: L, y1: T, x2: L, y2: H - B, stroke: "#888"}),
+    svg("text", {x: L, y: H - 10, text: `step ${x0}`}), svg("text", {x: W - R - 60, y: H - 10, text: `step ${x1}`}),
+    svg("text", {x: 4, y: T + 10, text: fmt(y1)}), svg("text", {x: 4, y: H - B, text: fmt(y0)}));
+  series.forEach((s, i) => {
+    const color = RUN_COLORS[i % RUN_COLORS.length].replace("#", "");
+    const stroke = `#${color}`;
+    chart.append(svg("polyline", {fill: "none", stroke, "stroke-width": 2,
+      points: s.points.map(([step, v]) => `${sx(step)},${sy(v)}`).join(" ")}));
+    for (const [step, v] of s.points) {
+      const dot = svg("circle", {cx: sx(step), cy: sy(v), r: 3.5, fill: stroke});
+      dot.append(svg("title", {text: `${s.model} step ${step}: ${fmt(v)}`}));
+      chart.append(dot);
+    }
+    chart.append(svg("text", {x: W - R + 10, y: T + 14 + i * 16, fill: stroke, text: s.model}));
+  });
+}
+
+// ---------------------------------------------------------------- live updates
+
+async function poll() {
+  try {
+    const feed = await api(`/api/events?after=${state.lastSeq}`);
+    $("live").classList.remove("stale");
+    if (feed.last > state.lastSeq) {
+      const first = state.lastSeq === 0;
+      state.lastSeq = feed.last;
+      if (!first) await refresh();
+    }
+  } catch (error) {
+    $("live").classList.add("stale");
+  }
+  setTimeout(poll, 1000);
+}
+
+async function refresh() {
+  // Reload the data under the current view; sort, filters and selection are kept in `state`.
+  await Promise.all([loadFamilies(), loadRuns(), loadPivot()]);
+  if (state.view === "graph") await loadLineage();
+  if (state.view === "curves") await loadCurves();
+}
+
+// ---------------------------------------------------------------- wiring
+
+function showView(view) {
+  state.view = view;
+  document.querySelectorAll(".view-tab").forEach((b) => b.classList.toggle("active", b.dataset.view === view));
+  for (const name of ["table", "graph", "curves"]) $(`view-${name}`).hidden = name !== view;
+  if (view === "graph") loadLineage();
+  if (view === "curves") loadCurveMetrics();
+}
+
+function wire() {
+  document.querySelectorAll(".view-tab").forEach((b) => b.addEventListener("click", () => showView(b.dataset.view)));
+  $("search").addEventListener("input", (e) => { state.search = e.target.value; applyFilter(); });
+  $("run-filter").addEventListener("change", (e) => { state.run = e.target.value; loadPivot(); });
+  $("show-checkpoints").addEventListener("change", (e) => { state.checkpoints = e.target.checked; loadPivot(); });
+  $("graph-search").addEventListener("input", highlightGraph);
+  $("graph-checkpoints").addEventListener("change", (e) => { state.graph.showCheckpoints = e.target.checked; renderGraph(); });
+  $("curve-family").addEventListener("change", loadCurveMetrics);
+  $("curve-metric").addEventListener("change", loadCurves);
+  $("filter-selected").addEventListener("click", () => { state.onlySelected = !state.onlySelected; syncSelection(); });
+  $("compare-selected").addEventListener("click", showCompare);
+  $("clear-selected").addEventListener("click", () => { state.selected.clear(); state.onlySelected = false; syncSelection(); });
+  $("modal-close").addEventListener("click", () => { $("modal").hidden = true; });
+  $("modal").addEventListener("click", (e) => { if (e.target === $("modal")) $("modal").hidden = true; });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("modal").hidden = true; });
+  setupPanZoom();
+}
+
+async function start() {
+  wire();
+  await Promise.all([loadFamilies(), loadRuns()]);
+  await loadPivot();
+  document.body.dataset.ready = "1";  // for tests and the benchmark: the page is interactive
+  poll();
+}
+
+start();

@@ -1,0 +1,153 @@
+"""The dashboard's JSON API with Starlette's TestClient: data, bad requests, the token rule."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import openpyxl
+import pytest
+from starlette.testclient import TestClient
+
+from lightml.handle import LightMLHandle
+from lightml.web.app import TOKEN_HEADER, create_app
+
+XSS = '<img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Path:
+    db = tmp_path / "reg.db"
+    with LightMLHandle(db, "r1") as h:
+        h.register_model("base", "org/base")
+        h.register_model("sft", "org/sft", parent_name="base")
+        h.register_model(XSS, "org/xss", parent_name="sft")
+        h.log_model_metric("base", "eval", "acc", 0.5, scores=[1] * 50 + [0] * 50)
+        h.log_model_metric("sft", "eval", "acc", 0.8, scores=[1] * 80 + [0] * 20)
+        h.log_metrics("base", {"eval": {"loss": 2.0}, "other": {"acc": 0.1}})
+        h.log_metrics("sft", {"eval": {"loss": 1.5}})
+        h.log_model_metric(XSS, "eval", "acc", 0.7)
+        for step, value in ((100, 0.6), (200, 0.7)):
+            cid = h.register_checkpoint("sft", step, f"/ckpt/{step}")
+            h.log_checkpoint_metric(cid, "eval", "acc", value)
+        h.log_model_metric("base", "eval", "loss", 1.9, force=True)
+        h.register_model("hidden-one", "org/h")
+        h.log_model_metric("hidden-one", "eval", "acc", 0.99)
+        h.set_hidden("hidden-one")
+    return db
+
+
+@pytest.fixture
+def client(registry: Path) -> TestClient:
+    return TestClient(create_app(registry))
+
+
+def token_of(client: TestClient) -> str:
+    page = client.get("/").text
+    start = page.index('name="lightml-token" content="') + len('name="lightml-token" content="')
+    return page[start:page.index('"', start)]
+
+
+def test_page_and_static_files(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "<script src=\"/static/app.js\">" in page.text
+    assert "cdn" not in page.text.lower() and "http://" not in page.text and "https://" not in page.text
+    js = client.get("/static/app.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert "innerHTML" not in js.text  # every piece of data goes through textContent
+    assert client.get("/static/app.css").status_code == 200
+    assert client.get("/static/../app.py").status_code == 404
+    assert "access-control-allow-origin" not in {k.lower() for k in page.headers}
+
+
+def test_pivot(client: TestClient) -> None:
+    pivot = client.get("/api/pivot", params={"family": "eval"}).json()
+    assert [c["metric"] for c in pivot["columns"]] == ["acc", "loss"]
+    assert pivot["columns"][1]["lower_is_better"] is True
+    rows = {r["model"]: r["values"] for r in pivot["rows"]}
+    assert rows == {"base": [0.5, 1.9], "sft": [0.8, 1.5], XSS: [0.7, None]}  # hidden left out
+    everything = client.get("/api/pivot").json()
+    assert [(c["family"], c["metric"]) for c in everything["columns"]] == [("eval", "acc"), ("eval", "loss"),
+                                                                          ("other", "acc")]
+    with_steps = client.get("/api/pivot", params={"family": "eval", "checkpoints": "1"}).json()
+    assert [(r["model"], r["step"]) for r in with_steps["rows"]] == [
+        ("<img src=x onerror=alert(1)>", None), ("base", None), ("sft", None), ("sft", 100), ("sft", 200)]
+    assert client.get("/api/pivot", params={"run": "r1"}).json()["rows"]
+    assert client.get("/api/runs").json() == [{"id": 1, "run": "r1", "models": 3}]
+    assert client.get("/api/families").json() == [{"family": "eval", "metrics": 2}, {"family": "other", "metrics": 1}]
+
+
+def test_lineage_curves_compare_history(client: TestClient) -> None:
+    lineage = client.get("/api/lineage").json()
+    by_name = {n["model"]: n for n in lineage["nodes"]}
+    assert by_name["sft"]["parent"] == by_name["base"]["id"] and by_name["base"]["families"] == ["eval", "other"]
+    assert [c["step"] for c in by_name["sft"]["checkpoints"]] == [100, 200]
+    assert client.get("/api/curves", params={"family": "eval", "metric": "acc"}).json() == [
+        {"model": "sft", "run": "r1", "points": [[100, 0.6], [200, 0.7]]}]
+    compare = client.get("/api/compare", params={"a": "base", "b": "sft"}).json()
+    acc = next(d for d in compare["deltas"] if d["metric"] == "acc")
+    assert acc["delta"] == 0.3 and acc["significant"] is True and acc["test"] == "mcnemar"
+    history = client.get("/api/history", params={"model": "base", "family": "eval", "metric": "loss"}).json()
+    assert [(e["action"], e["value"]) for e in history] == [("inserted", 2.0), ("overwritten", 1.9)]
+    step = client.get("/api/history", params={"model": "sft", "family": "eval", "metric": "acc", "step": "200"}).json()
+    assert [e["value"] for e in step] == [0.7]
+
+
+def test_change_feed(client: TestClient, registry: Path) -> None:
+    feed = client.get("/api/events").json()
+    last = feed["last"]
+    assert last == feed["events"][-1]["seq"]
+    with LightMLHandle(registry, "r1") as h:
+        h.log_model_metric("sft", "other", "acc", 0.2)
+    new = client.get("/api/events", params={"after": last}).json()
+    assert new["last"] == last + 1 and [e["type"] for e in new["events"]] == ["metric_inserted"]
+    assert "other/acc = 0.2" in new["events"][0]["what"]
+
+
+def test_excel_download(client: TestClient) -> None:
+    response = client.get("/api/export")
+    assert response.status_code == 200 and "attachment" in response.headers["content-disposition"]
+    book = openpyxl.load_workbook(io.BytesIO(response.content))
+    assert book.sheetnames == ["Overview", "eval", "other", "History"]
+
+
+@pytest.mark.parametrize("path, params, status, message", [
+    ("/api/pivot", {"family": "nope"}, 404, "no family 'nope'"),
+    ("/api/pivot", {"run": "nope"}, 404, "run 'nope' not found"),
+    ("/api/compare", {"a": "base"}, 400, "missing parameter 'b'"),
+    ("/api/compare", {"a": "base", "b": "ghost"}, 404, "model 'ghost' not found"),
+    ("/api/history", {"model": "base", "family": "eval"}, 400, "missing parameter 'metric'"),
+    ("/api/history", {"model": "base", "family": "eval", "metric": "acc", "step": "x"}, 400, "must be an integer"),
+    ("/api/history", {"model": "ghost", "family": "eval", "metric": "acc"}, 404, "not found"),
+    ("/api/events", {"after": "-1"}, 400, "must not be negative"),
+    ("/api/curves", {"family": "eval"}, 400, "missing parameter 'metric'"),
+    ("/api/nothing", {}, 404, "Not Found"),
+])
+def test_bad_requests_get_json_errors(client: TestClient, path: str, params: dict, status: int, message: str) -> None:
+    response = client.get(path, params=params)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+
+
+def test_edits_need_the_pages_token(client: TestClient, registry: Path) -> None:
+    body = {"model": "sft", "notes": "from the web"}
+    assert client.post("/api/notes", json=body).status_code == 403
+    assert client.post("/api/notes", json=body, headers={TOKEN_HEADER: "guess"}).status_code == 403
+    token = token_of(client)
+    response = client.post("/api/notes", json=body, headers={TOKEN_HEADER: token})
+    assert response.json() == {"changed": True}
+    assert client.post("/api/hidden", json={"model": "sft"}, headers={TOKEN_HEADER: token}).json() == {"changed": True}
+    assert client.post("/api/notes", content=b"not json", headers={TOKEN_HEADER: token}).status_code == 400
+    assert client.post("/api/notes", json={"model": "ghost"}, headers={TOKEN_HEADER: token}).status_code == 404
+    assert client.get("/api/notes").status_code == 405  # reads never change anything
+    with LightMLHandle(registry) as h:
+        history = h.model_history("sft")
+    assert [e["type"] for e in history][-2:] == ["model_notes_set", "model_hidden_set"]
+    assert history[-1]["actor"].endswith("(web)")
+    other = TestClient(create_app(registry))
+    assert token_of(other) != token  # one token per process (per app)
+
+
+def test_not_a_registry(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        create_app(tmp_path / "missing.db")

@@ -1,0 +1,211 @@
+"""The dashboard in real headless Chromium (Debian's chromium, driven by playwright).
+
+Skipped, with the reason, where Chromium or the playwright package is missing; .ci/run
+installs both. Screenshots go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lightml.handle import LightMLHandle
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip("Chromium is not installed (Debian: apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+XSS = '<img src=x onerror=alert(1)>'
+# As root in a container, and on a machine whose network is closed: no sandbox, no background traffic.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("web") / "reg.db"
+    with LightMLHandle(db, "pretrain") as h:
+        h.register_model("base", "org/base")
+        h.log_model_metric("base", "reasoning", "arc", 0.30, scores=[1] * 30 + [0] * 70)
+        h.log_model_metric("base", "reasoning", "loss", 2.1)
+        h.log_model_metric("base", "knowledge", "mmlu", 0.40)
+    with LightMLHandle(db, "sft") as h:
+        h.register_model("sft", "org/sft", parent_name="base")
+        h.log_model_metric("sft", "reasoning", "arc", 0.45, scores=[1] * 45 + [0] * 55)
+        h.log_model_metric("sft", "reasoning", "loss", 1.8)
+        for step, value in ((100, 0.35), (200, 0.41)):
+            cid = h.register_checkpoint("sft", step, f"/ckpt/sft-{step}")
+            h.log_checkpoint_metric(cid, "reasoning", "arc", value)
+        h.register_model(XSS, "org/xss", parent_name="sft")
+        h.log_model_metric(XSS, "reasoning", "arc", 0.2)
+        h.log_model_metric("sft", "reasoning", "arc", 0.46, scores=[1] * 46 + [0] * 54, force=True)
+    return db
+
+
+@pytest.fixture(scope="module")
+def server(registry: Path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lightml", "gui", "--db", str(registry), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/runs", timeout=1).read()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"the dashboard did not start: {proc.stderr.read().decode()}")
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    page.goto(server)
+    page.wait_for_selector("body[data-ready='1']")
+    yield page
+    context.close()
+    assert not problems, problems
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def model_order(page) -> list[str]:
+    return page.eval_on_selector_all("#pivot tbody tr:not([hidden]) td.model-name", "cells => cells.map(c => c.textContent)")
+
+
+def test_table_tabs_sort_filter_checkpoints(page) -> None:
+    assert page.locator("#family-tabs button").all_text_contents() == ["knowledge", "reasoning", "All families"]
+    page.click("#family-tabs button:has-text('reasoning')")
+    page.wait_for_function("document.querySelectorAll('#pivot thead th').length === 5")
+    headers = page.locator("#pivot thead th").all_text_contents()
+    assert headers == ["✓", "Model", "Run", "arc", "loss"]
+    page.click("#pivot thead th[data-sort='0']")  # arc, best first
+    assert model_order(page) == ["sft", "base", XSS]
+    page.click("#pivot thead th[data-sort='0']")
+    assert model_order(page) == [XSS, "base", "sft"]
+    # direction-aware colours: loss is lower-is-better
+    assert page.locator("#pivot tbody tr:has(td.model-name:text-is('sft')) td.num").nth(1).get_attribute("class") \
+        == "num best"
+    page.fill("#search", "ba")
+    assert model_order(page) == ["base"]
+    page.fill("#search", "")
+    page.check("#show-checkpoints")
+    page.wait_for_selector("#pivot tr.checkpoint")
+    assert page.locator("#pivot tr.checkpoint").count() == 2
+    shot(page, "table")
+
+
+def test_xss_name_is_text(page) -> None:
+    cell = page.locator("#pivot td.model-name", has_text="onerror")
+    assert cell.text_content() == XSS
+    assert page.locator("#pivot img").count() == 0
+
+
+def test_selection_syncs_with_graph_and_compare(page) -> None:
+    for name in ("base", "sft"):
+        page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{name}')) input[type=checkbox]").check()
+    assert page.locator("#selection-count").text_content() == "2 selected"
+    page.click("button.view-tab[data-view='graph']")
+    page.wait_for_selector("#graph .node")
+    assert page.locator("#graph .node.selected").count() == 2
+    assert page.locator("#graph .node text", has_text="onerror").text_content().startswith("<img")
+    page.locator("#graph .node").first.hover()
+    assert page.locator("#tooltip").is_visible() and "reasoning" in page.locator("#tooltip").text_content()
+    page.fill("#graph-search", "sf")
+    assert page.locator("#graph .node.highlight").count() == 1
+    shot(page, "graph")
+    page.click("#compare-selected")
+    page.wait_for_selector("#modal:not([hidden]) table.compare")
+    body = page.locator("#modal-body").text_content()
+    assert "base vs sft" in page.locator("#modal-title").text_content()
+    assert "✱" in body  # arc: 30% -> 46% on 100 paired samples, significant
+    assert page.locator("#modal td.up").count() >= 2  # arc up and loss down are both improvements
+    shot(page, "compare")
+    page.click("#modal-close")
+    page.click("#clear-selected")
+    assert page.locator("#selection-bar").is_hidden()
+
+
+def test_metric_history_modal(page) -> None:
+    page.click("#family-tabs button:has-text('reasoning')")
+    page.wait_for_function("document.querySelectorAll('#pivot thead th').length === 5")
+    page.locator("#pivot tbody tr:has(td.model-name:text-is('sft')) td.num").first.click()
+    page.wait_for_selector("#modal:not([hidden]) table.history")
+    rows = page.locator("#modal table.history tr").all_text_contents()
+    assert len(rows) == 3 and "inserted" in rows[1] and "overwritten" in rows[2] and "0.4600" in rows[2]
+    shot(page, "history")
+
+
+def test_checkpoint_curves(page) -> None:
+    page.click("button.view-tab[data-view='curves']")
+    page.select_option("#curve-family", "reasoning")
+    page.wait_for_selector("#curve-metric option[value='arc']", state="attached")
+    page.select_option("#curve-metric", "arc")
+    page.wait_for_selector("#curves polyline")
+    assert page.locator("#curves circle").count() == 2
+    shot(page, "curves")
+
+
+def test_live_update_keeps_sort_filter_and_selection(page, registry: Path) -> None:
+    page.click("#family-tabs button:has-text('reasoning')")
+    page.wait_for_function("document.querySelectorAll('#pivot thead th').length === 5")
+    page.click("#pivot thead th[data-sort='0']")
+    page.fill("#search", "sft")
+    page.locator("#pivot tbody tr:has(td.model-name:text-is('sft')) input[type=checkbox]").check()
+    with LightMLHandle(registry, "sft") as h:  # another process (here, this one) logs a new model
+        h.register_model("sft-v2", "org/sft-v2", parent_name="sft")
+        h.log_model_metric("sft-v2", "reasoning", "arc", 0.50)
+    started = time.monotonic()
+    page.wait_for_selector("#pivot td.model-name:text-is('sft-v2')", timeout=5_000)
+    assert time.monotonic() - started < 2.5
+    assert model_order(page) == ["sft-v2", "sft"]  # still sorted by arc, still filtered
+    assert page.locator("#selection-count").text_content() == "1 selected"
+    assert page.input_value("#search") == "sft"
+
+
+def test_excel_download(page, tmp_path: Path) -> None:
+    import openpyxl
+
+    with page.expect_download() as info:
+        page.click("#excel")
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    assert path.name == "reg_report.xlsx"
+    assert "reasoning" in openpyxl.load_workbook(path).sheetnames
