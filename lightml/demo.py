@@ -115,12 +115,15 @@ NEXT_STEPS = """\
 Created {db}: 3 models (base -> SFT -> DPO) in 2 runs, 3 SFT checkpoints, 3 metric families,
 per-sample scores, one forced overwrite and one deleted model. Try:
 
+  lightml gui     --db {db}      (the dashboard, on http://127.0.0.1:5050)
   lightml stats   --db {db} --model-a llama-1b-sft --model-b llama-1b-dpo --all
   lightml compare --db {db} --model-a llama-1b-base --model-b llama-1b-sft
   lightml diff    --db {db} --models llama-1b-base llama-1b-sft llama-1b-dpo
   lightml exists  --db {db} --model 'llama-1b-*' --family reasoning
   lightml history --db {db} --model llama-1b-dpo --family reasoning --metric gsm8k/exact_match
   lightml history --db {db} --model llama-1b-sft --family reasoning --metric arc_challenge/acc --step 2000
+  lightml info    --db {db} --model llama-1b-sft
+  lightml export  --db {db} --output lightml-demo/report.xlsx
   lightml verify  --db {db}
   lightml replay  --db {db} --out past.db --upto 20
   python -c "from lightml import LightMLHandle; h = LightMLHandle('{db}'); h.restore_model('llama-1b-dpo-beta0.5'); print(h.search('llama*', 'reasoning'))"

@@ -4,7 +4,7 @@
 "use strict";
 
 const state = {
-  family: null,            // null: all families
+  family: undefined,       // a family name; null: all families; undefined: not chosen yet (the first)
   run: "",
   checkpoints: false,
   search: "",
@@ -66,7 +66,10 @@ async function loadFamilies() {
   };
   for (const f of families) add(f.family, f.family);
   add("All families", null);
-  if (state.family !== null && !families.some((f) => f.family === state.family)) state.family = null;
+  if (state.family === undefined || (state.family !== null && !families.some((f) => f.family === state.family))) {
+    state.family = families.length ? families[0].family : null;
+    tabs.querySelectorAll("button").forEach((b) => b.classList.toggle("active", b.dataset.family === (state.family ?? "")));
+  }
   const curveFamily = $("curve-family");
   const current = curveFamily.value;
   curveFamily.replaceChildren(...families.map((f) => el("option", {value: f.family, text: f.family})));
@@ -98,6 +101,11 @@ function columnLabel(column) {
   return th;
 }
 
+// The table is windowed: only the rows in view (plus a margin) are in the DOM, so sorting,
+// filtering and scrolling stay fast with thousands of models. Rows have a fixed height.
+const ROW_HEIGHT = 26;
+const MARGIN_ROWS = 15;
+
 function renderTable() {
   const {columns, rows} = state.pivot;
   const head = el("tr", {}, el("th", {text: "✓", class: "select-col"}));
@@ -115,38 +123,64 @@ function renderTable() {
   });
   $("pivot").tHead.replaceChildren(head);
 
-  // best / worst per column, direction-aware, over model rows and checkpoint rows shown
-  const extremes = columns.map((column, i) => {
-    const values = rows.map((r) => r.values[i]).filter((v) => v != null);
-    if (values.length < 2) return null;
-    const low = Math.min(...values), high = Math.max(...values);
-    if (low === high) return null;
+  // best / worst per column, direction-aware, over every row (not only the ones in view)
+  state.extremes = columns.map((column, i) => {
+    let low = Infinity, high = -Infinity, count = 0;
+    for (const r of rows) {
+      const v = r.values[i];
+      if (v == null) continue;
+      count += 1;
+      if (v < low) low = v;
+      if (v > high) high = v;
+    }
+    if (count < 2 || low === high) return null;
     return column.lower_is_better ? {best: low, worst: high} : {best: high, worst: low};
   });
-
-  state.rowsById = rows.map((row) => {
-    const tr = el("tr", {class: row.step == null ? "model" : "checkpoint", "data-model-id": String(row.id)});
-    const box = el("input", {type: "checkbox"});
-    box.checked = state.selected.has(row.id);
-    box.addEventListener("change", () => toggleSelected(row.id, box.checked));
-    tr.append(el("td", {}, box), el("td", {text: row.model, class: "model-name"}), el("td", {text: row.run ?? ""}));
-    if (state.checkpoints) tr.append(el("td", {text: row.step == null ? "" : `step ${row.step}`}));
-    row.values.forEach((value, i) => {
-      const td = el("td", {class: "num", text: fmt(value)});
-      const e = extremes[i];
-      if (e && value === e.best) td.classList.add("best");
-      else if (e && value === e.worst) td.classList.add("worst");
-      if (value != null) td.addEventListener("click", () => showHistory(row, columns[i]));
-      tr.append(td);
-    });
-    return {row, tr};
-  });
-  const body = $("pivot").tBodies[0];
-  body.replaceChildren(...state.rowsById.map((r) => r.tr));
+  state.rowsById = rows.map((row) => ({row, tr: null}));
   $("table-empty").hidden = rows.length > 0;
   applySort();
-  applyFilter();
-  syncSelection();
+}
+
+function rowElement(record) {
+  if (record.tr) return record.tr;
+  const {row} = record;
+  const {columns} = state.pivot;
+  const tr = el("tr", {class: row.step == null ? "model" : "checkpoint", "data-model-id": String(row.id)});
+  const box = el("input", {type: "checkbox"});
+  box.addEventListener("change", () => toggleSelected(row.id, box.checked));
+  tr.append(el("td", {}, box), el("td", {text: row.model, class: "model-name"}), el("td", {text: row.run ?? ""}));
+  if (state.checkpoints) tr.append(el("td", {text: row.step == null ? "" : `step ${row.step}`}));
+  row.values.forEach((value, i) => {
+    const td = el("td", {class: "num", text: fmt(value)});
+    const e = state.extremes[i];
+    if (e && value === e.best) td.classList.add("best");
+    else if (e && value === e.worst) td.classList.add("worst");
+    if (value != null) td.addEventListener("click", () => showHistory(row, columns[i]));
+    tr.append(td);
+  });
+  record.tr = tr;
+  return tr;
+}
+
+function markSelected(record) {
+  const on = state.selected.has(record.row.id);
+  record.tr.classList.toggle("selected", on);
+  record.tr.querySelector("input").checked = on;
+}
+
+function spacer(height) {
+  const tr = el("tr", {class: "spacer"});
+  tr.style.height = `${height}px`;
+  return tr;
+}
+
+function renderWindow() {
+  const wrap = document.querySelector(".table-wrap");
+  const shown = state.visible || [];
+  const first = Math.max(0, Math.floor(wrap.scrollTop / ROW_HEIGHT) - MARGIN_ROWS);
+  const last = Math.min(shown.length, first + Math.ceil(wrap.clientHeight / ROW_HEIGHT) + 2 * MARGIN_ROWS);
+  const rows = shown.slice(first, last).map((record) => { const tr = rowElement(record); markSelected(record); return tr; });
+  $("pivot").tBodies[0].replaceChildren(spacer(first * ROW_HEIGHT), ...rows, spacer((shown.length - last) * ROW_HEIGHT));
 }
 
 function sortBy(key) {
@@ -157,37 +191,36 @@ function sortBy(key) {
 
 function applySort() {
   document.querySelectorAll("#pivot th").forEach((th) => th.classList.remove("sorted-asc", "sorted-desc"));
-  if (!state.sort) return;
-  const {col, dir} = state.sort;
-  const th = document.querySelector(`#pivot th[data-sort="${col}"]`);
-  if (th) th.classList.add(dir > 0 ? "sorted-asc" : "sorted-desc");
-  const value = (r) => typeof col === "number" ? r.row.values[col] : r.row[col];
-  // Checkpoints stay under their model: sort model groups, keep each group's order.
-  const groups = [];
-  for (const r of state.rowsById) {
-    if (r.row.step == null || !groups.length) groups.push([r]);
-    else groups[groups.length - 1].push(r);
+  let ordered = state.rowsById;
+  if (state.sort) {
+    const {col, dir} = state.sort;
+    const th = document.querySelector(`#pivot th[data-sort="${col}"]`);
+    if (th) th.classList.add(dir > 0 ? "sorted-asc" : "sorted-desc");
+    const value = (r) => typeof col === "number" ? r.row.values[col] : r.row[col];
+    // Checkpoints stay under their model: sort model groups, keep each group's order.
+    const groups = [];
+    for (const r of state.rowsById) {
+      if (r.row.step == null || !groups.length) groups.push([r]);
+      else groups[groups.length - 1].push(r);
+    }
+    groups.sort((a, b) => {
+      const va = value(a[0]), vb = value(b[0]);
+      if (va == null && vb == null) return 0;
+      if (va == null) return 1;       // missing values last, whichever the direction
+      if (vb == null) return -1;
+      return (va < vb ? -1 : va > vb ? 1 : 0) * dir;
+    });
+    ordered = groups.flat();
   }
-  groups.sort((a, b) => {
-    const va = value(a[0]), vb = value(b[0]);
-    if (va == null && vb == null) return 0;
-    if (va == null) return 1;       // missing values last, whichever the direction
-    if (vb == null) return -1;
-    return (va < vb ? -1 : va > vb ? 1 : 0) * dir;
-  });
-  const body = $("pivot").tBodies[0];
-  const fragment = document.createDocumentFragment();
-  for (const group of groups) for (const r of group) fragment.append(r.tr);
-  body.append(fragment);
+  state.ordered = ordered;
+  applyFilter();
 }
 
 function applyFilter() {
   const needle = state.search.toLowerCase();
-  for (const {row, tr} of state.rowsById) {
-    const matches = !needle || row.model.toLowerCase().includes(needle);
-    const chosen = !state.onlySelected || state.selected.has(row.id);
-    tr.hidden = !(matches && chosen);
-  }
+  state.visible = (state.ordered || []).filter(({row}) =>
+    (!needle || row.model.toLowerCase().includes(needle)) && (!state.onlySelected || state.selected.has(row.id)));
+  renderWindow();
 }
 
 // ---------------------------------------------------------------- selection
@@ -198,18 +231,14 @@ function toggleSelected(id, on) {
 }
 
 function syncSelection() {
-  for (const {row, tr} of state.rowsById) {
-    const on = state.selected.has(row.id);
-    tr.classList.toggle("selected", on);
-    tr.querySelector("input").checked = on;
-  }
+  for (const record of state.rowsById) if (record.tr) markSelected(record);
   document.querySelectorAll("#graph .node").forEach((node) =>
     node.classList.toggle("selected", state.selected.has(Number(node.dataset.id))));
   $("selection-bar").hidden = state.selected.size === 0;
   $("selection-count").textContent = `${state.selected.size} selected`;
   $("compare-selected").disabled = state.selected.size !== 2;
-  $("filter-selected").textContent = state.onlySelected ? "Show all" : "Filter table";
   if (state.onlySelected && state.selected.size === 0) state.onlySelected = false;
+  $("filter-selected").textContent = state.onlySelected ? "Show all" : "Filter table";
   applyFilter();
 }
 
@@ -486,6 +515,7 @@ function showView(view) {
 function wire() {
   document.querySelectorAll(".view-tab").forEach((b) => b.addEventListener("click", () => showView(b.dataset.view)));
   $("search").addEventListener("input", (e) => { state.search = e.target.value; applyFilter(); });
+  document.querySelector(".table-wrap").addEventListener("scroll", () => requestAnimationFrame(renderWindow));
   $("run-filter").addEventListener("change", (e) => { state.run = e.target.value; loadPivot(); });
   $("show-checkpoints").addEventListener("change", (e) => { state.checkpoints = e.target.checked; loadPivot(); });
   $("graph-search").addEventListener("input", highlightGraph);
