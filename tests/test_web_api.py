@@ -65,10 +65,14 @@ def test_pivot(client: TestClient) -> None:
     assert [c["metric"] for c in pivot["columns"]] == ["acc", "loss"]
     assert pivot["columns"][1]["lower_is_better"] is True
     rows = {r["model"]: r["values"] for r in pivot["rows"]}
-    assert rows == {"base": [0.5, 1.9], "sft": [0.8, 1.5], XSS: [0.7, None]}  # hidden left out
+    assert rows == {"base": {"eval": {"acc": 0.5, "loss": 1.9}}, "sft": {"eval": {"acc": 0.8, "loss": 1.5}},
+                    XSS: {"eval": {"acc": 0.7}}}  # hidden left out
     everything = client.get("/api/pivot").json()
     assert [(c["family"], c["metric"]) for c in everything["columns"]] == [("eval", "acc"), ("eval", "loss"),
                                                                           ("other", "acc")]
+    # the same metric name in two families stays two values
+    assert {r["model"]: r["values"] for r in everything["rows"]}["base"] == {
+        "eval": {"acc": 0.5, "loss": 1.9}, "other": {"acc": 0.1}}
     with_steps = client.get("/api/pivot", params={"family": "eval", "checkpoints": "1"}).json()
     assert [(r["model"], r["step"]) for r in with_steps["rows"]] == [
         ("<img src=x onerror=alert(1)>", None), ("base", None), ("sft", None), ("sft", 100), ("sft", 200)]
@@ -151,3 +155,15 @@ def test_edits_need_the_pages_token(client: TestClient, registry: Path) -> None:
 def test_not_a_registry(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         create_app(tmp_path / "missing.db")
+
+
+def test_pivot_follows_every_change(client: TestClient, registry: Path) -> None:
+    before = client.get("/api/pivot", params={"family": "eval"}).json()
+    assert client.get("/api/pivot", params={"family": "eval"}).json() == before  # unchanged log: same answer
+    with LightMLHandle(registry, "r1") as h:
+        h.log_model_metric("sft", "eval", "acc", 0.81, force=True)
+    after = {r["model"]: r["values"] for r in client.get("/api/pivot", params={"family": "eval"}).json()["rows"]}
+    assert after["sft"]["eval"]["acc"] == 0.81
+    with LightMLHandle(registry, "r1") as h:
+        h.set_hidden("sft")
+    assert "sft" not in {r["model"] for r in client.get("/api/pivot", params={"family": "eval"}).json()["rows"]}

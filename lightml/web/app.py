@@ -100,19 +100,32 @@ def create_app(db_path: str | Path) -> Starlette:
     async def api_families(request: Request) -> JSONResponse:
         return JSONResponse(await with_conn(data.families))
 
-    async def api_pivot(request: Request) -> JSONResponse:
+    # The registry changes only through events: a pivot computed at log position N is the
+    # answer until the log moves past N. (key) -> (N, encoded JSON).
+    pivot_cache: dict[tuple, tuple[int, bytes]] = {}
+
+    async def api_pivot(request: Request) -> Response:
         family = _param(request, "family", required=False)
         run = _param(request, "run", required=False)
         checkpoints = request.query_params.get("checkpoints", "0") in ("1", "true", "yes")
+        key = (family, run, checkpoints)
 
-        async def work(conn):
+        async def work(conn) -> bytes:
+            (last,) = (await data.rows(conn, "SELECT coalesce(max(seq), 0) FROM events"))[0]
+            cached = pivot_cache.get(key)
+            if cached is not None and cached[0] == last:
+                return cached[1]
             if family is not None and not await data.rows(conn, "SELECT 1 FROM metrics WHERE family = ? LIMIT 1",
                                                           (family,)):
                 raise NotFoundError(f"no family {family!r}")
             if run is not None and not await data.rows(conn, "SELECT 1 FROM run WHERE run_name = ?", (run,)):
                 raise NotFoundError(f"run {run!r} not found")
-            return await data.pivot(conn, family, run, checkpoints)
-        return JSONResponse(await with_conn(work))
+            body = await data.pivot(conn, family, run, checkpoints)
+            if len(pivot_cache) > 64:
+                pivot_cache.clear()
+            pivot_cache[key] = (last, body)
+            return body
+        return Response(await with_conn(work), media_type="application/json")
 
     async def api_lineage(request: Request) -> JSONResponse:
         return JSONResponse(await with_conn(data.lineage))

@@ -41,57 +41,58 @@ async def families(conn) -> list[dict[str, Any]]:
         conn, "SELECT family, count(DISTINCT metric_name) FROM metrics GROUP BY family ORDER BY family")]
 
 
-async def pivot(conn, family: str | None, run: str | None, checkpoints: bool) -> dict[str, Any]:
-    """Models (and optionally their checkpoints) x metrics. ``family`` None: all families,
-    where the same metric name in two families stays two columns."""
+async def pivot(conn, family: str | None, run: str | None, checkpoints: bool) -> bytes:
+    """Models (and optionally their checkpoints) x metrics, as encoded JSON:
+    ``{"family", "columns": [{"family", "metric", "lower_is_better"}], "rows": [{"id", "model",
+    "run", "parent", "step", "values": {family: {metric: value}}}]}``.
+
+    ``family`` None: all families (the same metric name in two families stays two columns).
+    SQLite builds each row's values object (``json_group_object``, through the metrics'
+    unique indexes), so Python only joins ready-made JSON text: thousands of models cost tens
+    of milliseconds, not a Python object per value. SQLite writes the values with 15
+    significant digits; the page shows 4.
+    """
     where, params = ["m.hidden = 0"], []
     if run is not None:
         where.append("r.run_name = ?")
         params.append(run)
+    fam = "AND x.family = ?" if family is not None else ""
+    fam_param = [family] if family is not None else []
+
+    def values_of(key_column: str, key: str) -> str:
+        return (f"(SELECT json_group_object(f, json(v)) FROM (SELECT x.family AS f, json_group_object(x.metric_name, "
+                f"x.value) AS v FROM metrics x WHERE x.{key_column} = {key} {fam} GROUP BY x.family))")
+
     model_rows = await rows(conn, (
-        "SELECT m.id, m.model_name, r.run_name, p.model_name FROM model m LEFT JOIN run r ON r.id = m.run_id "
-        f"LEFT JOIN model p ON p.id = m.parent_id WHERE {' AND '.join(where)} ORDER BY m.model_name, r.run_name"),
-        params)
-    ids = json.dumps([row[0] for row in model_rows])
-    family_clause, family_param = (" AND x.family = ?", [family]) if family is not None else ("", [])
-    values = await rows(conn, (
-        "SELECT x.model_id, NULL, x.family, x.metric_name, x.value FROM metrics x "
-        f"WHERE x.model_id IN (SELECT value FROM json_each(?)){family_clause}"), [ids] + family_param)
-    steps: dict[int, tuple[int, int]] = {}
+        f"SELECT m.id, m.model_name, r.run_name, p.model_name, {values_of('model_id', 'm.id')} FROM model m "
+        "LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id "
+        f"WHERE {' AND '.join(where)} ORDER BY m.model_name, r.run_name"), fam_param + params)
+    checkpoint_rows: dict[int, list[tuple]] = {}
     if checkpoints:
-        for cid, mid, step in await rows(conn, "SELECT id, model_id, step FROM checkpoint "
-                                               "WHERE model_id IN (SELECT value FROM json_each(?)) ORDER BY step, id",
-                                         [ids]):
-            steps[cid] = (mid, step)
-        values += await rows(conn, (
-            "SELECT NULL, x.checkpoint_id, x.family, x.metric_name, x.value FROM metrics x "
-            f"WHERE x.checkpoint_id IN (SELECT value FROM json_each(?)){family_clause}"),
-            [json.dumps(list(steps))] + family_param)
-    columns = sorted({(f, name) for _, _, f, name, _ in values})
-    index = {column: i for i, column in enumerate(columns)}
-    by_target: dict[tuple[str, int], list] = {}
-    for mid, cid, f, name, value in values:
-        key = ("m", mid) if cid is None else ("c", cid)
-        cells = by_target.get(key)
-        if cells is None:
-            cells = by_target[key] = [None] * len(columns)
-        cells[index[(f, name)]] = value
-    per_model_checkpoints: dict[int, list[int]] = {}
-    for cid, (mid, _) in steps.items():
-        per_model_checkpoints.setdefault(mid, []).append(cid)
-    out_rows = []
-    for mid, name, run_name, parent in model_rows:
-        out_rows.append({"id": mid, "model": name, "run": run_name, "parent": parent, "step": None,
-                         "values": by_target.get(("m", mid), [None] * len(columns))})
-        for cid in per_model_checkpoints.get(mid, []):
-            if ("c", cid) in by_target:
-                out_rows.append({"id": mid, "checkpoint": cid, "model": name, "run": run_name, "parent": parent,
-                                 "step": steps[cid][1], "values": by_target[("c", cid)]})
-    return {
-        "family": family,
-        "columns": [{"family": f, "metric": name, "lower_is_better": lower_is_better(name)} for f, name in columns],
-        "rows": out_rows,
-    }
+        for mid, step, cid, values in await rows(conn, (
+                f"SELECT c.model_id, c.step, c.id, {values_of('checkpoint_id', 'c.id')} FROM checkpoint c "
+                f"JOIN model m ON m.id = c.model_id LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)} "
+                "ORDER BY c.step, c.id"), fam_param + params):
+            if values is not None:
+                checkpoint_rows.setdefault(mid, []).append((step, cid, values))
+    # The columns: every (family, metric) in the rows. Decoding the rows' JSON just for its keys
+    # is much cheaper than a DISTINCT over the whole metrics table (which has no family index,
+    # to keep logging fast).
+    keys: set[tuple[str, str]] = set()
+    for text in [r[4] for r in model_rows] + [v for cps in checkpoint_rows.values() for _, _, v in cps]:
+        if text:
+            for f, metrics in json.loads(text).items():
+                keys.update((f, name) for name in metrics)
+    columns = [{"family": f, "metric": name, "lower_is_better": lower_is_better(name)} for f, name in sorted(keys)]
+    dump = json.dumps
+    parts = []
+    for mid, name, run_name, parent, values in model_rows:
+        head = f'{{"id":{mid},"model":{dump(name)},"run":{dump(run_name)},"parent":{dump(parent)}'
+        parts.append(f'{head},"step":null,"values":{values or "{}"}}}')
+        for step, cid, ck_values in checkpoint_rows.get(mid, []):
+            parts.append(f'{head},"checkpoint":{cid},"step":{dump(step)},"values":{ck_values}}}')
+    return (f'{{"family":{dump(family)},"columns":{dump(columns, separators=(",", ":"))},'
+            f'"rows":[{",".join(parts)}]}}').encode()
 
 
 async def lineage(conn) -> dict[str, Any]:

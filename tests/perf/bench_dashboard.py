@@ -113,10 +113,16 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.1)
-        for label, query in (("one family, with checkpoints", "?family=family_0&checkpoints=1"),
-                             ("all families", "")):
-            times = [get_ms(f"{url}/api/pivot{query}") for _ in range(21)]
-            print(f"  /api/pivot ({label}): p50 {statistics.median(times):.0f} ms, max {max(times):.0f} ms "
+        for n, (label, query) in enumerate((("one family, with checkpoints", "?family=family_0&checkpoints=1"),
+                                            ("one family", "?family=family_1"), ("all families", ""))):
+            cold = []
+            for i in range(5):  # a new event first: the server must compute the table again
+                with LightMLHandle(db, "bench") as h:
+                    h.log_model_metric("model-0001", "scratch", f"m{n}-{i}", 0.5)
+                cold.append(get_ms(f"{url}/api/pivot{query}"))
+            warm = [get_ms(f"{url}/api/pivot{query}") for _ in range(21)]
+            print(f"  /api/pivot ({label}): after a change p50 {statistics.median(cold):.0f} ms "
+                  f"(max {max(cold):.0f}, 5 requests); unchanged log p50 {statistics.median(warm):.0f} ms "
                   f"(21 requests)   target p50 <= 150 ms")
         if chromium is None:
             print("  (no chromium: browser figures skipped)")

@@ -90,7 +90,13 @@ async function loadPivot() {
   if (state.family !== null) params.set("family", state.family);
   if (state.run) params.set("run", state.run);
   if (state.checkpoints) params.set("checkpoints", "1");
-  state.pivot = await api(`/api/pivot?${params}`);
+  const pivot = await api(`/api/pivot?${params}`);
+  // values arrive as {family: {metric: value}}: lay them out in column order
+  for (const row of pivot.rows) {
+    const byFamily = row.values;
+    row.values = pivot.columns.map((c) => (byFamily[c.family] || {})[c.metric] ?? null);
+  }
+  state.pivot = pivot;
   renderTable();
 }
 
@@ -427,6 +433,11 @@ function setupPanZoom() {
     state.graph.x = mx - (mx - state.graph.x) * (k / state.graph.k);
     state.graph.y = my - (my - state.graph.y) * (k / state.graph.k);
     state.graph.k = k;
+    // While zooming, labels are hidden: re-drawing thousands of texts every frame is what
+    // would make the zoom stutter. They come back once the wheel rests.
+    area.classList.add("moving");
+    clearTimeout(state.graph.rest);
+    state.graph.rest = setTimeout(() => area.classList.remove("moving"), 150);
     requestAnimationFrame(applyGraphTransform);
   }, {passive: false});
 }
@@ -437,7 +448,7 @@ async function loadCurveMetrics() {
   const family = $("curve-family").value;
   if (!family) return;
   const pivot = await api(`/api/pivot?${new URLSearchParams({family, checkpoints: "1"})}`);
-  const metrics = pivot.columns.map((c) => c.metric);
+  const metrics = pivot.columns.map((c) => c.metric);  // (the values are not needed here)
   const select = $("curve-metric");
   const current = select.value;
   select.replaceChildren(...metrics.map((m) => el("option", {value: m, text: m})));
