@@ -167,3 +167,30 @@ def test_pivot_follows_every_change(client: TestClient, registry: Path) -> None:
     with LightMLHandle(registry, "r1") as h:
         h.set_hidden("sft")
     assert "sft" not in {r["model"] for r in client.get("/api/pivot", params={"family": "eval"}).json()["rows"]}
+
+
+def test_a_locked_registry_answers_503_not_500(client: TestClient, registry: Path) -> None:
+    import sqlite3
+
+    token = token_of(client)
+    holder = sqlite3.connect(registry, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        from lightml.handle import LightMLHandle as Handle
+
+        original = Handle.__init__
+
+        def quick(self, *args, **kwargs):  # do not wait 30 s for the lock in a test
+            kwargs["timeout"] = 0.2
+            original(self, *args, **kwargs)
+
+        Handle.__init__ = quick
+        try:
+            response = client.post("/api/notes", json={"model": "sft", "notes": "x"}, headers={TOKEN_HEADER: token})
+        finally:
+            Handle.__init__ = original
+        assert response.status_code == 503 and "locked" in response.json()["error"]
+        assert client.get("/api/pivot", params={"family": "eval"}).status_code == 200  # reads go on
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

@@ -6,7 +6,6 @@ installs both. Screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metric-get": ("browse_cmds", "one value (just the number when not on a terminal)"),
     "notes": ("edit_cmds", "print or set a model's notes"),
     "rename": ("edit_cmds", "rename a model within its run"),
-    "hide": ("edit_cmds", "hide a model from listings, diff, export and the dashboard"),
+    "hide": ("edit_cmds", "hide a model from listings, pickers, export and the dashboard"),
     "unhide": ("edit_cmds", "show a hidden model again"),
     "reparent": ("edit_cmds", "change a model's parent (or --none); cycles are refused"),
     "model-delete": ("edit_cmds", "delete a model with its checkpoints and metrics (undo: restore)"),

@@ -13,7 +13,6 @@ import html
 import secrets
 import sqlite3
 import tempfile
-from contextlib import asynccontextmanager
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -28,7 +27,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from lightml import store
-from lightml.errors import LightMLError, NotFoundError
+from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
 from lightml.web import data
 
 TOKEN_HEADER = "X-LightML-Token"
@@ -215,6 +214,10 @@ def create_app(db_path: str | Path) -> Starlette:
         Route("/api/hidden", api_hidden, methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={
+        # A registry busy beyond the timeout (another process holds the write lock): try again.
+        RegistryLockedError: lambda r, e: JSONResponse({"error": str(e)}, status_code=503),
+        TimeoutError: lambda r, e: JSONResponse({"error": str(e)}, status_code=503),
+        sqlite3.OperationalError: lambda r, e: JSONResponse({"error": f"registry busy: {e}"}, status_code=503),
         BadRequest: lambda r, e: JSONResponse({"error": str(e)}, status_code=400),
         NotFoundError: lambda r, e: JSONResponse({"error": str(e)}, status_code=404),
         LookupError: lambda r, e: JSONResponse({"error": str(e)}, status_code=404),
@@ -229,9 +232,3 @@ def _remove_tree(folder: str) -> None:
 
     shutil.rmtree(folder, ignore_errors=True)
 
-
-def serve(db_path: str | Path, host: str = "127.0.0.1", port: int = 5050) -> None:
-    import uvicorn
-
-    app = create_app(db_path)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
