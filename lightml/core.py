@@ -21,6 +21,7 @@ from lightml.validation import (
 )
 
 T = TypeVar("T")
+_INF = float("inf")
 
 
 def registry_path(db: str | os.PathLike, *, create: bool) -> Path:
@@ -190,8 +191,11 @@ class Registry:
     @staticmethod
     def _family_inputs(family: str, values: Mapping[str, Any]) -> list[commands.MetricInput]:
         check_name(family, "family")
+        make = commands.MetricInput
         return [
-            commands.MetricInput(family, check_name(name, "metric_name"), check_value(value, f"value of {family}/{name}"))
+            # a finite Python float is the usual value: skip building check_value's message for it
+            make(family, check_name(name, "metric_name"),
+                 value if type(value) is float and -_INF < value < _INF else check_value(value, f"value of {family}/{name}"))
             for name, value in values.items()
         ]
 
