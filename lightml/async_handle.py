@@ -139,8 +139,8 @@ class AsyncLightMLHandle:
     async def delete_model(self, model_name: str) -> DeleteResult:
         return await self._write(lambda c: c.delete_model(model_name))
 
-    async def restore_model(self, model_name: str) -> int:
-        return await self._write(lambda c: c.restore_model(model_name))
+    async def restore_model(self, model_name: str, run_name: str | None = None) -> int:
+        return await self._write(lambda c: c.restore_model(model_name, run_name))
 
     async def set_notes(self, model_name: str, notes: str | None) -> bool:
         return await self._write(lambda c: c.set_notes(model_name, notes))

@@ -327,7 +327,7 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
 
     def command(tx: WriteTransaction) -> int:
         conn = tx.conn
-        rid = _optional_run_id(tx, run_name)
+        rid = _run_id_for_restore(conn, run_name)
         latest = resolve.latest_deletes(conn, model_name, rid)
         if not latest:
             where = f" in run {run_name!r}" if run_name is not None else ""
@@ -339,9 +339,7 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
         if not restorable:
             raise ConflictError(f"model {model_name!r} is not deleted (it was restored already)")
         if len(restorable) > 1:
-            names = sorted(
-                repr(conn.execute("SELECT run_name FROM run WHERE id = ?", (r,)).fetchone()[0]) for r in restorable
-            )
+            names = sorted(repr(_run_name_live_or_pruned(conn, r)) for r in restorable)
             raise ConflictError(f"deleted model {model_name!r} exists in several runs ({', '.join(names)}); say which run")
         deleted_seq, payload = next(iter(restorable.values()))
         snapshot = payload["snapshot"]
@@ -372,6 +370,32 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
         return mid
 
     return command
+
+
+def _run_id_for_restore(conn, run_name: str | None) -> int | None:
+    """The id of the run a model is restored into: a live run, or one prune removed (the
+    model's restore brings it back)."""
+    if run_name is None:
+        return None
+    row = conn.execute("SELECT id FROM run WHERE run_name = ?", (run_name,)).fetchone()
+    if row is None:
+        row = conn.execute(
+            "SELECT json_extract(payload, '$.run_id') FROM events WHERE type = ? "
+            "AND json_extract(payload, '$.run_name') = ? ORDER BY seq DESC LIMIT 1", (ev.RUN_DELETED, run_name)
+        ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no run {run_name!r}, live or pruned")
+    return row[0]
+
+
+def _run_name_live_or_pruned(conn, run_id: int | None) -> str | None:
+    row = conn.execute("SELECT run_name FROM run WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        row = conn.execute(
+            "SELECT json_extract(payload, '$.run_name') FROM events WHERE type = ? "
+            "AND json_extract(payload, '$.run_id') = ? ORDER BY seq DESC LIMIT 1", (ev.RUN_DELETED, run_id)
+        ).fetchone()
+    return row[0] if row else None
 
 
 def _run_to_restore(conn, run_id: int, model_name: str) -> tuple[str, dict[str, Any]]:

@@ -144,7 +144,8 @@ def compare_in(conn: sqlite3.Connection, model_a: str, model_b: str, run_name: s
         delta = pct = None
         if a is not None and b is not None:
             delta = round(b - a, 4)
-            pct = round(delta / abs(a) * 100, 2) if a != 0 else None
+            # from the exact difference: 0.00004 -> 0.00005 is +25%, not +0% from a rounded 0.0
+            pct = round((b - a) / abs(a) * 100, 2) if a != 0 else None
         verdict = verdicts.get(key, {})
         deltas.append(MetricDelta(
             family=key[0], metric_name=key[1], value_a=a, value_b=b, delta=delta, pct_change=pct,

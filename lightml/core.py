@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from lightml import commands, edits, queries, resolve, store, writer
 from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError, NotFoundError
+from lightml.replay import add_missing_read_tables
 from lightml.validation import (
     check_doc_keys, check_id, check_name, check_scores, check_step, check_value, normalize_path,
 )
@@ -61,6 +62,8 @@ class Registry:
                 store.check_format(self._conn, self.path)
                 if store.registry_format(self._conn) is None:
                     raise NotARegistryError(f"{self.path} is an empty database, not a LightML registry")
+            if store.missing_read_tables(self._conn):
+                add_missing_read_tables(self.path, timeout=timeout)
         except BaseException:
             self._conn.close()
             raise
@@ -207,9 +210,12 @@ class Registry:
         check_name(model_name, "model_name")
         return commands.delete_model(self.run_name, model_name, self.registry_dir)
 
-    def restore_model(self, model_name: str) -> writer.Command:
+    def restore_model(self, model_name: str, run_name: str | None = None) -> writer.Command:
         check_name(model_name, "model_name")
-        return commands.restore_model(self.run_name, model_name, self.registry_dir)
+        if run_name is not None:
+            check_name(run_name, "run_name")
+        return commands.restore_model(run_name if run_name is not None else self.run_name, model_name,
+                                      self.registry_dir)
 
     def set_notes(self, model_name: str, notes: str | None) -> writer.Command:
         check_name(model_name, "model_name")

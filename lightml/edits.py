@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lightml import events as ev
 from lightml import resolve, symlinks
-from lightml.commands import _optional_run_id, delete_model
+from lightml.commands import _optional_run_id, _reparented_since, delete_model
 from lightml.errors import ConflictError, InvalidInputError
 from lightml.writer import Command, WriteTransaction
 
@@ -84,7 +84,7 @@ def set_parent(run_name: str | None, model_name: str, parent_name: str | None) -
             seen.add(node)
             node = conn.execute("SELECT parent_id FROM model WHERE id = ?", (node,)).fetchone()[0]
         (previous,) = conn.execute("SELECT parent_id FROM model WHERE id = ?", (mid,)).fetchone()
-        if previous == parent and not (parent is None and _unlinked_by_a_delete(conn, mid)):
+        if previous == parent and not (parent is None and _relinkable_by_a_restore(conn, mid)):
             return False
         # (Saying "no parent" to a model a delete unlinked is recorded even though the row
         # does not change: it stops a later restore of that parent from re-linking it.)
@@ -94,10 +94,13 @@ def set_parent(run_name: str | None, model_name: str, parent_name: str | None) -
     return command
 
 
-def _unlinked_by_a_delete(conn, model_id: int) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM events e, json_each(e.payload, '$.snapshot.children') AS child "
-        "WHERE e.type = ? AND child.value = ? LIMIT 1", (ev.MODEL_DELETED, model_id)).fetchone() is not None
+def _relinkable_by_a_restore(conn, model_id: int) -> bool:
+    """Was the model unlinked by a parent's delete, and not reparented (or told "no parent")
+    since? Then restoring that parent would re-link it."""
+    row = conn.execute(
+        "SELECT max(e.seq) FROM events e, json_each(e.payload, '$.snapshot.children') AS child "
+        "WHERE e.type = ? AND child.value = ?", (ev.MODEL_DELETED, model_id)).fetchone()
+    return row[0] is not None and not _reparented_since(conn, model_id, row[0])
 
 
 @dataclass
@@ -115,7 +118,7 @@ class PruneResult:
 
 def prune_candidates(conn) -> tuple[list[tuple[int, str, str | None]], list[tuple[int, str]]]:
     """Models with no metrics, no checkpoints and no children (nothing hangs on them), and
-    the runs left without models once they are gone."""
+    the runs those deletes leave without models."""
     models = conn.execute(
         "SELECT m.id, m.model_name, r.run_name FROM model m LEFT JOIN run r ON r.id = m.run_id "
         "WHERE NOT EXISTS (SELECT 1 FROM metrics x WHERE x.model_id = m.id) "
@@ -123,10 +126,13 @@ def prune_candidates(conn) -> tuple[list[tuple[int, str, str | None]], list[tupl
         "AND NOT EXISTS (SELECT 1 FROM model k WHERE k.parent_id = m.id) ORDER BY r.run_name, m.model_name"
     ).fetchall()
     pruned = {mid for mid, _, _ in models}
-    runs = [
-        (rid, name) for rid, name in conn.execute("SELECT id, run_name FROM run ORDER BY run_name")
-        if all(mid in pruned for (mid,) in conn.execute("SELECT id FROM model WHERE run_id = ?", (rid,)))
-    ]
+    runs = []
+    for rid, name in conn.execute("SELECT id, run_name FROM run ORDER BY run_name").fetchall():
+        members = {mid for (mid,) in conn.execute("SELECT id FROM model WHERE run_id = ?", (rid,))}
+        # Only runs this prune empties: a run without models yet may be in use by an eval
+        # script that is about to register its first model.
+        if members and members <= pruned:
+            runs.append((rid, name))
     return models, runs
 
 

@@ -26,11 +26,13 @@ from openpyxl.utils import get_column_letter
 from lightml import significance, store
 from lightml.direction import lower_is_better
 from lightml.events import METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_REGISTERED, MODEL_RENAMED
+from lightml.errors import InvalidInputError
 
 RED, YELLOW, GREEN = "F8696B", "FFEB84", "63BE7B"
 HEADER_FONT = Font(bold=True)
 HEADER_FILL = PatternFill("solid", start_color="DDEBF7")
-SIGNIFICANT_FONT = Font(bold=True, color="006100")
+SIGNIFICANT_GAIN_FONT = Font(bold=True, color="006100")  # dark green
+SIGNIFICANT_REGRESSION_FONT = Font(bold=True, color="9C0006")  # dark red
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 RESERVED_SHEETS = ("Overview", "History")
 
@@ -47,7 +49,8 @@ def sheet_names(families: list[str]) -> dict[str, str]:
     names = {}
     for family in families:
         base = _BAD_SHEET_CHARS.sub("_", family).strip("'") or "family"
-        candidate, n = base[:31], 1
+        # (cut to 31 characters, a name could end with an apostrophe again)
+        candidate, n = base[:31].rstrip("'") or "family", 1
         while candidate.lower() in taken:
             n += 1
             suffix = f" ({n})"
@@ -132,9 +135,10 @@ def _overview(wb: Workbook, reg: _Registry, include_hidden: bool) -> None:
     _finish(ws, len(reg.models), len(headers), widths)
 
 
-def _significant_gains(conn, reg: _Registry, family: str) -> dict[tuple[int, str], str]:
-    """(child model id, metric) -> comment text, where the child's change over its parent is
-    significant (p < 0.05) on the per-sample scores both have."""
+def _significant_changes(conn, reg: _Registry, family: str) -> dict[tuple[int, str], tuple[bool, str]]:
+    """(child model id, metric) -> (is a gain, comment text), where the child's change over
+    its parent is significant (p < 0.05) on the per-sample scores both have. A gain is a
+    higher score, or a lower one for a loss-like metric."""
     names = {row[0]: row[1] for row in reg.models}
     marks = {}
     for mid, name, _, parent_name, parent_id, *_ in reg.models:
@@ -143,8 +147,11 @@ def _significant_gains(conn, reg: _Registry, family: str) -> dict[tuple[int, str
         verdicts = significance.verdicts_by_id(conn, parent_id, mid, parent_name, name, family)
         for (_, metric), verdict in verdicts.items():
             if verdict.get("significant"):
-                marks[(mid, metric)] = (f"Significant change over parent {parent_name}: p = {verdict['p_value']:.2g} "
-                                        f"({verdict['test']}, paired on per-sample scores)")
+                child_higher = verdict["delta"] < 0  # delta is parent - child
+                gain = child_higher != lower_is_better(metric)
+                marks[(mid, metric)] = (gain, f"Significant {'gain' if gain else 'regression'} over parent "
+                                              f"{parent_name}: p = {verdict['p_value']:.2g} "
+                                              f"({verdict['test']}, paired on per-sample scores)")
     return marks
 
 
@@ -155,7 +162,7 @@ def _family_sheet(wb: Workbook, conn, reg: _Registry, family: str, title: str) -
     headers = ["Model", "Phase", "Run", "Parent"] + metrics
     _header(ws, headers)
     widths = {i: len(h) for i, h in enumerate(headers, 1)}
-    marks = _significant_gains(conn, reg, family)
+    marks = _significant_changes(conn, reg, family)
     column_of = {metric: i for i, metric in enumerate(metrics, 5)}
     row = 1
     for mid, name, run, parent, *_ in reg.models:
@@ -172,9 +179,10 @@ def _family_sheet(wb: Workbook, conn, reg: _Registry, family: str, title: str) -
             for metric, value in values.items():
                 cell = _put(ws, row, column_of[metric], value)
                 cell.number_format = "0.0000"
-                comment = marks.get((mid, metric)) if kind == "F" else None
-                if comment:
-                    cell.font = SIGNIFICANT_FONT
+                mark = marks.get((mid, metric)) if kind == "F" else None
+                if mark:
+                    gain, comment = mark
+                    cell.font = SIGNIFICANT_GAIN_FONT if gain else SIGNIFICANT_REGRESSION_FONT
                     cell.comment = Comment(comment, "LightML")
     for metric, column in column_of.items():
         if row < 2:
@@ -223,6 +231,8 @@ def export_excel(db_path: str | os.PathLike, output_path: str | os.PathLike | No
                  include_hidden: bool = False) -> Path:
     """Write the report and return its path (folders are created as needed)."""
     output = Path(output_path) if output_path is not None else default_output(db_path)
+    if output.is_dir():
+        raise InvalidInputError(f"{output} is a folder; give the report a file name, e.g. {output / 'report.xlsx'}")
     conn = store.open_registry_readonly(db_path)
     try:
         conn.execute("BEGIN")  # one snapshot: a writer elsewhere cannot tear the report
@@ -238,6 +248,10 @@ def export_excel(db_path: str | os.PathLike, output_path: str | os.PathLike | No
         conn.close()
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
-    wb.save(tmp)
-    os.replace(tmp, output)  # never leave a half-written report under the real name
+    try:
+        wb.save(tmp)
+        os.replace(tmp, output)  # never leave a half-written report under the real name
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return output

@@ -85,8 +85,10 @@ class LightMLHandle:
     def delete_model(self, model_name: str) -> DeleteResult:
         return self._write(self._core.delete_model(model_name))
 
-    def restore_model(self, model_name: str) -> int:
-        return self._write(self._core.restore_model(model_name))
+    def restore_model(self, model_name: str, run_name: str | None = None) -> int:
+        """Undo the latest delete of the model. ``run_name``: the run it was deleted from, when
+        it is not the handle's (a run prune removed is named here: it comes back too)."""
+        return self._write(self._core.restore_model(model_name, run_name))
 
     def set_notes(self, model_name: str, notes: str | None) -> bool:
         """Set (or with None / "" clear) the model's notes. True when something changed."""

@@ -34,6 +34,7 @@ class MergeResult:
     metrics_overwritten: int = 0
     metrics_skipped: int = 0
     metrics_unusable: int = 0  # no numeric value in the source (possible in 1.x databases)
+    scores_unusable: int = 0  # scores that are not finite numbers: the value is merged without them
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -109,11 +110,16 @@ def _metric_inputs(rows: list[tuple], src: _Source, result: MergeResult) -> list
         text = src.scores.get(metric_id)
         if text is None:
             items.append(commands.MetricInput(family, name, number))
-        else:
+            continue
+        try:
             encoded, n = check_scores(json.loads(text))
             keys = src.doc_keys.get(metric_id)
-            items.append(commands.MetricInput(family, name, number, encoded, n,
-                                              None if keys is None else check_doc_keys(json.loads(keys), n)))
+            doc_keys = None if keys is None else check_doc_keys(json.loads(keys), n)
+        except (InvalidInputError, ValueError):  # NaN, text, a broken list: never paired on, so not kept
+            result.scores_unusable += 1
+            items.append(commands.MetricInput(family, name, number))
+            continue
+        items.append(commands.MetricInput(family, name, number, encoded, n, doc_keys))
     return items
 
 

@@ -121,6 +121,36 @@ def _replay_in_place(path: Path) -> ReplayResult:
     return ReplayResult(path, count, last)
 
 
+def add_missing_read_tables(path: str | os.PathLike, *, timeout: float = store.DEFAULT_TIMEOUT) -> list[str]:
+    """Bring a registry written by an earlier 2.x build up to this one's read tables.
+
+    The missing tables are built from the registry's own log (by rebuilding every read
+    table, in one transaction, exactly as ``replay`` does), so the registry answers as if it
+    had always had them. Returns the tables that were missing.
+    """
+    conn = store.connect(Path(path), timeout=timeout)
+    try:
+        if not store.missing_read_tables(conn):
+            return []
+        conn.execute("PRAGMA foreign_keys = OFF")  # checked once at the end instead of per row
+        try:
+            store.begin_immediate(conn)
+            missing = store.missing_read_tables(conn)  # another process may have added them meanwhile
+            if missing:
+                _rebuild_and_commit(conn)
+            else:
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # e.g. a read-only file or folder
+            raise NotARegistryError(
+                f"{path} was written by an earlier LightML 2 and lacks the tables "
+                f"{', '.join(store.missing_read_tables(conn))}; adding them failed ({exc}). "
+                f"Make the file writable and run: lightml replay --db {path}"
+            ) from None
+    finally:
+        conn.close()
+    return missing
+
+
 def _replay_into(live_path: Path, out_path: Path, as_of: str | None, upto: int | None) -> ReplayResult:
     conn = store.connect(out_path)
     try:

@@ -87,10 +87,15 @@ def latest_deletes(conn: sqlite3.Connection, model_name: str, run: int | None) -
     from lightml.events import MODEL_DELETED
 
     latest: dict[int | None, tuple[int, dict[str, Any]]] = {}
+    # A delete superseded by a later delete of the same model (restored, maybe renamed, then
+    # deleted again) describes rows that are gone for good: only each model's latest counts.
     for seq, payload in conn.execute(
-        "SELECT seq, payload FROM events WHERE type = ? AND json_extract(payload, '$.model_name') = ? "
-        "ORDER BY seq DESC",
-        (MODEL_DELETED, model_name),
+        "SELECT e.seq, e.payload FROM events e WHERE e.type = :deleted "
+        "AND json_extract(e.payload, '$.model_name') = :name AND NOT EXISTS ("
+        "  SELECT 1 FROM events later WHERE later.type = :deleted AND later.seq > e.seq"
+        "  AND json_extract(later.payload, '$.model_id') = json_extract(e.payload, '$.model_id')) "
+        "ORDER BY e.seq DESC",
+        {"deleted": MODEL_DELETED, "name": model_name},
     ):
         deleted = json.loads(payload)
         if run is None or deleted["run_id"] == run:

@@ -10,7 +10,10 @@ import json
 import sqlite3
 from typing import Any
 
+import numpy as np
+
 from lightml import queries, resolve, stats
+from lightml.direction import lower_is_better
 from lightml.errors import InvalidInputError, NotFoundError
 
 
@@ -25,7 +28,16 @@ def _scores(conn: sqlite3.Connection, model_id: int, model_name: str, family: st
             f"no per-sample scores for model {model_name!r}, family {family!r}, metric {metric_name!r} "
             "(log the metric with scores=[...] to test it)"
         )
-    return stats.vector_from_json(row[0]), (json.loads(row[1]) if row[1] is not None else None)
+    try:
+        scores = stats.vector_from_json(row[0])
+    except (ValueError, TypeError):  # not a flat list of numbers: written by an older tool
+        scores = np.array([np.nan])
+    if scores.ndim != 1 or not np.isfinite(scores).all():  # the handles refuse such scores
+        raise InvalidInputError(
+            f"cannot test {family}/{metric_name}: the stored scores of {model_name!r} are not all finite "
+            "numbers (NaN, infinity or text)"
+        )
+    return scores, (json.loads(row[1]) if row[1] is not None else None)
 
 
 def _paired(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str, metric_name: str):
@@ -53,6 +65,19 @@ def _paired(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str,
     return scores_a, scores_b
 
 
+def _oriented(result: dict[str, Any], metric_name: str) -> dict[str, Any]:
+    """Name the winner by the metric's direction: ``stats.compare_scores`` takes higher as
+    better, but for a loss, a perplexity or an error rate the winner has the lower scores."""
+    lower = lower_is_better(metric_name)
+    result["lower_is_better"] = lower
+    if lower:
+        flip = {"a": "b", "b": "a", None: None}
+        result["winner"] = flip[result["winner"]]
+        if result.get("mcnemar"):
+            result["mcnemar"] = {**result["mcnemar"], "winner": flip[result["mcnemar"]["winner"]]}
+    return result
+
+
 def compare_stats(conn: sqlite3.Connection, model_a: str, model_b: str, family: str, metric_name: str,
                   run: int | None = None, **options: Any) -> dict[str, Any]:
     """``stats.compare_scores`` of two models' scores for one metric, plus the names.
@@ -63,7 +88,7 @@ def compare_stats(conn: sqlite3.Connection, model_a: str, model_b: str, family: 
     id_a = resolve.model_id_prefer_run(conn, model_a, run)
     id_b = resolve.model_id_prefer_run(conn, model_b, run)
     scores_a, scores_b = _paired(conn, id_a, id_b, model_a, model_b, family, metric_name)
-    result = stats.compare_scores(scores_a, scores_b, **options)
+    result = _oriented(stats.compare_scores(scores_a, scores_b, **options), metric_name)
     return {"model_a": model_a, "model_b": model_b, "family": family, "metric_name": metric_name, **result}
 
 
@@ -86,7 +111,7 @@ def compare_stats_all(conn: sqlite3.Connection, model_a: str, model_b: str, fami
         except InvalidInputError as exc:
             untestable.append({**names, "error": str(exc), "p_value": None, "p_holm": None, "p_bh": None})
             continue
-        tested.append({**names, **stats.compare_scores(scores_a, scores_b, **options)})
+        tested.append({**names, **_oriented(stats.compare_scores(scores_a, scores_b, **options), metric)})
     p_values = [item["p_value"] for item in tested]
     for item, p_holm, p_bh in zip(tested, stats.holm(p_values), stats.benjamini_hochberg(p_values)):
         item["p_holm"] = p_holm

@@ -250,10 +250,12 @@ def paired_verdict(scores_a: Sequence[float], scores_b: Sequence[float], *, resa
     if is_binary(a, b):
         table = _contingency(a, b)
         test = mcnemar_test(table["only_a"], table["only_b"])
-        return {"test": "mcnemar", "p_value": test["p_value"], "significant": test["significant"]}
+        return {"test": "mcnemar", "p_value": test["p_value"], "significant": test["significant"],
+                "delta": (table["only_a"] - table["only_b"]) / len(a)}
     deltas = bootstrap_paired(a, b, resamples=resamples, seed=seed)
     lower, upper = percentile_interval(deltas, DEFAULT_CONFIDENCE)
-    return {"test": "bootstrap", "p_value": bootstrap_p_value(deltas), "significant": lower > 0 or upper < 0}
+    return {"test": "bootstrap", "p_value": bootstrap_p_value(deltas), "significant": lower > 0 or upper < 0,
+            "delta": float(a.mean() - b.mean())}
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

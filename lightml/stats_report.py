@@ -78,7 +78,8 @@ def format_stats_all(items: list[dict[str, Any]], model_a: str, model_b: str, *,
              header, rule]
     for i in tested:
         if i["p_holm"] < 0.05:
-            a_better = i["bootstrap"]["delta"] > 0  # delta is A - B
+            # delta is A - B; for a loss-like metric the lower side is the better one
+            a_better = (i["bootstrap"]["delta"] > 0) != i["lower_is_better"]
             result = paint(f"{model_a if a_better else model_b} better", GREEN, color)
         else:
             result = "not significant"

@@ -68,6 +68,10 @@ def open_registry_readonly(path: str | os.PathLike, *, timeout: float = DEFAULT_
         check_format(conn, path)
         if registry_format(conn) is None:
             raise NotARegistryError(f"{path} is an empty database, not a LightML registry")
+        if missing_read_tables(conn):
+            from lightml.replay import add_missing_read_tables  # lazy: replay imports this module
+
+            add_missing_read_tables(path, timeout=timeout)
     except BaseException:
         conn.close()
         raise
@@ -90,6 +94,13 @@ def _configured(conn: sqlite3.Connection, path, timeout: float, *pragmas: str) -
 
 def table_names(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def missing_read_tables(conn: sqlite3.Connection) -> list[str]:
+    """Read tables an event-sourced registry lacks: it was written by an earlier 2.x build,
+    before the table existed (``score_docs`` and ``imported_file`` came after the first)."""
+    tables = table_names(conn)
+    return [name for name in projections.READ_TABLES if name not in tables]
 
 
 def registry_format(conn: sqlite3.Connection) -> int | None:

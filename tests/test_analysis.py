@@ -214,3 +214,69 @@ def test_scores_with_document_ids_pair_by_document(tmp_path: Path) -> None:
         h.restore_model("shuffled")  # document keys come back with the scores
         assert h.compare_stats("a", "shuffled", "eval", "acc")["contingency"] == same["contingency"]
     assert verify(db).ok
+
+
+def test_winner_of_a_lower_is_better_metric_is_the_lower_side(tmp_path: Path) -> None:
+    db = tmp_path / "loss.db"
+    with LightMLHandle(db, "r") as h:
+        h.register_model("a", "org/a")
+        h.register_model("b", "org/b")
+        # A's per-sample loss is clearly lower: A is the better model
+        h.log_model_metric("a", "eval", "loss", 1.0, scores=[1.0 + 0.01 * (i % 7) for i in range(200)])
+        h.log_model_metric("b", "eval", "loss", 2.0, scores=[2.0 + 0.01 * (i % 5) for i in range(200)])
+        # an error indicator (1 = wrong): A is wrong less often
+        h.log_model_metric("a", "eval", "error", 0.1, scores=[1] * 10 + [0] * 90)
+        h.log_model_metric("b", "eval", "error", 0.5, scores=[1] * 50 + [0] * 50)
+        h.log_model_metric("a", "eval", "acc", 0.9, scores=[0] * 10 + [1] * 90)
+        h.log_model_metric("b", "eval", "acc", 0.5, scores=[0] * 50 + [1] * 50)
+        loss = h.compare_stats("a", "b", "eval", "loss", resamples=500)
+        error = h.compare_stats("a", "b", "eval", "error")
+        acc = h.compare_stats("a", "b", "eval", "acc")
+        every = {i["metric_name"]: i for i in h.compare_stats_all("a", "b")}
+    assert loss["lower_is_better"] and loss["significant"] and loss["winner"] == "a"
+    assert error["lower_is_better"] and error["winner"] == "a" and error["mcnemar"]["winner"] == "a"
+    assert not acc["lower_is_better"] and acc["winner"] == "a" and acc["mcnemar"]["winner"] == "a"
+    assert {name: item["winner"] for name, item in every.items()} == {"acc": "a", "error": "a", "loss": "a"}
+
+    from lightml.stats_report import format_stats, format_stats_all
+
+    assert "a is better" in format_stats(loss, color=False)
+    table = format_stats_all(list(every.values()), "a", "b", color=False)
+    assert "b better" not in table and table.count("a better") == 3
+
+
+def test_pct_change_uses_the_exact_difference(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    with LightMLHandle(db, "r") as h:
+        h.register_model("a", "org/a")
+        h.register_model("b", "org/b")
+        h.log_model_metric("a", "f", "m", 0.00004)
+        h.log_model_metric("b", "f", "m", 0.00005)
+    (delta,) = compare_models(db, "a", "b").deltas
+    assert delta.delta == 0.0 and delta.pct_change == pytest.approx(25.0)
+
+
+def test_stored_scores_that_are_not_finite_make_one_metric_untestable(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "nan.db"
+    with LightMLHandle(db, "r") as h:
+        h.register_model("a", "org/a")
+        h.register_model("b", "org/b")
+        for model in ("a", "b"):
+            h.log_model_metric(model, "eval", "acc", 0.5, scores=[1, 0, 1, 0])
+            h.log_model_metric(model, "eval", "f1", 0.5, scores=[0.5, 0.25, 0.5, 0.25])
+    # as an older tool could have written it (the handles refuse NaN scores)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE detailed_scores SET scores = '[NaN, 0.25, 0.5, 0.25]' WHERE metric_id = "
+                 "(SELECT m.id FROM metrics m JOIN model o ON o.id = m.model_id "
+                 "WHERE o.model_name = 'b' AND m.metric_name = 'f1')")
+    conn.commit()
+    conn.close()
+    with LightMLHandle(db, "r") as h:
+        with pytest.raises(InvalidInputError, match="not all finite"):
+            h.compare_stats("a", "b", "eval", "f1")
+        items = {i["metric_name"]: i for i in h.compare_stats_all("a", "b")}
+    assert "not all finite" in items["f1"]["error"] and items["acc"]["p_value"] == 1.0
+    result = compare_models(db, "a", "b")  # the table still comes, with the f1 verdict as an error
+    assert {(d.family, d.metric_name) for d in result.deltas} == {("eval", "acc"), ("eval", "f1")}

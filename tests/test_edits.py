@@ -181,3 +181,70 @@ def test_model_history_of_a_deleted_model(db: Path) -> None:
         history = h.model_history("dpo")
     assert [e["type"] for e in history][-2:] == ["model_notes_set", "model_deleted"]
     assert all(e["actor"].endswith("(api)") for e in history)
+
+
+def test_saying_no_parent_twice_writes_one_event(db: Path) -> None:
+    with LightMLHandle(db, "r1") as h:
+        h.delete_model("sft")  # dpo is unlinked
+        before = len(event_types(db))
+        assert h.set_parent("dpo", None)  # recorded: a restore of sft must not re-link it
+        assert not h.set_parent("dpo", None)  # already recorded: nothing to write
+        assert len(event_types(db)) == before + 1
+
+
+def test_prune_keeps_a_run_that_never_had_a_model(db: Path) -> None:
+    with LightMLHandle(db, "about-to-be-used"):
+        pass  # a script opened its run and has not registered anything yet
+    with LightMLHandle(db) as h:
+        assert h.prune(dry_run=True).runs == []
+        assert h.prune().runs == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM run WHERE run_name = 'about-to-be-used'").fetchone() == (1,)
+
+
+def test_restore_a_name_pruned_from_two_runs(db: Path) -> None:
+    for run in ("s1", "s2"):
+        with LightMLHandle(db, run) as h:
+            h.register_model("empty", f"org/empty-{run}")
+    with LightMLHandle(db) as h:
+        assert sorted(h.prune().runs) == ["s1", "s2"]
+        with pytest.raises(ConflictError, match="several runs \\('s1', 's2'\\); say which run"):
+            h.restore_model("empty")
+        h.restore_model("empty", run_name="s2")  # the pruned run is named: it comes back with it
+        with pytest.raises(NotFoundError, match="no run 'nowhere'"):
+            h.restore_model("empty", run_name="nowhere")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT r.run_name, m.path FROM model m JOIN run r ON r.id = m.run_id "
+                            "WHERE m.model_name = 'empty'").fetchall() == [("s2", "org/empty-s2")]
+    assert verify(db).ok
+
+
+def test_cli_restore_into_a_pruned_run(db: Path) -> None:
+    import subprocess
+    import sys
+
+    with LightMLHandle(db, "scratch") as h:
+        h.register_model("empty", "org/empty")
+    with LightMLHandle(db) as h:
+        h.prune()
+    out = subprocess.run([sys.executable, "-m", "lightml", "restore", "--db", str(db), "--model", "empty",
+                          "--run", "scratch"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM run WHERE run_name = 'scratch'").fetchone() == (1,)
+    assert verify(db).ok
+
+
+def test_restore_by_an_old_name_ignores_a_superseded_delete(db: Path) -> None:
+    with LightMLHandle(db, "r1") as h:
+        h.delete_model("dpo")
+        h.restore_model("dpo")
+        h.log_model_metric("dpo", "f", "new", 0.9)
+        h.rename_model("dpo", "dpo-v2")
+        h.delete_model("dpo-v2")
+        # the first delete's snapshot is stale (no "new" metric, old name): it is not restorable
+        with pytest.raises(NotFoundError, match="no deleted model 'dpo'"):
+            h.restore_model("dpo")
+        h.restore_model("dpo-v2")
+        assert h.metric_exists("dpo-v2", "f", "new")
+    assert verify(db).ok

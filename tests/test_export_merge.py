@@ -143,7 +143,7 @@ def test_merge_overlapping_registries(tmp_path: Path) -> None:
     result = merge(mine, cluster)
     assert result.to_dict() == {"runs_created": 1, "models_registered": 2, "checkpoints_registered": 1,
                                 "metrics_inserted": 3, "metrics_overwritten": 0, "metrics_skipped": 1,
-                                "metrics_unusable": 0}
+                                "metrics_unusable": 0, "scores_unusable": 0}
     after = tables(mine)
     assert after["models"] == [("base", "shared", None, None), ("dpo", "shared", "base", "from the cluster"),
                                ("probe", "cluster-only", "dpo", None), ("sft", "shared", "base", None)]
@@ -184,3 +184,50 @@ def test_merge_refuses_bad_sources_and_leaves_the_target_alone(tmp_path: Path) -
     with pytest.raises(ValueError, match="registry schema"):
         merge(mine, other)
     assert tables(mine) == rules_before == before
+
+
+def test_significant_regressions_are_marked_red_and_gains_green_by_direction(tmp_path: Path) -> None:
+    db = tmp_path / "dir.db"
+    worse = [1] * 50 + [0] * 50
+    better = [1] * 90 + [0] * 10
+    with LightMLHandle(db, "r") as h:
+        h.register_model("base", "org/base")
+        h.register_model("sft", "org/sft", parent_name="base")
+        # acc: sft is significantly worse (a regression); error (1 = wrong): sft errs less (a gain)
+        h.log_model_metric("base", "eval", "acc", 0.9, scores=better)
+        h.log_model_metric("sft", "eval", "acc", 0.5, scores=worse)
+        h.log_model_metric("base", "eval", "error", 0.5, scores=worse)
+        h.log_model_metric("sft", "eval", "error", 0.1, scores=[1 - s for s in better])
+    sheet = openpyxl.load_workbook(export_excel(db, tmp_path / "r.xlsx"))["eval"]
+    assert [c.value for c in sheet[1]] == ["Model", "Phase", "Run", "Parent", "acc", "error"]
+    acc, error = sheet["E3"], sheet["F3"]
+    assert acc.font.bold and acc.font.color.rgb.endswith("9C0006") and "regression" in acc.comment.text
+    assert error.font.bold and error.font.color.rgb.endswith("006100") and "gain" in error.comment.text
+
+
+def test_merge_keeps_a_value_whose_stored_scores_are_not_finite(tmp_path: Path) -> None:
+    mine, other = tmp_path / "mine.db", tmp_path / "other.db"
+    build(mine, "r", {"base": (None, 0.5, None)})
+    build(other, "r", {"sft": (None, 0.6, [1, 0]), "dpo": (None, 0.7, [1, 1])})
+    with sqlite3.connect(other) as conn:  # as an older tool could have written it
+        conn.execute("UPDATE detailed_scores SET scores = '[NaN, 1]' WHERE scores = '[1,0]'")
+    result = merge(mine, other)
+    assert (result.metrics_inserted, result.scores_unusable) == (2, 1)
+    with sqlite3.connect(mine) as conn:
+        rows = conn.execute("SELECT o.model_name, m.value, d.scores FROM metrics m JOIN model o ON o.id = m.model_id "
+                            "LEFT JOIN detailed_scores d ON d.metric_id = m.id ORDER BY o.model_name").fetchall()
+    assert rows == [("base", 0.5, None), ("dpo", 0.7, "[1,1]"), ("sft", 0.6, None)]
+    assert verify(mine).ok
+
+
+def test_export_to_a_folder_is_refused_and_leaves_nothing(registry: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    with pytest.raises(InvalidInputError, match="is a folder"):
+        export_excel(registry, folder)
+    assert list(folder.iterdir()) == [] and not list(tmp_path.glob("*.tmp"))
+
+
+def test_sheet_name_cut_to_31_characters_never_ends_with_an_apostrophe() -> None:
+    (name,) = sheet_names(["x" * 30 + "'yz"]).values()
+    assert name == "x" * 30 and not name.endswith("'")

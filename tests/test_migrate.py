@@ -438,3 +438,52 @@ def test_cli_migrate_refuses_newer_format_in_one_line(tmp_path):
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "newer LightML" in lines[0], result.stderr
+
+
+# -- registries from an earlier 2.x build ------------------------------------------------------
+
+
+def _registry_from_an_earlier_2x_build(path: Path) -> None:
+    """A 2.x registry written before ``score_docs`` and ``imported_file`` existed: its
+    events are the same, only those read tables are absent."""
+    with LightMLHandle(str(path), "r") as h:
+        h.register_model("a", "/m/a")
+        h.register_model("b", "/m/b")
+        h.log_model_metric("a", "eval", "acc", 0.5, scores=[1, 0, 1, 0], doc_ids=["d1", "d2", "d3", "d4"])
+        h.log_model_metric("b", "eval", "acc", 0.75, scores=[1, 1, 1, 0], doc_ids=["d1", "d2", "d3", "d4"])
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE score_docs")
+    conn.execute("DROP TABLE imported_file")
+    conn.commit()
+    conn.close()
+
+
+def _tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+def test_registry_from_earlier_2x_build_gets_missing_tables_on_open(tmp_path):
+    db = tmp_path / "old.db"
+    _registry_from_an_earlier_2x_build(db)
+    with LightMLHandle(str(db), "r") as h:
+        # the doc keys come back from the log, so the pairing by document still works
+        result = h.compare_stats("a", "b", "eval", "acc")
+        assert result["contingency"]["only_b"] == 1
+        assert h.log_model_metric("a", "eval", "f1", 0.4) == METRIC_INSERTED
+    assert {"score_docs", "imported_file"} <= _tables(db)
+    assert verify(str(db)).ok
+
+
+def test_read_only_commands_upgrade_an_earlier_2x_registry(tmp_path):
+    db = tmp_path / "old.db"
+    _registry_from_an_earlier_2x_build(db)
+    out = subprocess.run([sys.executable, "-m", "lightml", "stats", "--db", str(db), "--run", "r",
+                          "--model-a", "a", "--model-b", "b", "--family", "eval", "--metric", "acc"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    assert {"score_docs", "imported_file"} <= _tables(db)
+    assert verify(str(db)).ok

@@ -146,12 +146,13 @@ def test_paired_verdict_is_the_full_comparisons_verdict() -> None:
     a, b = _pairs(20, 41, 100, 39)
     full = stats.compare_scores(a, b)
     assert stats.paired_verdict(a, b) == {"test": "mcnemar", "p_value": full["p_value"],
-                                          "significant": full["significant"]}
+                                          "significant": full["significant"], "delta": full["bootstrap"]["delta"]}
     rng = np.random.default_rng(4)
     fa, fb = rng.random(200), rng.random(200)
     full = stats.compare_scores(fa, fb)
     verdict = stats.paired_verdict(fa, fb)
     assert (verdict["p_value"], verdict["significant"]) == (full["p_value"], full["significant"])
+    assert verdict["delta"] == pytest.approx(full["bootstrap"]["delta"])
 
 
 @pytest.mark.parametrize("a, b, message", [

@@ -121,8 +121,11 @@ def cmd_model_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    with _handle(args) as h:
-        model_id = h.restore_model(args.model)
+    from lightml.handle import LightMLHandle
+
+    # No run on the handle: --run may name a run prune removed, which the restore brings back.
+    with LightMLHandle(args.db, None, origin="cli", create=False) as h:
+        model_id = h.restore_model(args.model, run_name=args.run)
     if args.json:
         print_json({"model": args.model, "model_id": model_id})
     else:
