@@ -37,9 +37,12 @@ def registry(tmp_path: Path) -> Path:
     return db
 
 
+LOCAL = "http://127.0.0.1:5050"  # TestClient's default host, "testserver", is refused like any other name
+
+
 @pytest.fixture
 def client(registry: Path) -> TestClient:
-    return TestClient(create_app(registry))
+    return TestClient(create_app(registry), base_url=LOCAL)
 
 
 def token_of(client: TestClient) -> str:
@@ -125,6 +128,12 @@ def test_excel_download(client: TestClient) -> None:
     ("/api/history", {"model": "ghost", "family": "eval", "metric": "acc"}, 404, "not found"),
     ("/api/events", {"after": "-1"}, 400, "must not be negative"),
     ("/api/curves", {"family": "eval"}, 400, "missing parameter 'metric'"),
+    ("/api/curves", {"family": "nope", "metric": "acc"}, 404, "no family 'nope'"),
+    ("/api/curves", {"family": "eval", "metric": "nope"}, 404, "no metric 'nope' in family 'eval'"),
+    ("/api/history", {"model": "base", "family": "nope", "metric": "acc"}, 404, "no family 'nope'"),
+    ("/api/history", {"model": "base", "family": "eval", "metric": "nope"}, 404, "no metric 'nope' in family 'eval'"),
+    ("/api/history", {"model": XSS, "family": "other", "metric": "acc"}, 404, "has no value of other/acc"),
+    ("/api/history", {"model": "sft", "family": "eval", "metric": "acc", "step": "7"}, 404, "at step 7"),
     ("/api/nothing", {}, 404, "Not Found"),
 ])
 def test_bad_requests_get_json_errors(client: TestClient, path: str, params: dict, status: int, message: str) -> None:
@@ -140,15 +149,17 @@ def test_edits_need_the_pages_token(client: TestClient, registry: Path) -> None:
     token = token_of(client)
     response = client.post("/api/notes", json=body, headers={TOKEN_HEADER: token})
     assert response.json() == {"changed": True}
-    assert client.post("/api/hidden", json={"model": "sft"}, headers={TOKEN_HEADER: token}).json() == {"changed": True}
+    assert client.post("/api/hidden", json={"model": "sft", "hidden": True}, headers={TOKEN_HEADER: token}).json() \
+        == {"changed": True}
     assert client.post("/api/notes", content=b"not json", headers={TOKEN_HEADER: token}).status_code == 400
-    assert client.post("/api/notes", json={"model": "ghost"}, headers={TOKEN_HEADER: token}).status_code == 404
+    ghost = {"model": "ghost", "notes": "x"}
+    assert client.post("/api/notes", json=ghost, headers={TOKEN_HEADER: token}).status_code == 404
     assert client.get("/api/notes").status_code == 405  # reads never change anything
     with LightMLHandle(registry) as h:
         history = h.model_history("sft")
     assert [e["type"] for e in history][-2:] == ["model_notes_set", "model_hidden_set"]
     assert history[-1]["actor"].endswith("(web)")
-    other = TestClient(create_app(registry))
+    other = TestClient(create_app(registry), base_url=LOCAL)
     assert token_of(other) != token  # one token per process (per app)
 
 
@@ -194,3 +205,124 @@ def test_a_locked_registry_answers_503_not_500(client: TestClient, registry: Pat
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_curves_of_a_metric_no_checkpoint_has(client: TestClient) -> None:
+    # eval/loss exists (on models) but no checkpoint has it: an empty chart, not an error
+    response = client.get("/api/curves", params={"family": "eval", "metric": "loss"})
+    assert response.status_code == 200 and response.json() == []
+
+
+@pytest.mark.parametrize("base_url, status", [
+    ("http://127.0.0.1:5050", 200), ("http://localhost:8000", 200), ("http://[::1]:5050", 200),
+    ("http://LOCALHOST", 200), ("http://lab.example:5050", 200),  # the configured --host
+    ("http://evil.example:5050", 400), ("http://127.0.0.1.evil.example", 400), ("http://testserver", 400),
+])
+def test_only_local_and_configured_host_names_are_answered(registry: Path, base_url: str, status: int) -> None:
+    # DNS rebinding: a page on evil.example re-points its name to 127.0.0.1; the browser then
+    # sends "Host: evil.example", which the dashboard must refuse.
+    client = TestClient(create_app(registry, host="lab.example"), base_url=base_url)
+    assert client.get("/").status_code == status
+    assert client.get("/api/runs").status_code == status
+
+
+def test_an_ipv6_configured_host_is_answered(registry: Path) -> None:
+    client = TestClient(create_app(registry, host="fd00::5"), base_url="http://[fd00::5]:5050")
+    assert client.get("/api/runs").status_code == 200
+
+
+@pytest.mark.parametrize("origin, status", [
+    (None, 200), ("http://127.0.0.1:5050", 200), ("http://localhost:9999", 200), ("http://[::1]:5050", 200),
+    ("http://evil.example", 403), ("null", 403), ("http://127.0.0.1.evil.example:5050", 403), ("not a url", 403),
+])
+def test_posts_from_a_foreign_origin_are_refused(client: TestClient, origin: str | None, status: int) -> None:
+    headers = {TOKEN_HEADER: token_of(client)}
+    if origin is not None:
+        headers["Origin"] = origin
+    response = client.post("/api/notes", json={"model": "sft", "notes": "n"}, headers=headers)
+    assert response.status_code == status, response.text
+    if status == 403:
+        assert "origin" in response.json()["error"]
+
+
+def test_a_non_ascii_token_is_refused_not_a_crash(client: TestClient) -> None:
+    token = token_of(client)
+    for value in ("tökén".encode(), (token[:-1] + "é").encode("latin-1")):
+        response = client.post("/api/notes", json={"model": "sft", "notes": "x"}, headers={TOKEN_HEADER: value})
+        assert response.status_code == 403 and "token" in response.json()["error"]
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"model": "sft", "hidden": "false"}, "'hidden' must be true or false"),
+    ({"model": "sft", "hidden": 0}, "'hidden' must be true or false"),
+    ({"model": "sft", "hidden": None}, "'hidden' must be true or false"),
+    ({"model": "sft"}, "'hidden' must be true or false"),
+    ({"model": "sft", "hidden": True, "run": 1}, "'run' must be a string"),
+])
+def test_hidden_takes_only_json_booleans(client: TestClient, body: dict, message: str) -> None:
+    response = client.post("/api/hidden", json=body, headers={TOKEN_HEADER: token_of(client)})
+    assert response.status_code == 400 and message in response.json()["error"]
+    assert "sft" in {r["model"] for r in client.get("/api/pivot", params={"family": "eval"}).json()["rows"]}
+
+
+def test_hide_and_show_again(client: TestClient) -> None:
+    headers = {TOKEN_HEADER: token_of(client)}
+
+    def models() -> set[str]:
+        return {r["model"] for r in client.get("/api/pivot", params={"family": "eval"}).json()["rows"]}
+
+    hidden = client.post("/api/hidden", json={"model": "sft", "run": "r1", "hidden": True}, headers=headers)
+    assert hidden.json() == {"changed": True}
+    assert "sft" not in models()
+    shown = client.post("/api/hidden", json={"model": "sft", "hidden": False}, headers=headers)
+    assert shown.json() == {"changed": True}
+    assert "sft" in models()
+
+
+def test_notes_must_be_text_or_null(client: TestClient) -> None:
+    headers = {TOKEN_HEADER: token_of(client)}
+    response = client.post("/api/notes", json={"model": "sft", "notes": 3}, headers=headers)
+    assert response.status_code == 400 and "'notes' must be a string or null" in response.json()["error"]
+    assert client.post("/api/notes", json={"model": "sft", "notes": None}, headers=headers).status_code == 200
+
+
+def test_pivot_can_include_hidden_models_with_notes(client: TestClient) -> None:
+    headers = {TOKEN_HEADER: token_of(client)}
+    client.post("/api/notes", json={"model": "sft", "notes": "lr 3e-4"}, headers=headers)
+    pivot = client.get("/api/pivot", params={"family": "eval", "include_hidden": "1"}).json()
+    rows = {r["model"]: r for r in pivot["rows"]}
+    assert rows["hidden-one"]["hidden"] is True and rows["sft"]["hidden"] is False
+    assert rows["sft"]["notes"] == "lr 3e-4" and rows["base"]["notes"] is None
+
+
+def test_checkpoints_without_values_in_the_family_are_left_out(client: TestClient, registry: Path) -> None:
+    with LightMLHandle(registry, "r1") as h:
+        h.register_checkpoint("sft", 300, "/ckpt/300")  # no metrics at all
+        cid = h.register_checkpoint("sft", 400, "/ckpt/400")
+        h.log_checkpoint_metric(cid, "other", "acc", 0.3)  # a metric of another family only
+    steps = [r["step"] for r in client.get("/api/pivot", params={"family": "eval", "checkpoints": "1"}).json()["rows"]
+             if r["model"] == "sft"]
+    assert steps == [None, 100, 200]
+    everything = client.get("/api/pivot", params={"checkpoints": "1"}).json()["rows"]
+    assert [r["step"] for r in everything if r["model"] == "sft"] == [None, 100, 200, 400]
+
+
+def test_a_failed_export_leaves_no_temporary_folder(registry: Path, tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    import lightml.export
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+
+    def half_written(db, path, *args, **kwargs):
+        Path(path).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    client = TestClient(create_app(registry), base_url=LOCAL, raise_server_exceptions=False)
+    assert client.get("/api/export").status_code == 200
+    assert list(temp.iterdir()) == []  # the successful download cleans up too
+    monkeypatch.setattr(lightml.export, "export_excel", half_written)
+    assert client.get("/api/export").status_code == 500
+    assert list(temp.iterdir()) == []

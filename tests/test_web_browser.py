@@ -6,8 +6,10 @@ installs both. Screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -57,8 +59,9 @@ def registry(tmp_path_factory) -> Path:
     return db
 
 
-@pytest.fixture(scope="module")
-def server(registry: Path):
+@contextlib.contextmanager
+def serve(registry: Path):
+    """A real `lightml gui` process on a free port; yields its URL."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "lightml", "gui", "--db", str(registry), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -73,9 +76,17 @@ def server(registry: Path):
                 proc.kill()
                 raise RuntimeError(f"the dashboard did not start: {proc.stderr.read().decode()}")
             time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(registry: Path):
+    with serve(registry) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -86,18 +97,43 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server):
+@contextlib.contextmanager
+def open_page(browser, url: str):
+    """The dashboard at url, interactive; fails on any page error or dialog."""
     context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
-    page.goto(server)
+    page.goto(url)
     page.wait_for_selector("body[data-ready='1']")
     yield page
     context.close()
     assert not problems, problems
+
+
+@pytest.fixture
+def page(browser, server):
+    with open_page(browser, server) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def odd_registry(tmp_path_factory) -> Path:
+    """Names that are also Object.prototype's property names, and a model to edit."""
+    db = tmp_path_factory.mktemp("odd") / "odd.db"
+    with LightMLHandle(db, "r") as h:
+        h.register_model("alpha", "org/alpha")
+        h.log_model_metric("alpha", "reasoning", "arc", 0.3)
+        h.register_model("odd", "org/odd")
+        h.log_metrics("odd", {"__proto__": {"toString": 0.5}, "reasoning": {"constructor": 0.7}})
+    return db
+
+
+@pytest.fixture
+def odd_page(browser, odd_registry: Path):
+    with serve(odd_registry) as url, open_page(browser, url) as page:
+        yield page
 
 
 def shot(page, name: str) -> None:
@@ -208,3 +244,61 @@ def test_excel_download(page, tmp_path: Path) -> None:
     info.value.save_as(path)
     assert path.name == "reg_report.xlsx"
     assert "reasoning" in openpyxl.load_workbook(path).sheetnames
+
+
+def row_of(page, name: str):
+    return page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{name}'))")
+
+
+def test_names_like_object_properties_are_plain_names(odd_page) -> None:
+    page = odd_page
+    page.click("#family-tabs button:has-text('All families')")
+    page.wait_for_function("document.querySelectorAll('#pivot thead th').length === 6")
+    assert page.locator("#pivot thead th").all_text_contents()[3:] == ["__proto__toString", "reasoningarc",
+                                                                      "reasoningconstructor"]
+    # alpha has neither __proto__/toString nor reasoning/constructor: empty cells, not Object's properties
+    assert row_of(page, "alpha").locator("td.num").all_text_contents() == ["—", "0.3000", "—"]
+    assert row_of(page, "odd").locator("td.num").all_text_contents() == ["0.5000", "—", "0.7000"]
+
+
+def model_row(db: Path, name: str) -> tuple:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute("SELECT notes, hidden FROM model WHERE model_name = ?", (name,)).fetchone()
+
+
+def test_edit_notes_and_hide_then_unhide(odd_page, odd_registry: Path) -> None:
+    page = odd_page
+    page.click("#family-tabs button:has-text('reasoning')")
+    page.wait_for_function("document.querySelectorAll('#pivot thead th').length === 5")
+    # notes: the edit button opens a form; saving writes through the token-checked API
+    row_of(page, "alpha").locator("button.edit").click()
+    page.wait_for_selector("#modal:not([hidden]) #edit-notes")
+    assert page.input_value("#edit-notes") == ""
+    page.fill("#edit-notes", "lr 3e-4 <b>not bold</b>")
+    shot(page, "edit")
+    page.click("#save-notes")
+    page.wait_for_selector("#modal", state="hidden")
+    assert model_row(odd_registry, "alpha") == ("lr 3e-4 <b>not bold</b>", 0)
+    # the table was refreshed: the button now shows the notes, and the form starts from them
+    page.wait_for_function("""document.querySelector("#pivot tr[data-model-id] button.edit[title^='notes:']")""")
+    assert row_of(page, "alpha").locator("button.edit").get_attribute("title") == "notes: lr 3e-4 <b>not bold</b>"
+    row_of(page, "alpha").locator("button.edit").click()
+    assert page.input_value("#edit-notes") == "lr 3e-4 <b>not bold</b>"
+    page.click("#modal-close")
+
+    # hide: the row leaves the table
+    row_of(page, "odd").locator("button.edit").click()
+    assert page.locator("#toggle-hidden").text_content() == "Hide"
+    page.click("#toggle-hidden")
+    page.wait_for_selector("#pivot td.model-name:text-is('odd')", state="detached")
+    assert model_row(odd_registry, "odd")[1] == 1
+    # "hidden" shows it again, greyed; "Unhide" brings it back for good
+    page.check("#show-hidden")
+    page.wait_for_selector("#pivot tr.hidden-model td.model-name:text-is('odd')")
+    row_of(page, "odd").locator("button.edit").click()
+    assert page.locator("#toggle-hidden").text_content() == "Unhide"
+    page.click("#toggle-hidden")
+    page.wait_for_selector("#pivot tr.hidden-model", state="detached")
+    assert model_row(odd_registry, "odd")[1] == 0
+    page.uncheck("#show-hidden")
+    page.wait_for_selector("#pivot td.model-name:text-is('odd')")

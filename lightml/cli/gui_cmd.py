@@ -16,16 +16,29 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified  # 0.0.0.0 or ::
+    except ValueError:
+        return False
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from lightml.errors import InvalidInputError
     from lightml.web.app import create_app
 
     if not 0 < args.port < 65536:
         raise InvalidInputError(f"--port must be between 1 and 65535, got {args.port}")
-    app = create_app(args.db)  # a bad registry fails here, before the server starts
+    # A bad registry fails here, before the server starts. The host is passed on because the app
+    # answers only requests addressed to a local name or to it (DNS-rebinding protection).
+    app = create_app(args.db, host=args.host)
     if not _is_loopback(args.host):
         print(f"lightml gui: warning: listening on {args.host}: anyone who can reach this machine can read "
               "the registry (and, from the page, edit notes and hidden flags)", file=sys.stderr)
+    if _is_unspecified(args.host):
+        print(f"lightml gui: note: {args.host} listens on every address, but the page answers only when opened as "
+              "localhost, 127.0.0.1 or [::1]; to open it from another machine, pass --host with this machine's "
+              "address or name", file=sys.stderr)
     print(f"LightML dashboard on http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
     import uvicorn
 

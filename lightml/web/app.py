@@ -5,6 +5,11 @@ history and Excel endpoints reuse the library's synchronous functions in a worke
 on their own read-only connection. The two edit endpoints (notes, hide) write through a
 handle and need the per-process token that only the served page knows: no CORS headers are
 sent, so another origin can neither read the page to learn it nor send the custom header.
+
+Against DNS rebinding (a foreign page re-pointing its own name to 127.0.0.1, which makes the
+browser treat the dashboard as that page's origin) only requests addressed to a local name or
+to the configured ``--host`` are answered, and a POST whose ``Origin`` names another host is
+refused.
 """
 
 from __future__ import annotations
@@ -13,18 +18,21 @@ import html
 import secrets
 import sqlite3
 import tempfile
-from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lightml import store
 from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
@@ -32,6 +40,8 @@ from lightml.web import data
 
 TOKEN_HEADER = "X-LightML-Token"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class BadRequest(Exception):
@@ -60,7 +70,38 @@ def _int_param(request: Request, name: str, default: int) -> int:
     return value
 
 
-def create_app(db_path: str | Path) -> Starlette:
+class RefuseForeignOrigin:
+    """Refuses (403) a POST whose ``Origin`` header is present and names a host not in ``hosts``.
+
+    Browsers send ``Origin`` with every cross-site POST; a request without one comes from a
+    non-browser client, which the token check still covers."""
+
+    def __init__(self, app: ASGIApp, hosts: set[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            origin = Headers(scope=scope).get("origin")
+            if origin is not None and _host_of(origin) not in self.hosts:
+                response = JSONResponse({"error": f"origin {origin!r} may not edit this dashboard"}, status_code=403)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _host_of(origin: str) -> str | None:
+    """The host of an ``Origin`` header, lower case, IPv6 without brackets; None for "null"
+    (sandboxed pages, file://) and anything unparsable."""
+    try:
+        return urlsplit(origin).hostname
+    except ValueError:
+        return None
+
+
+def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
+    """The dashboard of the registry at ``db_path``. ``host`` is the address or name the server
+    listens on (``lightml gui --host``): besides the local names, requests must be addressed to it."""
     db = str(Path(db_path).resolve())
     store.open_registry_readonly(db).close()  # fail now, with a clear error, if it is not a registry
     token = secrets.token_urlsafe(32)
@@ -107,19 +148,19 @@ def create_app(db_path: str | Path) -> Starlette:
         family = _param(request, "family", required=False)
         run = _param(request, "run", required=False)
         checkpoints = request.query_params.get("checkpoints", "0") in ("1", "true", "yes")
-        key = (family, run, checkpoints)
+        include_hidden = request.query_params.get("include_hidden", "0") in ("1", "true", "yes")
+        key = (family, run, checkpoints, include_hidden)
 
         async def work(conn) -> bytes:
             (last,) = (await data.rows(conn, "SELECT coalesce(max(seq), 0) FROM events"))[0]
             cached = pivot_cache.get(key)
             if cached is not None and cached[0] == last:
                 return cached[1]
-            if family is not None and not await data.rows(conn, "SELECT 1 FROM metrics WHERE family = ? LIMIT 1",
-                                                          (family,)):
-                raise NotFoundError(f"no family {family!r}")
+            if family is not None:
+                await data.require_metric(conn, family)
             if run is not None and not await data.rows(conn, "SELECT 1 FROM run WHERE run_name = ?", (run,)):
                 raise NotFoundError(f"run {run!r} not found")
-            body = await data.pivot(conn, family, run, checkpoints)
+            body = await data.pivot(conn, family, run, checkpoints, include_hidden)
             if len(pivot_cache) > 64:
                 pivot_cache.clear()
             pivot_cache[key] = (last, body)
@@ -131,7 +172,12 @@ def create_app(db_path: str | Path) -> Starlette:
 
     async def api_curves(request: Request) -> JSONResponse:
         family, metric = _param(request, "family"), _param(request, "metric")
-        return JSONResponse(await with_conn(lambda conn: data.curves(conn, family, metric)))
+
+        async def work(conn) -> list[dict[str, Any]]:
+            # An unknown family or metric is a 404; a known metric no checkpoint has is an empty chart.
+            await data.require_metric(conn, family, metric)
+            return await data.curves(conn, family, metric)
+        return JSONResponse(await with_conn(work))
 
     async def api_compare(request: Request) -> JSONResponse:
         from lightml.compare import compare_in
@@ -157,45 +203,73 @@ def create_app(db_path: str | Path) -> Starlette:
                     raise NotFoundError(f"run {run_name!r} not found")
             ids = queries.history_metric_ids(conn, model, family, metric, step_value, run, run_name)
             return queries.metric_history(conn, ids)
-        return JSONResponse(await in_thread(work))
+        entries = await in_thread(work)
+        if not entries:
+            # Say what is missing: the family, its metric, or only this model's value of it.
+            # (Checked only now: a deleted model's history may name a family no live row has.)
+            await with_conn(lambda conn: data.require_metric(conn, family, metric))
+            at_step = f" at step {step_value}" if step_value is not None else ""
+            raise NotFoundError(f"model {model!r} has no value of {family}/{metric}{at_step}")
+        return JSONResponse(entries)
 
     async def api_events(request: Request) -> JSONResponse:
         after = _int_param(request, "after", 0)
         return JSONResponse(await with_conn(lambda conn: data.events_after(conn, after)))
 
-    async def api_export(request: Request) -> FileResponse:
+    async def api_export(request: Request) -> Response:
         from lightml.export import export_excel
 
-        folder = tempfile.mkdtemp(prefix="lightml-export-")
-        path = Path(folder) / f"{Path(db).stem}_report.xlsx"
-        await anyio.to_thread.run_sync(partial(export_excel, db, path))
-        cleanup = BackgroundTask(_remove_tree, folder)
-        return FileResponse(path, filename=path.name, background=cleanup,
-                            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        name = f"{Path(db).stem}_report.xlsx"
 
-    async def edit(request: Request, apply: Callable[[Any, dict], Any]) -> JSONResponse:
-        if not secrets.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
-            return JSONResponse({"error": "missing or wrong token: edits come from the dashboard page only"},
-                                status_code=403)
+        def build() -> bytes:
+            # The report is read back into memory so that its temporary folder is removed here,
+            # whether the export succeeds or raises, and not left to a task after the download.
+            with tempfile.TemporaryDirectory(prefix="lightml-export-") as folder:
+                path = Path(folder) / name
+                export_excel(db, path)
+                return path.read_bytes()
+        body = await anyio.to_thread.run_sync(build)
+        return Response(body, media_type=XLSX, headers={"Content-Disposition": _attachment(name)})
+
+    async def edit_body(request: Request) -> dict[str, Any]:
+        """The JSON body of an edit, after the token check; ``model`` and ``run`` validated."""
+        # Header values may hold any byte (decoded as latin-1), and compare_digest refuses
+        # non-ASCII str: compare bytes, so a strange header is a wrong token, not a crash.
+        given = request.headers.get(TOKEN_HEADER, "")
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(403, "missing or wrong token: edits come from the dashboard page only")
         try:
             body = await request.json()
         except ValueError:
             raise BadRequest("the body must be JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             raise BadRequest("the body must be a JSON object with a 'model'")
+        if not isinstance(body.get("run"), (str, type(None))):
+            raise BadRequest("'run' must be a string or null")
+        return body
 
-        def work() -> Any:
+    async def write(body: dict[str, Any], apply: Callable[[Any], bool]) -> JSONResponse:
+        def work() -> bool:
             from lightml.handle import LightMLHandle
 
             with LightMLHandle(db, body.get("run"), origin="web", create=False) as handle:
-                return apply(handle, body)
+                return apply(handle)
         return JSONResponse({"changed": await anyio.to_thread.run_sync(work)})
 
     async def api_notes(request: Request) -> JSONResponse:
-        return await edit(request, lambda h, body: h.set_notes(body["model"], body.get("notes")))
+        body = await edit_body(request)
+        notes = body.get("notes", False)  # False: absent, which is refused like any non-text
+        if not isinstance(notes, (str, type(None))):
+            raise BadRequest("'notes' must be a string or null")
+        return await write(body, lambda h: h.set_notes(body["model"], notes))
 
     async def api_hidden(request: Request) -> JSONResponse:
-        return await edit(request, lambda h, body: h.set_hidden(body["model"], bool(body.get("hidden", True))))
+        body = await edit_body(request)
+        hidden = body.get("hidden")
+        # Strict: bool("false") is True, so anything but a JSON boolean would hide the model.
+        if not isinstance(hidden, bool):
+            raise BadRequest(f"'hidden' must be true or false (a JSON boolean), got {hidden!r}")
+        return await write(body, lambda h: h.set_hidden(body["model"], hidden))
 
     routes = [
         Route("/", page),
@@ -213,7 +287,16 @@ def create_app(db_path: str | Path) -> Starlette:
         Route("/api/notes", api_notes, methods=["POST"]),
         Route("/api/hidden", api_hidden, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={
+    # Names requests may be addressed to: the local ones and the configured host.
+    configured = host.strip("[]").lower()
+    hosts = {*LOCAL_HOSTS, configured}
+    middleware = [
+        # A wrong Host header gets 400. IPv6 literals are bracketed in Host headers.
+        Middleware(TrustedHostMiddleware, allowed_hosts=[f"[{h}]" if ":" in h else h for h in sorted(hosts)],
+                   www_redirect=False),
+        Middleware(RefuseForeignOrigin, hosts=hosts),
+    ]
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={
         # A registry busy beyond the timeout (another process holds the write lock): try again.
         RegistryLockedError: lambda r, e: JSONResponse({"error": str(e)}, status_code=503),
         TimeoutError: lambda r, e: JSONResponse({"error": str(e)}, status_code=503),
@@ -227,8 +310,8 @@ def create_app(db_path: str | Path) -> Starlette:
     })
 
 
-def _remove_tree(folder: str) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
+def _attachment(filename: str) -> str:
+    """A Content-Disposition for a download; RFC 5987 encoding when the name is not plain ASCII."""
+    quoted = quote(filename)
+    return f'attachment; filename="{filename}"' if quoted == filename else f"attachment; filename*=utf-8''{quoted}"
 

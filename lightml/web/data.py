@@ -13,6 +13,7 @@ import aiosqlite
 
 from lightml.browse import describe_event
 from lightml.direction import lower_is_better
+from lightml.errors import NotFoundError
 
 
 async def connect(path: str) -> aiosqlite.Connection:
@@ -41,18 +42,32 @@ async def families(conn) -> list[dict[str, Any]]:
         conn, "SELECT family, count(DISTINCT metric_name) FROM metrics GROUP BY family ORDER BY family")]
 
 
-async def pivot(conn, family: str | None, run: str | None, checkpoints: bool) -> bytes:
+async def require_metric(conn, family: str, metric: str | None = None) -> None:
+    """NotFoundError naming the family, or the metric in it, when no metric row has it."""
+    if not await rows(conn, "SELECT 1 FROM metrics WHERE family = ? LIMIT 1", (family,)):
+        raise NotFoundError(f"no family {family!r}")
+    if metric is not None and not await rows(
+            conn, "SELECT 1 FROM metrics WHERE family = ? AND metric_name = ? LIMIT 1", (family, metric)):
+        raise NotFoundError(f"no metric {metric!r} in family {family!r}")
+
+
+async def pivot(conn, family: str | None, run: str | None, checkpoints: bool, include_hidden: bool = False) -> bytes:
     """Models (and optionally their checkpoints) x metrics, as encoded JSON:
     ``{"family", "columns": [{"family", "metric", "lower_is_better"}], "rows": [{"id", "model",
-    "run", "parent", "step", "values": {family: {metric: value}}}]}``.
+    "run", "parent", "hidden", "step", "values": {family: {metric: value}}}]}``; model rows
+    (``step`` null) also carry ``notes``.
 
     ``family`` None: all families (the same metric name in two families stays two columns).
+    Hidden models are left out unless ``include_hidden``. A checkpoint with no value in the
+    family (or none at all) is left out; a model is always listed.
     SQLite builds each row's values object (``json_group_object``, through the metrics'
     unique indexes), so Python only joins ready-made JSON text: thousands of models cost tens
     of milliseconds, not a Python object per value. SQLite writes the values with 15
     significant digits; the page shows 4.
     """
-    where, params = ["m.hidden = 0"], []
+    where, params = ["1"], []  # "1": always true, so the WHERE clause is never empty
+    if not include_hidden:
+        where.append("m.hidden = 0")
     if run is not None:
         where.append("r.run_name = ?")
         params.append(run)
@@ -64,7 +79,8 @@ async def pivot(conn, family: str | None, run: str | None, checkpoints: bool) ->
                 f"x.value) AS v FROM metrics x WHERE x.{key_column} = {key} {fam} GROUP BY x.family))")
 
     model_rows = await rows(conn, (
-        f"SELECT m.id, m.model_name, r.run_name, p.model_name, {values_of('model_id', 'm.id')} FROM model m "
+        f"SELECT m.id, m.model_name, r.run_name, p.model_name, {values_of('model_id', 'm.id')}, m.notes, m.hidden "
+        "FROM model m "
         "LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id "
         f"WHERE {' AND '.join(where)} ORDER BY m.model_name, r.run_name"), fam_param + params)
     checkpoint_rows: dict[int, list[tuple]] = {}
@@ -73,7 +89,9 @@ async def pivot(conn, family: str | None, run: str | None, checkpoints: bool) ->
                 f"SELECT c.model_id, c.step, c.id, {values_of('checkpoint_id', 'c.id')} FROM checkpoint c "
                 f"JOIN model m ON m.id = c.model_id LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)} "
                 "ORDER BY c.step, c.id"), fam_param + params):
-            if values is not None:
+            # json_group_object over no rows gives '{}', never NULL: that is a checkpoint
+            # without values here.
+            if values != "{}":
                 checkpoint_rows.setdefault(mid, []).append((step, cid, values))
     # The columns: every (family, metric) in the rows. Decoding the rows' JSON just for its keys
     # is much cheaper than a DISTINCT over the whole metrics table (which has no family index,
@@ -86,9 +104,10 @@ async def pivot(conn, family: str | None, run: str | None, checkpoints: bool) ->
     columns = [{"family": f, "metric": name, "lower_is_better": lower_is_better(name)} for f, name in sorted(keys)]
     dump = json.dumps
     parts = []
-    for mid, name, run_name, parent, values in model_rows:
-        head = f'{{"id":{mid},"model":{dump(name)},"run":{dump(run_name)},"parent":{dump(parent)}'
-        parts.append(f'{head},"step":null,"values":{values or "{}"}}}')
+    for mid, name, run_name, parent, values, notes, hidden in model_rows:
+        head = (f'{{"id":{mid},"model":{dump(name)},"run":{dump(run_name)},"parent":{dump(parent)},'
+                f'"hidden":{dump(bool(hidden))}')
+        parts.append(f'{head},"step":null,"notes":{dump(notes)},"values":{values or "{}"}}}')
         for step, cid, ck_values in checkpoint_rows.get(mid, []):
             parts.append(f'{head},"checkpoint":{cid},"step":{dump(step)},"values":{ck_values}}}')
     return (f'{{"family":{dump(family)},"columns":{dump(columns, separators=(",", ":"))},'

@@ -7,6 +7,7 @@ const state = {
   family: undefined,       // a family name; null: all families; undefined: not chosen yet (the first)
   run: "",
   checkpoints: false,
+  includeHidden: false,
   search: "",
   sort: null,              // {col: index or "model"/"run"/"step", dir: 1 | -1}
   selected: new Set(),     // model ids
@@ -20,6 +21,14 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+
+// Objects keyed by registry data (family, metric names) must be read through their own
+// properties only: a metric named "constructor" or a family named "__proto__" would otherwise
+// find Object.prototype's.
+const own = (object, key) => (object != null && Object.hasOwn(object, key) ? object[key] : undefined);
+
+// The edit token the server wrote into the page; the POST endpoints refuse requests without it.
+const TOKEN = document.querySelector('meta[name="lightml-token"]').content;
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -46,6 +55,12 @@ async function api(path, options) {
   const body = await response.json();
   if (!response.ok) throw new Error(body.error || response.statusText);
   return body;
+}
+
+// An edit (notes, hidden flag) through the server, which logs it as an event with origin "web".
+function post(path, body) {
+  return api(path, {method: "POST", body: JSON.stringify(body),
+    headers: {"Content-Type": "application/json", "X-LightML-Token": TOKEN}});
 }
 
 function fmt(value) {
@@ -90,11 +105,12 @@ async function loadPivot() {
   if (state.family !== null) params.set("family", state.family);
   if (state.run) params.set("run", state.run);
   if (state.checkpoints) params.set("checkpoints", "1");
+  if (state.includeHidden) params.set("include_hidden", "1");
   const pivot = await api(`/api/pivot?${params}`);
   // values arrive as {family: {metric: value}}: lay them out in column order
   for (const row of pivot.rows) {
     const byFamily = row.values;
-    row.values = pivot.columns.map((c) => (byFamily[c.family] || {})[c.metric] ?? null);
+    row.values = pivot.columns.map((c) => own(own(byFamily, c.family), c.metric) ?? null);
   }
   state.pivot = pivot;
   renderTable();
@@ -152,9 +168,12 @@ function rowElement(record) {
   const {row} = record;
   const {columns} = state.pivot;
   const tr = el("tr", {class: row.step == null ? "model" : "checkpoint", "data-model-id": String(row.id)});
+  if (row.hidden) tr.classList.add("hidden-model");
   const box = el("input", {type: "checkbox"});
   box.addEventListener("change", () => toggleSelected(row.id, box.checked));
-  tr.append(el("td", {}, box), el("td", {text: row.model, class: "model-name"}), el("td", {text: row.run ?? ""}));
+  // Model rows get an edit button (notes, hide) beside their checkbox; checkpoints have none.
+  const edit = row.step == null ? editButton(row) : null;
+  tr.append(el("td", {}, box, edit), el("td", {text: row.model, class: "model-name"}), el("td", {text: row.run ?? ""}));
   if (state.checkpoints) tr.append(el("td", {text: row.step == null ? "" : `step ${row.step}`}));
   row.values.forEach((value, i) => {
     const td = el("td", {class: "num", text: fmt(value)});
@@ -305,6 +324,41 @@ async function showHistory(row, column) {
   openModal(`History of ${column.family}/${column.metric} — ${where}`, table);
 }
 
+// ---------------------------------------------------------------- editing notes and the hidden flag
+
+function editButton(row) {
+  const title = row.notes ? `notes: ${row.notes}` : "edit notes, hide";
+  const button = el("button", {class: "edit", text: "✎", title});
+  button.addEventListener("click", () => showEdit(row));
+  return button;
+}
+
+function showEdit(row) {
+  const notes = el("textarea", {id: "edit-notes", rows: "5", cols: "60"});
+  notes.value = row.notes ?? "";
+  const save = el("button", {id: "save-notes", text: "Save notes"});
+  const toggle = el("button", {id: "toggle-hidden", text: row.hidden ? "Unhide" : "Hide"});
+  const problem = el("p", {id: "edit-error", class: "error"});
+  const change = async (path, body) => {
+    try {
+      await post(path, {model: row.model, run: row.run, ...body});
+    } catch (error) {
+      problem.textContent = error.message;  // the modal stays open with the reason
+      return;
+    }
+    $("modal").hidden = true;
+    await refresh();
+  };
+  save.addEventListener("click", () => change("/api/notes", {notes: notes.value}));
+  toggle.addEventListener("click", () => change("/api/hidden", {hidden: !row.hidden}));
+  const hint = row.hidden ? "Hidden: left out of listings, export and the dashboard unless asked for."
+    : "Hiding leaves the model out of listings, export and the dashboard (tick \"hidden\" to see it again).";
+  openModal(`Edit ${row.model}${row.run ? ` (${row.run})` : ""}`,
+    el("label", {for: "edit-notes", text: "Notes"}), notes,
+    el("div", {class: "edit-actions"}, save, toggle), el("p", {class: "hint", text: hint}), problem);
+  notes.focus();
+}
+
 // ---------------------------------------------------------------- lineage graph
 
 const RUN_COLORS = ["#8ecae6", "#ffb703", "#90be6d", "#f28482", "#b8b8ff", "#f9c74f", "#84a59d", "#e5989b"];
@@ -448,6 +502,7 @@ async function loadCurveMetrics() {
   const family = $("curve-family").value;
   if (!family) return;
   const pivot = await api(`/api/pivot?${new URLSearchParams({family, checkpoints: "1"})}`);
+  if ($("curve-family").value !== family) return;  // another family was picked meanwhile: its call goes on
   const metrics = pivot.columns.map((c) => c.metric);  // (the values are not needed here)
   const select = $("curve-metric");
   const current = select.value;
@@ -461,8 +516,19 @@ async function loadCurves() {
   const chart = $("curves");
   chart.replaceChildren();
   if (!family || !metric) return;
-  const series = await api(`/api/curves?${new URLSearchParams({family, metric})}`);
-  $("curves-empty").hidden = series.length > 0;
+  const empty = $("curves-empty");
+  let series;
+  try {
+    series = await api(`/api/curves?${new URLSearchParams({family, metric})}`);
+  } catch (error) {
+    // e.g. 404: the family or metric went away (a model was deleted) since the lists were loaded
+    empty.textContent = error.message;
+    empty.hidden = false;
+    return;
+  }
+  if ($("curve-family").value !== family || $("curve-metric").value !== metric) return;  // a stale answer
+  empty.textContent = "No checkpoint has this metric.";
+  empty.hidden = series.length > 0;
   if (!series.length) return;
   const points = series.flatMap((s) => s.points);
   const steps = points.map((p) => p[0]), values = points.map((p) => p[1]);
@@ -529,6 +595,7 @@ function wire() {
   document.querySelector(".table-wrap").addEventListener("scroll", () => requestAnimationFrame(renderWindow));
   $("run-filter").addEventListener("change", (e) => { state.run = e.target.value; loadPivot(); });
   $("show-checkpoints").addEventListener("change", (e) => { state.checkpoints = e.target.checked; loadPivot(); });
+  $("show-hidden").addEventListener("change", (e) => { state.includeHidden = e.target.checked; loadPivot(); });
   $("graph-search").addEventListener("input", highlightGraph);
   $("graph-checkpoints").addEventListener("change", (e) => { state.graph.showCheckpoints = e.target.checked; renderGraph(); });
   $("curve-family").addEventListener("change", loadCurveMetrics);
