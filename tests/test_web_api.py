@@ -326,3 +326,28 @@ def test_a_failed_export_leaves_no_temporary_folder(registry: Path, tmp_path: Pa
     monkeypatch.setattr(lightml.export, "export_excel", half_written)
     assert client.get("/api/export").status_code == 500
     assert list(temp.iterdir()) == []
+
+
+def test_pivot_columns_are_those_of_the_rows_shown(tmp_path: Path) -> None:
+    db = tmp_path / "cols.db"
+    with LightMLHandle(db, "r1") as h:
+        h.register_model("a", "org/a")
+        h.log_model_metric("a", "eval", "acc", 0.5)
+        cid = h.register_checkpoint("a", 10, "/ckpt/a-10")
+        h.log_checkpoint_metric(cid, "eval", "step_only", 0.1)
+        h.register_model("secret", "org/secret")
+        h.log_model_metric("secret", "eval", "hidden_only", 0.9)
+        h.set_hidden("secret")
+    with LightMLHandle(db, "r2") as h:
+        h.register_model("b", "org/b")
+        h.log_model_metric("b", "eval", "r2_only", 0.3)
+    client = TestClient(create_app(db), base_url=LOCAL)
+
+    def columns(**params) -> list[str]:
+        return [c["metric"] for c in client.get("/api/pivot", params=params).json()["columns"]]
+
+    assert columns() == ["acc", "r2_only"]
+    assert columns(run="r1") == ["acc"]
+    assert columns(run="r1", checkpoints="1") == ["acc", "step_only"]
+    assert columns(include_hidden="1") == ["acc", "hidden_only", "r2_only"]
+    assert columns(family="eval", run="r2") == ["r2_only"]

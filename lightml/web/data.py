@@ -78,33 +78,37 @@ async def pivot(conn, family: str | None, run: str | None, checkpoints: bool, in
         return (f"(SELECT json_group_object(f, json(v)) FROM (SELECT x.family AS f, json_group_object(x.metric_name, "
                 f"x.value) AS v FROM metrics x WHERE x.{key_column} = {key} {fam} GROUP BY x.family))")
 
+    def names_of(key_column: str, key: str) -> str:
+        # The row's (family, metric) pairs, in index order: most rows share one such list,
+        # so the columns come from decoding a few distinct lists, not every row's values.
+        return (f"(SELECT json_group_array(json_array(x.family, x.metric_name)) FROM metrics x "
+                f"WHERE x.{key_column} = {key} {fam})")
+
     model_rows = await rows(conn, (
-        f"SELECT m.id, m.model_name, r.run_name, p.model_name, {values_of('model_id', 'm.id')}, m.notes, m.hidden "
-        "FROM model m "
+        f"SELECT m.id, m.model_name, r.run_name, p.model_name, {values_of('model_id', 'm.id')}, m.notes, m.hidden, "
+        f"{names_of('model_id', 'm.id')} FROM model m "
         "LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id "
-        f"WHERE {' AND '.join(where)} ORDER BY m.model_name, r.run_name"), fam_param + params)
+        f"WHERE {' AND '.join(where)} ORDER BY m.model_name, r.run_name"), fam_param * 2 + params)
+    name_lists = {r[7] for r in model_rows}
     checkpoint_rows: dict[int, list[tuple]] = {}
     if checkpoints:
-        for mid, step, cid, values in await rows(conn, (
-                f"SELECT c.model_id, c.step, c.id, {values_of('checkpoint_id', 'c.id')} FROM checkpoint c "
+        for mid, step, cid, values, names in await rows(conn, (
+                f"SELECT c.model_id, c.step, c.id, {values_of('checkpoint_id', 'c.id')}, "
+                f"{names_of('checkpoint_id', 'c.id')} FROM checkpoint c "
                 f"JOIN model m ON m.id = c.model_id LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)} "
-                "ORDER BY c.step, c.id"), fam_param + params):
+                "ORDER BY c.step, c.id"), fam_param * 2 + params):
             # json_group_object over no rows gives '{}', never NULL: that is a checkpoint
             # without values here.
             if values != "{}":
                 checkpoint_rows.setdefault(mid, []).append((step, cid, values))
-    # The columns: every (family, metric) in the rows. Decoding the rows' JSON just for its keys
-    # is much cheaper than a DISTINCT over the whole metrics table (which has no family index,
-    # to keep logging fast).
-    keys: set[tuple[str, str]] = set()
-    for text in [r[4] for r in model_rows] + [v for cps in checkpoint_rows.values() for _, _, v in cps]:
-        if text:
-            for f, metrics in json.loads(text).items():
-                keys.update((f, name) for name in metrics)
+                name_lists.add(names)
+    # The columns: every (family, metric) in the rows shown (not a DISTINCT over the whole
+    # metrics table, which has no family index, to keep logging fast).
+    keys = {(f, name) for text in name_lists for f, name in json.loads(text)}
     columns = [{"family": f, "metric": name, "lower_is_better": lower_is_better(name)} for f, name in sorted(keys)]
     dump = json.dumps
     parts = []
-    for mid, name, run_name, parent, values, notes, hidden in model_rows:
+    for mid, name, run_name, parent, values, notes, hidden, _ in model_rows:
         head = (f'{{"id":{mid},"model":{dump(name)},"run":{dump(run_name)},"parent":{dump(parent)},'
                 f'"hidden":{dump(bool(hidden))}')
         parts.append(f'{head},"step":null,"notes":{dump(notes)},"values":{values or "{}"}}}')
