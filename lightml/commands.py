@@ -327,8 +327,10 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
 
     def command(tx: WriteTransaction) -> int:
         conn = tx.conn
-        rid = _run_id_for_restore(conn, run_name)
-        latest = resolve.latest_deletes(conn, model_name, rid)
+        run_ids = _run_ids_for_restore(conn, run_name)
+        latest = resolve.latest_deletes(conn, model_name, None)
+        if run_ids is not None:
+            latest = {run: found for run, found in latest.items() if run in run_ids}
         if not latest:
             where = f" in run {run_name!r}" if run_name is not None else ""
             raise NotFoundError(f"no deleted model {model_name!r}{where} to restore")
@@ -338,12 +340,25 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
         }
         if not restorable:
             raise ConflictError(f"model {model_name!r} is not deleted (it was restored already)")
+        if run_name is not None and len(restorable) > 1:
+            # The run was pruned and made again, and the model deleted from both: the latest delete.
+            restorable = dict([max(restorable.items(), key=lambda item: item[1][0])])
         if len(restorable) > 1:
             names = sorted(repr(_run_name_live_or_pruned(conn, r)) for r in restorable)
             raise ConflictError(f"deleted model {model_name!r} exists in several runs ({', '.join(names)}); say which run")
         deleted_seq, payload = next(iter(restorable.values()))
         snapshot = payload["snapshot"]
         model = dict(snapshot["model"])
+        restored_run = []
+        if model["run_id"] is not None and not conn.execute("SELECT 1 FROM run WHERE id = ?", (model["run_id"],)).fetchone():
+            # Prune removed its run. If a run of that name exists again (a script opened it),
+            # the model goes back into that one; otherwise the old run comes back with it.
+            again = conn.execute("SELECT id FROM run WHERE run_name = ?",
+                                 (_run_name_live_or_pruned(conn, model["run_id"]),)).fetchone()
+            if again is not None:
+                model["run_id"] = again[0]
+            else:
+                restored_run = [_run_to_restore(conn, model["run_id"], model_name)]
         if conn.execute(
             "SELECT 1 FROM model WHERE model_name = ? AND run_id IS ?", (model_name, model["run_id"])
         ).fetchone():
@@ -351,9 +366,6 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
                 f"a model named {model_name!r} was registered in its run since the delete; "
                 "delete or rename that one first"
             )
-        restored_run = []
-        if model["run_id"] is not None and not conn.execute("SELECT 1 FROM run WHERE id = ?", (model["run_id"],)).fetchone():
-            restored_run = [_run_to_restore(conn, model["run_id"], model_name)]
         model["parent_id"] = _parent_to_restore(conn, model)
         mid = model["id"]
         relinked = sorted(
@@ -372,20 +384,18 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
     return command
 
 
-def _run_id_for_restore(conn, run_name: str | None) -> int | None:
-    """The id of the run a model is restored into: a live run, or one prune removed (the
-    model's restore brings it back)."""
+def _run_ids_for_restore(conn, run_name: str | None) -> set[int] | None:
+    """The ids a run name has had: the live run's, and those of runs of that name prune
+    removed (a model deleted from one of them is restored too). None: any run."""
     if run_name is None:
         return None
-    row = conn.execute("SELECT id FROM run WHERE run_name = ?", (run_name,)).fetchone()
-    if row is None:
-        row = conn.execute(
-            "SELECT json_extract(payload, '$.run_id') FROM events WHERE type = ? "
-            "AND json_extract(payload, '$.run_name') = ? ORDER BY seq DESC LIMIT 1", (ev.RUN_DELETED, run_name)
-        ).fetchone()
-    if row is None:
+    ids = {row[0] for row in conn.execute("SELECT id FROM run WHERE run_name = ?", (run_name,))}
+    ids |= {row[0] for row in conn.execute(
+        "SELECT json_extract(payload, '$.run_id') FROM events WHERE type = ? AND json_extract(payload, '$.run_name') = ?",
+        (ev.RUN_DELETED, run_name))}
+    if not ids:
         raise NotFoundError(f"no run {run_name!r}, live or pruned")
-    return row[0]
+    return ids
 
 
 def _run_name_live_or_pruned(conn, run_id: int | None) -> str | None:
@@ -406,9 +416,6 @@ def _run_to_restore(conn, run_id: int, model_name: str) -> tuple[str, dict[str, 
     if row is None:
         raise NotFoundError(f"the run of deleted model {model_name!r} no longer exists")
     snapshot = json.loads(row[1])["snapshot"]
-    if conn.execute("SELECT 1 FROM run WHERE run_name = ?", (snapshot["run_name"],)).fetchone():
-        raise ConflictError(f"run {snapshot['run_name']!r} was created again since it was pruned; "
-                            f"model {model_name!r} cannot go back into the old one")
     return (ev.RUN_RESTORED, {"run_id": run_id, "deleted_seq": row[0], "snapshot": snapshot})
 
 

@@ -34,12 +34,15 @@ class MetricDelta(BaseModel):
 
     @property
     def direction(self) -> int | None:
-        """+1 improved, -1 regressed, 0 unchanged (by the metric's direction); None missing."""
-        if self.delta is None:
+        """+1 improved, -1 regressed, 0 unchanged (by the metric's direction); None missing.
+
+        From the exact values, like ``pct_change``: 0.00004 -> 0.00005 is a change even
+        though the rounded ``delta`` shows 0.0000."""
+        if self.value_a is None or self.value_b is None:
             return None
-        if self.delta == 0:
+        if self.value_b == self.value_a:
             return 0
-        better = self.delta < 0 if self.lower_is_better else self.delta > 0
+        better = self.value_b < self.value_a if self.lower_is_better else self.value_b > self.value_a
         return 1 if better else -1
 
 

@@ -95,12 +95,24 @@ def set_parent(run_name: str | None, model_name: str, parent_name: str | None) -
 
 
 def _relinkable_by_a_restore(conn, model_id: int) -> bool:
-    """Was the model unlinked by a parent's delete, and not reparented (or told "no parent")
-    since? Then restoring that parent would re-link it."""
-    row = conn.execute(
-        "SELECT max(e.seq) FROM events e, json_each(e.payload, '$.snapshot.children') AS child "
-        "WHERE e.type = ? AND child.value = ?", (ev.MODEL_DELETED, model_id)).fetchone()
-    return row[0] is not None and not _reparented_since(conn, model_id, row[0])
+    """Would restoring some deleted model re-link this one as its child? (As restore_model
+    decides: a parent whose delete unlinked it, or the parent it had when it was deleted
+    itself; unless it was reparented, or told "no parent", since that parent's delete.)"""
+    parents = {pid for (pid,) in conn.execute(
+        "SELECT json_extract(e.payload, '$.model_id') FROM events e, json_each(e.payload, '$.snapshot.children') AS child "
+        "WHERE e.type = ? AND child.value = ?", (ev.MODEL_DELETED, model_id))}
+    parents |= {pid for (pid,) in conn.execute(
+        "SELECT json_extract(payload, '$.snapshot.model.parent_id') FROM events "
+        "WHERE type = ? AND json_extract(payload, '$.model_id') = ?", (ev.MODEL_DELETED, model_id)) if pid is not None}
+    for parent in parents:
+        if conn.execute("SELECT 1 FROM model WHERE id = ?", (parent,)).fetchone():
+            continue  # live: nothing to restore
+        (deleted_seq,) = conn.execute(
+            "SELECT max(seq) FROM events WHERE type = ? AND json_extract(payload, '$.model_id') = ?",
+            (ev.MODEL_DELETED, parent)).fetchone()
+        if deleted_seq is not None and not _reparented_since(conn, model_id, deleted_seq):
+            return True
+    return False
 
 
 @dataclass

@@ -231,7 +231,8 @@ def export_excel(db_path: str | os.PathLike, output_path: str | os.PathLike | No
                  include_hidden: bool = False) -> Path:
     """Write the report and return its path (folders are created as needed)."""
     output = Path(output_path) if output_path is not None else default_output(db_path)
-    if output.is_dir():
+    # (A trailing slash means a folder even if it does not exist yet; Path() would drop it.)
+    if output.is_dir() or (output_path is not None and str(output_path).endswith(("/", os.sep))):
         raise InvalidInputError(f"{output} is a folder; give the report a file name, e.g. {output / 'report.xlsx'}")
     conn = store.open_registry_readonly(db_path)
     try:

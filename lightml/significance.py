@@ -32,10 +32,10 @@ def _scores(conn: sqlite3.Connection, model_id: int, model_name: str, family: st
         scores = stats.vector_from_json(row[0])
     except (ValueError, TypeError):  # not a flat list of numbers: written by an older tool
         scores = np.array([np.nan])
-    if scores.ndim != 1 or not np.isfinite(scores).all():  # the handles refuse such scores
+    if scores.ndim != 1 or scores.size == 0 or not np.isfinite(scores).all():  # the handles refuse such scores
         raise InvalidInputError(
-            f"cannot test {family}/{metric_name}: the stored scores of {model_name!r} are not all finite "
-            "numbers (NaN, infinity or text)"
+            f"cannot test {family}/{metric_name}: the stored scores of {model_name!r} are not a non-empty list "
+            "of finite numbers (empty, NaN, infinity or text)"
         )
     return scores, (json.loads(row[1]) if row[1] is not None else None)
 

@@ -252,31 +252,37 @@ def test_pct_change_uses_the_exact_difference(tmp_path: Path) -> None:
         h.register_model("b", "org/b")
         h.log_model_metric("a", "f", "m", 0.00004)
         h.log_model_metric("b", "f", "m", 0.00005)
-    (delta,) = compare_models(db, "a", "b").deltas
+    result = compare_models(db, "a", "b")
+    (delta,) = result.deltas
     assert delta.delta == 0.0 and delta.pct_change == pytest.approx(25.0)
+    assert delta.direction == 1 and result.improved == [delta]  # higher is better for "m"
 
 
-def test_stored_scores_that_are_not_finite_make_one_metric_untestable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stored", ["[NaN, 0.25, 0.5, 0.25]", "[]", '["x", 1, 0, 1]'])
+def test_stored_scores_that_are_not_usable_make_one_metric_untestable(tmp_path: Path, stored: str) -> None:
     import sqlite3
+
+    from lightml import export_excel
 
     db = tmp_path / "nan.db"
     with LightMLHandle(db, "r") as h:
         h.register_model("a", "org/a")
-        h.register_model("b", "org/b")
+        h.register_model("b", "org/b", parent_name="a")  # the Excel report tests child against parent
         for model in ("a", "b"):
             h.log_model_metric(model, "eval", "acc", 0.5, scores=[1, 0, 1, 0])
             h.log_model_metric(model, "eval", "f1", 0.5, scores=[0.5, 0.25, 0.5, 0.25])
     # as an older tool could have written it (the handles refuse NaN scores)
     conn = sqlite3.connect(db)
-    conn.execute("UPDATE detailed_scores SET scores = '[NaN, 0.25, 0.5, 0.25]' WHERE metric_id = "
+    conn.execute("UPDATE detailed_scores SET scores = ? WHERE metric_id = "
                  "(SELECT m.id FROM metrics m JOIN model o ON o.id = m.model_id "
-                 "WHERE o.model_name = 'b' AND m.metric_name = 'f1')")
+                 "WHERE o.model_name = 'b' AND m.metric_name = 'f1')", (stored,))
     conn.commit()
     conn.close()
     with LightMLHandle(db, "r") as h:
-        with pytest.raises(InvalidInputError, match="not all finite"):
+        with pytest.raises(InvalidInputError, match="not a non-empty list of finite numbers"):
             h.compare_stats("a", "b", "eval", "f1")
         items = {i["metric_name"]: i for i in h.compare_stats_all("a", "b")}
-    assert "not all finite" in items["f1"]["error"] and items["acc"]["p_value"] == 1.0
+    assert "finite numbers" in items["f1"]["error"] and items["acc"]["p_value"] == 1.0
     result = compare_models(db, "a", "b")  # the table still comes, with the f1 verdict as an error
     assert {(d.family, d.metric_name) for d in result.deltas} == {("eval", "acc"), ("eval", "f1")}
+    assert export_excel(db, tmp_path / "r.xlsx").exists()  # and so does the report

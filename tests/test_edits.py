@@ -248,3 +248,34 @@ def test_restore_by_an_old_name_ignores_a_superseded_delete(db: Path) -> None:
         h.restore_model("dpo-v2")
         assert h.metric_exists("dpo-v2", "f", "new")
     assert verify(db).ok
+
+
+def test_a_pruned_model_goes_back_into_its_run_made_again(db: Path) -> None:
+    with LightMLHandle(db, "sweep") as h:
+        h.register_model("empty", "org/empty")
+        h.register_model("other", "org/other")
+    with LightMLHandle(db) as h:
+        assert h.prune().runs == ["sweep"]
+    with LightMLHandle(db, "sweep") as h:  # a script opens the run again: a new run of that name
+        h.register_model("fresh", "org/fresh")
+        h.restore_model("empty")  # into the live "sweep"
+    with LightMLHandle(db) as h:
+        h.restore_model("other", run_name="sweep")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM run WHERE run_name = 'sweep'").fetchone() == (1,)
+        assert conn.execute("SELECT m.model_name FROM model m JOIN run r ON r.id = m.run_id "
+                            "WHERE r.run_name = 'sweep' ORDER BY 1").fetchall() == [("empty",), ("fresh",), ("other",)]
+    assert verify(db).ok
+
+
+def test_no_parent_is_remembered_for_a_model_deleted_with_its_parent_gone(db: Path) -> None:
+    with LightMLHandle(db, "r1") as h:
+        h.delete_model("dpo")
+        h.delete_model("sft")
+        h.restore_model("dpo")  # sft is still deleted: dpo comes back without a parent
+        assert model_row(db, "dpo")[2] is None
+        assert h.set_parent("dpo", None)  # recorded: restoring sft must not re-link it
+        assert not h.set_parent("dpo", None)
+        h.restore_model("sft")
+    assert model_row(db, "dpo")[2] is None
+    assert verify(db).ok

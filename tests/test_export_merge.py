@@ -226,6 +226,9 @@ def test_export_to_a_folder_is_refused_and_leaves_nothing(registry: Path, tmp_pa
     with pytest.raises(InvalidInputError, match="is a folder"):
         export_excel(registry, folder)
     assert list(folder.iterdir()) == [] and not list(tmp_path.glob("*.tmp"))
+    with pytest.raises(InvalidInputError, match="is a folder"):
+        export_excel(registry, f"{tmp_path / 'not-yet'}/")
+    assert not (tmp_path / "not-yet").exists()
 
 
 def test_sheet_name_cut_to_31_characters_never_ends_with_an_apostrophe() -> None:

@@ -61,6 +61,9 @@ def test_page_and_static_files(client: TestClient) -> None:
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/static/../app.py").status_code == 404
     assert "access-control-allow-origin" not in {k.lower() for k in page.headers}
+    # never framed by another site (a frame could trick a click on the edit buttons)
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
 def test_pivot(client: TestClient) -> None:
@@ -223,7 +226,10 @@ def test_only_local_and_configured_host_names_are_answered(registry: Path, base_
     # sends "Host: evil.example", which the dashboard must refuse.
     client = TestClient(create_app(registry, host="lab.example"), base_url=base_url)
     assert client.get("/").status_code == status
-    assert client.get("/api/runs").status_code == status
+    response = client.get("/api/runs")
+    assert response.status_code == status
+    if status == 400:
+        assert "answers only to 127.0.0.1" in response.json()["error"]
 
 
 def test_an_ipv6_configured_host_is_answered(registry: Path) -> None:

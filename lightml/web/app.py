@@ -28,7 +28,6 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -68,6 +67,35 @@ def _int_param(request: Request, name: str, default: int) -> int:
     if value < 0:
         raise BadRequest(f"parameter {name!r} must not be negative")
     return value
+
+
+class LocalHostsOnly:
+    """Answers 400 to a request whose ``Host`` header names a host not in ``hosts`` (any port).
+
+    Parsed here rather than with Starlette's TrustedHostMiddleware, which in the Starlette
+    versions we accept cuts ``[::1]:5050`` at its first colon and so refuses IPv6 hosts."""
+
+    def __init__(self, app: ASGIApp, hosts: set[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = _host_of_header(Headers(scope=scope).get("host", ""))
+            if host not in self.hosts:
+                response = JSONResponse({"error": "this dashboard answers only to 127.0.0.1, localhost, [::1] "
+                                                  "and its --host"}, status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _host_of_header(value: str) -> str:
+    """The host of a ``Host`` header, lower case, without port or IPv6 brackets."""
+    value = value.strip().lower()
+    if value.startswith("["):  # [::1]:5050
+        return value[1:value.find("]")] if "]" in value else ""
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
 class RefuseForeignOrigin:
@@ -125,7 +153,9 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
     async def page(request: Request) -> HTMLResponse:
         text = resources.files("lightml.web.static").joinpath("index.html").read_text(encoding="utf-8")
         text = text.replace("{{TOKEN}}", token).replace("{{DB}}", html.escape(db))
-        return HTMLResponse(text, headers={"Cache-Control": "no-store"})
+        # Never inside another site's frame: it could trick a click on the edit buttons.
+        return HTMLResponse(text, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                           "Content-Security-Policy": "frame-ancestors 'none'"})
 
     async def static(request: Request) -> Response:
         name = request.path_params["name"]
@@ -290,12 +320,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
     # Names requests may be addressed to: the local ones and the configured host.
     configured = host.strip("[]").lower()
     hosts = {*LOCAL_HOSTS, configured}
-    middleware = [
-        # A wrong Host header gets 400. IPv6 literals are bracketed in Host headers.
-        Middleware(TrustedHostMiddleware, allowed_hosts=[f"[{h}]" if ":" in h else h for h in sorted(hosts)],
-                   www_redirect=False),
-        Middleware(RefuseForeignOrigin, hosts=hosts),
-    ]
+    middleware = [Middleware(LocalHostsOnly, hosts=hosts), Middleware(RefuseForeignOrigin, hosts=hosts)]
     return Starlette(routes=routes, middleware=middleware, exception_handlers={
         # A registry busy beyond the timeout (another process holds the write lock): try again.
         RegistryLockedError: lambda r, e: JSONResponse({"error": str(e)}, status_code=503),
