@@ -4,7 +4,8 @@ Each immediate subdirectory of the scanned path is one model. Its files are pars
 (``lightml.lm_eval_format`` or the generic JSON below), and everything for that model is
 written in one transaction: the model (if new), its metrics with per-sample scores, and one
 ``file_imported`` event per file read. A later scan skips a folder whose files are all
-unchanged (same size and modification time, or same content hash) without parsing them.
+unchanged (same size and modification time, or same content hash) and were imported into
+the same model with the same naming, without reading its samples files.
 Nothing aborts a scan: each problem is recorded in ``ScanStats.skips`` with its reason.
 """
 
@@ -15,8 +16,10 @@ import json
 import math
 import os
 import stat
+import string
 import sys
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -75,13 +78,27 @@ class ScanStats:
 
 
 @dataclass
+class _Source:
+    """The results file (and its task) that gave a metric its value: only that file's
+    samples may give the metric its per-sample scores."""
+
+    results: lm_eval_format.ResultsFile
+    task: lm_eval_format.TaskResult
+    family: str
+
+
+@dataclass
 class _Parsed:
-    """One model folder, parsed: what to log."""
+    """One model folder, parsed: what to log, and the problems met on the way (reported
+    only if the folder is imported: an unchanged folder stays quiet)."""
 
     model: str
     path: str
     metrics: dict[tuple[str, str], float] = field(default_factory=dict)
+    sources: dict[tuple[str, str], _Source] = field(default_factory=dict)
     scores: dict[tuple[str, str], lm_eval_format.SampleScores] = field(default_factory=dict)
+    skips: list[Skip] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 # -- the files of a model folder -------------------------------------------------------------
@@ -109,88 +126,154 @@ def _candidate_files(folder: Path, fmt: str) -> list[Path]:
 # -- parsing --------------------------------------------------------------------------------
 
 
-def _parse_lm_eval(folder: Path, model: str, stats: ScanStats, family_template: str,
-                   name_from: str) -> _Parsed | None:
+def check_family_template(template: str) -> bool:
+    """Refuse a template that could fail or mislead later (before anything is written);
+    return whether it uses ``{nshot}``. Fields: ``{task}`` (required) and ``{nshot}`` (an int,
+    or empty when the results give no n-shot), with an optional conversion and format spec."""
+    how = "fields {task} (required) and {nshot}, e.g. '{task}_{nshot}shot'"
+    if not isinstance(template, str):
+        raise InvalidInputError(f"family_template must be a string ({how})")
+    try:
+        fields = [(name, spec) for _, name, spec, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:  # e.g. an unclosed "{task"
+        raise InvalidInputError(f"bad family_template {template!r}: {exc} ({how})") from None
+    for name, spec in fields:
+        # Attribute or index access ({task.name}, {task[0]}), positional fields and fields
+        # nested in a spec would reach into Python objects or need arguments we do not give.
+        if name not in ("task", "nshot"):
+            raise InvalidInputError(f"bad family_template {template!r}: unknown field {{{name}}} ({how})")
+        if "{" in spec:
+            raise InvalidInputError(f"bad family_template {template!r}: a field inside a format spec ({how})")
+    if "task" not in {name for name, _ in fields}:
+        raise InvalidInputError(f"bad family_template {template!r}: it must use {{task}} ({how})")
+    for nshot in (0, ""):  # both values the template will meet
+        try:
+            template.format(task="t", nshot=nshot)
+        except (ValueError, TypeError) as exc:  # a bad conversion or format spec
+            raise InvalidInputError(f"bad family_template {template!r}: {exc} ({how})") from None
+    return "nshot" in {name for name, _ in fields}
+
+
+def check_options(format: str, name_from: str, family_template: str) -> None:
+    """The naming options of a scan, checked before anything is read or written."""
+    if format not in FORMATS:
+        raise InvalidInputError(f"Unknown format '{format}'. Available: {list(FORMATS)}")
+    if name_from not in NAME_FROM:
+        raise InvalidInputError(f"name_from must be one of {list(NAME_FROM)}, got {name_from!r}")
+    check_family_template(family_template)
+
+
+def _parse_lm_eval(folder: Path, model: str, family_template: str, name_from: str) -> _Parsed:
+    """The results files only (small); the samples come later, if the folder is imported."""
     parsed = _Parsed(model=model, path=str(folder))
     results = []
     for path in _results_files(folder):
         read = lm_eval_format.read_results(path)
         if isinstance(read, str):
-            stats.skips.append(Skip(str(path), read))
+            parsed.skips.append(Skip(str(path), read))
             continue
         results.append(read)
-        stats.skips.extend(Skip(str(path), problem) for problem in read.problems)
+        parsed.skips.extend(Skip(str(path), problem) for problem in read.problems)
     if not results:
-        return None
+        return parsed
     if name_from == "results":
         newest = results[-1]
         parsed.model = newest.model_name or newest.pretrained or model
         parsed.path = newest.pretrained or parsed.path
+    uses_nshot = check_family_template(family_template)
     # A task evaluated at two n-shot values must not overwrite itself: those get "_<n>shot".
     shots: dict[str, set] = {}
     for r in results:
         for task, result in r.tasks.items():
             shots.setdefault(task, set()).add(result.nshot)
-    for r in results:  # oldest first: the newest value of a metric wins
+    for r in results:  # oldest first: the newest value of a metric wins, with its own samples only
         for task, result in r.tasks.items():
-            family = _family(task, result.nshot, family_template, len(shots[task]) > 1)
+            family = _family(task, result.nshot, family_template, not uses_nshot and len(shots[task]) > 1)
+            source = _Source(r, result, family)
             for name, value in result.metrics.items():
                 parsed.metrics[(family, name)] = value
-            _attach_samples(folder, r, task, result, family, parsed, stats)
+                parsed.sources[(family, name)] = source
     for task, values in shots.items():
-        if len(values) > 1 and "{nshot}" not in family_template:
-            stats.notes.append(f"{model}: {task} has results at {sorted(v for v in values if v is not None)} shots: "
-                               f"imported as separate families {task}_<n>shot")
+        if len(values) > 1 and not uses_nshot:
+            parsed.notes.append(f"{model}: {task} has results at {sorted(v for v in values if v is not None)} shots: "
+                                f"imported as separate families {task}_<n>shot")
     return parsed
 
 
 def _family(task: str, nshot: int | None, template: str, shot_conflict: bool) -> str:
     family = template.format(task=task, nshot="" if nshot is None else nshot)
-    if shot_conflict and "{nshot}" not in template:
+    if shot_conflict:
         family = f"{family}_{nshot}shot"
     return family
 
 
-def _attach_samples(folder: Path, results: lm_eval_format.ResultsFile, task: str,
-                    result: lm_eval_format.TaskResult, family: str, parsed: _Parsed, stats: ScanStats) -> None:
-    if results.time is None:
-        return
-    path = folder / f"samples_{task}_{results.time}.jsonl"
-    if not path.is_file():
-        return
-    samples, problems = lm_eval_format.read_samples(path)
-    stats.skips.extend(Skip(str(path), problem) for problem in problems)
-    for name, sample in samples.items():
-        if name not in result.metrics:
-            continue  # a per-sample metric with no aggregate (cannot be logged without a value)
-        if result.n_effective is not None and len(sample.scores) != result.n_effective:
-            stats.skips.append(Skip(str(path), f"{name}: {len(sample.scores)} documents, but the results say "
-                                              f"{result.n_effective}: scores not attached"))
+def _attach_samples(folder: Path, parsed: _Parsed, stats: ScanStats) -> dict[Path, str]:
+    """Per-sample scores from the samples file of the results file that gave each value.
+    Returns the SHA-256 of each samples file read."""
+    by_source: dict[int, tuple[_Source, list[str]]] = {}
+    for (_, name), source in parsed.sources.items():
+        by_source.setdefault(id(source), (source, []))[1].append(name)
+    hashes = {}
+    for source, names in by_source.values():
+        if source.results.time is None:
             continue
-        parsed.scores[(family, name)] = sample
+        path = folder / f"samples_{source.task.task}_{source.results.time}.jsonl"
+        if not path.is_file():
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            stats.skips.append(Skip(str(path), f"cannot read it ({exc.__class__.__name__}: {exc})"))
+            continue
+        hashes[path] = hashlib.sha256(data).hexdigest()  # the ledger's hash, without a second read
+        samples, problems = lm_eval_format.parse_samples(data)
+        stats.skips.extend(Skip(str(path), problem) for problem in problems)
+        expected = source.task.n_effective
+        for name in names:
+            sample = samples.get(name)
+            if sample is None:
+                continue  # e.g. a stderr: no per-sample values
+            if expected is not None and len(sample.scores) != expected:
+                stats.skips.append(Skip(str(path), f"{name}: {len(sample.scores)} documents, but the results say "
+                                                  f"{expected}: scores not attached"))
+                continue
+            parsed.scores[(source.family, name)] = sample
+    return hashes
 
 
-def _parse_json(folder: Path, model: str, stats: ScanStats) -> _Parsed | None:
+def _parse_json(folder: Path, model: str) -> _Parsed:
     """``{"metric": value}`` (family = file stem) or ``{"family": {"metric": value}}``."""
     parsed = _Parsed(model=model, path=str(folder))
     for path in _json_files(folder):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            stats.skips.append(Skip(str(path), f"not readable JSON ({exc.__class__.__name__}: {exc})"))
+            parsed.skips.append(Skip(str(path), f"not readable JSON ({exc.__class__.__name__}: {exc})"))
             continue
         if not isinstance(data, dict):
-            stats.skips.append(Skip(str(path), "not a JSON object"))
+            parsed.skips.append(Skip(str(path), "not a JSON object"))
             continue
         for key, value in data.items():
             pairs = value.items() if isinstance(value, dict) else [(key, value)]
             family = key if isinstance(value, dict) else path.stem
             for name, number in pairs:
                 if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-                    stats.skips.append(Skip(str(path), f"{family}/{name}: {number!r} is not a finite number"))
+                    parsed.skips.append(Skip(str(path), f"{family}/{name}: {number!r} is not a finite number"))
                     continue
                 parsed.metrics[(family, name)] = float(number)
-    return parsed if parsed.metrics else None
+    return parsed
+
+
+def _drop_bad_names(parsed: _Parsed) -> None:
+    """Names the registry refuses are left out here, so what remains is exactly what an
+    import would log (and what an unchanged folder is compared with)."""
+    for family, name in list(parsed.metrics):
+        try:
+            check_name(family, "family")
+            check_name(name, "metric_name")
+        except InvalidInputError as exc:
+            parsed.skips.append(Skip(parsed.path, f"{family}/{name}: {exc}"))
+            del parsed.metrics[(family, name)]
 
 
 # -- unchanged files ------------------------------------------------------------------------
@@ -204,33 +287,55 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _unchanged(files: list[tuple[Path, os.stat_result]], ledger: dict[str, tuple]) -> bool:
-    """Were all these files imported before, as they are now? Size and mtime are checked
-    first; a file whose mtime moved is hashed and compared with the recorded hash."""
+@dataclass
+class _Ledger:
+    """What earlier scans imported: the ``imported_file`` rows, and the models of the run."""
+
+    files: dict[str, tuple[str, int, int, int]]  # path -> (sha256, size, mtime_ns, model_id)
+    models: dict[str, int]                        # model name -> id, in the scanned run
+
+    @classmethod
+    def read(cls, registry: Registry, run_name: str) -> _Ledger:
+        def query(conn):
+            files = {p: (sha, size, mtime, mid) for p, sha, size, mtime, mid in conn.execute(
+                "SELECT path, sha256, size, mtime_ns, model_id FROM imported_file")}
+            models = dict(conn.execute("SELECT m.model_name, m.id FROM model m JOIN run r ON r.id = m.run_id "
+                                       "WHERE r.run_name = ?", (run_name,)))
+            return cls(files, models)
+
+        return registry.read(query)
+
+
+def _already_imported(registry: Registry, files: list[tuple[Path, os.stat_result]], parsed: _Parsed,
+                      ledger: _Ledger) -> bool:
+    """Were all these files imported before, as they are now, into this very model (same run
+    and name), under the same naming? Size and mtime are checked first; a file whose mtime
+    moved is hashed and compared with the recorded hash. The ledger does not record the
+    naming options, so the family names are checked instead: another ``family_template`` or
+    ``format`` gives metrics the model does not have yet, and the folder is imported again."""
+    model_id = ledger.models.get(parsed.model)
+    if model_id is None:
+        return False
     for path, st in files:
-        known = ledger.get(str(path))
-        if known is None:
+        known = ledger.files.get(str(path))
+        if known is None or known[3] != model_id:
             return False
-        sha, size, mtime_ns = known
+        sha, size, mtime_ns, _ = known
         if (size, mtime_ns) == (st.st_size, st.st_mtime_ns):
             continue
         if size != st.st_size or _sha256(path) != sha:
             return False
-    return True
+    present = registry.read(lambda c: set(c.execute(
+        "SELECT family, metric_name FROM metrics WHERE model_id = ?", (model_id,))))
+    return parsed.metrics.keys() <= present
 
 
 # -- writing ----------------------------------------------------------------------------------
 
 
-def _metric_inputs(parsed: _Parsed, stats: ScanStats) -> list[commands.MetricInput]:
+def _metric_inputs(parsed: _Parsed) -> list[commands.MetricInput]:
     items = []
     for (family, name), value in parsed.metrics.items():
-        try:
-            check_name(family, "family")
-            check_name(name, "metric_name")
-        except InvalidInputError as exc:
-            stats.skips.append(Skip(parsed.path, f"{family}/{name}: {exc}"))
-            continue
         sample = parsed.scores.get((family, name))
         if sample is None:
             items.append(commands.MetricInput(family, name, value))
@@ -243,8 +348,8 @@ def _metric_inputs(parsed: _Parsed, stats: ScanStats) -> list[commands.MetricInp
 
 def _encode_scores(scores: list[float]) -> str:
     """As JSON; 0/1 scores as ``[1,0,...]`` (half the size of ``[1.0,0.0,...]``)."""
-    if all(v == 0.0 or v == 1.0 for v in scores):
-        return "[" + ",".join("1" if v else "0" for v in scores) + "]"
+    if set(scores) <= {0.0, 1.0}:
+        return "[" + ",".join(["1" if v else "0" for v in scores]) + "]"
     return json.dumps(scores, separators=(",", ":"))
 
 
@@ -297,16 +402,7 @@ def scan_and_import(db: str | os.PathLike, run_name: str, path: str | os.PathLik
     ``name_from="results"`` takes the model name (and path) from the results file's
     ``model_name`` / ``pretrained=`` instead of the folder name.
     """
-    if format not in FORMATS:
-        raise InvalidInputError(f"Unknown format '{format}'. Available: {list(FORMATS)}")
-    if name_from not in NAME_FROM:
-        raise InvalidInputError(f"name_from must be one of {list(NAME_FROM)}, got {name_from!r}")
-    try:
-        family_template.format(task="t", nshot=0)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise InvalidInputError(f"family_template may use {{task}} and {{nshot}} only ({exc})") from None
-    if "{task}" not in family_template:
-        raise InvalidInputError("family_template must contain {task}")
+    check_options(format, name_from, family_template)
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"Directory not found: {root}")
@@ -314,45 +410,69 @@ def scan_and_import(db: str | os.PathLike, run_name: str, path: str | os.PathLik
     stats = ScanStats()
     registry = Registry(db, run_name, origin="scan")
     try:
-        ledger = {p: (sha, size, mtime) for p, sha, size, mtime in registry.read(
-            lambda c: c.execute("SELECT path, sha256, size, mtime_ns FROM imported_file").fetchall())}
+        ledger = _Ledger.read(registry, run_name)
         folders = _model_folders(root, stats)
+        writing = None
         for number, folder in enumerate(folders, 1):
             if progress is not None:
                 progress(number, len(folders))
-            _scan_folder(registry, folder, model_prefix + folder.name, format, force, family_template, name_from,
-                         ledger, stats)
+            submitted = _scan_folder(registry, folder, model_prefix + folder.name, format, force, family_template,
+                                     name_from, ledger, stats)
+            # The writer commits a model while the next folder is read: wait for the
+            # previous one only now.
+            if writing is not None:
+                _count_import(*writing, stats)
+            writing = submitted
+        if writing is not None:
+            _count_import(*writing, stats)
     finally:
         registry.close()
     return stats
 
 
 def _scan_folder(registry: Registry, folder: Path, model: str, fmt: str, force: bool, family_template: str,
-                 name_from: str, ledger: dict, stats: ScanStats) -> None:
+                 name_from: str, ledger: _Ledger, stats: ScanStats) -> tuple[Path, str, int, Future] | None:
+    """Read one model folder and submit its import; returns what ``_count_import`` needs, or
+    None if there is nothing to import."""
     try:
         files = [(p, p.stat()) for p in _candidate_files(folder, fmt)]
     except OSError as exc:
         stats.skipped_dirs.append(folder.name)
         stats.skips.append(Skip(str(folder), f"cannot read it ({exc.__class__.__name__}: {exc})"))
-        return
-    if files and not force and _unchanged(files, ledger):
-        stats.files_unchanged += len(files)
-        return
+        return None
+    # The results (or JSON) files are small: read them first, to know the model and the
+    # metrics; the samples files, which are most of the bytes, only if the folder is imported.
     if fmt == "json":
-        parsed = _parse_json(folder, model, stats)
+        parsed = _parse_json(folder, model)
     else:
-        parsed = _parse_lm_eval(folder, model, stats, family_template, name_from)
+        parsed = _parse_lm_eval(folder, model, family_template, name_from)
+    _drop_bad_names(parsed)
+    if files and parsed.metrics and not force and _already_imported(registry, files, parsed, ledger):
+        stats.files_unchanged += len(files)
+        return None
     stats.files_read += len(files)
-    if parsed is None:
+    stats.skips.extend(parsed.skips)
+    stats.notes.extend(parsed.notes)
+    if not parsed.metrics:
         stats.skipped_dirs.append(folder.name)
         stats.skips.append(Skip(str(folder), "no metrics found" if files else "no result files in it"))
-        return
+        return None
     try:
         check_name(parsed.model, "model name")
-        items = _metric_inputs(parsed, stats)
-        records = [(str(path), _sha256(path), st.st_size, st.st_mtime_ns) for path, st in files]
+        hashes = _attach_samples(folder, parsed, stats) if fmt == "lm_eval" else {}
+        items = _metric_inputs(parsed)
+        records = [(str(path), hashes.get(path) or _sha256(path), st.st_size, st.st_mtime_ns) for path, st in files]
         command = _import_command(registry.run_name, parsed, items, force, registry.registry_dir, records)
-        created, counts, scored = registry.submit(command).result()
+    except (LightMLError, ValueError, OSError) as exc:
+        stats.skipped_dirs.append(folder.name)
+        stats.skips.append(Skip(str(folder), f"not imported: {exc}"))
+        return None
+    return folder, parsed.model, len(files), registry.submit(command)
+
+
+def _count_import(folder: Path, model: str, files: int, future: Future, stats: ScanStats) -> None:
+    try:
+        created, counts, scored = future.result()
     except (LightMLError, ValueError, OSError) as exc:
         stats.skipped_dirs.append(folder.name)
         stats.skips.append(Skip(str(folder), f"not imported: {exc}"))
@@ -362,7 +482,7 @@ def _scan_folder(registry: Registry, folder: Path, model: str, fmt: str, force: 
     stats.metrics_logged += logged
     stats.metrics_skipped += counts["skipped"]
     stats.scores_imported += scored
-    stats.imports.append(ModelImport(parsed.model, logged, scored, len(files)))
+    stats.imports.append(ModelImport(model, logged, scored, files))
 
 
 def terminal_progress(stream=sys.stderr) -> Callable[[int, int], None] | None:

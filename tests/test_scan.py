@@ -17,6 +17,7 @@ import pytest
 from lightml import verify
 from lightml.errors import InvalidInputError
 from lightml.handle import LightMLHandle
+from lightml.lm_eval_format import collect_scores, parse_samples, usual_samples
 from lightml.scan import scan_and_import
 from test_cli import assert_user_error, lightml
 
@@ -34,6 +35,10 @@ def metrics_of(db: Path, model: str) -> dict[tuple[str, str], float]:
         return {(f, m): v for f, m, v in conn.execute(
             "SELECT x.family, x.metric_name, x.value FROM metrics x JOIN model mo ON mo.id = x.model_id "
             "WHERE mo.model_name = ?", (model,))}
+
+
+def make_registry(db: Path) -> None:
+    LightMLHandle(db).close()
 
 
 def event_count(db: Path) -> int:
@@ -187,6 +192,7 @@ def test_json_format(tmp_path: Path) -> None:
 
 def test_scan_cli(results: Path, tmp_path: Path) -> None:
     db = tmp_path / "reg.db"
+    make_registry(db)
     (results / "broken").mkdir()
     (results / "broken" / "results_x.json").write_text("{")
     result = lightml("scan", "--db", db, "--run", "r", "--path", results)
@@ -203,6 +209,7 @@ def test_watch_imports_new_results_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     watched = tmp_path / "watched"
     watched.mkdir()
     db = tmp_path / "reg.db"
+    make_registry(db)
     proc = subprocess.Popen(
         [sys.executable, "-m", "lightml", "watch", "--db", str(db), "--run", "r", "--path", str(watched),
          "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -217,3 +224,183 @@ def test_watch_imports_new_results_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr
     assert "Stopped watching." in stdout and "Traceback" not in stderr
     assert metrics_of(db, "dummy-a")[("tiny_mc", "acc")] == 0.15
+
+
+# -- review defects ---------------------------------------------------------------------------
+
+
+def _second_results(folder: Path, stamp: str, acc: float) -> None:
+    """Another results file for tiny_mc (same n-shot) with only acc, of another value, and no
+    samples file."""
+    data = json.loads(next(folder.glob("results_*.json")).read_text())
+    data["results"] = {"tiny_mc": {"alias": "tiny_mc", "acc,none": acc}}
+    data.pop("groups", None)
+    (folder / f"results_{stamp}.json").write_text(json.dumps(data))
+
+
+def test_newer_results_file_drops_the_older_samples(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    newer_plain = root / "newer-plain"  # the older file has samples, the newer one does not
+    shutil.copytree(DATA / "lm_eval_0413" / "dummy-a", newer_plain)
+    _second_results(newer_plain, "2099-01-01T00-00-00.000000", 0.5)
+    older_plain = root / "older-plain"  # the older file has none, the newer one has samples
+    shutil.copytree(DATA / "lm_eval_0413" / "dummy-a", older_plain)
+    _second_results(older_plain, "2000-01-01T00-00-00.000000", 0.5)
+    db = tmp_path / "reg.db"
+    scan_and_import(db, "r", root)
+    assert metrics_of(db, "newer-plain")[("tiny_mc", "acc")] == 0.5
+    assert metrics_of(db, "older-plain")[("tiny_mc", "acc")] == 0.15
+    with LightMLHandle(db) as h:
+        # the newest value carries only its own samples: none here
+        assert h.get_detailed_scores("newer-plain", "tiny_mc", "acc") is None
+        # metrics the newer file does not set keep the older value and its samples
+        assert len(h.get_detailed_scores("newer-plain", "tiny_mc", "acc_norm")) == 60
+        assert metrics_of(db, "newer-plain")[("tiny_mc", "acc_norm")] == 0.15
+        scores = h.get_detailed_scores("older-plain", "tiny_mc", "acc")
+        assert len(scores) == 60 and sum(scores) / 60 == pytest.approx(0.15)
+
+
+def test_rescan_into_another_target_imports_again(results: Path, tmp_path: Path) -> None:
+    db = tmp_path / "reg.db"
+    first = scan_and_import(db, "r", results)
+    events = event_count(db)
+    # the same tree, same target: nothing read, nothing written
+    again = scan_and_import(db, "r", results)
+    assert (again.files_read, again.files_unchanged, event_count(db)) == (0, 12, events)
+    # another prefix: other models
+    prefixed = scan_and_import(db, "r", results, model_prefix="v2/")
+    assert (prefixed.models_registered, prefixed.metrics_logged) == (4, first.metrics_logged)
+    assert metrics_of(db, "v2/dummy-a") == metrics_of(db, "dummy-a")
+    # another run
+    other_run = scan_and_import(db, "other", results)
+    assert (other_run.models_registered, other_run.metrics_logged) == (4, first.metrics_logged)
+    # another family template, same run and models: the new families are imported, with scores
+    templated = scan_and_import(db, "r", results, family_template="{task}_{nshot}shot")
+    assert templated.metrics_logged == first.metrics_logged - 8  # dummy-c was _<n>shot already
+    assert templated.scores_imported == 4 + 4 + 2
+    assert ("tiny_mc_0shot", "acc") in metrics_of(db, "dummy-a")
+    with LightMLHandle(db, "r") as h:
+        assert len(h.get_detailed_scores("dummy-a", "tiny_mc_0shot", "acc")) == 60
+    # the last target, scanned again: skipped unread
+    events = event_count(db)
+    again = scan_and_import(db, "r", results, family_template="{task}_{nshot}shot")
+    assert (again.files_read, again.files_unchanged, event_count(db)) == (0, 12, events)
+    # going back to an earlier target never logs anything twice
+    for kwargs in ({}, {"model_prefix": "v2/"}):
+        assert scan_and_import(db, "r", results, **kwargs).metrics_logged == 0
+    assert scan_and_import(db, "other", results).metrics_logged == 0
+    # the JSON format on the same files is another naming: imported again
+    as_json = scan_and_import(db, "r", results, format="json")
+    assert as_json.metrics_logged > 0 and ("results", "lm_eval_version") not in metrics_of(db, "dummy-a")
+    assert verify(db).ok
+
+
+def test_scan_and_watch_refuse_a_missing_registry(results: Path, tmp_path: Path) -> None:
+    typo = tmp_path / "reg-typo.db"
+    for command in ("scan", "watch"):
+        result = lightml(command, "--db", typo, "--run", "r", "--path", results)
+        assert_user_error(result)
+        assert "registry not found" in result.stderr and not typo.exists()
+    # an existing registry: the run is created when new
+    db = tmp_path / "reg.db"
+    make_registry(db)
+    result = lightml("scan", "--db", db, "--run", "new-run", "--path", results, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["models_registered"] == 4
+
+
+@pytest.mark.parametrize("template", ["{task.name}", "{task[0]}", "{model}", "{}", "{0}", "{task:d}",
+                                      "{task}_{nshot:d}", "{task!x}", "{task", "{task:{nshot}}", "no task here", "{nshot}"])
+def test_bad_family_template_is_a_clear_error(template: str, results: Path, tmp_path: Path) -> None:
+    db = tmp_path / "reg.db"
+    with pytest.raises(InvalidInputError, match="family_template"):
+        scan_and_import(db, "r", results, family_template=template)
+    assert not db.exists()  # validated before anything is written
+    make_registry(db)
+    events = event_count(db)
+    for command in ("scan", "watch"):
+        result = lightml(command, "--db", db, "--run", "r", "--path", results, "--family-template", template)
+        assert_user_error(result)
+        assert "family_template" in result.stderr or "family-template" in result.stderr
+    assert event_count(db) == events  # not even the run
+
+
+def test_good_family_templates(results: Path, tmp_path: Path) -> None:
+    db = tmp_path / "reg.db"
+    scan_and_import(db, "r", results, family_template="lm-{task!s}-{nshot:>2}")
+    assert ("lm-tiny_mc- 0", "acc") in metrics_of(db, "dummy-a")
+
+
+# -- the fast path for samples files ------------------------------------------------------------
+
+
+def parse_in_full(data: bytes):
+    """The reference: every line parsed in full (what the import did before the fast path)."""
+    problems, samples = [], []
+    for number, line in enumerate(data.decode("utf-8").split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            samples.append((f"line {number}", json.loads(line)))
+        except json.JSONDecodeError:
+            problems.append(f"line {number} is not a complete sample (truncated?): skipped")
+    scores, more = collect_scores(samples)
+    return scores, problems + more
+
+
+SAMPLES_FILES = sorted(DATA.glob("lm_eval_*/*/samples_*.jsonl"))
+
+
+@pytest.mark.parametrize("path", SAMPLES_FILES, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}/{p.name}")
+def test_fast_path_matches_the_full_parse_on_real_files(path: Path) -> None:
+    data = path.read_bytes()
+    fast = usual_samples(data)
+    assert fast is not None  # lm-eval's own files take the fast path
+    lines = [json.loads(line) for line in data.splitlines() if line.strip()]
+    assert len(fast) == len(lines)
+    for tail, full in zip(fast, lines):  # every field it keeps is the full parse's
+        assert tail == {key: full[key] for key in tail}
+        assert {"doc_id", "filter", "metrics", "doc_hash", *full["metrics"]} <= tail.keys()
+    assert parse_samples(data) == parse_in_full(data)
+
+
+def test_fast_path_falls_back_on_anything_unusual() -> None:
+    data = (DATA / "lm_eval_0413" / "dummy-a" / next(p.name for p in SAMPLES_FILES if "tiny_mc" in p.name
+                                                     and p.parent.name == "dummy-a")).read_bytes()
+    lines = data.decode().splitlines()
+    first = json.loads(lines[0])
+    variants = {
+        "trailing blank lines": data + b"\n\n",
+        "a blank line inside": "\n".join(lines[:3] + [""] + lines[3:]).encode(),
+        "two samples run together": "\n".join(lines[:2] + [lines[2][:100] + lines[3]] + lines[4:]).encode(),
+        "CRLF": "\r\n".join(lines).encode(),
+        "leading zero doc_id": "\n".join([lines[0].replace('"doc_id": 0', '"doc_id": 00')] + lines[1:]).encode(),
+        "nested filter and doc keys": "\n".join([json.dumps({
+            "doc_id": 0, "doc": {"a": 1, "doc": 2, "filter": "x"}, "text": 'say , "filter": no',
+            **{k: v for k, v in first.items() if k not in ("doc_id", "doc")}})] + lines[1:]).encode(),
+        "a value before the filter": "\n".join([json.dumps({
+            "doc_id": 0, "acc": 0.5, **{k: v for k, v in first.items() if k not in ("doc_id", "acc")}})]
+            + lines[1:]).encode(),
+        "a dict value after the filter": "\n".join([json.dumps({**first, "extra": {"a": 1, "filter": "f"}})]
+                                                   + lines[1:]).encode(),
+        "a key ending in doc": "\n".join([json.dumps({"doc_id": 0, 'x"doc': 1, **first})] + lines[1:]).encode(),
+        "doc in a string": "\n".join([json.dumps({**first, "doc": 'a "doc": b, "filter": c'})] + lines[1:]).encode(),
+        "another doc_id": "\n".join([json.dumps({**first, "doc": {"doc_id": 7}})] + lines[1:]).encode(),
+        "a filter that is a list": "\n".join([json.dumps({**first, "filter": ["x"]})] + lines[1:]).encode(),
+        "not a number": "\n".join([json.dumps({**first, "acc": "x"})] + lines[1:]).encode(),
+        "a doc twice": "\n".join(lines + lines[-1:]).encode(),
+    }
+    # truncated anywhere in the last two lines, or in the middle of the file
+    ends = [len(data) - len(lines[-1]) - 1 - len(lines[-2]) + i for i in range(0, len(lines[-2]) + len(lines[-1]), 7)]
+    variants.update({f"cut at {end}": data[:end] for end in ends})
+    middle = len("\n".join(lines[:30]))
+    variants.update({f"line 31 cut at {i}": data[:middle + i] + b"\n" + "\n".join(lines[31:]).encode()
+                     for i in range(1, len(lines[30]), 11)})
+    for name, variant in variants.items():
+        assert parse_samples(variant) == parse_in_full(variant), name
+    assert usual_samples(variants["nested filter and doc keys"]) is not None  # still the fast path
+    truncated = parse_samples(data[:-40])[1]
+    assert truncated == [f"line {len(lines)} is not a complete sample (truncated?): skipped"]
+    sixth = lines[5].encode()
+    not_utf8 = data.replace(sixth, sixth.replace(b'"doc_hash": "', b'"doc_hash": "\xff'))
+    assert parse_samples(not_utf8)[1] == ["line 6 is not a complete sample (truncated?): skipped"]

@@ -5,8 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from lightml.cli.output import print_json
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Everything that can be refused, before anything is written (or watched)."""
+    from lightml.scan import check_options
+
+    # A typo in --db must not create a new registry (`lightml init` does); the run is created if new.
+    if not Path(args.db).expanduser().is_file():
+        raise FileNotFoundError(f"registry not found: {args.db} (create one with: lightml init)")
+    check_options(args.format, args.name_from, args.family_template)
+    if not Path(args.path).is_dir():
+        raise FileNotFoundError(f"Directory not found: {args.path}")
 
 
 def _scan(args: argparse.Namespace, progress=None):
@@ -25,6 +38,7 @@ def _report_skips(stats) -> None:
 def cmd_scan(args: argparse.Namespace) -> int:
     from lightml.scan import terminal_progress
 
+    _check(args)
     stats = _scan(args, terminal_progress())
     if args.json:
         print_json(stats.to_dict())
@@ -54,6 +68,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     if args.interval <= 0:
         raise InvalidInputError(f"--interval must be positive, got {args.interval}")
+    _check(args)
     print(f"Watching {args.path} every {args.interval:g} s (Ctrl-C stops)", flush=True)
     seen_skips: set[tuple[str, str]] = set()
     try:
