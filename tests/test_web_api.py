@@ -357,3 +357,30 @@ def test_pivot_columns_are_those_of_the_rows_shown(tmp_path: Path) -> None:
     assert columns(run="r1", checkpoints="1") == ["acc", "step_only"]
     assert columns(include_hidden="1") == ["acc", "hidden_only", "r2_only"]
     assert columns(family="eval", run="r2") == ["r2_only"]
+
+
+def test_pivot_blocks_follow_metric_logs_deletes_and_restores(client: TestClient, registry: Path) -> None:
+    def table(**params) -> dict:
+        pivot = client.get("/api/pivot", params=params).json()
+        return {"columns": [(c["family"], c["metric"]) for c in pivot["columns"]],
+                "rows": {(r["model"], r["step"]): r["values"] for r in pivot["rows"]}}
+
+    everything = table(checkpoints="1")  # every family's block is built now
+    assert everything["rows"][("sft", 200)] == {"eval": {"acc": 0.7}}
+    with LightMLHandle(registry, "r1") as h:
+        h.log_model_metric("base", "other", "f1", 0.4)  # a change to one family ...
+        h.log_model_metric("base", "new_family", "x", 1.0)  # ... and a family never seen
+        h.log_checkpoint_metric(h.find_checkpoint("sft", 100), "other", "acc", 0.2)
+    after = table(checkpoints="1")
+    assert after["rows"][("base", None)] == {"eval": {"acc": 0.5, "loss": 1.9}, "new_family": {"x": 1.0},
+                                             "other": {"acc": 0.1, "f1": 0.4}}
+    assert after["rows"][("sft", 100)] == {"eval": {"acc": 0.6}, "other": {"acc": 0.2}}
+    assert ("new_family", "x") in after["columns"] and ("other", "f1") in after["columns"]
+    assert table(family="other")["rows"][("base", None)] == {"other": {"acc": 0.1, "f1": 0.4}}
+    with LightMLHandle(registry, "r1") as h:
+        h.delete_model("base")
+    gone = table()
+    assert ("base", None) not in gone["rows"] and ("new_family", "x") not in gone["columns"]
+    with LightMLHandle(registry, "r1") as h:
+        h.restore_model("base")
+    assert table()["rows"][("base", None)] == after["rows"][("base", None)]

@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lightml import store
 from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
 from lightml.web import data
+from lightml.web.pivot import PivotTables
 
 TOKEN_HEADER = "X-LightML-Token"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
@@ -173,6 +174,8 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
     # The registry changes only through events: a pivot computed at log position N is the
     # answer until the log moves past N. (key) -> (N, encoded JSON).
     pivot_cache: dict[tuple, tuple[int, bytes]] = {}
+    # After a change, the table is rebuilt from per-family blocks: only the changed families'.
+    pivot_tables = PivotTables()
 
     async def api_pivot(request: Request) -> Response:
         family = _param(request, "family", required=False)
@@ -190,7 +193,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
                 await data.require_metric(conn, family)
             if run is not None and not await data.rows(conn, "SELECT 1 FROM run WHERE run_name = ?", (run,)):
                 raise NotFoundError(f"run {run!r} not found")
-            body = await data.pivot(conn, family, run, checkpoints, include_hidden)
+            body = await pivot_tables.table(conn, family, run, checkpoints, include_hidden)
             if len(pivot_cache) > 64:
                 pivot_cache.clear()
             pivot_cache[key] = (last, body)

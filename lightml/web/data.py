@@ -1,7 +1,7 @@
 """The dashboard's read queries, on aiosqlite read-only connections.
 
-Shaping is done here so the browser gets compact JSON: the pivot table is a list of
-columns and a list of rows of values, never one object per metric row.
+Shaping is done here so the browser gets compact JSON. (The pivot table has its own
+module, ``lightml.web.pivot``.)
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 import aiosqlite
 
 from lightml.browse import describe_event
-from lightml.direction import lower_is_better
 from lightml.errors import NotFoundError
 
 
@@ -49,73 +48,6 @@ async def require_metric(conn, family: str, metric: str | None = None) -> None:
     if metric is not None and not await rows(
             conn, "SELECT 1 FROM metrics WHERE family = ? AND metric_name = ? LIMIT 1", (family, metric)):
         raise NotFoundError(f"no metric {metric!r} in family {family!r}")
-
-
-async def pivot(conn, family: str | None, run: str | None, checkpoints: bool, include_hidden: bool = False) -> bytes:
-    """Models (and optionally their checkpoints) x metrics, as encoded JSON:
-    ``{"family", "columns": [{"family", "metric", "lower_is_better"}], "rows": [{"id", "model",
-    "run", "parent", "hidden", "step", "values": {family: {metric: value}}}]}``; model rows
-    (``step`` null) also carry ``notes``.
-
-    ``family`` None: all families (the same metric name in two families stays two columns).
-    Hidden models are left out unless ``include_hidden``. A checkpoint with no value in the
-    family (or none at all) is left out; a model is always listed.
-    SQLite builds each row's values object (``json_group_object``, through the metrics'
-    unique indexes), so Python only joins ready-made JSON text: thousands of models cost tens
-    of milliseconds, not a Python object per value. SQLite writes the values with 15
-    significant digits; the page shows 4.
-    """
-    where, params = ["1"], []  # "1": always true, so the WHERE clause is never empty
-    if not include_hidden:
-        where.append("m.hidden = 0")
-    if run is not None:
-        where.append("r.run_name = ?")
-        params.append(run)
-    fam = "AND x.family = ?" if family is not None else ""
-    fam_param = [family] if family is not None else []
-
-    def values_of(key_column: str, key: str) -> str:
-        return (f"(SELECT json_group_object(f, json(v)) FROM (SELECT x.family AS f, json_group_object(x.metric_name, "
-                f"x.value) AS v FROM metrics x WHERE x.{key_column} = {key} {fam} GROUP BY x.family))")
-
-    def names_of(key_column: str, key: str) -> str:
-        # The row's (family, metric) pairs, in index order: most rows share one such list,
-        # so the columns come from decoding a few distinct lists, not every row's values.
-        return (f"(SELECT json_group_array(json_array(x.family, x.metric_name)) FROM metrics x "
-                f"WHERE x.{key_column} = {key} {fam})")
-
-    model_rows = await rows(conn, (
-        f"SELECT m.id, m.model_name, r.run_name, p.model_name, {values_of('model_id', 'm.id')}, m.notes, m.hidden, "
-        f"{names_of('model_id', 'm.id')} FROM model m "
-        "LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id "
-        f"WHERE {' AND '.join(where)} ORDER BY m.model_name, r.run_name"), fam_param * 2 + params)
-    name_lists = {r[7] for r in model_rows}
-    checkpoint_rows: dict[int, list[tuple]] = {}
-    if checkpoints:
-        for mid, step, cid, values, names in await rows(conn, (
-                f"SELECT c.model_id, c.step, c.id, {values_of('checkpoint_id', 'c.id')}, "
-                f"{names_of('checkpoint_id', 'c.id')} FROM checkpoint c "
-                f"JOIN model m ON m.id = c.model_id LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)} "
-                "ORDER BY c.step, c.id"), fam_param * 2 + params):
-            # json_group_object over no rows gives '{}', never NULL: that is a checkpoint
-            # without values here.
-            if values != "{}":
-                checkpoint_rows.setdefault(mid, []).append((step, cid, values))
-                name_lists.add(names)
-    # The columns: every (family, metric) in the rows shown (not a DISTINCT over the whole
-    # metrics table, which has no family index, to keep logging fast).
-    keys = {(f, name) for text in name_lists for f, name in json.loads(text)}
-    columns = [{"family": f, "metric": name, "lower_is_better": lower_is_better(name)} for f, name in sorted(keys)]
-    dump = json.dumps
-    parts = []
-    for mid, name, run_name, parent, values, notes, hidden, _ in model_rows:
-        head = (f'{{"id":{mid},"model":{dump(name)},"run":{dump(run_name)},"parent":{dump(parent)},'
-                f'"hidden":{dump(bool(hidden))}')
-        parts.append(f'{head},"step":null,"notes":{dump(notes)},"values":{values or "{}"}}}')
-        for step, cid, ck_values in checkpoint_rows.get(mid, []):
-            parts.append(f'{head},"checkpoint":{cid},"step":{dump(step)},"values":{ck_values}}}')
-    return (f'{{"family":{dump(family)},"columns":{dump(columns, separators=(",", ":"))},'
-            f'"rows":[{",".join(parts)}]}}').encode()
 
 
 async def lineage(conn) -> dict[str, Any]:
