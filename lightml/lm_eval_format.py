@@ -80,6 +80,8 @@ def read_results(path: Path) -> ResultsFile | str:
         return f"cannot read it ({exc.__class__.__name__}: {exc})"
     except json.JSONDecodeError as exc:
         return f"not valid JSON ({exc})"
+    except RecursionError:  # json.loads of ~1,000 nested brackets
+        return "not valid JSON (nested too deeply)"
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         return "no 'results' in it (not an lm-eval results file)"
     n_shot = data.get("n-shot") if isinstance(data.get("n-shot"), dict) else {}
@@ -145,7 +147,7 @@ def parse_samples(data: bytes) -> tuple[dict[str, SampleScores], list[str]]:
                 continue
             try:
                 yield f"line {number}", json.loads(line)
-            except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+            except (ValueError, RecursionError):  # JSONDecodeError, bytes that are not UTF-8, deep nesting
                 problems.append(f"line {number} is not a complete sample (truncated?): skipped")
 
     scores, more = collect_scores(every_line())
@@ -170,16 +172,19 @@ def usual_samples(data: bytes) -> list[dict[str, Any]] | None:
     one ``json.loads``. Only top-level keys can be cut that way: inside a string a quote is
     escaped, and from or to a nested key the brackets no longer balance and the parse fails.
     The file is refused (None) if anything is unexpected: a line that does not parse
-    (truncated), a blank line, a ``doc_id`` elsewhere (two samples run together), or a sample
+    (truncated), a blank line, a line break inside a string, a ``doc_id`` elsewhere (two
+    samples run together), or a sample
     without an int ``doc_id``, a string ``filter``, ``metrics``, ``doc_hash`` or the value of
     a metric.
     Not checked: the bytes that were cut (a line damaged only in its middle is taken)."""
-    compact = _MIDDLE.sub(b'"filter": ', data)
+    compact = _MIDDLE.sub(b'"filter": ', data).rstrip()
     try:
-        samples = json.loads(b"[" + compact.rstrip().replace(b"\n", b",") + b"]")
-    except ValueError:
+        samples = json.loads(b"[" + compact.replace(b"\n", b",") + b"]")
+    except (ValueError, RecursionError):
         return None
-    if data.count(_DOC_ID) != len(samples):
+    # One sample per line: a line break inside a string would join two broken lines into one
+    # that parses; one doc_id per sample: two samples run together on one line.
+    if compact.count(b"\n") + 1 != len(samples) or data.count(_DOC_ID) != len(samples):
         return None
     for sample in samples:
         if sample.__class__ is not dict or sample.get("doc_id").__class__ is not int \

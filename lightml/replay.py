@@ -72,6 +72,10 @@ def _rebuild_and_commit(conn: sqlite3.Connection) -> tuple[int, int | None]:
     references (foreign keys are off during the rebuild), commit. (events, last seq)."""
     try:
         count = projections.rebuild(conn, read_events(conn))
+        # Readers that keep tables in memory by log position (the dashboard) see by this that
+        # the tables were built again though the log did not move.
+        conn.execute("INSERT OR REPLACE INTO lightml_meta (key, value) VALUES ('read_tables_built', ?)",
+                     (f"{datetime.now(timezone.utc).isoformat()} {os.urandom(4).hex()}",))
         problems = conn.execute("PRAGMA foreign_key_check").fetchall()
         if problems:
             raise NotARegistryError(f"the log produced rows with broken references, e.g. {problems[:3]}")

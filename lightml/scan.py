@@ -186,9 +186,14 @@ def _parse_lm_eval(folder: Path, model: str, family_template: str, name_from: st
     for r in results:
         for task, result in r.tasks.items():
             shots.setdefault(task, set()).add(result.nshot)
+    owner: dict[str, str] = {}  # family -> the task it was made from
     for r in results:  # oldest first: the newest value of a metric wins, with its own samples only
         for task, result in r.tasks.items():
             family = _family(task, result.nshot, family_template, not uses_nshot and len(shots[task]) > 1)
+            if owner.setdefault(family, task) != task:  # e.g. "{task:.4}" cuts two names to one
+                parsed.skips.append(Skip(str(r.path), f"{task}: the family template names it {family!r}, like "
+                                                      f"{owner[family]}: not imported (two tasks, one family)"))
+                continue
             source = _Source(r, result, family)
             for name, value in result.metrics.items():
                 parsed.metrics[(family, name)] = value
@@ -247,7 +252,7 @@ def _parse_json(folder: Path, model: str) -> _Parsed:
     for path in _json_files(folder):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             parsed.skips.append(Skip(str(path), f"not readable JSON ({exc.__class__.__name__}: {exc})"))
             continue
         if not isinstance(data, dict):
@@ -323,7 +328,10 @@ def _already_imported(registry: Registry, files: list[tuple[Path, os.stat_result
         sha, size, mtime_ns, _ = known
         if (size, mtime_ns) == (st.st_size, st.st_mtime_ns):
             continue
-        if size != st.st_size or _sha256(path) != sha:
+        try:
+            if size != st.st_size or _sha256(path) != sha:
+                return False
+        except OSError:  # gone or unreadable since the listing: the import says why
             return False
     present = registry.read(lambda c: set(c.execute(
         "SELECT family, metric_name FROM metrics WHERE model_id = ?", (model_id,))))
@@ -366,16 +374,35 @@ def _import_command(run_name: str, parsed: _Parsed, items: list[commands.MetricI
         model_id = commands.register_model(run_name, parsed.model, normalize_path(parsed.path), None, None,
                                            registry_dir)(tx)
         present = set(conn.execute("SELECT family, metric_name FROM metrics WHERE model_id = ?", (model_id,)))
-        scored = sum(1 for i in items if i.scores is not None and (force or (i.family, i.metric_name) not in present))
+        late = [] if force else _late_scores(conn, model_id, items)
+        scored = len(late) + sum(1 for i in items if i.scores is not None
+                                 and (force or (i.family, i.metric_name) not in present))
+        target = commands.ModelTarget(run_name, parsed.model)
         counts = {"inserted": 0, "updated": 0, "skipped": 0}
         if items:
-            counts = commands.LogMetrics(commands.ModelTarget(run_name, parsed.model), items, force, single=False)(tx)
+            late_keys = {(i.family, i.metric_name) for i in late}
+            rest = [i for i in items if (i.family, i.metric_name) not in late_keys]
+            counts = commands.LogMetrics(target, rest, force, single=False)(tx) if rest else counts
+        if late:
+            # The same value, now with its scores: recorded as an overwrite (old and new value equal).
+            attached = commands.LogMetrics(target, late, True, single=False)(tx)
+            counts = {key: counts[key] + attached[key] for key in counts}
         tx.emit([(ev.FILE_IMPORTED, {"path": path, "sha256": sha, "size": size, "mtime_ns": mtime_ns,
                                      "model_id": model_id})
                  for path, sha, size, mtime_ns in file_records])
         return existed is None, counts, scored
 
     return command
+
+
+def _late_scores(conn, model_id: int, items: list[commands.MetricInput]) -> list[commands.MetricInput]:
+    """Items that bring per-sample scores to a value already there with the same number and
+    no scores. lm-eval writes its samples files after the results file, so a ``watch`` round
+    can import the values before their scores exist; the next round attaches them."""
+    unscored = {(family, name): value for family, name, value in conn.execute(
+        "SELECT x.family, x.metric_name, x.value FROM metrics x LEFT JOIN detailed_scores d ON d.metric_id = x.id "
+        "WHERE x.model_id = ? AND d.metric_id IS NULL", (model_id,))}
+    return [i for i in items if i.scores is not None and unscored.get((i.family, i.metric_name)) == i.value]
 
 
 def _model_folders(root: Path, stats: ScanStats) -> list[Path]:

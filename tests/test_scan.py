@@ -404,3 +404,83 @@ def test_fast_path_falls_back_on_anything_unusual() -> None:
     sixth = lines[5].encode()
     not_utf8 = data.replace(sixth, sixth.replace(b'"doc_hash": "', b'"doc_hash": "\xff'))
     assert parse_samples(not_utf8)[1] == ["line 6 is not a complete sample (truncated?): skipped"]
+
+
+# -- third review -----------------------------------------------------------------------------
+
+
+def test_scores_written_after_their_values_are_attached_by_the_next_scan(tmp_path: Path) -> None:
+    # lm-eval writes the results file first and the samples files after it: a watch round can
+    # fall in between, and import the values without their scores.
+    root = tmp_path / "results"
+    folder = root / "dummy-a"
+    shutil.copytree(DATA / "lm_eval_0413" / "dummy-a", folder)
+    samples = {p: p.read_bytes() for p in folder.glob("samples_*.jsonl")}
+    for path in samples:
+        path.unlink()
+    db = tmp_path / "reg.db"
+    assert scan_and_import(db, "r", root).scores_imported == 0
+    for path, data in samples.items():  # lm-eval finishes writing
+        path.write_bytes(data)
+    second = scan_and_import(db, "r", root)
+    assert second.scores_imported == 4 and not second.skips
+    with LightMLHandle(db) as h:
+        assert len(h.get_detailed_scores("dummy-a", "tiny_mc", "acc")) == 60
+        history = h.metric_history("dummy-a", "tiny_mc", "acc")
+    assert [(e["action"], e["value"]) for e in history] == [("inserted", 0.15), ("overwritten", 0.15)]
+    assert scan_and_import(db, "r", root).files_unchanged == 3  # and then it is unchanged
+    assert verify(db).ok
+
+
+def test_a_line_break_inside_a_kept_string_is_reported_not_joined() -> None:
+    data = (DATA / "lm_eval_0413" / "dummy-a" / next(p.name for p in SAMPLES_FILES if "tiny_mc" in p.name
+                                                     and p.parent.name == "dummy-a")).read_bytes()
+    lines = data.splitlines()
+    sixth = lines[5]
+    at = sixth.index(b'"doc_hash": "') + len(b'"doc_hash": "') + 3
+    broken = b"\n".join(lines[:5] + [sixth[:at] + b"\n" + sixth[at:]] + lines[6:])
+    assert usual_samples(broken) is None
+    scores, problems = parse_samples(broken)
+    assert problems == ["line 6 is not a complete sample (truncated?): skipped",
+                        "line 7 is not a complete sample (truncated?): skipped"]
+    assert len(scores["acc"].scores) == len(lines) - 1
+
+
+def test_deeply_nested_json_is_a_skip_not_a_crash(results: Path, tmp_path: Path) -> None:
+    folder = results / "dummy-a"
+    samples = next(folder.glob("samples_tiny_mc_*.jsonl"))
+    samples.write_bytes(samples.read_bytes() + b"\n" + b"[" * 5000 + b"]" * 5000 + b"\n")
+    (results / "dummy-b" / "results_2099-01-01T00-00-00.000000.json").write_text("[" * 5000 + "]" * 5000)
+    stats = scan_and_import(tmp_path / "reg.db", "r", results)
+    assert stats.models_registered == 4
+    reasons = " ".join(skip.reason for skip in stats.skips)
+    assert "is not a complete sample" in reasons and "nested too deeply" in reasons
+
+
+def test_a_family_template_that_merges_two_tasks_is_refused_per_task(results: Path, tmp_path: Path) -> None:
+    db = tmp_path / "reg.db"
+    stats = scan_and_import(db, "r", results, family_template="{task:.4}")
+    a = metrics_of(db, "dummy-a")
+    assert {f for f, _ in a} == {"tiny"}  # the first task keeps the family ...
+    assert any("two tasks, one family" in skip.reason for skip in stats.skips)  # ... the others say why
+
+
+def test_watch_stops_when_the_registry_goes_away(tmp_path: Path) -> None:
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    db = tmp_path / "reg.db"
+    make_registry(db)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lightml", "watch", "--db", str(db), "--run", "r", "--path", str(watched),
+         "--interval", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("Watching")
+        time.sleep(1)  # the first round (an empty folder) is over: the watcher sleeps
+        for path in tmp_path.glob("reg.db*"):
+            path.rename(tmp_path / path.name.replace("reg", "moved"))
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "registry not found" in stderr and "Traceback" not in stderr
+    assert not db.exists()  # nothing created in its place

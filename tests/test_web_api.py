@@ -384,3 +384,36 @@ def test_pivot_blocks_follow_metric_logs_deletes_and_restores(client: TestClient
     with LightMLHandle(registry, "r1") as h:
         h.restore_model("base")
     assert table()["rows"][("base", None)] == after["rows"][("base", None)]
+
+
+def test_pivot_after_a_replay_or_a_replaced_file_shows_the_file(client: TestClient, registry: Path,
+                                                                tmp_path: Path) -> None:
+    import sqlite3
+
+    from lightml.replay import replay
+
+    def acc_of(model: str) -> float:
+        rows = client.get("/api/pivot", params={"family": "eval"}).json()["rows"]
+        return next(r["values"]["eval"]["acc"] for r in rows if r["model"] == model)
+
+    assert acc_of("base") == 0.5
+    with sqlite3.connect(registry) as conn:  # a damaged read table (the log is intact) ...
+        conn.execute("UPDATE metrics SET value = 0.1 WHERE family = 'eval' AND metric_name = 'acc' "
+                     "AND model_id = (SELECT id FROM model WHERE model_name = 'base')")
+    replay(registry)  # ... repaired from the log: the log position does not move
+    assert acc_of("base") == 0.5
+    # the file replaced by a copy whose log went another way after a common start
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(registry) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    with LightMLHandle(copy, "r1") as h:
+        h.log_model_metric("base", "eval", "acc", 0.9, force=True)
+    with LightMLHandle(registry, "r1") as h:  # the original moves on too, one event
+        h.log_model_metric("base", "eval", "acc", 0.7, force=True)
+    assert acc_of("base") == 0.7
+    with LightMLHandle(copy, "r1") as h:  # the copy gets as many events, then replaces it
+        h.log_model_metric("sft", "other", "x", 0.3)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{registry}{suffix}").unlink(missing_ok=True)
+    copy.replace(registry)
+    assert acc_of("base") == 0.9

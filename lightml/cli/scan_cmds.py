@@ -10,13 +10,18 @@ from pathlib import Path
 from lightml.cli.output import print_json
 
 
+def _require_registry(args: argparse.Namespace) -> None:
+    # A typo in --db (or a registry moved away while watching) must not create a new one
+    # (`lightml init` does); the run is created if new.
+    if not Path(args.db).expanduser().is_file():
+        raise FileNotFoundError(f"registry not found: {args.db} (create one with: lightml init)")
+
+
 def _check(args: argparse.Namespace) -> None:
     """Everything that can be refused, before anything is written (or watched)."""
     from lightml.scan import check_options
 
-    # A typo in --db must not create a new registry (`lightml init` does); the run is created if new.
-    if not Path(args.db).expanduser().is_file():
-        raise FileNotFoundError(f"registry not found: {args.db} (create one with: lightml init)")
+    _require_registry(args)
     check_options(args.format, args.name_from, args.family_template)
     if not Path(args.path).is_dir():
         raise FileNotFoundError(f"Directory not found: {args.path}")
@@ -73,6 +78,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     seen_skips: set[tuple[str, str]] = set()
     try:
         while True:
+            _require_registry(args)
             stats = _scan(args)
             stamp = time.strftime("%H:%M:%S")
             for item in stats.imports:

@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lightml import store
 from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
 from lightml.web import data
-from lightml.web.pivot import PivotTables
+from lightml.web.pivot import PivotTables, log_position
 
 TOKEN_HEADER = "X-LightML-Token"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
@@ -171,9 +171,9 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
     async def api_families(request: Request) -> JSONResponse:
         return JSONResponse(await with_conn(data.families))
 
-    # The registry changes only through events: a pivot computed at log position N is the
-    # answer until the log moves past N. (key) -> (N, encoded JSON).
-    pivot_cache: dict[tuple, tuple[int, bytes]] = {}
+    # The registry changes only through events (or a replay): a pivot computed at a log
+    # position is the answer until the position moves. (key) -> (position, encoded JSON).
+    pivot_cache: dict[tuple, tuple[tuple, bytes]] = {}
     # After a change, the table is rebuilt from per-family blocks: only the changed families'.
     pivot_tables = PivotTables()
 
@@ -185,9 +185,9 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         key = (family, run, checkpoints, include_hidden)
 
         async def work(conn) -> bytes:
-            (last,) = (await data.rows(conn, "SELECT coalesce(max(seq), 0) FROM events"))[0]
+            position = await log_position(conn)
             cached = pivot_cache.get(key)
-            if cached is not None and cached[0] == last:
+            if cached is not None and cached[0] == position:
                 return cached[1]
             if family is not None:
                 await data.require_metric(conn, family)
@@ -196,7 +196,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
             body = await pivot_tables.table(conn, family, run, checkpoints, include_hidden)
             if len(pivot_cache) > 64:
                 pivot_cache.clear()
-            pivot_cache[key] = (last, body)
+            pivot_cache[key] = (position, body)
             return body
         return Response(await with_conn(work), media_type="application/json")
 

@@ -38,11 +38,19 @@ class Block:
     cells: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
 
 
+async def log_position(conn) -> tuple:
+    """Where the registry stands: the last event (seq and time) and when the read tables were
+    last built again from the log (``lightml replay``). Equal positions, equal tables."""
+    last = await rows(conn, "SELECT seq, at FROM events ORDER BY seq DESC LIMIT 1")
+    built = await rows(conn, "SELECT value FROM lightml_meta WHERE key = 'read_tables_built'")
+    return (*(last[0] if last else (0, None)), built[0][0] if built else None)
+
+
 class PivotTables:
     """The blocks of one registry, kept in step with its log (one per dashboard app)."""
 
     def __init__(self) -> None:
-        self.seq: int | None = None       # log position the blocks are valid at
+        self.position: tuple | None = None  # log_position the blocks are valid at
         self.families: list[str] | None = None
         self.blocks: dict[str, Block] = {}
         # One request at a time: a block read while another request moves ``seq`` past a
@@ -62,7 +70,7 @@ class PivotTables:
         text of the stored doubles (15 significant digits); the page shows 4.
         """
         async with self._lock:
-            await self._follow_log(conn)
+            await self._follow_log(conn, await log_position(conn))
             families = [family] if family is not None else await self._all_families(conn)
             blocks = [(name, await self._block(conn, name)) for name in families]
         model_rows, checkpoint_rows = await _rows(conn, run, checkpoints, include_hidden)
@@ -94,19 +102,23 @@ class PivotTables:
         return (f'{{"family":{dump(family)},"columns":{dump(columns, separators=(",", ":"))},'
                 f'"rows":[{",".join(parts)}]}}').encode()
 
-    async def _follow_log(self, conn) -> None:
-        """Drop the blocks the events since ``seq`` changed."""
-        (last,) = (await rows(conn, "SELECT coalesce(max(seq), 0) FROM events"))[0]
-        if self.seq == last:
+    async def _follow_log(self, conn, position: tuple) -> None:
+        """Drop the blocks the events since ``self.position`` changed."""
+        if self.position == position:
             return
-        if self.seq is None or last < self.seq:  # first use, or another file under the same name
-            self._forget_all(last)
+        seen, seen_at, built = self.position if self.position is not None else (None, None, None)
+        last = position[0]
+        if seen is None or position[2] != built or last < seen or (await rows(
+                conn, "SELECT at FROM events WHERE seq = ?", (seen,)) != [(seen_at,)]):
+            # First use; tables built again (replay); or another log under this file name
+            # (the file was replaced): nothing kept can be trusted.
+            self._forget_all(position)
             return
-        since = (self.seq, last)
+        since = (seen, last)
         types = dict(await rows(conn, "SELECT type, count(*) FROM events WHERE seq > ? AND seq <= ? GROUP BY type",
                                 since))
         if any(t in types for t in _RESET) or sum(types.values()) > _MAX_EVENTS_TO_READ:
-            self._forget_all(last)
+            self._forget_all(position)
             return
         if METRIC_INSERTED in types or METRIC_OVERWRITTEN in types:
             changed = {family for (family,) in await rows(
@@ -116,10 +128,10 @@ class PivotTables:
                 self.blocks.pop(family, None)
             if self.families is not None and not changed <= set(self.families):
                 self.families = sorted(set(self.families) | changed)  # a metric log can only add families
-        self.seq = last
+        self.position = position
 
-    def _forget_all(self, seq: int) -> None:
-        self.seq, self.families, self.blocks = seq, None, {}
+    def _forget_all(self, position: tuple) -> None:
+        self.position, self.families, self.blocks = position, None, {}
 
     async def _all_families(self, conn) -> list[str]:
         if self.families is None:
