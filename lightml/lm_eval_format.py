@@ -173,9 +173,8 @@ def usual_samples(data: bytes) -> list[dict[str, Any]] | None:
     escaped, and from or to a nested key the brackets no longer balance and the parse fails.
     The file is refused (None) if anything is unexpected: a line that does not parse
     (truncated), a blank line, a line break inside a string, a ``doc_id`` elsewhere (two
-    samples run together), or a sample
-    without an int ``doc_id``, a string ``filter``, ``metrics``, ``doc_hash`` or the value of
-    a metric.
+    samples run together), or a sample without an int ``doc_id``, a string ``filter``,
+    ``metrics``, ``doc_hash`` or the value of a metric.
     Not checked: the bytes that were cut (a line damaged only in its middle is taken)."""
     compact = _MIDDLE.sub(b'"filter": ', data).rstrip()
     try:
