@@ -92,7 +92,10 @@ def describe_event(event_type: str, payload: dict[str, Any]) -> str:
     if event_type == "model_hidden_set":
         return "hidden" if p["hidden"] else "shown again"
     if event_type == "model_reparented":
-        return f"parent #{p['previous_parent_id']} -> " + (f"#{p['parent_id']}" if p["parent_id"] else "none")
+        def parent(model_id: int | None) -> str:
+            return f"#{model_id}" if model_id is not None else "none"
+
+        return f"parent {parent(p['previous_parent_id'])} -> {parent(p['parent_id'])}"
     if event_type == "model_registered":
         return p["model_name"] + (f" (parent #{p['parent_id']})" if p.get("parent_id") else "")
     if event_type in ("run_created", "run_deleted", "run_restored"):

@@ -32,6 +32,8 @@ def diff_models(db: str | os.PathLike, model_names: list[str], run_name: str | N
 
 def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | None = None,
             family: str | None = None) -> dict[str, Any]:
+    if isinstance(model_names, str):  # list("abc") would diff models "a", "b" and "c"
+        raise InvalidInputError(f"model_names must be a list of model names, got the string {model_names!r}")
     names = list(model_names)
     if len(names) < 2:
         raise InvalidInputError("Need at least 2 models to diff")

@@ -120,7 +120,11 @@ def _metric_inputs(rows: list[tuple], src: _Source, result: MergeResult) -> list
             items.append(commands.MetricInput(family, name, number))
             continue
         items.append(commands.MetricInput(family, name, number, encoded, n, doc_keys))
-    return items
+    # A 1.x source can hold one metric twice (it had no unique index): the later row wins, as
+    # in ``migrate``; the earlier one counts as skipped.
+    latest = {(item.family, item.metric_name): item for item in items}
+    result.metrics_skipped += len(items) - len(latest)
+    return list(latest.values())
 
 
 def _changed_only(conn, key_column: str, key: int, items: list[commands.MetricInput]) -> list[commands.MetricInput]:

@@ -432,6 +432,8 @@ def scan_and_import(db: str | os.PathLike, run_name: str, path: str | os.PathLik
     check_options(format, name_from, family_template)
     root = Path(path)
     if not root.is_dir():
+        if root.exists():
+            raise InvalidInputError(f"{root} is a file: give the folder holding one subfolder per model")
         raise FileNotFoundError(f"Directory not found: {root}")
     check_name(run_name, "run_name")
     stats = ScanStats()

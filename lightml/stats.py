@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lightml.errors import InvalidInputError
+
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_SEED = 42
@@ -56,13 +58,13 @@ def as_vectors(scores_a: Sequence[float], scores_b: Sequence[float]) -> tuple[np
     a = np.asarray(scores_a, dtype=np.float64)
     b = np.asarray(scores_b, dtype=np.float64)
     if a.ndim != 1 or b.ndim != 1:
-        raise ValueError("scores must be flat lists of numbers")
+        raise InvalidInputError("scores must be flat lists of numbers")
     if len(a) != len(b):
-        raise ValueError(f"Score vectors must have same length: {len(a)} vs {len(b)}")
+        raise InvalidInputError(f"Score vectors must have same length: {len(a)} vs {len(b)}")
     if len(a) == 0:
-        raise ValueError("score vectors are empty")
+        raise InvalidInputError("score vectors are empty")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("scores must be finite numbers")
+        raise InvalidInputError("scores must be finite numbers")
     return a, b
 
 
@@ -75,7 +77,7 @@ def contingency_table(scores_a: Sequence[float], scores_b: Sequence[float]) -> d
     """Counts of the four (A, B) outcomes of 0/1 scores."""
     a, b = as_vectors(scores_a, scores_b)
     if not is_binary(a, b):
-        raise ValueError("a contingency table needs 0/1 scores")
+        raise InvalidInputError("a contingency table needs 0/1 scores")
     return _contingency(a, b)
 
 
@@ -97,7 +99,7 @@ def mcnemar_p_value(only_a: int, only_b: int) -> float:
     """Exact two-sided McNemar p-value: 2 * P(X <= min(only_a, only_b)), X ~ Binomial(n, 1/2),
     n = only_a + only_b, capped at 1. No discordant pairs gives 1."""
     if only_a < 0 or only_b < 0:
-        raise ValueError("discordant counts must be non-negative")
+        raise InvalidInputError("discordant counts must be non-negative")
     n, k = only_a + only_b, min(only_a, only_b)
     if n == 0 or 2 * k >= n:
         return 1.0
@@ -189,9 +191,11 @@ def compare_scores(scores_a: Sequence[float], scores_b: Sequence[float], *, resa
                    confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """The full paired comparison of two score vectors (see the README for every key)."""
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
-        raise ValueError(f"resamples must be an integer >= 100, got {resamples!r}")
-    if not 0.5 <= confidence < 1:
-        raise ValueError(f"confidence must be in [0.5, 1), got {confidence!r}")
+        raise InvalidInputError(f"resamples must be an integer >= 100, got {resamples!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.5 <= confidence < 1:
+        raise InvalidInputError(f"confidence must be in [0.5, 1), got {confidence!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
     a, b = as_vectors(scores_a, scores_b)
     n = len(a)
     binary = is_binary(a, b)

@@ -286,3 +286,8 @@ def test_stored_scores_that_are_not_usable_make_one_metric_untestable(tmp_path: 
     result = compare_models(db, "a", "b")  # the table still comes, with the f1 verdict as an error
     assert {(d.family, d.metric_name) for d in result.deltas} == {("eval", "acc"), ("eval", "f1")}
     assert export_excel(db, tmp_path / "r.xlsx").exists()  # and so does the report
+
+
+def test_diff_models_refuses_a_string_for_the_list(registry: Path) -> None:
+    with pytest.raises(InvalidInputError, match="must be a list of model names"):
+        diff_models(registry, "base")

@@ -245,3 +245,17 @@ def test_version_and_help() -> None:
 
     for command in COMMANDS:
         assert command in r.stdout
+
+
+@pytest.mark.parametrize("bad", [["--name", "m", "--path", "/x", "--parent", "nosuch"],
+                                 ["--name", " ", "--path", "/x"], ["--name", "m", "--path", ""]])
+def test_model_register_with_bad_input_leaves_no_new_run(registry: Path, bad: list[str]) -> None:
+    import sqlite3
+
+    def log(db: Path) -> list:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT seq, type FROM events ORDER BY seq").fetchall()
+
+    before = log(registry)
+    assert_user_error(lightml("model-register", "--db", registry, "--run", "typo-run", *bad))
+    assert log(registry) == before  # no run_created left behind

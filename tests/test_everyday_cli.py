@@ -230,3 +230,59 @@ def test_everyday_errors(registry: Path, args: list[str], message: str) -> None:
     assert message in result.stderr
     with sqlite3.connect(registry) as conn:
         assert conn.execute("SELECT max(seq) FROM events").fetchone() == before
+
+
+# -- the README walkthrough's findings ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["top", "--family", "eval", "--metric", "nosuch"], "no metric eval/nosuch in the registry"),
+    (["history", "--model", "sft", "--family", "eval", "--metric", "nosuch"], "no history for sft eval/nosuch"),
+    (["compare", "--model-a", "base", "--model-b", "sft", "--family", "nosuch"], "has metrics in family 'nosuch'"),
+    (["metric-log", "--run", "r1", "--model", "sft", "--family", "eval", "--metric", "m", "--value", "1",
+      "--scores", "@"], "--scores @FILE needs a file name"),
+    (["metric-log", "--run", "r1", "--model", "sft", "--family", "eval", "--metric", "m", "--value", "1",
+      "--scores", "@/no/such/file"], "--scores @/no/such/file: cannot read the file"),
+    (["metric-log", "--run", "r1", "--model", "sft", "--family", "eval", "--metric", "m", "--value", "1",
+      "--step", "100", "--path-hint", "nomatch"], "no checkpoint at step 100 whose path contains 'nomatch'"),
+])
+def test_unknown_names_and_bad_options_are_one_line_errors(registry: Path, args: list[str], message: str) -> None:
+    result = lightml(args[0], "--db", registry, *args[1:])
+    assert_user_error(result)
+    assert message in result.stderr
+
+
+def test_scan_of_a_file_says_it_is_a_file(registry: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "results.json"
+    a_file.write_text("{}")
+    result = lightml("scan", "--db", registry, "--run", "r1", "--path", a_file)
+    assert_user_error(result)
+    assert "is a file: give the folder" in result.stderr
+
+
+def test_version_flag_and_a_closed_pipe(registry: Path) -> None:
+    assert out("--version").startswith("lightml 2.")
+    # `lightml list models | head -1`: the reader stops early; no error, no traceback
+    proc = subprocess.Popen([sys.executable, "-m", "lightml", "history", "--db", str(registry), "--model", "sft"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # closed before anything is written
+    assert proc.wait(timeout=60) == 0 and b"Traceback" not in proc.stderr.read()
+
+
+def test_gui_on_a_taken_port_is_one_line(registry: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        result = lightml("gui", "--db", registry, "--port", taken.getsockname()[1])
+    assert_user_error(result)
+    assert "cannot listen on 127.0.0.1" in result.stderr and "dashboard on" not in result.stdout
+
+
+def test_model_history_names_no_parent(registry: Path) -> None:
+    with LightMLHandle(registry, "r1") as h:
+        h.set_parent("base", "other")  # from none to a parent ...
+        h.set_parent("base", None)  # ... and back
+    text = out("history", "--db", registry, "--model", "base", "--run", "r1")
+    assert "parent none -> #" in text and "-> none" in text and "#None" not in text

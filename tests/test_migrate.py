@@ -509,3 +509,22 @@ def test_an_earlier_2x_registry_that_cannot_be_written_is_still_readable(tmp_pat
     finally:
         conn.close()
     assert not {"score_docs", "imported_file"} & _tables(db)  # nothing was written to the file
+
+
+def test_merge_of_a_1x_file_with_a_metric_twice_keeps_the_later_value_like_migrate(tmp_path):
+    from lightml.merge import merge
+
+    source = build_v1(tmp_path / "v1.db")
+    conn = sqlite3.connect(source)
+    conn.execute("INSERT INTO metrics VALUES (40, 2, NULL, 'mmlu', 'acc', 0.7)")  # 1.x had no unique rule
+    conn.commit()
+    conn.close()
+    target = tmp_path / "target.db"
+    LightMLHandle(str(target)).close()
+    result = merge(target, source)
+    assert result.metrics_skipped == 1
+    with sqlite3.connect(target) as conn:
+        values = conn.execute("SELECT x.value FROM metrics x JOIN model m ON m.id = x.model_id "
+                              "WHERE m.model_name = 'meta-llama/Llama-3-8B' AND x.family = 'mmlu' "
+                              "AND x.metric_name = 'acc'").fetchall()
+    assert values == [(0.7,)]

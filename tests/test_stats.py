@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lightml import stats
+from lightml.errors import InvalidInputError
 
 
 @pytest.mark.parametrize("only_a, only_b, expected", [
@@ -162,15 +163,17 @@ def test_paired_verdict_is_the_full_comparisons_verdict() -> None:
     ([[1, 0]], [[1, 0]], "flat"),
 ])
 def test_bad_vectors(a, b, message) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidInputError, match=message):
         stats.compare_scores(a, b)
 
 
-def test_bad_options() -> None:
-    with pytest.raises(ValueError, match="resamples"):
-        stats.compare_scores([1, 0], [0, 1], resamples=5)
-    with pytest.raises(ValueError, match="confidence"):
-        stats.compare_scores([1, 0], [0, 1], confidence=1.5)
+@pytest.mark.parametrize("options, message", [
+    ({"resamples": 5}, "resamples"), ({"confidence": 1.5}, "confidence"), ({"confidence": "x"}, "confidence"),
+    ({"seed": -1}, "seed must be a non-negative integer"), ({"seed": "x"}, "seed"), ({"seed": 1.5}, "seed"),
+])
+def test_bad_options(options, message) -> None:
+    with pytest.raises(InvalidInputError, match=message):  # a LightMLError (and a ValueError)
+        stats.compare_scores([1, 0], [0, 1], **options)
 
 
 @pytest.mark.parametrize("text", [

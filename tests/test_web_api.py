@@ -123,6 +123,8 @@ def test_excel_download(client: TestClient) -> None:
 
 @pytest.mark.parametrize("path, params, status, message", [
     ("/api/pivot", {"family": "nope"}, 404, "no family 'nope'"),
+    ("/api/pivot", {"checkpoints": "abc"}, 400, "'checkpoints' must be 1 or 0"),
+    ("/api/pivot", {"include_hidden": "2"}, 400, "'include_hidden' must be 1 or 0"),
     ("/api/pivot", {"run": "nope"}, 404, "run 'nope' not found"),
     ("/api/compare", {"a": "base"}, 400, "missing parameter 'b'"),
     ("/api/compare", {"a": "base", "b": "ghost"}, 404, "model 'ghost' not found"),

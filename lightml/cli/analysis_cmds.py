@@ -47,6 +47,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         result = compare_in(conn, model_a, model_b, args.run, args.family, run_a=args.run_a, run_b=args.run_b)
     finally:
         conn.close()
+    if args.family is not None and not result.deltas:
+        from lightml.errors import NotFoundError
+
+        raise NotFoundError(f"neither {model_a!r} nor {model_b!r} has metrics in family {args.family!r}")
     if args.json:
         print_json(result.to_dict())
     else:

@@ -23,6 +23,20 @@ def _is_unspecified(host: str) -> bool:
         return False
 
 
+def _check_port_is_free(host: str, port: int) -> None:
+    """Say so in one line before announcing the address (uvicorn would log and exit 3)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+            probe.listen(1)  # with SO_REUSEADDR a taken port is only refused here
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try another --port)") from None
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from lightml.errors import InvalidInputError
     from lightml.web.app import create_app
@@ -32,6 +46,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     # A bad registry fails here, before the server starts. The host is passed on because the app
     # answers only requests addressed to a local name or to it (DNS-rebinding protection).
     app = create_app(args.db, host=args.host)
+    _check_port_is_free(args.host, args.port)
     if not _is_loopback(args.host):
         print(f"lightml gui: warning: listening on {args.host}: anyone who can reach this machine can read "
               "the registry (and, from the page, edit notes and hidden flags)", file=sys.stderr)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from lightml import __version__
 
 EXIT_USER_ERROR = 2
 
@@ -71,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lightml",
         description="LightML: a local registry for LLM evaluation results (one SQLite file, an event log).",
     )
+    parser.add_argument("--version", action="version", version=f"lightml {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -96,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lightml: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lightml summary | head -1`: the reader has what it wanted
+        # Python would report the pipe again when it flushes stdout at exit: point it nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # one line for the user, never a traceback
         if not _is_user_error(exc):
             raise

@@ -64,12 +64,13 @@ def cmd_history(args: argparse.Namespace) -> int:
         return _model_history(args)
     with _registry(args.db, args.run) as registry:
         entries = registry.metric_history(args.model, args.family, args.metric, args.step)
+    what = f"{args.model} {args.family}/{args.metric}" + (f" at step {args.step}" if args.step is not None else "")
+    if not entries:  # a typo in the family or metric, most likely
+        from lightml.errors import NotFoundError
+
+        raise NotFoundError(f"no history for {what}: no such value was ever logged")
     if args.json:
         print_json(entries)
-        return 0
-    what = f"{args.model} {args.family}/{args.metric}" + (f" at step {args.step}" if args.step is not None else "")
-    if not entries:
-        print(f"No history for {what}")
         return 0
     print(f"History of {what}:")
     print_table(

@@ -37,7 +37,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"path": str(result.path), "events_applied": result.events_applied, "last_seq": result.last_seq})
     elif args.out:
-        print(f"Wrote {result.path}: {result.events_applied} events replayed (up to event #{result.last_seq})")
+        upto = f"up to event #{result.last_seq}" if result.last_seq is not None else "the log up to then is empty"
+        print(f"Wrote {result.path}: {result.events_applied} events replayed ({upto})")
     else:
         print(f"Rebuilt the read tables of {result.path} from {result.events_applied} events")
     return 0

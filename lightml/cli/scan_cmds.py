@@ -19,11 +19,14 @@ def _require_registry(args: argparse.Namespace) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     """Everything that can be refused, before anything is written (or watched)."""
+    from lightml.errors import InvalidInputError
     from lightml.scan import check_options
 
     _require_registry(args)
     check_options(args.format, args.name_from, args.family_template)
     if not Path(args.path).is_dir():
+        if Path(args.path).exists():
+            raise InvalidInputError(f"{args.path} is a file: give the folder holding one subfolder per model")
         raise FileNotFoundError(f"Directory not found: {args.path}")
 
 

@@ -25,7 +25,27 @@ def _existing(db: str) -> str:
     return db
 
 
+def _refuse_before_creating_the_run(args: argparse.Namespace) -> None:
+    """The handle creates ``--run`` when it is new. So that bad input leaves no empty run
+    behind, what the registration would refuse is checked first, without writing."""
+    from lightml import resolve
+    from lightml.store import open_registry_readonly
+    from lightml.validation import check_name, normalize_path
+
+    check_name(args.name, "model_name")
+    normalize_path(args.path)
+    if args.parent is None:
+        return
+    check_name(args.parent, "parent_name")
+    conn = open_registry_readonly(_existing(args.db))
+    try:
+        resolve.parent_id(conn, args.parent, resolve.run_id(conn, args.run))
+    finally:
+        conn.close()
+
+
 def cmd_model_register(args: argparse.Namespace) -> int:
+    _refuse_before_creating_the_run(args)
     with _handle(args, create_run=True) as h:
         model_id = h.register_model(args.name, args.path, parent_name=args.parent)
     if args.json:
@@ -57,7 +77,13 @@ def _parse_scores(text: str | None):
         return None
     source = text
     if text.startswith("@"):
-        source = Path(text[1:]).expanduser().read_text()
+        if not text[1:].strip():
+            raise InvalidInputError("--scores @FILE needs a file name after the @")
+        try:
+            source = Path(text[1:]).expanduser().read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise InvalidInputError(f"--scores {text}: cannot read the file ({reason})") from None
     try:
         return json.loads(source)
     except json.JSONDecodeError as exc:
@@ -76,7 +102,8 @@ def cmd_metric_log(args: argparse.Namespace) -> int:
         if checkpoint_id is None and args.step is not None:
             checkpoint_id = h.find_checkpoint(args.model, args.step, args.path_hint)
             if checkpoint_id is None:
-                raise NotFoundError(f"model {args.model!r} has no checkpoint at step {args.step}")
+                hint = f" whose path contains {args.path_hint!r}" if args.path_hint is not None else ""
+                raise NotFoundError(f"model {args.model!r} has no checkpoint at step {args.step}{hint}")
         if checkpoint_id is None:
             outcome = h.log_model_metric(args.model, args.family, args.metric, value, scores=scores, force=args.force)
         else:

@@ -15,5 +15,5 @@ class DeleteResult:
     def __str__(self) -> str:
         return (
             f"Deleted model {self.model_name!r}: {self.checkpoints_deleted} checkpoint(s), "
-            f"{self.metrics_deleted} metric(s) (event #{self.seq}; undo with restore_model)"
+            f"{self.metrics_deleted} metric(s) (event #{self.seq}; undo: restore_model, or lightml restore)"
         )

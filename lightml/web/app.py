@@ -57,6 +57,15 @@ def _param(request: Request, name: str, required: bool = True) -> str | None:
     return value
 
 
+def _flag_param(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name, "0").lower()
+    if raw in ("1", "true", "yes"):
+        return True
+    if raw in ("0", "false", "no", ""):
+        return False
+    raise BadRequest(f"parameter {name!r} must be 1 or 0 (true or false), got {raw!r}")
+
+
 def _int_param(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -180,8 +189,8 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
     async def api_pivot(request: Request) -> Response:
         family = _param(request, "family", required=False)
         run = _param(request, "run", required=False)
-        checkpoints = request.query_params.get("checkpoints", "0") in ("1", "true", "yes")
-        include_hidden = request.query_params.get("include_hidden", "0") in ("1", "true", "yes")
+        checkpoints = _flag_param(request, "checkpoints")
+        include_hidden = _flag_param(request, "include_hidden")
         key = (family, run, checkpoints, include_hidden)
 
         async def work(conn) -> bytes:
