@@ -288,12 +288,18 @@ def test_failed_migration_leaves_original_untouched_with_backup(tmp_path):
     assert dump(made[0]) == original
 
 
-def test_migrate_reports_duplicated_metric_as_overwrite(tmp_path):
-    db = build_v1(tmp_path / "registry.db")
+def build_v1_with_a_metric_twice(path: Path) -> Path:
+    """A 1.x file where model 2's mmlu/acc is stored twice (1.x had no unique rule), the later 0.7."""
+    db = build_v1(path)
     conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO metrics VALUES (40, 2, NULL, 'mmlu', 'acc', 0.7)")  # 1.x had no unique rule
+    conn.execute("INSERT INTO metrics VALUES (40, 2, NULL, 'mmlu', 'acc', 0.7)")
     conn.commit()
     conn.close()
+    return db
+
+
+def test_migrate_reports_duplicated_metric_as_overwrite(tmp_path):
+    db = build_v1_with_a_metric_twice(tmp_path / "registry.db")
 
     result = migrate(db)
 
@@ -514,11 +520,7 @@ def test_an_earlier_2x_registry_that_cannot_be_written_is_still_readable(tmp_pat
 def test_merge_of_a_1x_file_with_a_metric_twice_keeps_the_later_value_like_migrate(tmp_path):
     from lightml.merge import merge
 
-    source = build_v1(tmp_path / "v1.db")
-    conn = sqlite3.connect(source)
-    conn.execute("INSERT INTO metrics VALUES (40, 2, NULL, 'mmlu', 'acc', 0.7)")  # 1.x had no unique rule
-    conn.commit()
-    conn.close()
+    source = build_v1_with_a_metric_twice(tmp_path / "v1.db")
     target = tmp_path / "target.db"
     LightMLHandle(str(target)).close()
     result = merge(target, source)
