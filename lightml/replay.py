@@ -97,12 +97,15 @@ def replay(db: str | os.PathLike, out: str | os.PathLike | None = None, *, as_of
     """
     live_path, live = _open_live(db)
     live.close()
+    if as_of is not None and upto is not None:
+        raise InvalidInputError("give as_of (--as-of) or upto (--upto), not both")
     as_of_ts = parse_as_of(as_of) if as_of is not None else None
     if upto is not None and (isinstance(upto, bool) or not isinstance(upto, int) or upto < 0):
-        raise InvalidInputError(f"--upto must be a non-negative event position, got {upto!r}")
+        raise InvalidInputError(f"upto (--upto) must be a non-negative event position, got {upto!r}")
     if out is None:
         if as_of is not None or upto is not None:
-            raise InvalidInputError("--as-of/--upto write the past registry into --out; they never rewind the live file")
+            raise InvalidInputError("as_of/upto (--as-of/--upto) write the past registry into out (--out); "
+                                    "they never rewind the live file")
         return _replay_in_place(live_path)
     out_path = Path(os.path.abspath(Path(out).expanduser()))
     if out_path == live_path:

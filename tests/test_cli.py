@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lightml.errors import InvalidInputError
 from lightml.handle import LightMLHandle
 
 
@@ -259,3 +260,13 @@ def test_model_register_with_bad_input_leaves_no_new_run(registry: Path, bad: li
     before = log(registry)
     assert_user_error(lightml("model-register", "--db", registry, "--run", "typo-run", *bad))
     assert log(registry) == before  # no run_created left behind
+
+
+def test_python_replay_refuses_as_of_with_upto_and_a_rewind_in_place(registry: Path, tmp_path: Path) -> None:
+    from lightml.replay import replay
+
+    with pytest.raises(InvalidInputError, match="not both"):
+        replay(registry, tmp_path / "past.db", as_of="2026-01-01T00:00:00", upto=2)
+    with pytest.raises(InvalidInputError, match="never rewind the live file"):
+        replay(registry, upto=2)
+    assert not (tmp_path / "past.db").exists()
