@@ -100,8 +100,12 @@ def _parents_first(models: list[tuple]) -> list[tuple]:
 
 
 def _metric_inputs(rows: list[tuple], src: _Source, result: MergeResult) -> list[commands.MetricInput]:
+    # A 1.x source can hold one metric twice (it had no unique index): the later row wins, as
+    # in ``migrate``; the earlier one counts as skipped.
+    latest = {(row[3], row[4]): row for row in rows}  # rows come in id order
+    result.metrics_skipped += len(rows) - len(latest)
     items = []
-    for metric_id, _, _, family, name, value in rows:
+    for metric_id, _, _, family, name, value in latest.values():
         try:
             number = check_value(value, f"{family}/{name}")
         except InvalidInputError:
@@ -120,11 +124,7 @@ def _metric_inputs(rows: list[tuple], src: _Source, result: MergeResult) -> list
             items.append(commands.MetricInput(family, name, number))
             continue
         items.append(commands.MetricInput(family, name, number, encoded, n, doc_keys))
-    # A 1.x source can hold one metric twice (it had no unique index): the later row wins, as
-    # in ``migrate``; the earlier one counts as skipped.
-    latest = {(item.family, item.metric_name): item for item in items}
-    result.metrics_skipped += len(items) - len(latest)
-    return list(latest.values())
+    return items
 
 
 def _changed_only(conn, key_column: str, key: int, items: list[commands.MetricInput]) -> list[commands.MetricInput]:

@@ -100,6 +100,7 @@ def compare_stats_all(conn: sqlite3.Connection, model_a: str, model_b: str, fami
     A metric whose two vectors differ in length cannot be tested: it is listed after the
     tested ones with an ``error`` and no p-values, and left out of the adjustment.
     """
+    stats.check_options(**options)  # refused even when no metric has scores to test
     id_a = resolve.model_id_prefer_run(conn, model_a, run)
     id_b = resolve.model_id_prefer_run(conn, model_b, run)
     common = sorted(set(queries.scored_metrics(conn, id_a, family)) & set(queries.scored_metrics(conn, id_b, family)))

@@ -9,6 +9,7 @@ plain Python numbers out.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Sequence
 
 import numpy as np
@@ -187,15 +188,22 @@ def min_detectable_effect(sd_diff: float, n: int) -> float:
     return MDE_Z * sd_diff / math.sqrt(n)
 
 
+def check_options(resamples: Any = DEFAULT_RESAMPLES, confidence: Any = DEFAULT_CONFIDENCE,
+                  seed: Any = DEFAULT_SEED) -> None:
+    """The bootstrap options, checked (numpy integers and floats are fine, booleans are not)."""
+    if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 100:
+        raise InvalidInputError(f"resamples must be an integer >= 100, got {resamples!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0.5 <= confidence < 1:
+        raise InvalidInputError(f"confidence must be in [0.5, 1), got {confidence!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
+
+
 def compare_scores(scores_a: Sequence[float], scores_b: Sequence[float], *, resamples: int = DEFAULT_RESAMPLES,
                    confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """The full paired comparison of two score vectors (see the README for every key)."""
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
-        raise InvalidInputError(f"resamples must be an integer >= 100, got {resamples!r}")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.5 <= confidence < 1:
-        raise InvalidInputError(f"confidence must be in [0.5, 1), got {confidence!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
+    check_options(resamples, confidence, seed)
+    resamples, confidence, seed = int(resamples), float(confidence), int(seed)
     a, b = as_vectors(scores_a, scores_b)
     n = len(a)
     binary = is_binary(a, b)

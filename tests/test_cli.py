@@ -270,3 +270,12 @@ def test_python_replay_refuses_as_of_with_upto_and_a_rewind_in_place(registry: P
     with pytest.raises(InvalidInputError, match="never rewind the live file"):
         replay(registry, upto=2)
     assert not (tmp_path / "past.db").exists()
+
+
+def test_model_register_again_after_its_parent_was_deleted(registry: Path) -> None:
+    with LightMLHandle(registry, "r1") as h:
+        h.delete_model("base")  # sft's parent
+    # re-running a register script: the model exists, so its id comes back, parent or not
+    result = lightml("model-register", "--db", registry, "--run", "r1", "--name", "sft", "--path", "org/sft",
+                     "--parent", "base", "--json")
+    assert result.returncode == 0, result.stderr

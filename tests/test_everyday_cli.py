@@ -266,7 +266,8 @@ def test_version_flag_and_a_closed_pipe(registry: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "lightml", "history", "--db", str(registry), "--model", "sft"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # closed before anything is written
-    assert proc.wait(timeout=60) == 0 and b"Traceback" not in proc.stderr.read()
+    # exit 1 (not all written, as Python advises), and no message
+    assert proc.wait(timeout=60) == 1 and proc.stderr.read() == b""
 
 
 def test_gui_on_a_taken_port_is_one_line(registry: Path) -> None:
@@ -286,3 +287,22 @@ def test_model_history_names_no_parent(registry: Path) -> None:
         h.set_parent("base", None)  # ... and back
     text = out("history", "--db", registry, "--model", "base", "--run", "r1")
     assert "parent none -> #" in text and "-> none" in text and "#None" not in text
+
+
+def test_gui_on_every_address_is_not_blocked_by_an_ipv4_only_listener(registry: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as ipv4_only:  # another program on 0.0.0.0:PORT
+        ipv4_only.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ipv4_only.bind(("0.0.0.0", 0))
+        ipv4_only.listen(1)
+        port = ipv4_only.getsockname()[1]
+        proc = subprocess.Popen([sys.executable, "-m", "lightml", "gui", "--db", str(registry), "--host", "::",
+                                 "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(3)
+            assert proc.poll() is None, proc.communicate()  # listening on [::]:PORT, as uvicorn can
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)

@@ -530,3 +530,22 @@ def test_merge_of_a_1x_file_with_a_metric_twice_keeps_the_later_value_like_migra
                               "WHERE m.model_name = 'meta-llama/Llama-3-8B' AND x.family = 'mmlu' "
                               "AND x.metric_name = 'acc'").fetchall()
     assert values == [(0.7,)]
+
+
+def test_merge_of_a_1x_duplicate_whose_later_copy_has_no_value(tmp_path):
+    from lightml.merge import merge
+
+    source = build_v1(tmp_path / "v1.db")
+    conn = sqlite3.connect(source)
+    conn.execute("INSERT INTO metrics VALUES (40, 2, NULL, 'mmlu', 'acc', NULL)")  # the later copy: no value
+    conn.commit()
+    conn.close()
+    plain, target = tmp_path / "plain.db", tmp_path / "target.db"
+    for path in (plain, target):
+        LightMLHandle(str(path)).close()
+    baseline = merge(plain, build_v1(tmp_path / "v1-plain.db"))  # the fixture has unusable rows of its own
+    result = merge(target, source)
+    # the later row wins (the earlier is skipped), and it has no value: unusable
+    assert result.metrics_skipped == baseline.metrics_skipped + 1
+    assert result.metrics_unusable == baseline.metrics_unusable + 1
+    assert result.metrics_inserted == baseline.metrics_inserted - 1

@@ -176,6 +176,13 @@ def test_bad_options(options, message) -> None:
         stats.compare_scores([1, 0], [0, 1], **options)
 
 
+def test_numpy_numbers_are_fine_options() -> None:
+    plain = stats.compare_scores([1, 0, 1, 1], [0, 0, 1, 0], resamples=200, confidence=0.9, seed=3)
+    numpy = stats.compare_scores([1, 0, 1, 1], [0, 0, 1, 0], resamples=np.int64(200), confidence=np.float32(0.9),
+                                 seed=np.int64(3))
+    assert numpy["bootstrap"]["ci_lower"] == plain["bootstrap"]["ci_lower"]
+
+
 @pytest.mark.parametrize("text", [
     "[1,0,1]", "[1]", "[0]", "[1.0,0.0,1.0]", "[1, 0, 1]", "[0.5,1,0]", "[10,1,0]", "[1,0,2]", "[2]",
     "[1.0,0.5]", "[11]", "[0.0]", "[1.5]", "[1.0,1.0,2.0]", "[1,1.0]", "[-1,0]",

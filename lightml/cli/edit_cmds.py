@@ -71,8 +71,10 @@ def cmd_rename(args: argparse.Namespace) -> int:
     name = _model(args)
     with _handle(args) as h:
         changed = h.rename_model(name, args.to)
-    return _report(args, changed, f"Renamed {name!r} to {args.to!r} (undo: lightml rename --db {args.db} "
-                   f"--model {args.to!r} --to {name!r}).", f"{name!r} already has that name.", model=args.to, previous=name)
+    from shlex import quote
+
+    return _report(args, changed, f"Renamed {name!r} to {args.to!r} (undo: lightml rename --db {quote(str(args.db))} "
+                   f"--model {quote(args.to)} --to {quote(name)}).", f"{name!r} already has that name.", model=args.to, previous=name)
 
 
 def _set_hidden(args: argparse.Namespace, hidden: bool) -> int:

@@ -27,14 +27,20 @@ def _check_port_is_free(host: str, port: int) -> None:
     """Say so in one line before announcing the address (uvicorn would log and exit 3)."""
     import socket
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind((host, port))
-            probe.listen(1)  # with SO_REUSEADDR a taken port is only refused here
-        except OSError as exc:
-            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try another --port)") from None
+    try:
+        addresses = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    for family, kind, proto, _, address in addresses:  # each address as asyncio's create_server binds it
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+                probe.listen(1)  # with SO_REUSEADDR a taken port is only refused here
+            except OSError as exc:
+                raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try another --port)") from None
 
 
 def cmd_gui(args: argparse.Namespace) -> int:

@@ -100,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lightml: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `lightml summary | head -1`: the reader has what it wanted
+    except BrokenPipeError:  # `lightml summary | head -1`: the reader stopped; no message
         # Python would report the pipe again when it flushes stdout at exit: point it nowhere.
+        # Exit 1, as Python's documentation advises: the output was not all written.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return 1
     except Exception as exc:  # one line for the user, never a traceback
         if not _is_user_error(exc):
             raise

@@ -68,7 +68,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not entries:  # a typo in the family or metric, most likely
         from lightml.errors import NotFoundError
 
-        raise NotFoundError(f"no history for {what}: no such value was ever logged")
+        raise NotFoundError(f"no history for {what} (check the model, family, metric, --step and --run)")
     if args.json:
         print_json(entries)
         return 0

@@ -39,7 +39,11 @@ def _refuse_before_creating_the_run(args: argparse.Namespace) -> None:
     check_name(args.parent, "parent_name")
     conn = open_registry_readonly(_existing(args.db))
     try:
-        resolve.parent_id(conn, args.parent, resolve.run_id(conn, args.run))
+        run = resolve.run_id(conn, args.run)
+        already = run is not None and conn.execute(
+            "SELECT 1 FROM model WHERE model_name = ? AND run_id = ?", (args.name, run)).fetchone()
+        if not already:  # registering again returns the existing id without looking at the parent
+            resolve.parent_id(conn, args.parent, run)
     finally:
         conn.close()
 
