@@ -301,8 +301,10 @@ def test_gui_on_every_address_is_not_blocked_by_an_ipv4_only_listener(registry: 
         proc = subprocess.Popen([sys.executable, "-m", "lightml", "gui", "--db", str(registry), "--host", "::",
                                  "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            time.sleep(3)
-            assert proc.poll() is None, proc.communicate()  # listening on [::]:PORT, as uvicorn can
+            # printed after the port check; a refused port would have ended the process instead
+            assert proc.stdout.readline().startswith("LightML dashboard on"), proc.communicate()
+            time.sleep(1)  # and uvicorn itself binds [::]:PORT too
+            assert proc.poll() is None, proc.communicate()
         finally:
             proc.terminate()
             proc.communicate(timeout=30)

@@ -467,15 +467,16 @@ def test_a_family_template_that_merges_two_tasks_is_refused_per_task(results: Pa
 
 def test_watch_stops_when_the_registry_goes_away(tmp_path: Path) -> None:
     watched = tmp_path / "watched"
-    watched.mkdir()
+    shutil.copytree(DATA / "lm_eval_0413" / "dummy-a", watched / "dummy-a")
     db = tmp_path / "reg.db"
     make_registry(db)
     proc = subprocess.Popen(
         [sys.executable, "-m", "lightml", "watch", "--db", str(db), "--run", "r", "--path", str(watched),
-         "--interval", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--interval", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().startswith("Watching")
-        time.sleep(1)  # the first round (an empty folder) is over: the watcher sleeps
+        # printed when the first round is over: the watcher sleeps now, the registry is closed
+        assert "imported dummy-a" in proc.stdout.readline()
         for path in tmp_path.glob("reg.db*"):
             path.rename(tmp_path / path.name.replace("reg", "moved"))
         stdout, stderr = proc.communicate(timeout=30)
