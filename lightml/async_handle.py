@@ -112,8 +112,8 @@ class AsyncLightMLHandle:
     # writes: each returns after COMMIT
 
     async def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
-                             parent_id: int | None = None) -> int:
-        return await self._write(lambda c: c.register_model(model_name, path, parent_name, parent_id))
+                             parent_id: int | None = None, run_name: str | None = None) -> int:
+        return await self._write(lambda c: c.register_model(model_name, path, parent_name, parent_id, run_name))
 
     async def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> int:
         return await self._write(lambda c: c.register_checkpoint(model_name, step, path))

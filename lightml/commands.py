@@ -75,10 +75,15 @@ def create_run(run_name: str, description: str | None = None, metadata: str | No
 
 def register_model(
     run_name: str | None, model_name: str, path: str, parent_name: str | None,
-    parent_id: int | None, registry_dir: Path,
+    parent_id: int | None, registry_dir: Path, create_run_if_new: bool = False,
 ) -> Command:
+    """Register the model (or return its id). With ``create_run_if_new`` the run is created
+    in the same transaction, so a refused registration leaves no empty run behind."""
+
     def command(tx: WriteTransaction) -> int:
         conn = tx.conn
+        if create_run_if_new:
+            create_run(run_name)(tx)
         rid = _run_id(tx, run_name)
         row = conn.execute("SELECT id FROM model WHERE model_name = ? AND run_id = ?", (model_name, rid)).fetchone()
         if row:

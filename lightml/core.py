@@ -125,16 +125,21 @@ class Registry:
     # -- writes ---------------------------------------------------------------------------
 
     def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
-                       parent_id: int | None = None) -> writer.Command:
-        self._require_run("register_model")
+                       parent_id: int | None = None, run_name: str | None = None) -> writer.Command:
+        if run_name is None:
+            self._require_run("register_model")
+        else:
+            check_name(run_name, "run_name")
         check_name(model_name, "model_name")
         stored_path = normalize_path(path)
         if parent_name is not None:
             check_name(parent_name, "parent_name")
         if parent_id is not None:
             parent_id = check_id(parent_id, "parent_id")
+        # Another run than the handle's is created, if new, in the registration's transaction.
         return commands.register_model(
-            self.run_name, model_name, stored_path, parent_name, parent_id, self.registry_dir)
+            run_name if run_name is not None else self.run_name, model_name, stored_path, parent_name, parent_id,
+            self.registry_dir, create_run_if_new=run_name is not None)
 
     def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> writer.Command:
         self._require_run("register_checkpoint")

@@ -59,8 +59,10 @@ class LightMLHandle:
     # writes: each returns after COMMIT
 
     def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
-                       parent_id: int | None = None) -> int:
-        return self._write(self._core.register_model(model_name, path, parent_name, parent_id))
+                       parent_id: int | None = None, run_name: str | None = None) -> int:
+        """Register (idempotent by name and run). ``run_name``: a run other than the handle's,
+        created in the same transaction if new (a refused registration leaves no empty run)."""
+        return self._write(self._core.register_model(model_name, path, parent_name, parent_id, run_name))
 
     def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> int:
         return self._write(self._core.register_checkpoint(model_name, step, path))

@@ -902,3 +902,16 @@ def test_handle_never_closed_loses_nothing_and_exits(db, flavour_script):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "done"
     assert query(db, "SELECT count(*) FROM metrics") == [(20,)]
+
+
+def test_register_model_into_another_run_creates_it_with_the_model(tmp_path: Path) -> None:
+    db = tmp_path / "reg.db"
+    with LightMLHandle(db) as h:  # a handle without a run
+        with pytest.raises(NotFoundError, match="ghost"):
+            h.register_model("m", "/x/m", parent_name="ghost", run_name="new-run")
+        with sqlite3.connect(db) as conn:  # the refused registration left no run behind
+            assert conn.execute("SELECT count(*) FROM events WHERE type = 'run_created'").fetchone() == (0,)
+        mid = h.register_model("m", "/x/m", run_name="new-run")
+        assert h.register_model("m", "/x/m", run_name="new-run") == mid  # idempotent, as in the handle's run
+    with LightMLHandle(db, "new-run") as h:
+        assert h.model_exists("m")

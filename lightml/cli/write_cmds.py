@@ -11,11 +11,11 @@ from lightml.errors import InvalidInputError, NotFoundError
 from lightml.metrics import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED, OUTCOME_NAMES
 
 
-def _handle(args: argparse.Namespace, create_run: bool = False):
+def _handle(args: argparse.Namespace):
     from lightml.handle import LightMLHandle
 
     # Only model-register creates a run: a typo in --run elsewhere must not leave one behind.
-    return LightMLHandle(_existing(args.db), args.run, origin="cli", create=create_run)
+    return LightMLHandle(_existing(args.db), args.run, origin="cli", create=False)
 
 
 def _existing(db: str) -> str:
@@ -25,33 +25,12 @@ def _existing(db: str) -> str:
     return db
 
 
-def _refuse_before_creating_the_run(args: argparse.Namespace) -> None:
-    """The handle creates ``--run`` when it is new. So that bad input leaves no empty run
-    behind, what the registration would refuse is checked first, without writing."""
-    from lightml import resolve
-    from lightml.store import open_registry_readonly
-    from lightml.validation import check_name, normalize_path
-
-    check_name(args.name, "model_name")
-    normalize_path(args.path)
-    if args.parent is None:
-        return
-    check_name(args.parent, "parent_name")
-    conn = open_registry_readonly(_existing(args.db))
-    try:
-        run = resolve.run_id(conn, args.run)
-        already = run is not None and conn.execute(
-            "SELECT 1 FROM model WHERE model_name = ? AND run_id = ?", (args.name, run)).fetchone()
-        if not already:  # registering again returns the existing id without looking at the parent
-            resolve.parent_id(conn, args.parent, run)
-    finally:
-        conn.close()
-
-
 def cmd_model_register(args: argparse.Namespace) -> int:
-    _refuse_before_creating_the_run(args)
-    with _handle(args, create_run=True) as h:
-        model_id = h.register_model(args.name, args.path, parent_name=args.parent)
+    from lightml.handle import LightMLHandle
+
+    # The run is created with the model, in one transaction: bad input leaves no empty run.
+    with LightMLHandle(_existing(args.db), None, origin="cli", create=False) as h:
+        model_id = h.register_model(args.name, args.path, parent_name=args.parent, run_name=args.run)
     if args.json:
         print_json({"model_id": model_id})
     else:
