@@ -373,8 +373,11 @@ def _import_command(run_name: str, parsed: _Parsed, items: list[commands.MetricI
                                (parsed.model, run_id)).fetchone()
         model_id = commands.register_model(run_name, parsed.model, normalize_path(parsed.path), None, None,
                                            registry_dir)(tx)
-        present = set(conn.execute("SELECT family, metric_name FROM metrics WHERE model_id = ?", (model_id,)))
-        late = [] if force else _late_scores(conn, model_id, items)
+        # (family, metric) -> (value, has scores) of what the model already has
+        present = {(family, name): (value, scored) for family, name, value, scored in conn.execute(
+            "SELECT x.family, x.metric_name, x.value, d.metric_id IS NOT NULL FROM metrics x "
+            "LEFT JOIN detailed_scores d ON d.metric_id = x.id WHERE x.model_id = ?", (model_id,))}
+        late = [] if force else _late_scores(present, items)
         scored = len(late) + sum(1 for i in items if i.scores is not None
                                  and (force or (i.family, i.metric_name) not in present))
         target = commands.ModelTarget(run_name, parsed.model)
@@ -395,14 +398,12 @@ def _import_command(run_name: str, parsed: _Parsed, items: list[commands.MetricI
     return command
 
 
-def _late_scores(conn, model_id: int, items: list[commands.MetricInput]) -> list[commands.MetricInput]:
+def _late_scores(present: dict[tuple[str, str], tuple[float, bool]],
+                 items: list[commands.MetricInput]) -> list[commands.MetricInput]:
     """Items that bring per-sample scores to a value already there with the same number and
     no scores. lm-eval writes its samples files after the results file, so a ``watch`` round
     can import the values before their scores exist; the next round attaches them."""
-    unscored = {(family, name): value for family, name, value in conn.execute(
-        "SELECT x.family, x.metric_name, x.value FROM metrics x LEFT JOIN detailed_scores d ON d.metric_id = x.id "
-        "WHERE x.model_id = ? AND d.metric_id IS NULL", (model_id,))}
-    return [i for i in items if i.scores is not None and unscored.get((i.family, i.metric_name)) == i.value]
+    return [i for i in items if i.scores is not None and present.get((i.family, i.metric_name)) == (i.value, False)]
 
 
 def _model_folders(root: Path, stats: ScanStats) -> list[Path]:
