@@ -142,13 +142,18 @@ def test_compare_models_across_runs_and_errors(registry: Path) -> None:
         compare_models(registry.parent / "missing.db", "a", "b")
 
 
-def test_pct_change_is_none_when_a_is_zero(tmp_path: Path) -> None:
-    db = tmp_path / "z.db"
+def two_models_with_one_metric(db: Path, value_a: float, value_b: float) -> Path:
+    """Models a and b in run r, each with f/m."""
     with LightMLHandle(db, "r") as h:
         h.register_model("a", "org/a")
         h.register_model("b", "org/b")
-        h.log_model_metric("a", "f", "m", 0.0)
-        h.log_model_metric("b", "f", "m", 0.5)
+        h.log_model_metric("a", "f", "m", value_a)
+        h.log_model_metric("b", "f", "m", value_b)
+    return db
+
+
+def test_pct_change_is_none_when_a_is_zero(tmp_path: Path) -> None:
+    db = two_models_with_one_metric(tmp_path / "z.db", 0.0, 0.5)
     (delta,) = compare_models(db, "a", "b").deltas
     assert delta.delta == 0.5 and delta.pct_change is None
 
@@ -246,12 +251,7 @@ def test_winner_of_a_lower_is_better_metric_is_the_lower_side(tmp_path: Path) ->
 
 
 def test_pct_change_uses_the_exact_difference(tmp_path: Path) -> None:
-    db = tmp_path / "p.db"
-    with LightMLHandle(db, "r") as h:
-        h.register_model("a", "org/a")
-        h.register_model("b", "org/b")
-        h.log_model_metric("a", "f", "m", 0.00004)
-        h.log_model_metric("b", "f", "m", 0.00005)
+    db = two_models_with_one_metric(tmp_path / "p.db", 0.00004, 0.00005)
     result = compare_models(db, "a", "b")
     (delta,) = result.deltas
     assert delta.delta == 0.0 and delta.pct_change == pytest.approx(25.0)

@@ -205,14 +205,19 @@ def test_scan_cli(results: Path, tmp_path: Path) -> None:
     assert_user_error(lightml("scan", "--db", db, "--run", "r", "--path", tmp_path / "missing"))
 
 
+def start_watch(db: Path, watched: Path, interval: float) -> subprocess.Popen:
+    """`lightml watch` of ``watched`` into run r of ``db`` (which it creates first)."""
+    make_registry(db)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lightml", "watch", "--db", str(db), "--run", "r", "--path", str(watched),
+         "--interval", str(interval)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def test_watch_imports_new_results_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     watched = tmp_path / "watched"
     watched.mkdir()
     db = tmp_path / "reg.db"
-    make_registry(db)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lightml", "watch", "--db", str(db), "--run", "r", "--path", str(watched),
-         "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_watch(db, watched, 0.2)
     try:
         assert proc.stdout.readline().startswith("Watching")
         shutil.copytree(DATA / "lm_eval_0413" / "dummy-a", watched / "dummy-a")  # an eval job finishing
@@ -469,10 +474,7 @@ def test_watch_stops_when_the_registry_goes_away(tmp_path: Path) -> None:
     watched = tmp_path / "watched"
     shutil.copytree(DATA / "lm_eval_0413" / "dummy-a", watched / "dummy-a")
     db = tmp_path / "reg.db"
-    make_registry(db)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lightml", "watch", "--db", str(db), "--run", "r", "--path", str(watched),
-         "--interval", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_watch(db, watched, 3)
     try:
         assert proc.stdout.readline().startswith("Watching")
         # printed when the first round is over: the watcher sleeps now, the registry is closed

@@ -286,18 +286,19 @@ def test_edit_notes_and_hide_then_unhide(odd_page, odd_registry: Path) -> None:
     assert page.input_value("#edit-notes") == "lr 3e-4 <b>not bold</b>"
     page.click("#modal-close")
 
+    def toggle_hidden(name: str, label: str) -> None:
+        row_of(page, name).locator("button.edit").click()
+        assert page.locator("#toggle-hidden").text_content() == label
+        page.click("#toggle-hidden")
+
     # hide: the row leaves the table
-    row_of(page, "odd").locator("button.edit").click()
-    assert page.locator("#toggle-hidden").text_content() == "Hide"
-    page.click("#toggle-hidden")
+    toggle_hidden("odd", "Hide")
     page.wait_for_selector("#pivot td.model-name:text-is('odd')", state="detached")
     assert model_row(odd_registry, "odd")[1] == 1
     # "hidden" shows it again, greyed; "Unhide" brings it back for good
     page.check("#show-hidden")
     page.wait_for_selector("#pivot tr.hidden-model td.model-name:text-is('odd')")
-    row_of(page, "odd").locator("button.edit").click()
-    assert page.locator("#toggle-hidden").text_content() == "Unhide"
-    page.click("#toggle-hidden")
+    toggle_hidden("odd", "Unhide")
     page.wait_for_selector("#pivot tr.hidden-model", state="detached")
     assert model_row(odd_registry, "odd")[1] == 0
     page.uncheck("#show-hidden")
