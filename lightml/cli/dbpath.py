@@ -42,3 +42,11 @@ def resolve_db(given: str | None, cwd: Path | None = None) -> str:
     if candidates:
         raise InvalidInputError(f"several registries here ({', '.join(candidates)}): {HOW_TO}")
     raise InvalidInputError(f"no registry given and none found here: {HOW_TO}")
+
+
+def existing_registry(db: str) -> str:
+    """``db``, if the file exists: the commands that write never create a registry by accident
+    (a typo in --db); ``lightml init`` does."""
+    if not Path(db).expanduser().is_file():
+        raise FileNotFoundError(f"registry not found: {db} (create one with: lightml init)")
+    return db

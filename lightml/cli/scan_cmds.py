@@ -7,14 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from lightml.cli.dbpath import existing_registry
 from lightml.cli.output import print_json
-
-
-def _require_registry(args: argparse.Namespace) -> None:
-    # A typo in --db (or a registry moved away while watching) must not create a new one
-    # (`lightml init` does); the run is created if new.
-    if not Path(args.db).expanduser().is_file():
-        raise FileNotFoundError(f"registry not found: {args.db} (create one with: lightml init)")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -22,7 +16,7 @@ def _check(args: argparse.Namespace) -> None:
     from lightml.errors import InvalidInputError
     from lightml.scan import check_options
 
-    _require_registry(args)
+    existing_registry(args.db)  # the run, though, is created if new
     check_options(args.format, args.name_from, args.family_template)
     if not Path(args.path).is_dir():
         if Path(args.path).exists():
@@ -81,7 +75,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     seen_skips: set[tuple[str, str]] = set()
     try:
         while True:
-            _require_registry(args)
+            existing_registry(args.db)  # it may have been moved away while we watched
             stats = _scan(args)
             stamp = time.strftime("%H:%M:%S")
             for item in stats.imports:

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from lightml.cli.dbpath import existing_registry
 from lightml.cli.output import print_json
 from lightml.errors import InvalidInputError, NotFoundError
 from lightml.metrics import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED, OUTCOME_NAMES
@@ -15,21 +16,14 @@ def _handle(args: argparse.Namespace):
     from lightml.handle import LightMLHandle
 
     # Only model-register creates a run: a typo in --run elsewhere must not leave one behind.
-    return LightMLHandle(_existing(args.db), args.run, origin="cli", create=False)
-
-
-def _existing(db: str) -> str:
-    # The CLI never creates a registry by accident (a typo in --db): `lightml init` does.
-    if not Path(db).expanduser().is_file():
-        raise FileNotFoundError(f"registry not found: {db} (create one with: lightml init)")
-    return db
+    return LightMLHandle(existing_registry(args.db), args.run, origin="cli", create=False)
 
 
 def cmd_model_register(args: argparse.Namespace) -> int:
     from lightml.handle import LightMLHandle
 
     # The run is created with the model, in one transaction: bad input leaves no empty run.
-    with LightMLHandle(_existing(args.db), None, origin="cli", create=False) as h:
+    with LightMLHandle(existing_registry(args.db), None, origin="cli", create=False) as h:
         model_id = h.register_model(args.name, args.path, parent_name=args.parent, run_name=args.run)
     if args.json:
         print_json({"model_id": model_id})
