@@ -31,8 +31,9 @@ def _scores(conn: sqlite3.Connection, model_id: int, model_name: str, family: st
     try:
         scores = stats.vector_from_json(row[0])
     except (ValueError, TypeError):  # not a flat list of numbers: written by an older tool
-        scores = np.array([np.nan])
-    if scores.ndim != 1 or scores.size == 0 or not np.isfinite(scores).all():  # the handles refuse such scores
+        scores = None
+    if scores is None or scores.ndim != 1 or scores.size == 0 or not np.isfinite(scores).all():
+        # (the handles refuse such scores; an older tool or a 1.x file may hold them)
         raise InvalidInputError(
             f"cannot test {family}/{metric_name}: the stored scores of {model_name!r} are not a non-empty list "
             "of finite numbers (empty, NaN, infinity or text)"
