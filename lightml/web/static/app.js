@@ -41,8 +41,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// The SVG namespace (a name, never fetched), read from the page's own <svg> elements.
+const SVG_NAMESPACE = document.getElementById("graph").namespaceURI;
+
 function svg(tag, attrs = {}) {
-  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  const node = document.createElementNS(SVG_NAMESPACE, tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key === "text") node.textContent = value;
     else node.setAttribute(key, value);
