@@ -453,7 +453,8 @@ def _parent_to_restore(conn, model: dict[str, Any]) -> int | None:
 
 def _children_to_relink(conn, model_id: int, unlinked: list[int]) -> set[int]:
     """Children the delete unlinked, and models deleted while still this model's children
-    (restored meanwhile without it, since it was gone)."""
+    (restored meanwhile without it, since it was gone). ``edits._relinkable_by_a_restore``
+    states the same rule from the child's side: change both together."""
     deleted_children = {
         child for (child,) in conn.execute(
             "SELECT json_extract(payload, '$.model_id') FROM events "
