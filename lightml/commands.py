@@ -177,35 +177,19 @@ def _check_schema(tx: WriteTransaction, items: list[MetricInput]) -> None:
             )
 
 
-_IN_CHUNK = 400  # families (and names) per query: well under SQLite's bound-parameter limit
+def _existing_metrics(conn, key_column: str, key: int, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+    """(family, metric_name) -> (metric id, value) for the pairs that already exist.
 
-
-def _existing_metrics(conn, key_column: str, key: int, items: list[MetricInput]) -> dict[tuple[str, str], tuple]:
-    """(family, metric_name) -> (metric id, value) for the items that already exist.
-
-    ``family IN (...) AND metric_name IN (...)`` walks the unique index for just those
-    pairs: one query for a single metric or for a few hundred families of a bulk call,
-    however many metrics the target already has. Pairs that exist but were not asked for
-    (the cross product of the two lists) are dropped.
+    The pairs go in as one JSON array, and each is looked up in the unique index: one
+    query, linear in the pairs asked for, however many metrics the target already has.
     """
-    wanted = {(item.family, item.metric_name) for item in items}
-    families = sorted({family for family, _ in wanted})
-    existing: dict[tuple[str, str], tuple] = {}
-    for start in range(0, len(families), _IN_CHUNK):
-        chunk = families[start:start + _IN_CHUNK]
-        chunk_set = set(chunk)
-        names = sorted({name for family, name in wanted if family in chunk_set})
-        for names_start in range(0, len(names), _IN_CHUNK):
-            name_chunk = names[names_start:names_start + _IN_CHUNK]
-            sql = (
-                f"SELECT family, metric_name, id, value FROM metrics WHERE {key_column} = ? "
-                f"AND family IN ({','.join('?' * len(chunk))}) "
-                f"AND metric_name IN ({','.join('?' * len(name_chunk))})"
-            )
-            for family, name, mid, value in conn.execute(sql, (key, *chunk, *name_chunk)):
-                if (family, name) in wanted:
-                    existing[(family, name)] = (mid, value)
-    return existing
+    sql = (
+        "SELECT m.family, m.metric_name, m.id, m.value FROM json_each(?) AS wanted CROSS JOIN metrics AS m "
+        f"WHERE m.{key_column} = ? AND m.{key_column} IS NOT NULL "
+        "AND m.family = json_extract(wanted.value, '$[0]') AND m.metric_name = json_extract(wanted.value, '$[1]')"
+    )
+    rows = conn.execute(sql, (json.dumps(list(pairs)), key))
+    return {(family, name): (mid, value) for family, name, mid, value in rows}
 
 
 class LogMetrics:
@@ -215,7 +199,8 @@ class LogMetrics:
     their events in one go (one INSERT per table for the whole group instead of several per
     call: what makes many concurrent small logs cheap). ``decide`` writes nothing and checks
     everything before it touches the transaction, so a command that fails leaves no trace.
-    Metrics decided earlier in the same group are seen through ``tx.pending_metrics``.
+    Metrics decided earlier in the same group are seen through ``tx.pending_metrics``, and
+    ``prefetch`` looks up what the whole run will ask for in one query per target.
     """
 
     deferrable = True
@@ -229,35 +214,68 @@ class LogMetrics:
         tx.flush()
         return result
 
-    def decide(self, tx: WriteTransaction) -> Any:
-        conn, target, items = tx.conn, self.target, self.items
+    def _resolve(self, tx: WriteTransaction) -> tuple[int, int | None, int | None, str, int]:
+        """(model id, checkpoint id, step, key column, key) of the target."""
+        target = self.target
         if isinstance(target, CheckpointTarget):
-            checkpoint_id = target.checkpoint_id
-            model_id, step = resolve.checkpoint_owner(conn, checkpoint_id)
-            key_column, key = "checkpoint_id", checkpoint_id
-        else:
-            model_id = _model_id(tx, target.run_name, target.model_name)
-            checkpoint_id, step = None, None
-            key_column, key = "model_id", model_id
+            model_id, step = resolve.checkpoint_owner(tx.conn, target.checkpoint_id)
+            return model_id, target.checkpoint_id, step, "checkpoint_id", target.checkpoint_id
+        model_id = _model_id(tx, target.run_name, target.model_name)
+        return model_id, None, None, "model_id", model_id
+
+    @staticmethod
+    def prefetch(tx: WriteTransaction, commands: list["LogMetrics"]) -> None:
+        """Look up, in one query per target, the metrics a run of commands will ask about.
+
+        A target that does not resolve is left out: its command's ``decide`` raises the
+        error itself. The answers are valid until the next ``tx.flush``, which forgets them.
+        """
+        wanted: dict[tuple[str, int], set[tuple[str, str]]] = {}
+        for command in commands:
+            try:
+                _, _, _, key_column, key = command._resolve(tx)
+            except Exception:
+                continue
+            wanted.setdefault((key_column, key), set()).update(
+                (item.family, item.metric_name) for item in command.items)
+        for (key_column, key), pairs in wanted.items():
+            tx.prefetched[(key_column, key)] = (pairs, _existing_metrics(tx.conn, key_column, key, pairs))
+
+    def decide(self, tx: WriteTransaction) -> Any:
+        items = self.items
+        model_id, checkpoint_id, step, key_column, key = self._resolve(tx)
         _check_schema(tx, items)
 
-        existing = _existing_metrics(conn, key_column, key, items)
-        pending = tx.pending_metrics
+        pairs = {item[:2] for item in items}  # (family, metric_name)
+        known = tx.prefetched.get((key_column, key))
+        if known is not None and pairs <= known[0]:
+            existing = known[1]
+        else:
+            existing = _existing_metrics(tx.conn, key_column, key, pairs)
+        pending = tx.pending_metrics.setdefault((key_column, key), {})
+        next_metric_id = tx.peek_id("metric")
         inserted, overwritten, skipped = [], [], 0
+        # Bulk calls run this loop tens of thousands of times: plain tuples and dicts.
         for item in items:
-            pending_key = (key_column, key, item.family, item.metric_name)
-            found = pending.get(pending_key) or existing.get((item.family, item.metric_name))
+            pair = item[:2]
+            found = pending.get(pair) or existing.get(pair)
             if found is None:
-                metric = item.payload(tx.next_id("metric"))
+                if item.scores is None and item.doc_keys is None:
+                    metric = {"metric_id": next_metric_id, "family": item.family,
+                              "metric_name": item.metric_name, "value": item.value}
+                else:
+                    metric = item.payload(next_metric_id)
                 inserted.append(metric)
-                pending[pending_key] = (metric["metric_id"], item.value)
+                pending[pair] = (next_metric_id, item.value)
+                next_metric_id += 1
             elif self.force:
                 overwritten.append({**item.payload(found[0]), "previous_value": found[1]})
-                pending[pending_key] = (found[0], item.value)
+                pending[pair] = (found[0], item.value)
             else:
                 skipped += 1
         target_fields = {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step}
         if inserted:
+            tx.take_ids("metric", next_metric_id - 1)
             tx.defer(ev.METRIC_INSERTED, {**target_fields, "metrics": inserted})
         if overwritten:
             tx.defer(ev.METRIC_OVERWRITTEN, {**target_fields, "metrics": overwritten})

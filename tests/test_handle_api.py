@@ -836,10 +836,52 @@ def test_group_commit_100_concurrent_coroutines_all_land(db):
 
     before, outcomes = asyncio.run(main())
     assert outcomes == [METRIC_INSERTED] * 100
-    assert n_events(db) == before + 100
-    assert len(events(db, "metric_inserted")) == 100
+    # One transaction, and the hundred calls' metrics in one event, in call order.
+    assert n_events(db) == before + 1
+    (payload,) = [json.loads(row[3]) for row in events(db, "metric_inserted")]
+    assert [m["metric_name"] for m in payload["metrics"]] == [f"metric_{i}" for i in range(100)]
     assert dict(query(db, "SELECT metric_name, value FROM metrics")) == {f"metric_{i}": i / 100 for i in range(100)}
     assert len(query(db, "SELECT DISTINCT id FROM metrics")) == 100
+    assert verify(db).ok
+
+
+def test_batched_calls_merge_only_neighbouring_events_of_one_target(db):
+    """What one transaction of batched calls appends: an event per run of neighbouring
+    calls with the same type and target; a metric changed twice gets two events, so its
+    history keeps both changes."""
+    async def main():
+        async with AsyncLightMLHandle(db, "r") as h:
+            await h.register_model("a", "hub/a")
+            await h.register_model("b", "hub/b")
+            await h.log_model_metric("a", "fam", "acc", 0.1)
+            before = last_seq(db)
+            outcomes = await asyncio.gather(
+                h.log_model_metric("a", "fam", "x", 1.0),
+                h.log_model_metric("a", "fam", "y", 2.0),
+                h.log_model_metric("b", "fam", "x", 3.0),
+                h.log_model_metric("a", "fam", "acc", 0.2, force=True),
+                h.log_model_metric("a", "fam", "acc", 0.3, force=True),
+                h.log_model_metric("a", "fam", "x", 9.0),  # exists by now: skipped
+                h.log_model_metric("a", "fam", "z", 4.0),
+            )
+            return before, outcomes
+
+    before, outcomes = asyncio.run(main())
+    assert outcomes == [METRIC_INSERTED] * 3 + [METRIC_UPDATED] * 2 + [METRIC_SKIPPED, METRIC_INSERTED]
+    model_ids = dict(query(db, "SELECT model_name, id FROM model"))
+    appended = [(kind, json.loads(payload)) for seq, kind, _, payload in events(db) if seq > before]
+    assert [(kind, p["model_id"], [(m["metric_name"], m["value"]) for m in p["metrics"]]) for kind, p in appended] == [
+        ("metric_inserted", model_ids["a"], [("x", 1.0), ("y", 2.0)]),
+        ("metric_inserted", model_ids["b"], [("x", 3.0)]),
+        ("metric_overwritten", model_ids["a"], [("acc", 0.2)]),
+        ("metric_overwritten", model_ids["a"], [("acc", 0.3)]),
+        ("metric_inserted", model_ids["a"], [("z", 4.0)]),
+    ]
+    with LightMLHandle(db, "r") as h:
+        history = h.metric_history("a", "fam", "acc")
+    assert [(row["action"], row["value"], row["previous_value"]) for row in history] == [
+        ("inserted", 0.1, None), ("overwritten", 0.2, 0.1), ("overwritten", 0.3, 0.2)]
+    assert verify(db).ok
 
 
 def test_concurrent_logs_of_one_metric_insert_it_once(db):
