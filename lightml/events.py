@@ -9,8 +9,7 @@ function of the log. A payload whose shape changes gets a new version and an ent
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 RUN_CREATED = "run_created"
 MODEL_REGISTERED = "model_registered"
@@ -31,19 +30,14 @@ FILE_IMPORTED = "file_imported"
 ORIGINS = ("api", "cli", "scan", "web", "migrate", "merge")
 
 
-@dataclass(slots=True)
-class Event:
-    """One row of the ``events`` table, with its payload decoded."""
+class Change(NamedTuple):
+    """What a projection reads of an event: its log position, type and payload (brought up
+    to the current version). Who wrote it and when stay in the ``events`` row; replay reads
+    only these columns of the log."""
 
     seq: int
     type: str
-    version: int
     payload: dict[str, Any]
-    at: str
-    user: str | None
-    host: str | None
-    pid: int | None
-    origin: str
 
 
 EVENT_TYPES = (
@@ -101,13 +95,12 @@ def encode(payload: dict[str, Any]) -> str:
     return _ENCODER.encode(payload)
 
 
-def decode_rows(rows: list[tuple]) -> list[Event]:
-    """Many ``events`` rows at once: one ``json.loads`` for all payloads (replay's hot path)."""
+def decode_changes(rows: list[tuple]) -> list[Change]:
+    """``(seq, type, version, payload)`` rows of the log -> changes, with one ``json.loads``
+    for all the payloads (replay's hot path)."""
     payloads = json.loads("[" + ",".join(row[3] for row in rows) + "]")
-    decoded = []
-    for (seq, event_type, version, _, at, user, host, pid, origin), payload in zip(rows, payloads):
-        if version != CURRENT_VERSION.get(event_type):
-            payload = upcast(event_type, version, payload)
-            version = CURRENT_VERSION[event_type]
-        decoded.append(Event(seq, event_type, version, payload, at, user, host, pid, origin))
-    return decoded
+    current = CURRENT_VERSION
+    return [
+        Change(seq, event_type, payload if version == current.get(event_type) else upcast(event_type, version, payload))
+        for (seq, event_type, version, _), payload in zip(rows, payloads)
+    ]

@@ -13,24 +13,25 @@ from typing import Iterator
 import projections
 from lightml import store
 from lightml.errors import InvalidInputError, NotARegistryError
-from lightml.events import Event, UnknownEventError, decode_rows
+from lightml.events import Change, UnknownEventError, decode_changes
 
 _CHUNK = 20_000
 
 
-def read_events(conn: sqlite3.Connection, *, schema: str = "main", upto: int | None = None,
-                as_of: str | None = None) -> Iterator[Event]:
-    """The log in order, read in chunks (never all rows in memory at once)."""
+def read_event_chunks(conn: sqlite3.Connection, *, schema: str = "main", upto: int | None = None,
+                      as_of: str | None = None) -> Iterator[list[Change]]:
+    """The log in order, as lists of up to 20,000 changes (never all rows in memory at once)."""
     last = 0
     bound = "" if upto is None else " AND seq <= :upto"
     bound += "" if as_of is None else " AND at <= :as_of"
-    sql = f"SELECT {store.EVENT_COLUMNS} FROM {schema}.events WHERE seq > :last{bound} ORDER BY seq LIMIT {_CHUNK}"
+    sql = (f"SELECT seq, type, version, payload FROM {schema}.events WHERE seq > :last{bound} "
+           f"ORDER BY seq LIMIT {_CHUNK}")
     while True:
         rows = conn.execute(sql, {"last": last, "upto": upto, "as_of": as_of}).fetchall()
         if not rows:
             return
         try:
-            yield from decode_rows(rows)
+            yield decode_changes(rows)
         except UnknownEventError as exc:
             raise NotARegistryError(str(exc)) from None
         last = rows[-1][0]
@@ -71,7 +72,7 @@ def _rebuild_and_commit(conn: sqlite3.Connection) -> tuple[int, int | None]:
     """Inside the caller's open transaction: rebuild from the file's own log, check the
     references (foreign keys are off during the rebuild), commit. (events, last seq)."""
     try:
-        count = projections.rebuild(conn, read_events(conn))
+        count = projections.rebuild(conn, read_event_chunks(conn))
         # Readers that keep tables in memory by log position (the dashboard) see by this that
         # the tables were built again though the log did not move.
         conn.execute("INSERT OR REPLACE INTO lightml_meta (key, value) VALUES ('read_tables_built', ?)",
@@ -210,7 +211,7 @@ def verify(db: str | os.PathLike) -> VerifyResult:
         mem.execute("BEGIN")
         invalid: list[str] = []
         try:
-            count = projections.rebuild(mem, _validated(read_events(mem, schema="live"), invalid))
+            count = projections.rebuild(mem, _validated(read_event_chunks(mem, schema="live"), invalid))
         except (sqlite3.Error, KeyError, TypeError) as exc:  # a log that cannot be replayed at all
             invalid.append(f"replaying the log failed: {exc}")
             return VerifyResult(False, 0, list(projections.READ_TABLES), {"events": invalid})
@@ -231,16 +232,17 @@ def verify(db: str | os.PathLike) -> VerifyResult:
         mem.close()
 
 
-def _validated(events: Iterator[Event], invalid: list[str]) -> Iterator[Event]:
+def _validated(chunks: Iterator[list[Change]], invalid: list[str]) -> Iterator[list[Change]]:
     """Pass events through, noting (a sample of) payloads that do not match their schema."""
     from lightml.event_schemas import payload_problem
 
-    for event in events:
-        if len(invalid) < _SAMPLE:
-            problem = payload_problem(event.type, event.payload)
-            if problem is not None:
-                invalid.append(f"event #{event.seq} ({event.type}) payload does not match its schema: {problem}")
-        yield event
+    for chunk in chunks:
+        for event in chunk:
+            if len(invalid) < _SAMPLE:
+                problem = payload_problem(event.type, event.payload)
+                if problem is not None:
+                    invalid.append(f"event #{event.seq} ({event.type}) payload does not match its schema: {problem}")
+        yield chunk
 
 
 def _columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:

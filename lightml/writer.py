@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import projections
 from lightml import store
-from lightml.events import CURRENT_VERSION, METRIC_INSERTED, METRIC_OVERWRITTEN, Event, encode
+from lightml.events import CURRENT_VERSION, METRIC_INSERTED, METRIC_OVERWRITTEN, Change, encode
 
 MAX_GROUP = 512  # commands per transaction; bounds how long one group holds the lock
 
@@ -115,7 +115,7 @@ class WriteTransaction:
         self._last_at = max(utc_now(), self._last_at)
         return self._last_at
 
-    def emit(self, items: list[tuple[str, dict[str, Any]]], at: str | None = None) -> list[Event]:
+    def emit(self, items: list[tuple[str, dict[str, Any]]], at: str | None = None) -> list[Change]:
         """Append events to the log and apply them to the read tables, in this transaction.
 
         Payloads are built by ``commands`` from validated input, so they are not run
@@ -160,7 +160,7 @@ class WriteTransaction:
         self.pending_metrics.clear()
         self.prefetched.clear()
 
-    def _append(self, entries: list[tuple[str, dict[str, Any], Actor | None]], at: str | None) -> list[Event]:
+    def _append(self, entries: list[tuple[str, dict[str, Any], Actor | None]], at: str | None) -> list[Change]:
         at = at or self.now()
         rows, events = [], []
         for event_type, payload, actor in entries:
@@ -169,7 +169,7 @@ class WriteTransaction:
             self._next_seq += 1
             version = CURRENT_VERSION[event_type]
             rows.append((seq, event_type, version, encode(payload), at, actor.user, actor.host, actor.pid, actor.origin))
-            events.append(Event(seq, event_type, version, payload, at, actor.user, actor.host, actor.pid, actor.origin))
+            events.append(Change(seq, event_type, payload))
         self.conn.executemany(_INSERT_EVENT, rows)
         projections.apply(self.conn, events)
         if any(event.type not in _CACHE_SAFE for event in events):

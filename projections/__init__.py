@@ -1,7 +1,7 @@
 """Read-model projections: how each event changes the documented read tables.
 
 One module per table. ``apply(conn, events)`` runs inside the writer's transaction, so the
-tables change together with the log; ``rebuild`` replays a stream of events into empty
+tables change together with the log; ``rebuild`` replays the log, chunk by chunk, into empty
 tables. Projections are pure functions of the events: every id, timestamp and previous
 value they store comes from an event payload.
 """
@@ -14,7 +14,7 @@ from operator import attrgetter
 from typing import Callable, Iterable
 
 from lightml import events as ev
-from lightml.events import Event
+from lightml.events import Change
 from projections import (
     checkpoint,
     detailed_scores,
@@ -36,7 +36,7 @@ MODULES = [
 ]
 READ_TABLES: list[str] = [m.TABLE for m in MODULES]
 
-Handler = Callable[[sqlite3.Connection, list[Event]], None]
+Handler = Callable[[sqlite3.Connection, list[Change]], None]
 
 # For each event type, the handlers in the order that keeps foreign keys valid at every
 # statement: parents before children on insert, children before parents on delete.
@@ -84,7 +84,7 @@ HANDLERS: dict[str, list[Handler]] = {
 }
 
 
-def apply(conn: sqlite3.Connection, events: Iterable[Event]) -> None:
+def apply(conn: sqlite3.Connection, events: Iterable[Change]) -> None:
     """Apply events, in log order, to the read tables (runs of one type go in one batch)."""
     for event_type, group in groupby(events, key=attrgetter("type")):
         batch = list(group)
@@ -110,8 +110,9 @@ def drop_tables(conn: sqlite3.Connection) -> None:
         conn.execute(f'DROP TABLE IF EXISTS main."{module.TABLE}"')
 
 
-def rebuild(conn: sqlite3.Connection, events: Iterable[Event], *, chunk_size: int = 20_000) -> int:
-    """Drop and rebuild every read table from ``events``; returns how many were applied.
+def rebuild(conn: sqlite3.Connection, chunks: Iterable[list[Change]]) -> int:
+    """Drop and rebuild every read table from the log, given as lists of events in log
+    order; returns how many were applied.
 
     Runs in the caller's transaction. Secondary indexes are built after the rows, which is
     several times faster than maintaining them row by row.
@@ -119,14 +120,8 @@ def rebuild(conn: sqlite3.Connection, events: Iterable[Event], *, chunk_size: in
     drop_tables(conn)
     create_tables(conn, indexes=False)
     count = 0
-    chunk: list[Event] = []
-    for event in events:
-        chunk.append(event)
-        if len(chunk) >= chunk_size:
-            apply(conn, chunk)
-            count += len(chunk)
-            chunk = []
-    apply(conn, chunk)
-    count += len(chunk)
+    for chunk in chunks:
+        apply(conn, chunk)
+        count += len(chunk)
     create_indexes(conn)
     return count

@@ -1,6 +1,6 @@
 """The ``checkpoint`` table: registrations, and the rows a model delete removes or a restore returns."""
 
-from lightml.events import Event
+from lightml.events import Change
 
 TABLE = "checkpoint"
 DDL = """
@@ -16,7 +16,7 @@ INDEXES = ["CREATE INDEX IF NOT EXISTS checkpoint_model_step ON checkpoint(model
 _INSERT = "INSERT INTO checkpoint (id, model_id, step, path, created_at) VALUES (?, ?, ?, ?, ?)"
 
 
-def on_checkpoint_registered(conn, events: list[Event]) -> None:
+def on_checkpoint_registered(conn, events: list[Change]) -> None:
     conn.executemany(
         _INSERT,
         [
@@ -26,7 +26,7 @@ def on_checkpoint_registered(conn, events: list[Event]) -> None:
     )
 
 
-def on_model_deleted(conn, events: list[Event]) -> None:
+def on_model_deleted(conn, events: list[Change]) -> None:
     for event in events:
         conn.executemany(
             "DELETE FROM checkpoint WHERE id = ?",
@@ -34,7 +34,7 @@ def on_model_deleted(conn, events: list[Event]) -> None:
         )
 
 
-def on_model_restored(conn, events: list[Event]) -> None:
+def on_model_restored(conn, events: list[Change]) -> None:
     for event in events:
         conn.executemany(
             _INSERT,

@@ -1,6 +1,6 @@
 """The ``detailed_scores`` table: per-sample scores of a metric, as a JSON array."""
 
-from lightml.events import Event
+from lightml.events import Change
 
 TABLE = "detailed_scores"
 DDL = """
@@ -14,7 +14,7 @@ INDEXES: list[str] = []
 _INSERT = "INSERT INTO detailed_scores (metric_id, scores, n_samples) VALUES (?, ?, ?)"
 
 
-def on_metric_inserted(conn, events: list[Event]) -> None:
+def on_metric_inserted(conn, events: list[Change]) -> None:
     rows = [
         (m["metric_id"], m["scores"], m.get("n_samples"))
         for e in events
@@ -25,7 +25,7 @@ def on_metric_inserted(conn, events: list[Event]) -> None:
         conn.executemany(_INSERT, rows)
 
 
-def on_metric_overwritten(conn, events: list[Event]) -> None:
+def on_metric_overwritten(conn, events: list[Change]) -> None:
     # An overwrite replaces the scores with the new call's (none given: the metric has none);
     # scores that described the old value would make a later paired test wrong.
     for event in events:
@@ -37,7 +37,7 @@ def on_metric_overwritten(conn, events: list[Event]) -> None:
         )
 
 
-def on_model_deleted(conn, events: list[Event]) -> None:
+def on_model_deleted(conn, events: list[Change]) -> None:
     for event in events:
         conn.executemany(
             "DELETE FROM detailed_scores WHERE metric_id = ?",
@@ -45,7 +45,7 @@ def on_model_deleted(conn, events: list[Event]) -> None:
         )
 
 
-def on_model_restored(conn, events: list[Event]) -> None:
+def on_model_restored(conn, events: list[Change]) -> None:
     for event in events:
         conn.executemany(
             _INSERT,

@@ -5,7 +5,7 @@ their old ids. Max-of-table would hand a deleted model's id to the next registra
 (Metric ids need no counter: ``metric_insert_range`` already records every one given.)
 """
 
-from lightml.events import Event
+from lightml.events import Change
 
 TABLE = "id_counter"
 DDL = """
@@ -27,13 +27,13 @@ def _bump(conn, entity: str, ids) -> None:
         conn.execute(_UPSERT, (entity, highest))
 
 
-def on_run_created(conn, events: list[Event]) -> None:
+def on_run_created(conn, events: list[Change]) -> None:
     _bump(conn, "run", [e.payload["run_id"] for e in events])
 
 
-def on_model_registered(conn, events: list[Event]) -> None:
+def on_model_registered(conn, events: list[Change]) -> None:
     _bump(conn, "model", [e.payload["model_id"] for e in events])
 
 
-def on_checkpoint_registered(conn, events: list[Event]) -> None:
+def on_checkpoint_registered(conn, events: list[Change]) -> None:
     _bump(conn, "checkpoint", [e.payload["checkpoint_id"] for e in events])

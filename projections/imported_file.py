@@ -4,7 +4,7 @@ One row per file path (the latest import). A model's rows go when it is deleted,
 after a delete imports its files again.
 """
 
-from lightml.events import Event
+from lightml.events import Change
 
 TABLE = "imported_file"
 DDL = """
@@ -19,7 +19,7 @@ CREATE TABLE imported_file (
 INDEXES = ["CREATE INDEX IF NOT EXISTS imported_file_model ON imported_file(model_id)"]
 
 
-def on_file_imported(conn, events: list[Event]) -> None:
+def on_file_imported(conn, events: list[Change]) -> None:
     conn.executemany(
         "INSERT OR REPLACE INTO imported_file (path, sha256, size, mtime_ns, model_id, seq) VALUES (?, ?, ?, ?, ?, ?)",
         [(p["path"], p["sha256"], p["size"], p["mtime_ns"], p["model_id"], e.seq)
@@ -27,5 +27,5 @@ def on_file_imported(conn, events: list[Event]) -> None:
     )
 
 
-def on_model_deleted(conn, events: list[Event]) -> None:
+def on_model_deleted(conn, events: list[Change]) -> None:
     conn.executemany("DELETE FROM imported_file WHERE model_id = ?", [(e.payload["model_id"],) for e in events])

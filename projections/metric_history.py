@@ -7,7 +7,7 @@ row per call there, not one per metric); ``lightml.queries.metric_history`` join
 with the event rows for when and who.
 """
 
-from lightml.events import Event
+from lightml.events import Change
 
 TABLE = "metric_history"
 DDL = """
@@ -24,7 +24,7 @@ INDEXES: list[str] = []
 _INSERT = "INSERT INTO metric_history (metric_id, seq, action, value, previous_value) VALUES (?, ?, ?, ?, ?)"
 
 
-def on_metric_overwritten(conn, events: list[Event]) -> None:
+def on_metric_overwritten(conn, events: list[Change]) -> None:
     conn.executemany(
         _INSERT,
         [
@@ -35,14 +35,14 @@ def on_metric_overwritten(conn, events: list[Event]) -> None:
     )
 
 
-def on_model_deleted(conn, events: list[Event]) -> None:
+def on_model_deleted(conn, events: list[Change]) -> None:
     conn.executemany(
         _INSERT,
         [(m["id"], e.seq, "deleted", None, m["value"]) for e in events for m in e.payload["snapshot"]["metrics"]],
     )
 
 
-def on_model_restored(conn, events: list[Event]) -> None:
+def on_model_restored(conn, events: list[Change]) -> None:
     conn.executemany(
         _INSERT,
         [(m["id"], e.seq, "restored", m["value"], None) for e in events for m in e.payload["snapshot"]["metrics"]],

@@ -5,7 +5,7 @@ describes it; ids that are not consecutive (a migrated 1.x registry) give one ro
 run of consecutive ids. The inserted value itself stays in the event payload.
 """
 
-from lightml.events import Event
+from lightml.events import Change
 
 TABLE = "metric_insert_range"
 DDL = """
@@ -28,7 +28,16 @@ def id_runs(ids: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def on_metric_inserted(conn, events: list[Event]) -> None:
+def event_ranges(seq: int, metrics: list[dict]) -> list[tuple[int, int, int]]:
+    """The (first id, last id, seq) rows of one event's metrics."""
+    first, last = metrics[0]["metric_id"], metrics[-1]["metric_id"]
+    if last - first + 1 == len(metrics):  # the usual case: ids given in order, one block
+        if len(metrics) < 3 or all(m["metric_id"] == i for i, m in enumerate(metrics, first)):
+            return [(first, last, seq)]
+    return [(a, b, seq) for a, b in id_runs([m["metric_id"] for m in metrics])]
+
+
+def on_metric_inserted(conn, events: list[Change]) -> None:
     rows = []
     for e in events:
         metrics = e.payload["metrics"]
@@ -36,7 +45,7 @@ def on_metric_inserted(conn, events: list[Event]) -> None:
             metric_id = metrics[0]["metric_id"]
             rows.append((metric_id, metric_id, e.seq))
         else:
-            rows.extend((first, last, e.seq) for first, last in id_runs([m["metric_id"] for m in metrics]))
+            rows.extend(event_ranges(e.seq, metrics))
     conn.executemany(
         "INSERT INTO metric_insert_range (first_metric_id, last_metric_id, seq) VALUES (?, ?, ?)", rows
     )

@@ -1,6 +1,6 @@
 """The ``metrics`` table: one value per (model or checkpoint, family, metric_name)."""
 
-from lightml.events import Event
+from lightml.events import Change
 
 TABLE = "metrics"
 DDL = """
@@ -27,7 +27,7 @@ _INSERT = (
 )
 
 
-def on_metric_inserted(conn, events: list[Event]) -> None:
+def on_metric_inserted(conn, events: list[Change]) -> None:
     rows = []
     for event in events:
         p = event.payload
@@ -38,14 +38,14 @@ def on_metric_inserted(conn, events: list[Event]) -> None:
     conn.executemany(_INSERT, rows)
 
 
-def on_metric_overwritten(conn, events: list[Event]) -> None:
+def on_metric_overwritten(conn, events: list[Change]) -> None:
     conn.executemany(
         "UPDATE metrics SET value = ? WHERE id = ?",
         [(m["value"], m["metric_id"]) for e in events for m in e.payload["metrics"]],
     )
 
 
-def on_model_deleted(conn, events: list[Event]) -> None:
+def on_model_deleted(conn, events: list[Change]) -> None:
     for event in events:
         conn.executemany(
             "DELETE FROM metrics WHERE id = ?",
@@ -53,7 +53,7 @@ def on_model_deleted(conn, events: list[Event]) -> None:
         )
 
 
-def on_model_restored(conn, events: list[Event]) -> None:
+def on_model_restored(conn, events: list[Change]) -> None:
     for event in events:
         conn.executemany(
             _INSERT,

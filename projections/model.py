@@ -1,6 +1,6 @@
 """The ``model`` table: registrations, deletes (children keep their row, unlinked), restores."""
 
-from lightml.events import Event
+from lightml.events import Change
 
 TABLE = "model"
 DDL = """
@@ -22,7 +22,7 @@ _INSERT = (
 )
 
 
-def on_model_registered(conn, events: list[Event]) -> None:
+def on_model_registered(conn, events: list[Change]) -> None:
     conn.executemany(
         _INSERT,
         [
@@ -33,7 +33,7 @@ def on_model_registered(conn, events: list[Event]) -> None:
     )
 
 
-def on_model_deleted(conn, events: list[Event]) -> None:
+def on_model_deleted(conn, events: list[Change]) -> None:
     for event in events:
         p = event.payload
         conn.executemany(
@@ -43,7 +43,7 @@ def on_model_deleted(conn, events: list[Event]) -> None:
         conn.execute("DELETE FROM model WHERE id = ?", (p["model_id"],))
 
 
-def on_model_restored(conn, events: list[Event]) -> None:
+def on_model_restored(conn, events: list[Change]) -> None:
     for event in events:
         p = event.payload
         row = p["snapshot"]["model"]
@@ -58,21 +58,21 @@ def on_model_restored(conn, events: list[Event]) -> None:
         )
 
 
-def on_model_notes_set(conn, events: list[Event]) -> None:
+def on_model_notes_set(conn, events: list[Change]) -> None:
     conn.executemany("UPDATE model SET notes = ? WHERE id = ?",
                      [(e.payload["notes"], e.payload["model_id"]) for e in events])
 
 
-def on_model_renamed(conn, events: list[Event]) -> None:
+def on_model_renamed(conn, events: list[Change]) -> None:
     conn.executemany("UPDATE model SET model_name = ? WHERE id = ?",
                      [(e.payload["model_name"], e.payload["model_id"]) for e in events])
 
 
-def on_model_hidden_set(conn, events: list[Event]) -> None:
+def on_model_hidden_set(conn, events: list[Change]) -> None:
     conn.executemany("UPDATE model SET hidden = ? WHERE id = ?",
                      [(e.payload["hidden"], e.payload["model_id"]) for e in events])
 
 
-def on_model_reparented(conn, events: list[Event]) -> None:
+def on_model_reparented(conn, events: list[Change]) -> None:
     conn.executemany("UPDATE model SET parent_id = ? WHERE id = ?",
                      [(e.payload["parent_id"], e.payload["model_id"]) for e in events])

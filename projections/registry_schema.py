@@ -1,6 +1,6 @@
 """The ``registry_schema`` table: allowed (family, metric_name) pairs; empty means anything goes."""
 
-from lightml.events import Event
+from lightml.events import Change
 
 TABLE = "registry_schema"
 DDL = """
@@ -12,7 +12,7 @@ CREATE TABLE registry_schema (
 INDEXES: list[str] = []
 
 
-def on_schema_rule_added(conn, events: list[Event]) -> None:
+def on_schema_rule_added(conn, events: list[Change]) -> None:
     conn.executemany(
         "INSERT OR IGNORE INTO registry_schema (family, metric_name) VALUES (?, ?)",
         [(e.payload["family"], e.payload["metric_name"]) for e in events],

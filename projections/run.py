@@ -1,6 +1,6 @@
 """The ``run`` table: one row per run, from ``run_created``."""
 
-from lightml.events import Event
+from lightml.events import Change
 
 TABLE = "run"
 DDL = """
@@ -14,7 +14,7 @@ CREATE TABLE run (
 INDEXES: list[str] = []
 
 
-def on_run_created(conn, events: list[Event]) -> None:
+def on_run_created(conn, events: list[Change]) -> None:
     conn.executemany(
         "INSERT INTO run (id, run_name, description, metadata, created_at) VALUES (?, ?, ?, ?, ?)",
         [
@@ -24,11 +24,11 @@ def on_run_created(conn, events: list[Event]) -> None:
     )
 
 
-def on_run_deleted(conn, events: list[Event]) -> None:
+def on_run_deleted(conn, events: list[Change]) -> None:
     conn.executemany("DELETE FROM run WHERE id = ?", [(e.payload["run_id"],) for e in events])
 
 
-def on_run_restored(conn, events: list[Event]) -> None:
+def on_run_restored(conn, events: list[Change]) -> None:
     conn.executemany(
         "INSERT INTO run (id, run_name, description, metadata, created_at) VALUES (?, ?, ?, ?, ?)",
         [

@@ -5,7 +5,7 @@ both sides a paired test pairs scores by document, and refuses vectors scored on
 documents (one run with ``--limit``, say) instead of pairing them by position.
 """
 
-from lightml.events import Event
+from lightml.events import Change
 
 TABLE = "score_docs"
 DDL = """
@@ -18,13 +18,13 @@ INDEXES: list[str] = []
 _INSERT = "INSERT INTO score_docs (metric_id, doc_keys) VALUES (?, ?)"
 
 
-def on_metric_inserted(conn, events: list[Event]) -> None:
+def on_metric_inserted(conn, events: list[Change]) -> None:
     rows = [(m["metric_id"], m["doc_keys"]) for e in events for m in e.payload["metrics"] if m.get("doc_keys")]
     if rows:
         conn.executemany(_INSERT, rows)
 
 
-def on_metric_overwritten(conn, events: list[Event]) -> None:
+def on_metric_overwritten(conn, events: list[Change]) -> None:
     # Like the scores: an overwrite replaces them with the new call's, or leaves none.
     for event in events:
         metrics = event.payload["metrics"]
@@ -32,13 +32,13 @@ def on_metric_overwritten(conn, events: list[Event]) -> None:
         conn.executemany(_INSERT, [(m["metric_id"], m["doc_keys"]) for m in metrics if m.get("doc_keys")])
 
 
-def on_model_deleted(conn, events: list[Event]) -> None:
+def on_model_deleted(conn, events: list[Change]) -> None:
     for event in events:
         conn.executemany("DELETE FROM score_docs WHERE metric_id = ?",
                          [(s["metric_id"],) for s in event.payload["snapshot"]["detailed_scores"]])
 
 
-def on_model_restored(conn, events: list[Event]) -> None:
+def on_model_restored(conn, events: list[Change]) -> None:
     for event in events:
         conn.executemany(_INSERT, [(s["metric_id"], s["doc_keys"])
                                    for s in event.payload["snapshot"]["detailed_scores"] if s.get("doc_keys")])

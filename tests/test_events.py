@@ -9,7 +9,7 @@ import pytest
 from lightml import events as ev
 from lightml.demo import build_demo
 from lightml.event_schemas import PAYLOADS, validate_payload
-from lightml.events import UnknownEventError, decode_rows, upcast
+from lightml.events import UnknownEventError, decode_changes, upcast
 from lightml.store import EVENT_COLUMNS
 
 
@@ -22,10 +22,11 @@ def test_demo_log_matches_the_schemas(tmp_path) -> None:
     with sqlite3.connect(db) as conn:
         rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq").fetchall()
     seen = set()
-    for event in decode_rows(rows):
-        validate_payload(event.type, event.payload)
-        seen.add(event.type)
-        assert event.at.endswith("Z") and len(event.at) == len("2026-01-01T00:00:00.000000Z")
+    for change in decode_changes([row[:4] for row in rows]):
+        validate_payload(change.type, change.payload)
+        seen.add(change.type)
+    for at in (row[4] for row in rows):
+        assert at.endswith("Z") and len(at) == len("2026-01-01T00:00:00.000000Z")
     assert {ev.RUN_CREATED, ev.MODEL_REGISTERED, ev.CHECKPOINT_REGISTERED, ev.METRIC_INSERTED,
             ev.METRIC_OVERWRITTEN, ev.MODEL_DELETED} <= seen
     assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
@@ -43,8 +44,7 @@ def test_upcasters_run_in_order(monkeypatch) -> None:
     monkeypatch.setitem(ev.CURRENT_VERSION, ev.SCHEMA_RULE_ADDED, 3)
     monkeypatch.setitem(ev.UPCASTERS, (ev.SCHEMA_RULE_ADDED, 1), lambda p: {**p, "v2": True})
     monkeypatch.setitem(ev.UPCASTERS, (ev.SCHEMA_RULE_ADDED, 2), lambda p: {**p, "v3": p["v2"]})
-    row = (1, ev.SCHEMA_RULE_ADDED, 1, '{"family":"f","metric_name":"m"}', "2026-01-01T00:00:00.000000Z",
-           "u", "h", 1, "api")
-    (event,) = decode_rows([row])
-    assert event.payload == {"family": "f", "metric_name": "m", "v2": True, "v3": True}
-    assert event.version == 3
+    row = (1, ev.SCHEMA_RULE_ADDED, 1, '{"family":"f","metric_name":"m"}')
+    (change,) = decode_changes([row])
+    assert change.payload == {"family": "f", "metric_name": "m", "v2": True, "v3": True}
+    assert (change.seq, change.type) == (1, ev.SCHEMA_RULE_ADDED)
