@@ -8,7 +8,6 @@ database is checked by the caller before the command is queued (lightml.validati
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -152,14 +151,12 @@ class MetricInput(NamedTuple):
         return item
 
 
-@dataclass(frozen=True, slots=True)
-class ModelTarget:
+class ModelTarget(NamedTuple):  # named tuples: made once per logged metric, cheaply
     run_name: str | None
     model_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class CheckpointTarget:
+class CheckpointTarget(NamedTuple):
     checkpoint_id: int
 
 
@@ -182,7 +179,19 @@ def _existing_metrics(conn, key_column: str, key: int, pairs: set[tuple[str, str
 
     The pairs go in as one JSON array, and each is looked up in the unique index: one
     query, linear in the pairs asked for, however many metrics the target already has.
+    A bulk call asks first which of its families the target has at all (new families,
+    the usual case, then cost one probe each instead of one per metric).
     """
+    families = {family for family, _ in pairs}
+    if len(families) * 4 <= len(pairs):
+        present = {family for (family,) in conn.execute(
+            "SELECT wanted.value FROM json_each(?) AS wanted WHERE EXISTS (SELECT 1 FROM metrics AS m "
+            f"WHERE m.{key_column} = ? AND m.{key_column} IS NOT NULL AND m.family = wanted.value)",
+            (json.dumps(list(families)), key))}
+        if len(present) < len(families):
+            pairs = {pair for pair in pairs if pair[0] in present}
+        if not pairs:
+            return {}
     sql = (
         "SELECT m.family, m.metric_name, m.id, m.value FROM json_each(?) AS wanted CROSS JOIN metrics AS m "
         f"WHERE m.{key_column} = ? AND m.{key_column} IS NOT NULL "
@@ -215,13 +224,20 @@ class LogMetrics:
         return result
 
     def _resolve(self, tx: WriteTransaction) -> tuple[int, int | None, int | None, str, int]:
-        """(model id, checkpoint id, step, key column, key) of the target."""
+        """(model id, checkpoint id, step, key column, key) of the target, looked up once
+        per transaction (``tx.cache`` forgets it when a model or checkpoint changes)."""
         target = self.target
-        if isinstance(target, CheckpointTarget):
-            model_id, step = resolve.checkpoint_owner(tx.conn, target.checkpoint_id)
-            return model_id, target.checkpoint_id, step, "checkpoint_id", target.checkpoint_id
-        model_id = _model_id(tx, target.run_name, target.model_name)
-        return model_id, None, None, "model_id", model_id
+        cache_key = ("target", target)
+        resolved = tx.cache.get(cache_key)
+        if resolved is None:
+            if isinstance(target, CheckpointTarget):
+                model_id, step = resolve.checkpoint_owner(tx.conn, target.checkpoint_id)
+                resolved = (model_id, target.checkpoint_id, step, "checkpoint_id", target.checkpoint_id)
+            else:
+                model_id = _model_id(tx, target.run_name, target.model_name)
+                resolved = (model_id, None, None, "model_id", model_id)
+            tx.cache[cache_key] = resolved
+        return resolved
 
     @staticmethod
     def prefetch(tx: WriteTransaction, commands: list["LogMetrics"]) -> None:

@@ -451,6 +451,28 @@ def test_log_metrics_counts_and_one_transaction(open_handle, db):
     }
 
 
+def test_bulk_relog_with_many_metrics_per_family_finds_what_exists(open_handle, db):
+    """Bulk calls with several metrics per family first ask which families exist: metrics
+    of a present family are found, those of new families inserted, on models and checkpoints."""
+    h = open_handle(db, "r")
+    h.register_model("m", "hub/m")
+    ckpt = h.register_checkpoint("m", 100, "hub/m/ckpt-100")
+    old = {f"old{k}": {f"x{i}": i / 10 for i in range(6)} for k in range(3)}
+    assert h.log_metrics("m", old) == {"inserted": 18, "updated": 0, "skipped": 0}
+    for i in range(6):
+        h.log_checkpoint_metric(ckpt, "old0", f"x{i}", i / 10)
+    # old1 gains one metric, new0/new1 are new, old0 and old2 exist whole
+    again = {**old, "old1": {**old["old1"], "x6": 0.6}, **{f"new{k}": {f"y{i}": 1.0 for i in range(5)} for k in range(2)}}
+    assert h.log_metrics("m", again) == {"inserted": 11, "updated": 0, "skipped": 18}
+    assert h.log_metrics("m", {"old2": {f"x{i}": 0.5 for i in range(6)}}, force=True) == {
+        "inserted": 0, "updated": 6, "skipped": 0}
+    assert query(db, "SELECT count(*) FROM metrics WHERE model_id IS NOT NULL") == [(29,)]
+    assert dict(query(db, "SELECT metric_name, value FROM metrics WHERE family = 'old2'")) == {
+        f"x{i}": 0.5 for i in range(6)}
+    # the checkpoint's metrics are its own: the model's old0 says nothing about them
+    assert [h.log_checkpoint_metric(ckpt, "old0", f"x{i}", 0.9) for i in range(7)] == [METRIC_SKIPPED] * 6 + [METRIC_INSERTED]
+
+
 def test_log_metrics_is_all_or_nothing(open_handle, db):
     h = open_handle(db, "r")
     h.register_model("m", "hub/m")
