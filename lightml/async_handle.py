@@ -87,13 +87,16 @@ class AsyncLightMLHandle:
 
     async def _write(self, make: Callable[[Registry], Any]) -> Any:
         core = self._core if self._core is not None else (await self.open())._core
-        command = make(core)  # validates here: bad input raises at once, nothing is queued
+        return await self._queue(core, make(core))  # make validates: bad input raises, nothing is queued
+
+    def _queue(self, core: Registry, command: Any) -> asyncio.Future:
+        """Add a validated command to this loop turn's batch; the future resolves after COMMIT."""
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self._pending.append((command, waiter))
         if len(self._pending) == 1:
             loop.call_soon(self._send_batch, core, loop)
-        return await waiter
+        return waiter
 
     def _send_batch(self, core: Registry, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
@@ -120,8 +123,10 @@ class AsyncLightMLHandle:
 
     async def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
                                scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
-        return await self._write(
-            lambda c: c.log_model_metric(model_name, family, metric_name, value, scores, force, doc_ids))
+        # The call eval loops make by the thousand: no closure and no extra coroutine.
+        core = self._core if self._core is not None else (await self.open())._core
+        return await self._queue(core, core.log_model_metric(model_name, family, metric_name, value, scores,
+                                                             force, doc_ids))
 
     async def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
                                     scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:

@@ -289,12 +289,13 @@ class LogMetrics:
                 pending[pair] = (found[0], item.value)
             else:
                 skipped += 1
-        target_fields = {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step}
         if inserted:
             tx.take_ids("metric", next_metric_id - 1)
-            tx.defer(ev.METRIC_INSERTED, {**target_fields, "metrics": inserted})
+            tx.defer(ev.METRIC_INSERTED,
+                     {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step, "metrics": inserted})
         if overwritten:
-            tx.defer(ev.METRIC_OVERWRITTEN, {**target_fields, "metrics": overwritten})
+            tx.defer(ev.METRIC_OVERWRITTEN,
+                     {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step, "metrics": overwritten})
         if self.single:
             return METRIC_INSERTED if inserted else METRIC_UPDATED if overwritten else METRIC_SKIPPED
         return {"inserted": len(inserted), "updated": len(overwritten), "skipped": skipped}

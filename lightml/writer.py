@@ -135,21 +135,24 @@ class WriteTransaction:
         the same thing. Log order is kept (only neighbours join), and an overwrite of a
         metric the queued event already changes starts a new event, so that an event
         changes each metric at most once (a metric's history has one row per event).
+        (Inserts never repeat an id.) The payload, and its metrics list, become the
+        transaction's: the caller builds them fresh for each call.
         """
         metrics = payload["metrics"]
+        overwrite = event_type == METRIC_OVERWRITTEN
         if self._deferred:
             last_type, last_payload, last_actor = self._deferred[-1]
             if (last_type == event_type and (last_actor is self.actor or last_actor == self.actor)
                     and last_payload["model_id"] == payload["model_id"]
                     and last_payload["checkpoint_id"] == payload["checkpoint_id"]
                     and last_payload["step"] == payload["step"]):
-                ids = [m["metric_id"] for m in metrics]
-                if event_type == METRIC_INSERTED or self._deferred_ids.isdisjoint(ids):
+                ids = [m["metric_id"] for m in metrics] if overwrite else ()
+                if self._deferred_ids.isdisjoint(ids):
                     last_payload["metrics"].extend(metrics)
                     self._deferred_ids.update(ids)
                     return
-        self._deferred.append((event_type, {**payload, "metrics": list(metrics)}, self.actor))
-        self._deferred_ids = {m["metric_id"] for m in metrics}
+        self._deferred.append((event_type, payload, self.actor))
+        self._deferred_ids = {m["metric_id"] for m in metrics} if overwrite else set()
 
     def flush(self) -> None:
         """Append the deferred events, all in one batch; forget the group's pending and
