@@ -177,28 +177,50 @@ def _check_schema(tx: WriteTransaction, items: list[MetricInput]) -> None:
 def _existing_metrics(conn, key_column: str, key: int, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
     """(family, metric_name) -> (metric id, value) for the pairs that already exist.
 
-    The pairs go in as one JSON array, and each is looked up in the unique index: one
-    query, linear in the pairs asked for, however many metrics the target already has.
+    The pairs go in as one JSON array, and each is looked up in the unique index: a
+    query linear in the pairs asked for, however many metrics the target already has.
     A bulk call asks first which of its families the target has at all (new families,
     the usual case, then cost one probe each instead of one per metric).
     """
-    families = {family for family, _ in pairs}
-    if len(families) * 4 <= len(pairs):
+    families_json = _json_names(list({family for family, _ in pairs}))
+    pairs_json = _json_names(list(pairs))
+    if families_json is None or pairs_json is None:
+        return _existing_metrics_one_by_one(conn, key_column, key, pairs)
+    if len(families_json[1]) * 4 <= len(pairs):
         present = {family for (family,) in conn.execute(
             "SELECT wanted.value FROM json_each(?) AS wanted WHERE EXISTS (SELECT 1 FROM metrics AS m "
             f"WHERE m.{key_column} = ? AND m.{key_column} IS NOT NULL AND m.family = wanted.value)",
-            (json.dumps(list(families)), key))}
-        if len(present) < len(families):
-            pairs = {pair for pair in pairs if pair[0] in present}
-        if not pairs:
+            (families_json[0], key))}
+        if not present:
             return {}
+        if len(present) < len(families_json[1]):
+            pairs_json = _json_names([pair for pair in pairs if pair[0] in present])
     sql = (
         "SELECT m.family, m.metric_name, m.id, m.value FROM json_each(?) AS wanted CROSS JOIN metrics AS m "
         f"WHERE m.{key_column} = ? AND m.{key_column} IS NOT NULL "
         "AND m.family = json_extract(wanted.value, '$[0]') AND m.metric_name = json_extract(wanted.value, '$[1]')"
     )
-    rows = conn.execute(sql, (json.dumps(list(pairs)), key))
+    rows = conn.execute(sql, (pairs_json[0], key))
     return {(family, name): (mid, value) for family, name, mid, value in rows}
+
+
+def _json_names(values: list) -> tuple[str, list] | None:
+    """(JSON text, values) for a lookup through json_each, or None when a name holds a NUL
+    character, which SQLite's JSON functions do not give back intact (names from the API
+    never do: only a merged 1.x file can bring one)."""
+    text = json.dumps(values, ensure_ascii=False)  # a lone surrogate fails here, in its own call
+    return None if "\\u0000" in text else (text, values)
+
+
+def _existing_metrics_one_by_one(conn, key_column: str, key: int, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+    sql = (f"SELECT id, value FROM metrics WHERE {key_column} = ? AND {key_column} IS NOT NULL "
+           "AND family = ? AND metric_name = ?")
+    existing = {}
+    for family, name in pairs:
+        row = conn.execute(sql, (key, family, name)).fetchone()
+        if row is not None:
+            existing[(family, name)] = row
+    return existing
 
 
 class LogMetrics:
@@ -255,7 +277,11 @@ class LogMetrics:
             wanted.setdefault((key_column, key), set()).update(
                 (item.family, item.metric_name) for item in command.items)
         for (key_column, key), pairs in wanted.items():
-            tx.prefetched[(key_column, key)] = (pairs, _existing_metrics(tx.conn, key_column, key, pairs))
+            try:
+                existing = _existing_metrics(tx.conn, key_column, key, pairs)
+            except Exception:  # e.g. a name SQLite cannot take: each command meets the error itself
+                continue
+            tx.prefetched[(key_column, key)] = (pairs, existing)
 
     def decide(self, tx: WriteTransaction) -> Any:
         items = self.items

@@ -15,7 +15,8 @@ from lightml.errors import InvalidInputError
 
 _INF = float("inf")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CLEAN_NAME = re.compile(r"(?=.*\S)[^\x00-\x1f\x7f]+\Z", re.DOTALL)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # half of a UTF-16 pair: no text SQLite can store
+_CLEAN_NAME = re.compile(r"(?=.*\S)[^\x00-\x1f\x7f\ud800-\udfff]+\Z", re.DOTALL)
 
 
 def check_name(value: Any, what: str) -> str:
@@ -28,6 +29,8 @@ def check_name(value: Any, what: str) -> str:
         raise InvalidInputError(f"{what} must not be empty or whitespace")
     if _CONTROL.search(value):
         raise InvalidInputError(f"{what} must not contain control characters (newline, tab, NUL): {value!r}")
+    if _SURROGATE.search(value):
+        raise InvalidInputError(f"{what} is not valid Unicode text (it holds a lone surrogate): {value!r}")
     return value
 
 

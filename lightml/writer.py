@@ -107,7 +107,8 @@ class WriteTransaction:
 
     def take_ids(self, entity: str, last: int) -> None:
         """Take every id from ``peek_id`` up to ``last`` (a bulk call's block of new ids)."""
-        assert last >= self.peek_id(entity) - 1
+        if last < self.peek_id(entity) - 1:
+            raise RuntimeError(f"ids of {entity} up to {last} were already taken")
         self._last_ids[entity] = last
 
     def now(self) -> str:
@@ -157,11 +158,13 @@ class WriteTransaction:
     def flush(self) -> None:
         """Append the deferred events, all in one batch; forget the group's pending and
         prefetched metrics (the tables now say what they said)."""
-        if self._deferred:
-            deferred, self._deferred = self._deferred, []
-            self._append(deferred, None)
-        self.pending_metrics.clear()
-        self.prefetched.clear()
+        deferred, self._deferred, self._deferred_ids = self._deferred, [], set()
+        try:
+            if deferred:
+                self._append(deferred, None)
+        finally:  # appended, or failed and about to be rolled back: either way no longer pending
+            self.pending_metrics.clear()
+            self.prefetched.clear()
 
     def _append(self, entries: list[tuple[str, dict[str, Any], Actor | None]], at: str | None) -> list[Change]:
         at = at or self.now()
@@ -187,6 +190,8 @@ class WriteTransaction:
         del self.after_commit[n_hooks:]
         self.cache.clear()
         self.prefetched.clear()
+        self.pending_metrics.clear()
+        self._deferred, self._deferred_ids = [], set()
 
 
 Command = Callable[[WriteTransaction], Any]
@@ -304,8 +309,9 @@ class Writer:
                 tx.actor = actor
                 if getattr(command, "deferrable", False) and (i == 0 or type(flat[i - 1][1]) is not type(command)):
                     run = _same_kind_run(flat, i)
-                    if len(run) > 1:  # one lookup for the whole run instead of one per command
-                        type(command).prefetch(tx, run)
+                    prefetch = getattr(type(command), "prefetch", None)
+                    if prefetch is not None and len(run) > 1:  # one lookup for the run, not one per command
+                        prefetch(tx, run)
                 item_outcomes.append(self._run_command(conn, tx, command, alone))
             tx.flush()
             conn.execute("COMMIT")

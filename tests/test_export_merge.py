@@ -220,6 +220,30 @@ def test_merge_keeps_a_value_whose_stored_scores_are_not_finite(tmp_path: Path) 
     assert verify(mine).ok
 
 
+def test_merging_a_1x_file_twice_finds_its_metrics_even_with_a_nul_in_a_name(tmp_path: Path) -> None:
+    """1.x wrote whatever it was given; a family with a NUL in it is found as existing the
+    second time (SQLite's JSON functions cannot carry a NUL, so that lookup takes another road)."""
+    source, target = tmp_path / "old.db", tmp_path / "mine.db"
+    with sqlite3.connect(source) as conn:
+        conn.executescript("""
+            CREATE TABLE run (id INTEGER PRIMARY KEY, run_name TEXT, description TEXT, metadata TEXT, created_at TEXT);
+            CREATE TABLE model (id INTEGER PRIMARY KEY, model_name TEXT, path TEXT, parent_id INTEGER, run_id INTEGER);
+            CREATE TABLE checkpoint (id INTEGER PRIMARY KEY, model_id INTEGER, step INTEGER, path TEXT, created_at TEXT);
+            CREATE TABLE metrics (id INTEGER PRIMARY KEY, model_id INTEGER, checkpoint_id INTEGER, family TEXT,
+                                  metric_name TEXT, value REAL);
+            INSERT INTO run VALUES (1, 'r', NULL, NULL, '2024-01-01 00:00:00');
+            INSERT INTO model VALUES (1, 'm', 'org/m', NULL, 1);""")
+        conn.executemany("INSERT INTO metrics VALUES (?, 1, NULL, ?, ?, ?)",
+                         [(1, "fam\x00x", "acc", 0.5), (2, "fam", "acc", 0.6), (3, "fam", "f1", 0.7)])
+    LightMLHandle(target, "r").close()
+    assert merge(target, source).metrics_inserted == 3
+    again = merge(target, source)
+    assert again.metrics_inserted == 0
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (3,)
+    assert verify(target).ok
+
+
 def test_export_to_a_folder_is_refused_and_leaves_nothing(registry: Path, tmp_path: Path) -> None:
     folder = tmp_path / "reports"
     folder.mkdir()

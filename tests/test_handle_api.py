@@ -919,6 +919,23 @@ def test_concurrent_logs_of_one_metric_insert_it_once(db):
     assert query(db, "SELECT count(*) FROM metrics") == [(1,)]
 
 
+def test_a_name_sqlite_cannot_store_fails_only_its_own_call(db):
+    """A lone surrogate (half of a UTF-16 pair) is refused at the call, so the calls batched
+    with it still land."""
+    async def main():
+        async with AsyncLightMLHandle(db, "r") as h:
+            await h.register_model("m", "hub/m")
+            return await asyncio.gather(h.log_model_metric("m", "fam", "good", 1.0),
+                                        h.log_model_metric("m", "fam\udc80", "bad", 1.0),
+                                        h.log_model_metric("m", "fam", "bad\ud800", 1.0),
+                                        return_exceptions=True)
+
+    good, *bad = asyncio.run(main())
+    assert good == METRIC_INSERTED
+    assert all(isinstance(e, ValueError) and "lone surrogate" in str(e) for e in bad)
+    assert query(db, "SELECT family, metric_name FROM metrics") == [("fam", "good")]
+
+
 def test_one_failing_coroutine_does_not_undo_the_others(db):
     async def main():
         async with AsyncLightMLHandle(db, "r") as h:
