@@ -182,34 +182,37 @@ def _existing_metrics(conn, key_column: str, key: int, pairs: set[tuple[str, str
     A bulk call asks first which of its families the target has at all (new families,
     the usual case, then cost one probe each instead of one per metric).
     """
-    families_json = _json_names(list({family for family, _ in pairs}))
-    pairs_json = _json_names(list(pairs))
-    if families_json is None or pairs_json is None:
-        return _existing_metrics_one_by_one(conn, key_column, key, pairs)
-    if len(families_json[1]) * 4 <= len(pairs):
+    families = list({family for family, _ in pairs})
+    if len(families) * 4 <= len(pairs):
+        families_json = _json_names(families)
+        if families_json is None:
+            return _existing_metrics_one_by_one(conn, key_column, key, pairs)
         present = {family for (family,) in conn.execute(
             "SELECT wanted.value FROM json_each(?) AS wanted WHERE EXISTS (SELECT 1 FROM metrics AS m "
             f"WHERE m.{key_column} = ? AND m.{key_column} IS NOT NULL AND m.family = wanted.value)",
-            (families_json[0], key))}
+            (families_json, key))}
         if not present:
             return {}
-        if len(present) < len(families_json[1]):
-            pairs_json = _json_names([pair for pair in pairs if pair[0] in present])
+        if len(present) < len(families):
+            pairs = {pair for pair in pairs if pair[0] in present}
+    pairs_json = _json_names(list(pairs))
+    if pairs_json is None:
+        return _existing_metrics_one_by_one(conn, key_column, key, pairs)
     sql = (
         "SELECT m.family, m.metric_name, m.id, m.value FROM json_each(?) AS wanted CROSS JOIN metrics AS m "
         f"WHERE m.{key_column} = ? AND m.{key_column} IS NOT NULL "
         "AND m.family = json_extract(wanted.value, '$[0]') AND m.metric_name = json_extract(wanted.value, '$[1]')"
     )
-    rows = conn.execute(sql, (pairs_json[0], key))
+    rows = conn.execute(sql, (pairs_json, key))
     return {(family, name): (mid, value) for family, name, mid, value in rows}
 
 
-def _json_names(values: list) -> tuple[str, list] | None:
-    """(JSON text, values) for a lookup through json_each, or None when a name holds a NUL
-    character, which SQLite's JSON functions do not give back intact (names from the API
-    never do: only a merged 1.x file can bring one)."""
+def _json_names(values: list) -> str | None:
+    """The JSON text of names (or name pairs) for a lookup through json_each, or None when
+    a name holds a NUL character, which SQLite's JSON functions do not give back intact
+    (names from the API never do: only a merged 1.x file can bring one)."""
     text = json.dumps(values, ensure_ascii=False)  # a lone surrogate fails here, in its own call
-    return None if "\\u0000" in text else (text, values)
+    return None if "\\u0000" in text else text
 
 
 def _existing_metrics_one_by_one(conn, key_column: str, key: int, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], tuple]:

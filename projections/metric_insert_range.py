@@ -30,11 +30,10 @@ def id_runs(ids: list[int]) -> list[tuple[int, int]]:
 
 def event_ranges(seq: int, metrics: list[dict]) -> list[tuple[int, int, int]]:
     """The (first id, last id, seq) rows of one event's metrics."""
-    first, last = metrics[0]["metric_id"], metrics[-1]["metric_id"]
-    if last - first + 1 == len(metrics):  # the usual case: ids given in order, one block
-        if len(metrics) < 3 or all(m["metric_id"] == i for i, m in enumerate(metrics, first)):
-            return [(first, last, seq)]
-    return [(a, b, seq) for a, b in id_runs([m["metric_id"] for m in metrics])]
+    ids = [m["metric_id"] for m in metrics]
+    if ids == list(range(ids[0], ids[0] + len(ids))):  # the usual case: ids given in order, one block
+        return [(ids[0], ids[-1], seq)]
+    return [(a, b, seq) for a, b in id_runs(ids)]
 
 
 def on_metric_inserted(conn, events: list[Change]) -> None:
