@@ -73,7 +73,7 @@ class Registry:
         if run_name is not None:
             try:
                 if create:
-                    self._run_id = self.submit(commands.create_run(run_name)).result()
+                    self._run_id = self.run(commands.create_run(run_name))
                 else:  # read-only use: the run must exist, nothing is written
                     self._run_id = self.read(resolve.run_id, run_name)
                     if self._run_id is None:
@@ -101,6 +101,12 @@ class Registry:
         if self._closed:
             raise HandleClosedError("this LightML handle is closed")
         return self._writer.submit(command, self.actor)
+
+    def run(self, command: writer.Command) -> Any:
+        """Run a command and return its result (after COMMIT), raising its error."""
+        if self._closed:
+            raise HandleClosedError("this LightML handle is closed")
+        return self._writer.run_now(command, self.actor).result()
 
     def submit_many(self, commands_: list[writer.Command]) -> Future:
         """Queue several commands for one transaction; the future resolves to their outcomes."""

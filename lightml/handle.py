@@ -44,7 +44,7 @@ class LightMLHandle:
         self._core.close()
 
     def _write(self, command: Any) -> Any:
-        return self._core.submit(command).result()
+        return self._core.run(command)
 
     def __enter__(self) -> "LightMLHandle":
         return self

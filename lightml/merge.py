@@ -226,6 +226,6 @@ def merge(db: str | os.PathLike, source: str | os.PathLike, *, force: bool = Fal
     src = _read_source(source)
     registry = Registry(db, None, origin="merge", create=False)
     try:
-        return registry.submit(_merge_command(src, bool(force), registry.registry_dir)).result()
+        return registry.run(_merge_command(src, bool(force), registry.registry_dir))
     finally:
         registry.close()

@@ -49,7 +49,7 @@ def init_registry(path: str | os.PathLike, name: str, overwrite: bool = False,
     registry = Registry(db)
     try:
         if rules:
-            registry.submit(registry.add_schema_rules(rules)).result()
+            registry.run(registry.add_schema_rules(rules))
     finally:
         registry.close()
     return db

@@ -5,7 +5,9 @@ Every write command is a function ``command(tx) -> result`` run on this thread i
 with ``tx.emit`` (which also applies them to the read tables). Commands that queue up
 while a transaction runs share the next one (group commit); each runs in its own
 savepoint, so one command's error never undoes another's work. A caller's future resolves
-only after COMMIT.
+only after COMMIT. A blocking caller (the sync handle) runs its command on its own thread
+when the writer is idle (``run_now``): handing it to the writer thread and waiting for the
+answer cost more than the command itself.
 
 Metric logs are "deferrable" commands (``decide(tx)`` writes nothing): a run of them in
 a group is looked up with one ``prefetch`` per target, decided one by one, and appended
@@ -207,10 +209,32 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._pid = -1
         self._lock = threading.Lock()
+        # Held while a group runs on the connection, by the writer thread or by run_now.
+        self._busy = threading.Lock()
+        self._conn: sqlite3.Connection | None = None  # the writer thread's, once connected
 
     def submit(self, command: Command, actor: Actor) -> Future:
         """Queue one command; the future resolves to its result (or error) after COMMIT."""
         return self._put([command], actor, many=False)
+
+    def run_now(self, command: Command, actor: Actor) -> Future:
+        """Run one command on the calling thread if the writer is idle, else queue it; the
+        future is done (after COMMIT) when this returns in the first case.
+
+        For callers that wait for the answer anyway: the thread hop to the writer and back
+        (two wake-ups and a GIL handover) took longer than a small command's transaction.
+        Queued work goes first (nothing is overtaken), and the connection is only ever used
+        by one thread at a time (``_busy``)."""
+        conn = self._conn
+        if conn is not None and self._pid == os.getpid() and self._busy.acquire(blocking=False):
+            try:
+                if self._conn is conn and self._queue.empty():
+                    future: Future = Future()
+                    self._commit_group(conn, [([command], actor, future, False)])
+                    return future
+            finally:
+                self._busy.release()
+        return self.submit(command, actor)
 
     def submit_many(self, commands: list[Command], actor: Actor) -> Future:
         """Queue commands for the same transaction; the future resolves to a list of
@@ -223,6 +247,8 @@ class Writer:
         with self._lock:
             if self._thread is None or self._pid != os.getpid():  # first use, or a forked child
                 self._queue = queue.SimpleQueue()
+                if self._pid != os.getpid():  # the parent's connection and lock are not ours
+                    self._busy, self._conn = threading.Lock(), None
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="lightml-writer", daemon=True)
                 self._thread.start()
@@ -247,6 +273,7 @@ class Writer:
         except BaseException as exc:  # report to whoever waits, then keep failing fast
             self._fail_forever(pending, exc)
             return
+        self._conn = conn
         try:
             while True:
                 item = pending.get()
@@ -263,7 +290,8 @@ class Writer:
                         break
                     group.append(nxt)
                 try:
-                    self._commit_group(conn, group)
+                    with self._busy:
+                        self._commit_group(conn, group)
                 except BaseException as exc:  # a bug must not leave callers waiting forever
                     for entry in group:
                         if not entry[2].done():
@@ -271,7 +299,9 @@ class Writer:
                     if not isinstance(exc, Exception):
                         raise
         finally:
-            conn.close()
+            with self._busy:  # a run_now in progress finishes first
+                self._conn = None
+                conn.close()
 
     def _fail_forever(self, pending: queue.SimpleQueue, exc: BaseException) -> None:
         with self._lock:

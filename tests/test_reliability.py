@@ -239,6 +239,90 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
         time.sleep(0.005)
 
 
+def test_threads_sharing_handles_in_one_process_log_every_metric_once(tmp_path):
+    """Sync calls run on the caller's thread when the writer is idle and are queued when it
+    is not; threads sharing one sync handle, next to an async handle on the same file, must
+    still land every metric once and keep each forced overwrite."""
+    import asyncio
+    import threading
+
+    from lightml import AsyncLightMLHandle
+
+    db = tmp_path / "main.db"
+    n_threads, per_thread = 4, 150
+    errors: list[BaseException] = []
+    with LightMLHandle(db, RUN) as h:
+        h.register_model(MODEL, "hub/model-7b")
+        h.log_model_metric(MODEL, "shared", "acc", 0.0)
+        start = threading.Barrier(n_threads + 1)
+
+        def sync_worker(k: int) -> None:
+            try:
+                start.wait()
+                for i in range(per_thread):
+                    assert h.log_model_metric(MODEL, f"thread{k}", f"m{i}", i / per_thread) == METRIC_INSERTED
+                    h.log_model_metric(MODEL, "shared", "acc", k + i / 1000, force=True)
+            except BaseException as exc:
+                errors.append(exc)
+
+        async def async_worker() -> None:
+            async with AsyncLightMLHandle(db, RUN) as a:
+                start.wait()
+                for batch in range(5):
+                    outcomes = await asyncio.gather(
+                        *(a.log_model_metric(MODEL, "async", f"b{batch}m{i}", 0.5) for i in range(40)))
+                    assert outcomes == [METRIC_INSERTED] * 40
+
+        threads = [threading.Thread(target=sync_worker, args=(k,)) for k in range(n_threads)]
+        threads.append(threading.Thread(target=lambda: asyncio.run(async_worker())))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(CHILD_DEADLINE)
+        assert not any(thread.is_alive() for thread in threads)
+        assert h.log_model_metric(MODEL, "shared", "acc", 9.0) == METRIC_SKIPPED  # still usable
+    assert errors == []
+    inserted = Counter((m["family"], m["metric_name"]) for e in events_of(db, "metric_inserted") for m in e["metrics"])
+    assert len(inserted) == 1 + n_threads * per_thread + 5 * 40 and set(inserted.values()) == {1}
+    overwrites = [m for e in events_of(db, "metric_overwritten") for m in e["metrics"]]
+    assert len(overwrites) == n_threads * per_thread
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (1 + n_threads * per_thread + 200,)
+        assert conn.execute("SELECT count(*) FROM metric_history WHERE action = 'overwritten'").fetchone() == (
+            n_threads * per_thread,)
+    finally:
+        conn.close()
+    assert verify(db).ok
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_writes_through_an_inherited_handle(tmp_path):
+    """A handle used before a fork (its writer thread connected) works in the child: the
+    child gets its own writer, connection and lock, and the parent keeps its own."""
+    db = tmp_path / "main.db"
+    with LightMLHandle(db, RUN) as h:
+        h.register_model(MODEL, "hub/model-7b")
+        h.log_model_metric(MODEL, "fam", "before_fork", 0.1)
+        pid = os.fork()
+        if pid == 0:  # the child: never return into pytest
+            code = 1
+            try:
+                code = 0 if h.log_model_metric(MODEL, "fam", "in_child", 0.2) == METRIC_INSERTED else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert h.log_model_metric(MODEL, "fam", "after_fork", 0.3) == METRIC_INSERTED
+    conn = sqlite3.connect(db)
+    try:
+        assert dict(conn.execute("SELECT metric_name, value FROM metrics")) == {
+            "before_fork": 0.1, "in_child": 0.2, "after_fork": 0.3}
+    finally:
+        conn.close()
+    assert verify(db).ok
+
+
 def test_sigkill_during_bulk_log_keeps_database_intact_and_call_atomic(tmp_path):
     db = tmp_path / "main.db"
     signals = tmp_path / "signals"
