@@ -231,7 +231,7 @@ def bench_sync(tmp: TempDirs, sizes: Sizes) -> None:
     lib_full, raw_full = results["FULL"]
     print(f"  bound: FULL = one WAL fsync per commit; this disk's fsync median {fsync_s * 1e3:.2f} ms "
           f"(ceiling ~{1 / fsync_s:,.0f} commits/s); raw FULL reaches {raw_full * fsync_s:.0%} of it, "
-          f"lightml {lib_full * fsync_s:.0%}. NORMAL has no fsync per commit: CPU/thread-hop bound.")
+          f"lightml {lib_full * fsync_s:.0%}. NORMAL has no fsync per commit: CPU bound (SQL statements, page writes, Python).")
     print("  target >= 2,000 calls/s (FULL)")
     SUMMARY.append(Row("2 sync FULL", lib_full, "calls/s", ">=2,000/s", lib_full >= 2_000, raw_full, "raw commit/row"))
     lib_normal, raw_normal = results["NORMAL"]
