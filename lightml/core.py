@@ -3,7 +3,8 @@
 ``LightMLHandle`` blocks on what this returns and ``AsyncLightMLHandle`` awaits it: every
 rule (validation, name resolution, dedupe) lives here and in ``commands`` once.
 Write methods validate their input and return the command to run; ``submit`` (or
-``submit_many``) queues it to the writer and returns a future that resolves after COMMIT.
+``submit_many``) queues it to the writer and returns a future that resolves after COMMIT,
+and ``run`` returns its result (running it on the calling thread when the writer is idle).
 """
 
 from __future__ import annotations

@@ -177,6 +177,21 @@ def ensure_schema(conn: sqlite3.Connection, path: str | os.PathLike) -> None:
         raise
 
 
+def try_begin_immediate(conn: sqlite3.Connection, timeout: float) -> bool:
+    """Take the write lock if it is free right now (True); False if someone holds it. The
+    connection's busy timeout (``timeout`` seconds) is put back either way."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        return True
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return False
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+
+
 def begin_immediate(conn: sqlite3.Connection) -> None:
     """Take the write lock now (waiting up to busy_timeout), so check-then-write cannot race."""
     try:

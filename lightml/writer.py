@@ -1,13 +1,13 @@
 """The single writer of a process: a thread fed by a queue, committing in groups.
 
-Every write command is a function ``command(tx) -> result`` run on this thread inside a
-``BEGIN IMMEDIATE`` transaction: it reads the projections, decides, and appends events
+Every write command is a function ``command(tx) -> result`` run on this thread (or, see
+``run_now``, on a waiting caller's) inside a ``BEGIN IMMEDIATE`` transaction: it reads the projections, decides, and appends events
 with ``tx.emit`` (which also applies them to the read tables). Commands that queue up
 while a transaction runs share the next one (group commit); each runs in its own
 savepoint, so one command's error never undoes another's work. A caller's future resolves
 only after COMMIT. A blocking caller (the sync handle) runs its command on its own thread
-when the writer is idle (``run_now``): handing it to the writer thread and waiting for the
-answer cost more than the command itself.
+when the writer is idle and the write lock is free (``run_now``): handing it to the writer
+thread and waiting for the answer cost more than the command itself.
 
 Metric logs are "deferrable" commands (``decide(tx)`` writes nothing): a run of them in
 a group is looked up with one ``prefetch`` per target, decided one by one, and appended
@@ -212,28 +212,36 @@ class Writer:
         # Held while a group runs on the connection, by the writer thread or by run_now.
         self._busy = threading.Lock()
         self._conn: sqlite3.Connection | None = None  # the writer thread's, once connected
+        self._queued = 0  # queue items not finished yet (under _lock): run_now never overtakes them
 
     def submit(self, command: Command, actor: Actor) -> Future:
         """Queue one command; the future resolves to its result (or error) after COMMIT."""
         return self._put([command], actor, many=False)
 
     def run_now(self, command: Command, actor: Actor) -> Future:
-        """Run one command on the calling thread if the writer is idle, else queue it; the
-        future is done (after COMMIT) when this returns in the first case.
+        """Run one command on the calling thread if the writer is idle and the write lock
+        is free, else queue it; in the first case the future is done (after COMMIT) when
+        this returns.
 
         For callers that wait for the answer anyway: the thread hop to the writer and back
         (two wake-ups and a GIL handover) took longer than a small command's transaction.
-        Queued work goes first (nothing is overtaken), and the connection is only ever used
-        by one thread at a time (``_busy``)."""
+        Queued work is never overtaken, the connection is used by one thread at a time
+        (``_busy``), and a lock held by another process is waited for by the writer thread,
+        so that Ctrl-C still interrupts the caller's wait."""
         conn = self._conn
-        if conn is not None and self._pid == os.getpid() and self._busy.acquire(blocking=False):
-            try:
-                if self._conn is conn and self._queue.empty():
-                    future: Future = Future()
-                    self._commit_group(conn, [([command], actor, future, False)])
-                    return future
-            finally:
-                self._busy.release()
+        if conn is None or self._pid != os.getpid() or self._queued or not self._busy.acquire(blocking=False):
+            return self.submit(command, actor)
+        try:
+            if self._conn is conn and not self._queued and store.try_begin_immediate(conn, self.timeout):
+                future: Future = Future()
+                self._commit_group(conn, [([command], actor, future, False)], begun=True)
+                return future
+        except BaseException:  # e.g. Ctrl-C right after BEGIN: leave no transaction open
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._busy.release()
         return self.submit(command, actor)
 
     def submit_many(self, commands: list[Command], actor: Actor) -> Future:
@@ -247,13 +255,18 @@ class Writer:
         with self._lock:
             if self._thread is None or self._pid != os.getpid():  # first use, or a forked child
                 self._queue = queue.SimpleQueue()
-                if self._pid != os.getpid():  # the parent's connection and lock are not ours
-                    self._busy, self._conn = threading.Lock(), None
+                if self._pid != os.getpid():  # the parent's connection, lock and queue are not ours
+                    self._busy, self._conn, self._queued = threading.Lock(), None, 0
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="lightml-writer", daemon=True)
                 self._thread.start()
+            self._queued += 1
             self._queue.put((commands, actor, future, many))
         return future
+
+    def _finished(self, n_items: int) -> None:
+        with self._lock:
+            self._queued -= n_items
 
     def stop(self) -> None:
         with self._lock:
@@ -298,9 +311,12 @@ class Writer:
                             entry[2].set_exception(exc)
                     if not isinstance(exc, Exception):
                         raise
+                finally:
+                    self._finished(len(group))
         finally:
             with self._busy:  # a run_now in progress finishes first
-                self._conn = None
+                if self._conn is conn:
+                    self._conn = None
                 conn.close()
 
     def _fail_forever(self, pending: queue.SimpleQueue, exc: BaseException) -> None:
@@ -313,18 +329,11 @@ class Writer:
                 return
             if item is not _STOP:
                 item[2].set_exception(exc)
+                self._finished(1)
 
-    def _commit_group(self, conn: sqlite3.Connection, group: list) -> None:
+    def _commit_group(self, conn: sqlite3.Connection, group: list, begun: bool = False) -> None:
+        """Run a group of queue items in one transaction (``begun``: BEGIN IMMEDIATE is done)."""
         group = [item for item in group if item[2].set_running_or_notify_cancel()]
-        if not group:
-            return
-        try:
-            store.begin_immediate(conn)
-        except BaseException as exc:
-            for item in group:
-                item[2].set_exception(exc)
-            return
-        tx = WriteTransaction(conn)
         # One (result, exception) per command, per queue item.
         outcomes: list[list[tuple[Any, BaseException | None]]] = []
         alone = len(group) == 1 and len(group[0][0]) == 1  # no one else's work to protect
@@ -335,6 +344,13 @@ class Writer:
             outcomes.append(item_outcomes)
             flat.extend((actor, command, item_outcomes) for command in commands)
         try:
+            if not group:
+                if begun:
+                    conn.execute("ROLLBACK")
+                return
+            if not begun:
+                store.begin_immediate(conn)
+            tx = WriteTransaction(conn)
             for i, (actor, command, item_outcomes) in enumerate(flat):
                 tx.actor = actor
                 if getattr(command, "deferrable", False) and (i == 0 or type(flat[i - 1][1]) is not type(command)):
@@ -345,7 +361,7 @@ class Writer:
                 item_outcomes.append(self._run_command(conn, tx, command, alone))
             tx.flush()
             conn.execute("COMMIT")
-        except BaseException as exc:
+        except BaseException as exc:  # Ctrl-C on a caller's thread included: never leave a transaction open
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             for item in group:

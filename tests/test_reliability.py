@@ -296,6 +296,85 @@ def test_threads_sharing_handles_in_one_process_log_every_metric_once(tmp_path):
     assert verify(db).ok
 
 
+def test_interrupt_inside_a_sync_write_rolls_it_back_and_the_handle_goes_on(tmp_path, monkeypatch):
+    """A sync call may run on the caller's thread, where Ctrl-C lands: whether it comes
+    inside the command or right after BEGIN, nothing of that call stays, no transaction is
+    left open, and the next calls (and other processes) can write."""
+    from lightml import events as ev
+    from lightml import store
+
+    db = tmp_path / "main.db"
+    with LightMLHandle(db, RUN) as h:
+        h.register_model(MODEL, "hub/model-7b")  # the writer is up: the next calls run here
+        before = dump_tables(db)
+
+        def interrupted(tx):
+            tx.emit([(ev.SCHEMA_RULE_ADDED, {"family": "fam", "metric_name": "acc"})])
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            h._core.run(interrupted)
+        real_begin = store.try_begin_immediate
+
+        def begin_then_interrupt(conn, timeout):
+            real_begin(conn, timeout)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(store, "try_begin_immediate", begin_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            h.log_model_metric(MODEL, "fam", "acc", 0.5)
+        monkeypatch.undo()
+        assert dump_tables(db) == before
+        other = sqlite3.connect(db, timeout=0.1, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # the lock was given back
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert h.log_model_metric(MODEL, "fam", "acc", 0.5) == METRIC_INSERTED
+    assert verify(db).ok
+
+
+def test_a_sync_call_never_overtakes_work_queued_before_it(tmp_path):
+    """A thread that queues a write (as scan does) and then makes a sync call gets them
+    committed in that order, even when the writer thread has taken the queued one but not
+    started it yet (the window is widened here by a slow lock)."""
+    import threading
+
+    db = tmp_path / "main.db"
+    with LightMLHandle(db, RUN, synchronous="NORMAL") as h:
+        h.register_model(MODEL, "hub/model-7b")
+        h.log_model_metric(MODEL, "fam", "x", 0.0)
+        core = h._core
+        writer = core._writer
+        real = writer._busy
+
+        class SlowForTheWriterThread:
+            def acquire(self, blocking=True, timeout=-1):
+                return real.acquire(blocking, timeout)
+
+            def release(self):
+                real.release()
+
+            def __enter__(self):
+                if threading.current_thread().name == "lightml-writer":
+                    time.sleep(0.05)
+                real.acquire()
+
+            def __exit__(self, *exc):
+                real.release()
+
+        writer._busy = SlowForTheWriterThread()
+        try:
+            queued = core.submit(core.log_model_metric(MODEL, "fam", "x", 1.0, force=True))
+            time.sleep(0.01)  # the writer thread has it and sleeps before taking the lock
+            assert h.log_model_metric(MODEL, "fam", "x", 2.0, force=True) == METRIC_UPDATED
+            assert queued.result() == METRIC_UPDATED
+        finally:
+            writer._busy = real
+        assert [row["value"] for row in h.metric_history(MODEL, "fam", "x")] == [0.0, 1.0, 2.0]
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_writes_through_an_inherited_handle(tmp_path):
     """A handle used before a fork (its writer thread connected) works in the child: the
