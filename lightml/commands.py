@@ -182,6 +182,8 @@ def _existing_metrics(conn, key_column: str, key: int, pairs: set[tuple[str, str
     A bulk call asks first which of its families the target has at all (new families,
     the usual case, then cost one probe each instead of one per metric).
     """
+    if len(pairs) == 1:  # a single log_model_metric: one plain indexed lookup
+        return _existing_metrics_one_by_one(conn, key_column, key, pairs)
     families = list({family for family, _ in pairs})
     if len(families) * 4 <= len(pairs):
         families_json = _json_names(families)
@@ -216,6 +218,7 @@ def _json_names(values: list) -> str | None:
 
 
 def _existing_metrics_one_by_one(conn, key_column: str, key: int, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+    """As ``_existing_metrics``, with one query per pair."""
     sql = (f"SELECT id, value FROM metrics WHERE {key_column} = ? AND {key_column} IS NOT NULL "
            "AND family = ? AND metric_name = ?")
     existing = {}
