@@ -154,6 +154,16 @@ def check_family_template(template: str) -> bool:
     return "nshot" in {name for name, _ in fields}
 
 
+def check_root(path: str | os.PathLike) -> Path:
+    """The folder to scan (one subfolder per model), or a clear error."""
+    root = Path(path)
+    if not root.is_dir():
+        if root.exists():
+            raise InvalidInputError(f"{root} is a file: give the folder holding one subfolder per model")
+        raise FileNotFoundError(f"Directory not found: {root}")
+    return root
+
+
 def check_options(format: str, name_from: str, family_template: str) -> None:
     """The naming options of a scan, checked before anything is read or written."""
     if format not in FORMATS:
@@ -431,11 +441,7 @@ def scan_and_import(db: str | os.PathLike, run_name: str, path: str | os.PathLik
     ``model_name`` / ``pretrained=`` instead of the folder name.
     """
     check_options(format, name_from, family_template)
-    root = Path(path)
-    if not root.is_dir():
-        if root.exists():
-            raise InvalidInputError(f"{root} is a file: give the folder holding one subfolder per model")
-        raise FileNotFoundError(f"Directory not found: {root}")
+    root = check_root(path)
     check_name(run_name, "run_name")
     stats = ScanStats()
     registry = Registry(db, run_name, origin="scan")

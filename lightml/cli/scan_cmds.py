@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from lightml.cli.dbpath import existing_registry
 from lightml.cli.output import print_json
@@ -13,15 +12,11 @@ from lightml.cli.output import print_json
 
 def _check(args: argparse.Namespace) -> None:
     """Everything that can be refused, before anything is written (or watched)."""
-    from lightml.errors import InvalidInputError
-    from lightml.scan import check_options
+    from lightml.scan import check_options, check_root
 
     existing_registry(args.db)  # the run, though, is created if new
     check_options(args.format, args.name_from, args.family_template)
-    if not Path(args.path).is_dir():
-        if Path(args.path).exists():
-            raise InvalidInputError(f"{args.path} is a file: give the folder holding one subfolder per model")
-        raise FileNotFoundError(f"Directory not found: {args.path}")
+    check_root(args.path)
 
 
 def _scan(args: argparse.Namespace, progress=None):
