@@ -177,6 +177,11 @@ def ensure_schema(conn: sqlite3.Connection, path: str | os.PathLike) -> None:
         raise
 
 
+def _held_by_another(exc: sqlite3.OperationalError) -> bool:
+    """Did SQLite refuse because another connection holds the lock?"""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def try_begin_immediate(conn: sqlite3.Connection, timeout: float) -> bool:
     """Take the write lock if it is free right now (True); False if someone holds it. The
     connection's busy timeout (``timeout`` seconds) is put back either way."""
@@ -185,7 +190,7 @@ def try_begin_immediate(conn: sqlite3.Connection, timeout: float) -> bool:
         conn.execute("BEGIN IMMEDIATE")
         return True
     except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
+        if _held_by_another(exc):
             return False
         raise
     finally:
@@ -197,7 +202,7 @@ def begin_immediate(conn: sqlite3.Connection) -> None:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
+        if _held_by_another(exc):
             timeout_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
             raise RegistryLockedError(
                 f"the registry is locked by another writer (waited {timeout_ms / 1000:g} s); "
