@@ -22,6 +22,7 @@ _EXPORTS = {
     "NotARegistryError": "lightml.errors",
     "replay": "lightml.replay",
     "verify": "lightml.replay",
+    "backup": "lightml.backup",
     "migrate": "lightml.migrate",
     "compare_models": "lightml.compare",
     "CompareResult": "lightml.compare",

@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 
 from lightml.core import Registry
-from lightml.edits import PruneResult
+from lightml.edits import PRUNE_GRACE_SECONDS, PruneResult
 from lightml.errors import HandleClosedError
 from lightml.models.delete import DeleteResult
 from lightml.store import DEFAULT_TIMEOUT
@@ -159,10 +159,10 @@ class AsyncLightMLHandle:
     async def set_parent(self, model_name: str, parent_name: str | None) -> bool:
         return await self._write(lambda c: c.set_parent(model_name, parent_name))
 
-    async def prune(self, dry_run: bool = False) -> PruneResult:
+    async def prune(self, dry_run: bool = False, grace_seconds: float = PRUNE_GRACE_SECONDS) -> PruneResult:
         if dry_run:
-            return await self._read(lambda c: c.prune_preview())
-        return await self._write(lambda c: c.prune())
+            return await self._read(lambda c: c.prune_preview(grace_seconds))
+        return await self._write(lambda c: c.prune(grace_seconds))
 
     async def add_schema_rule(self, family: str, metric_name: str) -> bool:
         return await self._write(lambda c: c.add_schema_rules([(family, metric_name)])) == 1

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from typing import Any
 
-from lightml.direction import lower_is_better
+from lightml.direction import is_uncertainty, lower_is_better
 from lightml.errors import NotFoundError
 
 
@@ -156,8 +156,11 @@ def model_card(conn: sqlite3.Connection, model_id: int) -> dict[str, Any]:
             "SELECT c.id, c.step, c.path, (SELECT count(*) FROM metrics x WHERE x.checkpoint_id = c.id) "
             "FROM checkpoint c WHERE c.model_id = ? ORDER BY c.step, c.id", (model_id,))
     ]
-    families = {f: n for f, n in conn.execute(
-        "SELECT family, count(*) FROM metrics WHERE model_id = ? GROUP BY family ORDER BY family", (model_id,))}
+    metrics = [{"family": f, "metric": m, "value": v} for f, m, v in conn.execute(
+        "SELECT family, metric_name, value FROM metrics WHERE model_id = ? ORDER BY family, metric_name", (model_id,))]
+    families: dict[str, int] = {}
+    for metric in metrics:
+        families[metric["family"]] = families.get(metric["family"], 0) + 1
     last = conn.execute(
         "SELECT seq, type, at, user, host, origin FROM events "
         "WHERE json_extract(payload, '$.model_id') = ? ORDER BY seq DESC LIMIT 1", (model_id,)
@@ -165,7 +168,7 @@ def model_card(conn: sqlite3.Connection, model_id: int) -> dict[str, Any]:
     return {
         "model": name, "run": run_name, "path": path, "notes": notes, "hidden": bool(hidden),
         "parents": ancestors, "children": _descendants(conn, model_id), "checkpoints": checkpoints,
-        "metrics_per_family": families,
+        "metrics_per_family": families, "metrics": metrics,
         "last_change": None if last is None else {
             "seq": last[0], "type": last[1], "at": last[2], "actor": f"{last[3] or '?'}@{last[4] or '?'} ({last[5]})"},
     }
@@ -188,13 +191,17 @@ def top(conn: sqlite3.Connection, family: str, metric_name: str, n: int = 10, ru
         include_hidden: bool = False) -> list[dict[str, Any]]:
     """A leaderboard of model-level values, best first (ascending for lower-is-better
     metrics). Equal values share a rank (1, 2, 2, 4); ``n`` counts ranks' rows, and a tie at
-    the cut is kept whole."""
+    the cut is kept whole.
+
+    A stderr-like metric (``direction.is_uncertainty``) is not a score: its rows are listed
+    by value, smallest first, with ``rank`` None (nothing is best or worst)."""
     where = ["x.family = ?", "x.metric_name = ?", "x.value IS NOT NULL", _visible("m", include_hidden)]
     params: list[Any] = [family, metric_name]
     if run is not None:
         where.append("m.run_id = ?")
         params.append(run)
-    order = "ASC" if lower_is_better(metric_name) else "DESC"
+    unranked = is_uncertainty(metric_name)
+    order = "ASC" if unranked or lower_is_better(metric_name) else "DESC"
     rows = conn.execute(
         "SELECT m.model_name, r.run_name, x.value FROM metrics x JOIN model m ON m.id = x.model_id "
         f"LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)} "
@@ -210,6 +217,9 @@ def top(conn: sqlite3.Connection, family: str, metric_name: str, n: int = 10, ru
         if tied:
             board[-1]["tie"] = True
         board.append({"rank": rank, "model": model, "run": run_name, "value": value, "tie": tied})
+    if unranked:
+        for row in board:
+            row["rank"], row["tie"] = None, False
     return board
 
 

@@ -11,34 +11,54 @@ import os
 import sqlite3
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 
 from lightml import resolve, significance, store
 from lightml.ansi import GREEN, RED, paint
-from lightml.direction import lower_is_better
-from lightml.errors import NotFoundError
+from lightml.direction import is_uncertainty, lower_is_better
 
 
 class MetricDelta(BaseModel):
+    """One metric of the comparison. As in LightML 1.2, ``delta`` and ``pct_change`` are
+    computed on construction from the two values when not given, so code that builds
+    ``MetricDelta(family=..., metric_name=..., value_a=..., value_b=...)`` gets them."""
+
     family: str
     metric_name: str
     value_a: float | None
     value_b: float | None
     delta: float | None = None        # B - A, rounded to 4 places
-    pct_change: float | None = None   # delta / |A| * 100, None when A is 0 or missing
-    lower_is_better: bool = False
+    pct_change: float | None = None   # (B - A) / |A| * 100, None when A is 0 or missing
+    lower_is_better: bool | None = None  # None: from the metric's name (lightml.direction)
+    uncertainty: bool | None = None   # a stderr-like metric: shown, never counted; None: from the name
     p_value: float | None = None      # paired test on per-sample scores, when both have them
     significant: bool | None = None
     test: str | None = None           # "mcnemar" or "bootstrap"
     note: str | None = None           # why scores exist but could not be tested
 
+    @model_validator(mode="after")
+    def _fill_in(self) -> "MetricDelta":
+        if self.lower_is_better is None:
+            self.lower_is_better = lower_is_better(self.metric_name)
+        if self.uncertainty is None:
+            self.uncertainty = is_uncertainty(self.metric_name)
+        a, b = self.value_a, self.value_b
+        if a is not None and b is not None:
+            if self.delta is None:
+                self.delta = round(b - a, 4)
+            if self.pct_change is None and a != 0:
+                # from the exact difference: 0.00004 -> 0.00005 is +25%, not +0% from a rounded 0.0
+                self.pct_change = round((b - a) / abs(a) * 100, 2)
+        return self
+
     @property
     def direction(self) -> int | None:
-        """+1 improved, -1 regressed, 0 unchanged (by the metric's direction); None missing.
+        """+1 improved, -1 regressed, 0 unchanged (by the metric's direction); None when a
+        value is missing or the metric is an uncertainty (a stderr is not a score).
 
         From the exact values, like ``pct_change``: 0.00004 -> 0.00005 is a change even
         though the rounded ``delta`` shows 0.0000."""
-        if self.value_a is None or self.value_b is None:
+        if self.value_a is None or self.value_b is None or self.uncertainty:
             return None
         if self.value_b == self.value_a:
             return 0
@@ -52,7 +72,7 @@ class CompareResult(BaseModel):
     run_name: str | None = None
     run_a: str | None = None
     run_b: str | None = None
-    deltas: list[MetricDelta]
+    deltas: list[MetricDelta] = Field(default_factory=list)
 
     @property
     def improved(self) -> list[MetricDelta]:
@@ -70,7 +90,14 @@ class CompareResult(BaseModel):
     def missing(self) -> list[MetricDelta]:
         return [d for d in self.deltas if d.delta is None]
 
+    @property
+    def uncertainties(self) -> list[MetricDelta]:
+        """Stderr-like rows with both values: shown, in none of the counts above."""
+        return [d for d in self.deltas if d.uncertainty and d.delta is not None]
+
     def to_dict(self) -> dict[str, Any]:
+        """LightML 1.2's keys (model_a, model_b, run, summary, deltas with family, metric,
+        value_a, value_b, delta, pct_change), plus ours."""
         return {
             "model_a": self.model_a,
             "model_b": self.model_b,
@@ -82,12 +109,14 @@ class CompareResult(BaseModel):
                 "regressed": len(self.regressed),
                 "unchanged": len(self.unchanged),
                 "missing": len(self.missing),
+                "uncertainty_not_counted": len(self.uncertainties),
             },
             "deltas": [
                 {
                     "family": d.family, "metric": d.metric_name, "value_a": d.value_a, "value_b": d.value_b,
                     "delta": d.delta, "pct_change": d.pct_change, "lower_is_better": d.lower_is_better,
-                    "p_value": d.p_value, "significant": d.significant, "test": d.test, "note": d.note,
+                    "uncertainty": d.uncertainty, "p_value": d.p_value, "significant": d.significant,
+                    "test": d.test, "note": d.note,
                 }
                 for d in self.deltas
             ],
@@ -101,28 +130,14 @@ def compare_models(db: str | os.PathLike, model_a: str, model_b: str, run_name: 
                    family: str | None = None, *, run_a: str | None = None, run_b: str | None = None) -> CompareResult:
     """Compare two models' model-level metrics (the union of both, sorted by family and name).
 
-    ``run_name`` looks both models up in that run; ``run_a`` / ``run_b`` override it per
-    model (the same model name in two runs). Without any, a name must be in one run only.
+    Models are named by ``resolve.find_model``'s rule (``RUN/MODEL`` or ``MODEL@RUN`` per
+    model; ``run_name`` is the run preferred for both, ``run_a`` / ``run_b`` per model).
     """
     conn = store.open_registry_readonly(db)
     try:
         return compare_in(conn, model_a, model_b, run_name, family, run_a=run_a, run_b=run_b)
     finally:
         conn.close()
-
-
-def model_in_run(conn: sqlite3.Connection, model_name: str, run_name: str | None) -> tuple[int, str | None]:
-    """(model id, its run's name): in ``run_name`` when given, else the name's only run."""
-    if run_name is None:
-        mid = resolve.model_id_any_run(conn, model_name)
-    else:
-        rid = resolve.run_id(conn, run_name)
-        if rid is None:
-            raise NotFoundError(f"run {run_name!r} not found")
-        mid = resolve.model_id(conn, model_name, rid, run_name)
-    row = conn.execute("SELECT r.run_name FROM model m LEFT JOIN run r ON r.id = m.run_id WHERE m.id = ?",
-                       (mid,)).fetchone()
-    return mid, row[0]
 
 
 def model_values(conn: sqlite3.Connection, model_id: int, family: str | None) -> dict[tuple[str, str], float]:
@@ -137,26 +152,20 @@ def model_values(conn: sqlite3.Connection, model_id: int, family: str | None) ->
 def compare_in(conn: sqlite3.Connection, model_a: str, model_b: str, run_name: str | None = None,
                family: str | None = None, *, run_a: str | None = None, run_b: str | None = None) -> CompareResult:
     """``compare_models`` on an open connection (the dashboard shares its own)."""
-    id_a, found_run_a = model_in_run(conn, model_a, run_a if run_a is not None else run_name)
-    id_b, found_run_b = model_in_run(conn, model_b, run_b if run_b is not None else run_name)
-    values_a, values_b = model_values(conn, id_a, family), model_values(conn, id_b, family)
-    verdicts = significance.verdicts_by_id(conn, id_a, id_b, model_a, model_b, family)
+    ref_a = resolve.find_model(conn, model_a, run_a if run_a is not None else run_name)
+    ref_b = resolve.find_model(conn, model_b, run_b if run_b is not None else run_name)
+    values_a, values_b = model_values(conn, ref_a.id, family), model_values(conn, ref_b.id, family)
+    verdicts = significance.verdicts_by_id(conn, ref_a.id, ref_b.id, ref_a.model_name, ref_b.model_name, family)
     deltas = []
     for key in sorted(values_a.keys() | values_b.keys()):
-        a, b = values_a.get(key), values_b.get(key)
-        delta = pct = None
-        if a is not None and b is not None:
-            delta = round(b - a, 4)
-            # from the exact difference: 0.00004 -> 0.00005 is +25%, not +0% from a rounded 0.0
-            pct = round((b - a) / abs(a) * 100, 2) if a != 0 else None
         verdict = verdicts.get(key, {})
         deltas.append(MetricDelta(
-            family=key[0], metric_name=key[1], value_a=a, value_b=b, delta=delta, pct_change=pct,
-            lower_is_better=lower_is_better(key[1]), p_value=verdict.get("p_value"),
-            significant=verdict.get("significant"), test=verdict.get("test"), note=verdict.get("error"),
+            family=key[0], metric_name=key[1], value_a=values_a.get(key), value_b=values_b.get(key),
+            p_value=verdict.get("p_value"), significant=verdict.get("significant"), test=verdict.get("test"),
+            note=verdict.get("error"),
         ))
-    return CompareResult(model_a=model_a, model_b=model_b, run_name=run_name, run_a=found_run_a,
-                         run_b=found_run_b, deltas=deltas)
+    return CompareResult(model_a=ref_a.model_name, model_b=ref_b.model_name, run_name=run_name,
+                         run_a=ref_a.run_name, run_b=ref_b.run_name, deltas=deltas)
 
 
 def _number(value: float | None, decimals: int, signed: bool = False) -> str:
@@ -186,10 +195,10 @@ def format_compare(result: CompareResult, *, color: bool = True) -> str:
         header += f" {'p':>9}"
     rule = "  " + "─" * (len(header) - 2)
     lines = ["", f"  Compare: {result.model_a}  vs  {result.model_b}"]
-    if result.run_name:
-        lines.append(f"  Run: {result.run_name}")
-    elif result.run_a != result.run_b:
+    if result.run_a != result.run_b:  # the same name in two runs, or --run's fallback
         lines.append(f"  Runs: {result.run_a}  vs  {result.run_b}")
+    elif result.run_a or result.run_name:
+        lines.append(f"  Run: {result.run_a or result.run_name}")
     lines += [rule, header, rule]
     for d in result.deltas:
         present = [abs(v) for v in (d.value_a, d.value_b) if v is not None]
@@ -205,6 +214,8 @@ def format_compare(result: CompareResult, *, color: bool = True) -> str:
     lines.append(rule)
     lines.append(f"  ✅ {len(result.improved)} improved  ❌ {len(result.regressed)} regressed  "
                  f"➖ {len(result.unchanged)} unchanged  ❓ {len(result.missing)} missing")
+    if result.uncertainties:
+        lines.append(f"  ({len(result.uncertainties)} stderr row(s) shown, not counted: an uncertainty is not a score)")
     if with_p:
         lines.append("  p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise); "
                      "* p < 0.05")

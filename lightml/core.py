@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from lightml import commands, edits, queries, resolve, store, writer
+from lightml.defaults import DEFAULT_RUN  # noqa: F401  (the run of a handle opened without one)
 from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError, NotFoundError
-from lightml.replay import add_missing_read_tables
+from lightml.replay import add_missing_read_tables, needs_upgrade
 from lightml.validation import (
-    check_doc_keys, check_id, check_name, check_scores, check_step, check_value, normalize_path,
+    check_doc_keys, check_id, check_name, check_scores, check_step, check_value, normalize_path, scores_disagreement,
 )
 
 T = TypeVar("T")
@@ -63,7 +65,7 @@ class Registry:
                 store.check_format(self._conn, self.path)
                 if store.registry_format(self._conn) is None:
                     raise NotARegistryError(f"{self.path} is an empty database, not a LightML registry")
-            if store.missing_read_tables(self._conn):
+            if needs_upgrade(self._conn):  # tables or guards of an earlier build
                 add_missing_read_tables(self.path, timeout=timeout)
         except BaseException:
             self._conn.close()
@@ -71,17 +73,25 @@ class Registry:
         self._writer = writer.acquire(str(self.path), float(timeout), synchronous.upper())
         self._closed = False
         self._run_id: int | None = None
+        # The run the writes go to: the handle's, else LightML 1.4's default run.
+        self._write_run = run_name if run_name is not None else DEFAULT_RUN
         if run_name is not None:
             try:
-                if create:
-                    self._run_id = self.run(commands.create_run(run_name))
-                else:  # read-only use: the run must exist, nothing is written
-                    self._run_id = self.read(resolve.run_id, run_name)
-                    if self._run_id is None:
-                        raise NotFoundError(f"run {run_name!r} not found")
+                self._run_id = self._open_run(run_name, create)
             except BaseException:
                 self.close()  # e.g. RegistryLockedError: give back the connection and the writer
                 raise
+
+    def _open_run(self, run_name: str, create: bool) -> int:
+        """The run's id. An existing run is found by a read, without the write lock (a long
+        replay or merge elsewhere must not stop a read-mostly script from opening); only a
+        missing one is created (``create``) in a write transaction."""
+        run_id = self.read(resolve.run_id, run_name)
+        if run_id is not None:
+            return run_id
+        if not create:  # read-only use: the run must exist, nothing is written
+            raise NotFoundError(f"run {run_name!r} not found")
+        return self.run(commands.create_run(run_name))
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -125,17 +135,11 @@ class Registry:
     def _model_id(self, conn, model_name: str) -> int:
         return resolve.model_id(conn, model_name, self._run_id, self.run_name)
 
-    def _require_run(self, what: str) -> None:
-        if self.run_name is None:
-            raise InvalidInputError(f"{what} needs a run: open the handle with run_name=...")
-
     # -- writes ---------------------------------------------------------------------------
 
     def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
                        parent_id: int | None = None, run_name: str | None = None) -> writer.Command:
-        if run_name is None:
-            self._require_run("register_model")
-        else:
+        if run_name is not None:
             check_name(run_name, "run_name")
         check_name(model_name, "model_name")
         stored_path = normalize_path(path)
@@ -143,16 +147,16 @@ class Registry:
             check_name(parent_name, "parent_name")
         if parent_id is not None:
             parent_id = check_id(parent_id, "parent_id")
-        # Another run than the handle's is created, if new, in the registration's transaction.
+        # Another run than the handle's (or the default run) is created, if new, in the
+        # registration's transaction.
         return commands.register_model(
-            run_name if run_name is not None else self.run_name, model_name, stored_path, parent_name, parent_id,
-            self.registry_dir, create_run_if_new=run_name is not None)
+            run_name if run_name is not None else self._write_run, model_name, stored_path, parent_name, parent_id,
+            self.registry_dir, create_run_if_new=run_name is not None or self.run_name is None)
 
     def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> writer.Command:
-        self._require_run("register_checkpoint")
         check_name(model_name, "model_name")
         return commands.register_checkpoint(
-            self.run_name, model_name, check_step(step), normalize_path(path))
+            self._write_run, model_name, check_step(step), normalize_path(path))
 
     @staticmethod
     def metric_input(family: str, metric_name: str, value: Any, scores: Any = None,
@@ -166,25 +170,25 @@ class Registry:
             return commands.MetricInput(family, metric_name, number)
         text, n = check_scores(scores)
         keys = None if doc_ids is None else check_doc_keys(doc_ids, n)
+        disagreement = scores_disagreement(number, scores.tolist() if hasattr(scores, "tolist") else scores)
+        if disagreement is not None:  # logged all the same: the caller may know better
+            warnings.warn(f"lightml: {family}/{metric_name}: {disagreement}", UserWarning, stacklevel=4)
         return commands.MetricInput(family, metric_name, number, text, n, keys)
 
     def log_model_metric(self, model_name: str, family: str, metric_name: str, value: Any,
                          scores: Any = None, force: bool = False, doc_ids: Any = None) -> writer.Command:
-        self._require_run("log_model_metric")
         check_name(model_name, "model_name")
         item = self.metric_input(family, metric_name, value, scores, doc_ids)
-        target = commands.ModelTarget(self.run_name, model_name)
+        target = commands.ModelTarget(self._write_run, model_name)
         return commands.LogMetrics(target, [item], bool(force), single=True)
 
     def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: Any,
                               scores: Any = None, force: bool = False, doc_ids: Any = None) -> writer.Command:
-        self._require_run("log_checkpoint_metric")
         target = commands.CheckpointTarget(check_id(checkpoint_id, "checkpoint_id"))
         item = self.metric_input(family, metric_name, value, scores, doc_ids)
         return commands.LogMetrics(target, [item], bool(force), single=True)
 
     def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, Any]], force: bool = False) -> writer.Command:
-        self._require_run("log_metrics")
         check_name(model_name, "model_name")
         if not isinstance(metrics, Mapping):
             raise InvalidInputError("metrics must be a dict {family: {metric_name: value}}")
@@ -197,7 +201,6 @@ class Registry:
 
     def log_metrics_flat(self, model_name: str, metrics: Mapping[str, Any], family: str,
                          force: bool = False) -> writer.Command:
-        self._require_run("log_metrics_flat")
         check_name(model_name, "model_name")
         if not isinstance(metrics, Mapping):
             raise InvalidInputError("metrics must be a dict {metric_name: value}")
@@ -215,7 +218,7 @@ class Registry:
         ]
 
     def _log_many(self, model_name: str, items: list[commands.MetricInput], force: bool) -> writer.Command:
-        target = commands.ModelTarget(self.run_name, model_name)
+        target = commands.ModelTarget(self._write_run, model_name)
         return commands.LogMetrics(target, items, bool(force), single=False)
 
     def delete_model(self, model_name: str) -> writer.Command:
@@ -254,13 +257,17 @@ class Registry:
             check_name(parent_name, "parent_name")
         return edits.set_parent(self.run_name, model_name, parent_name)
 
-    def prune(self) -> writer.Command:
-        return edits.prune(self.registry_dir)
+    def prune(self, grace_seconds: float = edits.PRUNE_GRACE_SECONDS) -> writer.Command:
+        return edits.prune(self.registry_dir, grace_seconds)
 
-    def prune_preview(self):
+    def prune_preview(self, grace_seconds: float = edits.PRUNE_GRACE_SECONDS) -> edits.PruneResult:
         """What ``prune`` would remove, without removing it."""
-        models, runs = self.read(edits.prune_candidates)
-        return edits.PruneResult([(name, run) for _, name, run in models], [name for _, name in runs], dry_run=True)
+        from datetime import datetime, timezone
+
+        grace = edits.check_grace(grace_seconds)
+        found = self.read(edits.prune_candidates, datetime.now(timezone.utc), grace)
+        return edits.PruneResult([(name, run) for _, name, run in found.models], [name for _, name in found.runs],
+                                 dry_run=True, too_new=found.too_new, grace_seconds=grace)
 
     def add_schema_rules(self, rules: Iterable[tuple[str, str]]) -> writer.Command:
         checked = [(check_name(f, "family"), check_name(m, "metric_name")) for f, m in rules]
@@ -285,11 +292,16 @@ class Registry:
         return self.read(queries.metric_exists_any_run, model_name, family, metric_name)
 
     def run_metric_exists(self, model_name: str, family: str, metric_name: str) -> bool:
-        """Does the model of this handle's run have this metric (the check an eval loop makes)?"""
-        self._require_run("run_metric_exists")
+        """Does the model of this handle's run (without one: the default run, ``benchmarks``)
+        have this metric (the check an eval loop makes)?"""
         for value, what in ((model_name, "model_name"), (family, "family"), (metric_name, "metric_name")):
             check_name(value, what)
-        return self.read(queries.metric_exists_in_run, model_name, family, metric_name, self._run_id)
+
+        def query(conn) -> bool:
+            run = self._run_id if self._run_id is not None else resolve.run_id(conn, self._write_run)
+            return run is not None and queries.metric_exists_in_run(conn, model_name, family, metric_name, run)
+
+        return self.read(query)
 
     def search(self, model: str, family: str | None = None, metric: str | None = None) -> list[dict[str, Any]]:
         check_name(model, "model pattern")

@@ -11,17 +11,26 @@ from typing import Any
 
 from lightml import resolve, store
 from lightml.ansi import GREEN, RED, paint
-from lightml.direction import lower_is_better
-from lightml.errors import InvalidInputError, NotFoundError
+from lightml.direction import is_uncertainty, lower_is_better
+from lightml.errors import InvalidInputError
+
+
+# The AVG row's rule, printed under it and returned in ``average["rule"]``: an average of
+# accuracies with a perplexity (~12, lower is better) would rank models by the perplexity.
+AVERAGE_RULE = ("mean of the higher-is-better metrics that every model has, with every value in [0, 1] "
+                "(never lower-is-better metrics, other scales or stderr rows)")
 
 
 def diff_models(db: str | os.PathLike, model_names: list[str], run_name: str | None = None,
                 family: str | None = None) -> dict[str, Any]:
     """The model-level metrics of several models, row per (family, metric).
 
-    Returns ``{"models": [...], "run_name": ..., "rows": [{"family", "metric",
-    "values": {model: value or None}}]}``, rows sorted by family then metric. With
-    ``run_name`` every model is looked up in that run; without, each name must be in one run.
+    Models are named by ``resolve.find_model``'s rule (``RUN/MODEL`` or ``MODEL@RUN``;
+    ``run_name`` is the preferred run). Returns ``{"models": [as given], "runs": {model:
+    run}, "run_name", "rows": [{"family", "metric", "values": {model: value or None},
+    "lower_is_better", "uncertainty", "best": [models], "worst": [models]}], "average":
+    {"rule", "values": {model: mean} or None, "metrics": [[family, metric]], "left_out":
+    [{"family", "metric", "reason"}]}}``, rows sorted by family then metric.
     """
     conn = store.open_registry_readonly(db)
     try:
@@ -37,15 +46,13 @@ def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | No
     names = list(model_names)
     if len(names) < 2:
         raise InvalidInputError("Need at least 2 models to diff")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise InvalidInputError(f"model {repeated[0]!r} is listed more than once")
-    run = None
-    if run_name is not None:
-        run = resolve.run_id(conn, run_name)
-        if run is None:
-            raise NotFoundError(f"run {run_name!r} not found")
-    ids = {resolve.model_id(conn, name, run, run_name): name for name in names}
+    refs = {name: resolve.find_model(conn, name, run_name) for name in names}
+    ids: dict[int, str] = {}
+    for name in names:
+        if refs[name].id in ids:
+            raise InvalidInputError(f"model {name!r} is listed more than once"
+                                    + ("" if ids[refs[name].id] == name else f" (also as {ids[refs[name].id]!r})"))
+        ids[refs[name].id] = name
     placeholders = ",".join("?" * len(ids))
     sql = f"SELECT model_id, family, metric_name, value FROM metrics WHERE model_id IN ({placeholders})"
     params: list[Any] = list(ids)
@@ -55,28 +62,68 @@ def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | No
     table: dict[tuple[str, str], dict[str, float | None]] = {}
     for model_id, fam, metric, value in conn.execute(sql, params):
         table.setdefault((fam, metric), dict.fromkeys(names))[ids[model_id]] = value
-    rows = [{"family": fam, "metric": metric, "values": table[(fam, metric)]} for fam, metric in sorted(table)]
-    return {"models": names, "run_name": run_name, "rows": rows}
+    rows = [_row(fam, metric, table[(fam, metric)], names) for fam, metric in sorted(table)]
+    return {"models": names, "runs": {name: refs[name].run_name for name in names}, "run_name": run_name,
+            "rows": rows, "average": _average(rows, names)}
 
 
-def _best_and_worst(metric: str, values: list[float | None]) -> tuple[set[int], set[int]]:
+def _row(family: str, metric: str, values: dict[str, float | None], names: list[str]) -> dict[str, Any]:
+    uncertainty = is_uncertainty(metric)
+    lower = lower_is_better(metric)
+    best, worst = (set(), set()) if uncertainty else _best_and_worst(lower, [values[m] for m in names])
+    return {"family": family, "metric": metric, "values": values, "lower_is_better": lower,
+            "uncertainty": uncertainty, "best": [names[i] for i in sorted(best)],
+            "worst": [names[i] for i in sorted(worst)]}
+
+
+def _left_out_because(row: dict[str, Any]) -> str | None:
+    """Why a row is not in the AVG row (None: it is in)."""
+    values = list(row["values"].values())
+    if row["uncertainty"]:
+        return "uncertainty (stderr)"
+    if any(v is None for v in values):
+        return "not every model has it"
+    if row["lower_is_better"]:
+        return "lower is better"
+    if any(not 0 <= v <= 1 for v in values):
+        return "not on the [0, 1] scale"
+    return None
+
+
+def _average(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """The AVG row by ``AVERAGE_RULE``: never a mix of directions or scales."""
+    kept, left_out = [], []
+    for row in rows:
+        reason = _left_out_because(row)
+        if reason is None:
+            kept.append(row)
+        else:
+            left_out.append({"family": row["family"], "metric": row["metric"], "reason": reason})
+    values = {m: sum(r["values"][m] for r in kept) / len(kept) for m in names} if kept else None
+    return {"rule": AVERAGE_RULE, "values": values, "metrics": [[r["family"], r["metric"]] for r in kept],
+            "left_out": left_out}
+
+
+def _best_and_worst(lower: bool, values: list[float | None]) -> tuple[set[int], set[int]]:
     """Column indexes of the best and the worst value of a row (direction-aware). Best is
     marked when values differ; worst only with 3+ values (with two, it is just "the other")."""
     numbers = [(v, i) for i, v in enumerate(values) if v is not None]
     if len(numbers) < 2 or len({v for v, _ in numbers}) == 1:
         return set(), set()
     low, high = min(v for v, _ in numbers), max(v for v, _ in numbers)
-    best, worst = (low, high) if lower_is_better(metric) else (high, low)
+    best, worst = (low, high) if lower else (high, low)
     best_cols = {i for v, i in numbers if v == best}
     worst_cols = {i for v, i in numbers if v == worst} if len(numbers) >= 3 else set()
     return best_cols, worst_cols
 
 
 def format_diff(data: dict[str, Any], *, color: bool = True) -> str:
-    rows = data["rows"]
-    if not rows:
+    if not data["rows"]:
         return "\n  No metrics found for the given models.\n"
     models = data["models"]
+    # data built by hand may hold only family, metric and values: the rest follows from them
+    rows = [r if "best" in r else _row(r["family"], r["metric"], r["values"], models) for r in data["rows"]]
+    average = data.get("average") or _average(rows, models)
     fam_w = max([12] + [len(r["family"]) for r in rows])
     met_w = max([12] + [len(r["metric"]) for r in rows])
     col_w = max([10] + [len(m) for m in models])
@@ -86,26 +133,43 @@ def format_diff(data: dict[str, Any], *, color: bool = True) -> str:
 
     header = line("Family", "Metric", [f"{m:>{col_w}}" for m in models])
     width = len(header) - 2
-    run_info = f"  (run: {data['run_name']})" if data.get("run_name") else ""
+    runs = data.get("runs") or {}
+    if data.get("run_name"):
+        run_info = f"  (run: {data['run_name']})"
+    elif len(set(runs.values())) == 1:
+        run_info = f"  (run: {next(iter(runs.values()))})"
+    else:
+        run_info = ""
     out = ["", f"  lightml diff — {len(models)} models{run_info}", "  " + "═" * width, header, "  " + "─" * width]
     previous_family = None
-    complete = []  # rows every model has: the AVG row averages these
     for row in rows:
         if previous_family is not None and row["family"] != previous_family:
             out.append("")
         previous_family = row["family"]
-        values = [row["values"][m] for m in models]
-        best, worst = _best_and_worst(row["metric"], values)
         cells = []
-        for i, value in enumerate(values):
+        for model in models:
+            value = row["values"][model]
             text = f"{'—' if value is None else f'{value:.4f}':>{col_w}}"
-            cells.append(paint(text, GREEN if i in best else RED if i in worst else None, color))
+            colour = GREEN if model in row["best"] else RED if model in row["worst"] else None
+            cells.append(paint(text, colour, color))
         out.append(line(row["family"], row["metric"], cells))
-        if all(v is not None for v in values):
-            complete.append(values)
     out.append("  " + "─" * width)
-    if complete:
-        averages = [sum(col) / len(complete) for col in zip(*complete)]
-        out.append(line("AVG", f"({len(complete)} metrics)", [f"{a:>{col_w}.4f}" for a in averages]))
+    out += _average_lines(average, models, line, col_w)
     out.append("")
     return "\n".join(out)
+
+
+def _average_lines(average: dict[str, Any], models: list[str], line, col_w: int) -> list[str]:
+    lines = []
+    if average["values"] is not None:
+        n = len(average["metrics"])
+        lines.append(line("AVG", f"({n} metric{'s' if n != 1 else ''})",
+                          [f"{average['values'][m]:>{col_w}.4f}" for m in models]))
+    else:
+        lines.append("  AVG: none (no metric fits the rule below)")
+    lines.append(f"  AVG: {average['rule']}.")
+    if average["left_out"]:
+        shown = ", ".join(f"{x['metric']} ({x['reason']})" for x in average["left_out"][:4])
+        more = f", and {len(average['left_out']) - 4} more" if len(average["left_out"]) > 4 else ""
+        lines.append(f"  Left out: {shown}{more}.")
+    return lines

@@ -120,6 +120,11 @@ class MetricValue(_Payload):
     n_samples: int | None = None
     # The documents the scores are for, in the same order (JSON array of ids or hashes).
     doc_keys: str | None = None
+    # Version 2: a value brought in by ``merge`` says from which registry file, and when and
+    # by whom it was first written there (the event's own time and actor are the merge's).
+    merged_from: str | None = None
+    original_at: str | None = None
+    original_actor: str | None = None
 
 
 class OverwrittenValue(MetricValue):
@@ -239,7 +244,8 @@ PAYLOADS: dict[str, type[_Payload]] = {
     FILE_IMPORTED: FileImported,
 }
 
-CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in PAYLOADS}
+# The schemas above are those of CURRENT_VERSION (lightml.events): older payloads are
+# validated after upcasting.
 
 
 def validate_payload(event_type: str, payload: dict[str, Any]) -> None:

@@ -61,10 +61,24 @@ EVENT_TYPES = (
 # The payload version each type is written with now. The pydantic schema of every payload
 # is in ``lightml.event_schemas`` (imported only by the tools that validate the log, so
 # that opening a handle does not pay for building the models).
-CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in EVENT_TYPES}
+# Version 2 of the metric events: a metric item may carry merged_from, original_at and
+# original_actor (a value brought in by ``merge``, with its time and actor in the source).
+CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in EVENT_TYPES} | {
+    METRIC_INSERTED: 2, METRIC_OVERWRITTEN: 2}
+
+
+def _metric_items_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 metric event is a version-2 one whose values were not merged: the new
+    fields are optional and absent means "written here", so the payload is unchanged (and
+    replay of an old log stays byte-identical)."""
+    return payload
+
 
 # (event type, version) -> function turning that version's payload into the next version's.
-UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    (METRIC_INSERTED, 1): _metric_items_v1_to_v2,
+    (METRIC_OVERWRITTEN, 1): _metric_items_v1_to_v2,
+}
 
 
 class UnknownEventError(ValueError):

@@ -234,6 +234,9 @@ def export_excel(db_path: str | os.PathLike, output_path: str | os.PathLike | No
     # (A trailing slash means a folder even if it does not exist yet; Path() would drop it.)
     if output.is_dir() or (output_path is not None and str(output_path).endswith(("/", os.sep))):
         raise InvalidInputError(f"{output} is a folder; give the report a file name, e.g. {output / 'report.xlsx'}")
+    tmp = output.with_name(output.name + ".tmp")
+    store.refuse_registry_file(output, db_path, "the output")
+    store.refuse_registry_file(tmp, db_path, "the output's temporary file")  # written first, then renamed
     conn = store.open_registry_readonly(db_path)
     try:
         conn.execute("BEGIN")  # one snapshot: a writer elsewhere cannot tear the report
@@ -248,7 +251,6 @@ def export_excel(db_path: str | os.PathLike, output_path: str | os.PathLike | No
     finally:
         conn.close()
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
     try:
         wb.save(tmp)
         os.replace(tmp, output)  # never leave a half-written report under the real name

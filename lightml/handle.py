@@ -12,13 +12,15 @@ import os
 from typing import Any, Iterable, Mapping
 
 from lightml.core import Registry
-from lightml.edits import PruneResult
+from lightml.edits import PRUNE_GRACE_SECONDS, PruneResult
 from lightml.models.delete import DeleteResult
 from lightml.store import DEFAULT_TIMEOUT
 
 
 class LightMLHandle:
     """Open (or create) a registry; with ``run_name``, log into that run (created if new).
+    Without one, writes go to the run ``benchmarks`` (LightML 1.4's default, created by the
+    first registration), and reads resolve names across runs.
 
     ``timeout``: seconds to wait for another process's write lock before raising
     ``RegistryLockedError``. ``synchronous``: ``"FULL"`` (default: every commit is
@@ -108,12 +110,14 @@ class LightMLHandle:
         """Change the model's parent, or remove it with None. Refuses a cycle."""
         return self._write(self._core.set_parent(model_name, parent_name))
 
-    def prune(self, dry_run: bool = False) -> PruneResult:
+    def prune(self, dry_run: bool = False, grace_seconds: float = PRUNE_GRACE_SECONDS) -> PruneResult:
         """Delete models with no metrics, checkpoints or children, then runs left empty.
-        Each model comes back with ``restore_model`` (and its run with it)."""
+        Models registered (or restored) less than ``grace_seconds`` ago are kept: an eval
+        may be about to log them. Each model comes back with ``restore_model`` (and its run
+        with it)."""
         if dry_run:
-            return self._core.prune_preview()
-        return self._write(self._core.prune())
+            return self._core.prune_preview(grace_seconds)
+        return self._write(self._core.prune(grace_seconds))
 
     def add_schema_rule(self, family: str, metric_name: str) -> bool:
         """Allow (family, metric_name). Once the schema has a rule, only listed pairs can be logged."""

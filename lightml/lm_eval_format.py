@@ -9,7 +9,16 @@ Naming (documented in the README):
 - metric = the key without its filter when the filter is ``none`` (``acc,none`` -> ``acc``),
   with it otherwise (``exact_match,strict-match`` stays ``exact_match,strict-match``), so two
   filters never collapse into one metric; stderr values are kept (``acc_stderr``);
-- ``alias``, ``name``, ``sample_len``, ``sample_count`` and ``"N/A"`` values are not metrics.
+- ``alias``, ``name``, ``sample_len``, ``sample_count`` and ``"N/A"`` values are not metrics
+  (labels, and the document counts that ``n-samples`` also gives);
+- a task (or group) seen at more than one n-shot value gets one family per value,
+  ``<family>_<n>shot``, unless the family template already uses ``{nshot}``
+  (``family_for``): ``scan`` applies it to the results files of a model folder,
+  ``examples/lm_eval/run_eval.py`` to the shot values of its config, so both name a result
+  alike;
+- a group's n-shot, which some 0.4.x versions (0.4.9) leave out of ``n-shot``, is its
+  subtasks' when they all agree.
+Every other value of ``results`` and ``groups`` is imported or reported as a problem.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,33 +94,117 @@ def read_results(path: Path) -> ResultsFile | str:
         return "not valid JSON (nested too deeply)"
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         return "no 'results' in it (not an lm-eval results file)"
-    n_shot = data.get("n-shot") if isinstance(data.get("n-shot"), dict) else {}
-    n_samples = data.get("n-samples") if isinstance(data.get("n-samples"), dict) else {}
-    groups = data.get("groups") if isinstance(data.get("groups"), dict) else {}
-    problems: list[str] = []
-    tasks: dict[str, TaskResult] = {}
-    # Groups are in "results" too in 0.4.9, only under "groups" in 0.4.13: take each once.
-    for task, values in list(data["results"].items()) + [(g, v) for g, v in groups.items() if g not in data["results"]]:
-        if not isinstance(values, dict):
-            problems.append(f"{task}: not a dict of metrics")
-            continue
-        family = family_name(task)
-        shots = n_shot.get(task)
-        effective = n_samples.get(task, {}).get("effective") if isinstance(n_samples.get(task), dict) else None
-        result = TaskResult(task=family, nshot=shots if isinstance(shots, int) else None,
-                            n_effective=effective if isinstance(effective, int) else None)
-        for key, value in values.items():
-            if key in NOT_METRICS or value == "N/A":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                problems.append(f"{family}/{metric_name(key)}: {value!r} is not a finite number")
-                continue
-            result.metrics[metric_name(key)] = float(value)
-        tasks[family] = result
+    tasks, problems = parse_results(data)
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     model_name = data.get("model_name") if isinstance(data.get("model_name"), str) else None
     return ResultsFile(path=path, time=results_time(path), tasks=tasks, model_name=model_name or None,
                        pretrained=_pretrained(config), problems=problems)
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def parse_results(data: dict[str, Any]) -> tuple[dict[str, TaskResult], list[str]]:
+    """The tasks and groups of lm-eval's results (the content of a results file, or what
+    ``lm_eval.simple_evaluate`` returns) -> family -> its result, and every value left out
+    with the reason."""
+    results, groups = _section(data, "results"), _section(data, "groups")
+    n_shot, n_samples = _section(data, "n-shot"), _section(data, "n-samples")
+    subtasks = _section(data, "group_subtasks")
+    problems: list[str] = []
+    tasks: dict[str, TaskResult] = {}
+    keys: dict[str, str] = {}  # family -> the key of results/groups it came from
+    # Groups are in "results" too in 0.4.9, only under "groups" in 0.4.13: take each once.
+    entries = list(results.items()) + [(g, v) for g, v in groups.items() if g not in results]
+    for task, values in entries:
+        if not isinstance(values, dict):
+            problems.append(f"{task}: not a dict of metrics")
+            continue
+        family = family_name(str(task))
+        if family in keys:
+            problems.append(f"{task}: the same family as {keys[family]!r} ({family}): not imported")
+            continue
+        keys[family] = task
+        samples = n_samples.get(task)
+        effective = samples.get("effective") if isinstance(samples, dict) else None
+        result = TaskResult(task=family, nshot=group_nshot(task, n_shot, subtasks),
+                            n_effective=effective if isinstance(effective, int) else None)
+        problems.extend(_take_metrics(family, values, result.metrics))
+        if task in groups and task in results:
+            problems.extend(_differing_group_values(family, values, groups[task]))
+        tasks[family] = result
+    return tasks, problems
+
+
+def _take_metrics(family: str, values: dict[str, Any], into: dict[str, float]) -> list[str]:
+    """The metric values of one task into ``into``; the problems of the others."""
+    problems = []
+    seen: dict[str, str] = {}  # metric name -> the key it came from ("acc,none" and "acc" are one name)
+    for key, value in values.items():
+        if key in NOT_METRICS or value == "N/A":
+            continue
+        name = metric_name(str(key))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            problems.append(f"{family}/{name}: {_short(value)} is not a finite number")
+            continue
+        if name in seen:
+            problems.append(f"{family}/{key}: the same metric as {seen[name]!r} ({name}): not imported")
+            continue
+        seen[name] = key
+        into[name] = float(value)
+    return problems
+
+
+def _differing_group_values(family: str, in_results: dict[str, Any], in_groups: Any) -> list[str]:
+    """A group listed in both ``results`` and ``groups`` is imported from ``results``; a value
+    that ``groups`` gives differently is reported."""
+    if not isinstance(in_groups, dict):
+        return [f"{family}: 'groups' holds no dict of metrics for it (its 'results' entry was imported)"]
+    return [f"{family}/{metric_name(str(key))}: 'groups' says {_short(value)}, 'results' says "
+            f"{_short(in_results.get(key))}: the value of 'results' was imported"
+            for key, value in in_groups.items()
+            if key not in NOT_METRICS and value != "N/A" and in_results.get(key) != value]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def group_nshot(task: str, n_shot: dict[str, Any], subtasks: dict[str, Any]) -> int | None:
+    """The n-shot of a task, or of a group that ``n-shot`` does not list (lm-eval 0.4.9):
+    its subtasks', when they all have the same (nested groups included). None if unknown."""
+    pending, seen, values = [task], set(), set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        shots = n_shot.get(name)
+        if isinstance(shots, int) and not isinstance(shots, bool):
+            values.add(shots)
+        elif isinstance(subtasks.get(name), list):
+            pending.extend(s for s in subtasks[name] if isinstance(s, str))
+        else:
+            return None  # a subtask (or the task) of unknown n-shot: the group's is unknown too
+    return values.pop() if len(values) == 1 else None
+
+
+def family_for(task: str, nshot: int | None, nshots_of_task: set, template: str = "{task}") -> str:
+    """The family of a task's result: ``template`` (``{task}``, ``{nshot}``), and
+    ``_<n>shot`` after it when the task is seen at more than one n-shot value and the
+    template does not say which. ``nshots_of_task`` holds every n-shot value the task is
+    seen at (None: unknown): in one model folder for ``scan``, in one config for the example."""
+    family = template.format(task=task, nshot="" if nshot is None else nshot)
+    if nshot is not None and len(nshots_of_task) > 1 and not template_uses_nshot(template):
+        family = f"{family}_{nshot}shot"
+    return family
+
+
+def template_uses_nshot(template: str) -> bool:
+    return any(name == "nshot" for _, name, _, _ in string.Formatter().parse(template))
 
 
 @dataclass

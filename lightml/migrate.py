@@ -69,7 +69,7 @@ def migrate(db: str | os.PathLike) -> MigrateResult:
     conn = store.connect(path)
     try:
         conn.execute("PRAGMA foreign_keys = OFF")  # checked once before COMMIT
-        store.begin_immediate(conn)
+        store.begin_write(conn)
         try:
             if store.registry_format(conn) != 1:  # another process migrated it meanwhile
                 conn.execute("ROLLBACK")
@@ -78,7 +78,7 @@ def migrate(db: str | os.PathLike) -> MigrateResult:
             problems = conn.execute("PRAGMA foreign_key_check").fetchall()
             if problems:
                 raise NotARegistryError(f"migration produced broken references: {problems[:3]}")
-            conn.execute("COMMIT")
+            store.commit_write(conn)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -96,8 +96,8 @@ def migrate(db: str | os.PathLike) -> MigrateResult:
 
 def _backup(path: Path) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    backup = path.with_name(f"{path.stem}.backup-{stamp}{path.suffix or '.db'}")
-    source = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    backup = store.migration_backup_name(path, stamp)
+    source = sqlite3.connect(store.readonly_uri(path), uri=True)
     target = sqlite3.connect(backup)
     try:
         source.backup(target)  # a consistent copy even if another process is writing

@@ -6,11 +6,11 @@ Each takes a sqlite3 connection and returns plain Python data. None of them writ
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from typing import Any
 
 from lightml import resolve
+from lightml.globs import glob_matches
 from lightml.errors import AmbiguousNameError, NotFoundError
 
 
@@ -20,7 +20,8 @@ def glob_to_sql(pattern: str) -> tuple[str, str]:
     Everything else matches literally, ``%``, ``_``, ``[`` and quotes included, so we use
     LIKE with an escape character (GLOB would treat ``[`` as a character class). LIKE
     ignores ASCII case, so its matches are filtered case-sensitively in Python
-    (``_case_matches``); a pattern without wildcards is compared with ``=``.
+    (``lightml.globs.glob_matches``, linear in the name's length); a pattern without
+    wildcards is compared with ``=``.
     """
     if "*" not in pattern and "?" not in pattern:
         return "=", pattern
@@ -43,14 +44,6 @@ def _glob_clause(column: str, pattern: str, params: list[Any]) -> str:
     if op == "=":
         return f"{column} = ?"
     return f"{column} LIKE ? ESCAPE '\\'"
-
-
-def _case_matches(pattern: str, text: str) -> bool:
-    """Case-sensitive glob check (LIKE already matched case-insensitively)."""
-    parts = []
-    for ch in pattern:
-        parts.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
-    return re.fullmatch("".join(parts), text, flags=re.DOTALL) is not None
 
 
 def model_exists(conn: sqlite3.Connection, model_name: str) -> bool:
@@ -96,7 +89,7 @@ def search(
                 f"SELECT DISTINCT mo.model_name FROM model mo WHERE {' AND '.join(where)} ORDER BY mo.model_name",
                 params,
             )
-            if _case_matches(model, name)
+            if glob_matches(model, name)
         ]
         return [{"model": name} for name in names]
     if family is not None:
@@ -113,7 +106,7 @@ def search(
     return [
         {"model": row[0], "family": row[1], "metric": row[2], "value": row[3], "run": row[4]}
         for row in rows
-        if all(p is None or _case_matches(p, row[i]) for i, p in patterns)
+        if all(p is None or glob_matches(p, row[i]) for i, p in patterns)
     ]
 
 
@@ -205,7 +198,11 @@ def _deleted_metric_ids(conn, model_name, family, metric_name, step, run, run_na
 
 
 def metric_history(conn: sqlite3.Connection, metric_ids: list[int]) -> list[dict[str, Any]]:
-    """Every change of these metrics, oldest first, with when and by whom (from the log)."""
+    """Every change of these metrics, oldest first, with when and by whom (from the log).
+
+    A value brought in by ``merge`` is shown with its time and actor in the source registry
+    (``at``, ``actor``), ``merged_from`` naming the source file and ``merged_at`` the time of
+    the merge; other entries have ``merged_from`` None."""
     entries = []
     for metric_id in metric_ids:
         inserted = _insert_entry(conn, metric_id)
@@ -224,11 +221,32 @@ def metric_history(conn: sqlite3.Connection, metric_ids: list[int]) -> list[dict
         at, user, host, origin = conn.execute(
             "SELECT at, user, host, origin FROM events WHERE seq = ?", (seq,)
         ).fetchone()
-        result.append({
+        entry = {
             "seq": seq, "at": at, "action": action, "value": value, "previous_value": previous,
             "actor": f"{user or '?'}@{host or '?'} ({origin})", "metric_id": metric_id,
-        })
+            "merged_from": None, "merged_at": None,
+        }
+        if origin == "merge" and action in ("inserted", "overwritten"):
+            _mark_merged(conn, entry, seq, metric_id)
+        result.append(entry)
     return result
+
+
+def _mark_merged(conn: sqlite3.Connection, entry: dict[str, Any], seq: int, metric_id: int) -> None:
+    """The source's time and actor of a merged value (payload version 2), in place of the merge's."""
+    row = conn.execute(
+        "SELECT json_extract(item.value, '$.merged_from'), json_extract(item.value, '$.original_at'), "
+        "json_extract(item.value, '$.original_actor') FROM events, json_each(events.payload, '$.metrics') AS item "
+        "WHERE events.seq = ? AND json_extract(item.value, '$.metric_id') = ?",
+        (seq, metric_id),
+    ).fetchone()
+    if row is None or row[0] is None:
+        return  # merged by a LightML that did not record the source's history
+    merged_from, original_at, original_actor = row
+    entry["merged_from"], entry["merged_at"] = merged_from, entry["at"]
+    # A LightML 1.x source records neither: the merge's own time and actor stay.
+    entry["at"] = original_at or entry["at"]
+    entry["actor"] = original_actor or entry["actor"]
 
 
 def _insert_entry(conn: sqlite3.Connection, metric_id: int) -> tuple | None:

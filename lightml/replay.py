@@ -12,7 +12,7 @@ from typing import Iterator
 
 import projections
 from lightml import store
-from lightml.errors import InvalidInputError, NotARegistryError
+from lightml.errors import ConflictError, InvalidInputError, NotARegistryError
 from lightml.events import Change, UnknownEventError, decode_changes
 
 _CHUNK = 20_000
@@ -20,7 +20,8 @@ _CHUNK = 20_000
 
 def read_event_chunks(conn: sqlite3.Connection, *, schema: str = "main", upto: int | None = None,
                       as_of: str | None = None) -> Iterator[list[Change]]:
-    """The log in order, as lists of up to 20,000 changes (never all rows in memory at once)."""
+    """The log in order, as lists of up to 20,000 changes (never all rows in memory at once).
+    An event that cannot be decoded raises NotARegistryError naming it."""
     last = 0
     bound = "" if upto is None else " AND seq <= :upto"
     bound += "" if as_of is None else " AND at <= :as_of"
@@ -30,11 +31,55 @@ def read_event_chunks(conn: sqlite3.Connection, *, schema: str = "main", upto: i
         rows = conn.execute(sql, {"last": last, "upto": upto, "as_of": as_of}).fetchall()
         if not rows:
             return
-        try:
-            yield decode_changes(rows)
-        except UnknownEventError as exc:
-            raise NotARegistryError(str(exc)) from None
+        yield _decoded(rows)
         last = rows[-1][0]
+
+
+def _decoded(rows: list[tuple]) -> list[Change]:
+    """``decode_changes`` for a chunk; when it fails, the rows are decoded one by one to
+    name the event at fault (the fast path decodes the whole chunk at once)."""
+    try:
+        return decode_changes(rows)
+    except Exception:  # not JSON, an unknown type, a payload an upcaster cannot read: find which
+        pass
+    for row in rows:
+        try:
+            decode_changes([row])
+        except UnknownEventError as exc:  # written by a newer LightML (or a changed type)
+            raise NotARegistryError(f"event #{row[0]}: {exc}") from None
+        except Exception as exc:
+            raise DamagedLogError(row[0], row[1], f"its payload cannot be read ({type(exc).__name__}: {exc})") from None
+    raise DamagedLogError(rows[0][0], rows[0][1], "the chunk it starts cannot be read")
+
+
+class DamagedLogError(NotARegistryError):
+    """An event of the log that no table can be built from (not JSON, or the wrong shape)."""
+
+    def __init__(self, seq: int, event_type: str, problem: str) -> None:
+        self.seq, self.event_type = seq, event_type
+        super().__init__(f"damaged log: event #{seq} ({event_type}) {problem}; nothing was rebuilt")
+
+
+def event_problem(event: Change) -> str | None:
+    """Why no table can be built from this event (its payload does not match its schema)."""
+    from lightml.event_schemas import payload_problem
+
+    try:
+        problem = payload_problem(event.type, event.payload)
+    except Exception as exc:  # a payload so malformed that checking it fails
+        problem = f"{type(exc).__name__}: {exc}"
+    return None if problem is None else f"payload does not match its schema: {problem}"
+
+
+def checked_chunks(chunks: Iterator[list[Change]]) -> Iterator[list[Change]]:
+    """The chunks, each event checked against its schema first: the first that does not
+    match raises DamagedLogError (replay refuses to build tables from it)."""
+    for chunk in chunks:
+        for event in chunk:
+            problem = event_problem(event)
+            if problem is not None:
+                raise DamagedLogError(event.seq, event.type, problem)
+        yield chunk
 
 
 def parse_as_of(text: str) -> str:
@@ -68,11 +113,14 @@ def _open_live(db: str | os.PathLike) -> tuple[Path, sqlite3.Connection]:
     return path.resolve(), conn
 
 
-def _rebuild_and_commit(conn: sqlite3.Connection) -> tuple[int, int | None]:
-    """Inside the caller's open transaction: rebuild from the file's own log, check the
-    references (foreign keys are off during the rebuild), commit. (events, last seq)."""
+def _rebuild_and_commit(conn: sqlite3.Connection, *, events_checked: bool = False) -> tuple[int, int | None]:
+    """Inside the caller's transaction (begun with ``store.begin_write``): rebuild from the
+    file's own log, every event checked first (unless ``events_checked``: already done in
+    this transaction), check the references (foreign keys are off during the rebuild),
+    commit. (events, last seq)."""
     try:
-        count = projections.rebuild(conn, read_event_chunks(conn))
+        chunks = read_event_chunks(conn)
+        count = projections.rebuild(conn, chunks if events_checked else checked_chunks(chunks))
         # Readers that keep tables in memory by log position (the dashboard) see by this that
         # the tables were built again though the log did not move.
         conn.execute("INSERT OR REPLACE INTO lightml_meta (key, value) VALUES ('read_tables_built', ?)",
@@ -81,20 +129,25 @@ def _rebuild_and_commit(conn: sqlite3.Connection) -> tuple[int, int | None]:
         if problems:
             raise NotARegistryError(f"the log produced rows with broken references, e.g. {problems[:3]}")
         last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
-        conn.execute("COMMIT")
+        store.commit_write(conn)
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     return count, last
 
 
 def replay(db: str | os.PathLike, out: str | os.PathLike | None = None, *, as_of: str | None = None,
-           upto: int | None = None) -> ReplayResult:
+           upto: int | None = None, force: bool = False) -> ReplayResult:
     """Rebuild the read tables from the log.
 
     Without ``out``: in place, in one transaction (``as_of``/``upto`` are refused: the
-    live registry is never rewound). With ``out``: a new registry file holding the log up
-    to ``upto`` (an event position) or ``as_of`` (an ISO time), and the tables it gives.
+    live registry is never rewound). Rows of the live tables that the log does not explain
+    (written behind the log, e.g. by a LightML 1.x client) would be lost, so the replay
+    refuses, naming them, unless ``force``. With ``out``: a new registry file holding the
+    log up to ``upto`` (an event position) or ``as_of`` (an ISO time), and the tables it
+    gives. Either way an event no table can be built from (a damaged log) is named and
+    nothing is written.
     """
     live_path, live = _open_live(db)
     live.close()
@@ -107,10 +160,9 @@ def replay(db: str | os.PathLike, out: str | os.PathLike | None = None, *, as_of
         if as_of is not None or upto is not None:
             raise InvalidInputError("as_of/upto (--as-of/--upto) write the past registry into out (--out); "
                                     "they never rewind the live file")
-        return _replay_in_place(live_path)
+        return _replay_in_place(live_path, bool(force))
     out_path = Path(os.path.abspath(Path(out).expanduser()))
-    if out_path == live_path:
-        raise InvalidInputError("--out must be a different file from --db")
+    store.refuse_registry_file(out_path, live_path, "--out", sqlite_file=True)
     if out_path.exists():
         raise InvalidInputError(f"{out_path} already exists; choose a new file for --out")
     if not out_path.parent.is_dir():
@@ -118,19 +170,46 @@ def replay(db: str | os.PathLike, out: str | os.PathLike | None = None, *, as_of
     return _replay_into(live_path, out_path, as_of_ts, upto)
 
 
-def _replay_in_place(path: Path) -> ReplayResult:
+def _replay_in_place(path: Path, force: bool) -> ReplayResult:
     conn = store.connect(path)
     try:
         conn.execute("PRAGMA foreign_keys = OFF")  # checked once at the end instead of per row
-        store.begin_immediate(conn)
-        count, last = _rebuild_and_commit(conn)
+        store.begin_write(conn)
+        try:
+            if not force:  # under the write lock: nobody can add rows between check and rebuild
+                _refuse_unexplained_rows(path)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        # The check replayed (and so checked) every event of this snapshot already.
+        count, last = _rebuild_and_commit(conn, events_checked=not force)
     finally:
         conn.close()
     return ReplayResult(path, count, last)
 
 
+def _refuse_unexplained_rows(path: Path) -> None:
+    """Raise ConflictError when the live tables hold rows a rebuild from the log would not
+    give (they would be dropped), naming them; DamagedLogError for a damaged log."""
+    mem, _, invalid = _replay_in_memory(path)
+    try:
+        if invalid:
+            raise DamagedLogError(*invalid[0])
+        live_tables = {r[0] for r in mem.execute("SELECT name FROM live.sqlite_master WHERE type = 'table'")}
+        lines = [f"{table}: {line}" for table in projections.READ_TABLES if table in live_tables
+                 for line in _compare_table(mem, table, directions=("live",))]
+    finally:
+        mem.close()
+    if lines:
+        raise ConflictError(
+            f"the read tables of {path} hold rows the log does not explain (written behind the log, "
+            f"e.g. by a LightML 1.x client); a replay would drop them: {' | '.join(lines)}. "
+            "Copy them elsewhere first, or replay with --force (force=True) to drop them")
+
+
 def add_missing_read_tables(path: str | os.PathLike, *, timeout: float = store.DEFAULT_TIMEOUT) -> list[str]:
-    """Bring a registry written by an earlier 2.x build up to this one's read tables.
+    """Bring a registry written by an earlier 2.x build up to this one: its missing read
+    tables and the guards of its read tables (``projections.guard``).
 
     The missing tables are built from the registry's own log (by rebuilding every read
     table, in one transaction, exactly as ``replay`` does), so the registry answers as if it
@@ -138,25 +217,33 @@ def add_missing_read_tables(path: str | os.PathLike, *, timeout: float = store.D
     """
     conn = store.connect(Path(path), timeout=timeout)
     try:
-        if not store.missing_read_tables(conn):
+        if not needs_upgrade(conn):
             return []
         conn.execute("PRAGMA foreign_keys = OFF")  # checked once at the end instead of per row
         try:
-            store.begin_immediate(conn)
+            store.begin_write(conn)
             missing = store.missing_read_tables(conn)  # another process may have added them meanwhile
             if missing:
                 _rebuild_and_commit(conn)
             else:
-                conn.execute("COMMIT")
+                projections.create_guards(conn)
+                store.commit_write(conn)
         except sqlite3.OperationalError as exc:  # e.g. a read-only file or folder
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise NotARegistryError(
-                f"{path} was written by an earlier LightML 2 and lacks the tables "
-                f"{', '.join(store.missing_read_tables(conn))}; adding them failed ({exc}). "
-                f"Make the file writable and run: lightml replay --db {path}"
+                f"{path} was written by an earlier LightML 2 and lacks the tables or guards "
+                f"of this one; adding them failed ({exc}). Make the file writable and run: "
+                f"lightml replay --db {path}"
             ) from None
     finally:
         conn.close()
     return missing
+
+
+def needs_upgrade(conn: sqlite3.Connection) -> bool:
+    """Does this registry lack read tables, or guards, of this build?"""
+    return bool(store.missing_read_tables(conn) or projections.unguarded_tables(conn))
 
 
 def _replay_into(live_path: Path, out_path: Path, as_of: str | None, upto: int | None) -> ReplayResult:
@@ -164,8 +251,8 @@ def _replay_into(live_path: Path, out_path: Path, as_of: str | None, upto: int |
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute("ATTACH DATABASE ? AS live", (live_path.as_uri() + "?mode=ro",))
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ATTACH DATABASE ? AS live", (store.readonly_uri(live_path),))
+        store.begin_write(conn)
         try:
             store.create_schema(conn)
             conn.execute(
@@ -200,24 +287,26 @@ _SAMPLE = 5
 
 
 def verify(db: str | os.PathLike) -> VerifyResult:
-    """Rebuild every read table from the log in memory and compare it with the live one."""
+    """Rebuild every read table from the log in memory and compare it with the live one.
+    Events no table can be built from are named (seq, type) and left out of the rebuild."""
     live_path, live = _open_live(db)
     live.close()
-    mem = sqlite3.connect("file::memory:", uri=True, isolation_level=None)  # uri: ATTACH below is one
     try:
-        mem.execute("ATTACH DATABASE ? AS live", (live_path.as_uri() + "?mode=ro",))
-        # One read transaction: the rebuild and the comparison see the same snapshot of the
-        # live file, even while another process keeps writing to it.
-        mem.execute("BEGIN")
-        invalid: list[str] = []
-        try:
-            count = projections.rebuild(mem, _validated(read_event_chunks(mem, schema="live"), invalid))
-        except (sqlite3.Error, KeyError, TypeError) as exc:  # a log that cannot be replayed at all
-            invalid.append(f"replaying the log failed: {exc}")
-            return VerifyResult(False, 0, list(projections.READ_TABLES), {"events": invalid})
+        mem, count, invalid = _replay_in_memory(live_path)
+    except DamagedLogError as exc:  # an event that cannot even be read stops the rebuild
+        return VerifyResult(False, 0, list(projections.READ_TABLES), {"events": [str(exc)]})
+    except NotARegistryError:  # e.g. an event type of a newer LightML: upgrade, not a mismatch
+        raise
+    except (sqlite3.Error, KeyError, TypeError, ValueError) as exc:  # a log that cannot be replayed at all
+        return VerifyResult(False, 0, list(projections.READ_TABLES),
+                            {"events": [f"replaying the log failed: {exc}"]})
+    try:
         differences: dict[str, list[str]] = {}
         if invalid:
-            differences["events"] = invalid
+            differences["events"] = [f"event #{seq} ({event_type}) {problem}" for seq, event_type, problem
+                                     in invalid[:_SAMPLE]]
+            if len(invalid) > _SAMPLE:
+                differences["events"].append(f"... {len(invalid) - _SAMPLE} more damaged event(s)")
         live_tables = {r[0] for r in mem.execute("SELECT name FROM live.sqlite_master WHERE type = 'table'")}
         for table in projections.READ_TABLES:
             if table not in live_tables:
@@ -232,29 +321,51 @@ def verify(db: str | os.PathLike) -> VerifyResult:
         mem.close()
 
 
-def _validated(chunks: Iterator[list[Change]], invalid: list[str]) -> Iterator[list[Change]]:
-    """Pass events through, noting (a sample of) payloads that do not match their schema."""
-    from lightml.event_schemas import payload_problem
+def _replay_in_memory(live_path: Path) -> tuple[sqlite3.Connection, int, list[tuple[int, str, str]]]:
+    """A memory database with the live file attached (``live``) and the read tables rebuilt
+    from its log, in one read transaction: the rebuild and any comparison see the same
+    snapshot of the live file, even while another process keeps writing to it. Returns it,
+    the events applied, and the events left out as damaged (seq, type, problem)."""
+    mem = sqlite3.connect("file::memory:", uri=True, isolation_level=None)  # uri: ATTACH below is one
+    try:
+        mem.execute("ATTACH DATABASE ? AS live", (store.readonly_uri(live_path),))
+        mem.execute("BEGIN")
+        invalid: list[tuple[int, str, str]] = []
+        count = projections.rebuild(mem, _without_damaged(read_event_chunks(mem, schema="live"), invalid))
+    except BaseException:
+        mem.close()
+        raise
+    return mem, count, invalid
 
+
+def _without_damaged(chunks: Iterator[list[Change]], invalid: list[tuple[int, str, str]]) -> Iterator[list[Change]]:
+    """Pass events through, leaving out (and noting) those whose payload does not match
+    their schema: no table is built from them."""
     for chunk in chunks:
+        kept = []
         for event in chunk:
-            if len(invalid) < _SAMPLE:
-                problem = payload_problem(event.type, event.payload)
-                if problem is not None:
-                    invalid.append(f"event #{event.seq} ({event.type}) payload does not match its schema: {problem}")
-        yield chunk
+            problem = event_problem(event)
+            if problem is None:
+                kept.append(event)
+            else:
+                invalid.append((event.seq, event.type, problem))
+        yield kept
 
 
 def _columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:
     return [r[1] for r in conn.execute(f'PRAGMA {schema}.table_info("{table}")')]
 
 
-def _compare_table(mem: sqlite3.Connection, table: str) -> list[str]:
+def _compare_table(mem: sqlite3.Connection, table: str, directions: tuple[str, ...] = ("live", "main")) -> list[str]:
+    """Rows only in the live table / only in the replay (``directions``: the side whose
+    extra rows are reported), or the columns when they differ."""
     expected, actual = _columns(mem, "main", table), _columns(mem, "live", table)
     if expected != actual:
         return [f"columns differ: live {actual}, replay {expected}"]
     lines = []
     for label, left, right in (("only in live", "live", "main"), ("only in replay", "main", "live")):
+        if left not in directions:
+            continue
         sql = f'SELECT * FROM {left}."{table}" EXCEPT SELECT * FROM {right}."{table}"'
         n = mem.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
         if n:

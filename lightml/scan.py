@@ -151,7 +151,7 @@ def check_family_template(template: str) -> bool:
             template.format(task="t", nshot=nshot)
         except (ValueError, TypeError) as exc:  # a bad conversion or format spec
             raise InvalidInputError(f"bad family_template {template!r}: {exc} ({how})") from None
-    return "nshot" in {name for name, _ in fields}
+    return lm_eval_format.template_uses_nshot(template)
 
 
 def check_root(path: str | os.PathLike) -> Path:
@@ -199,27 +199,30 @@ def _parse_lm_eval(folder: Path, model: str, family_template: str, name_from: st
     owner: dict[str, str] = {}  # family -> the task it was made from
     for r in results:  # oldest first: the newest value of a metric wins, with its own samples only
         for task, result in r.tasks.items():
-            family = _family(task, result.nshot, family_template, not uses_nshot and len(shots[task]) > 1)
+            family = lm_eval_format.family_for(task, result.nshot, shots[task], family_template)
             if owner.setdefault(family, task) != task:  # e.g. "{task:.4}" cuts two names to one
                 parsed.skips.append(Skip(str(r.path), f"{task}: the family template names it {family!r}, like "
                                                       f"{owner[family]}: not imported (two tasks, one family)"))
                 continue
             source = _Source(r, result, family)
             for name, value in result.metrics.items():
+                _supersede(parsed, family, name, r.path)
                 parsed.metrics[(family, name)] = value
                 parsed.sources[(family, name)] = source
     for task, values in shots.items():
-        if len(values) > 1 and not uses_nshot:
-            parsed.notes.append(f"{model}: {task} has results at {sorted(v for v in values if v is not None)} shots: "
+        known = sorted(v for v in values if v is not None)
+        if len(known) > 1 and not uses_nshot:
+            parsed.notes.append(f"{model}: {task} has results at {known} shots: "
                                 f"imported as separate families {task}_<n>shot")
     return parsed
 
 
-def _family(task: str, nshot: int | None, template: str, shot_conflict: bool) -> str:
-    family = template.format(task=task, nshot="" if nshot is None else nshot)
-    if shot_conflict:
-        family = f"{family}_{nshot}shot"
-    return family
+def _supersede(parsed: _Parsed, family: str, name: str, newer: Path) -> None:
+    """A value an older results file gave, replaced by a newer file's: reported on the older."""
+    older = parsed.sources.get((family, name))
+    if older is not None:
+        parsed.skips.append(Skip(str(older.results.path), f"{family}/{name}: superseded by the newer results "
+                                                          f"file {newer.name} (same task, same or unknown n-shot)"))
 
 
 def _attach_samples(folder: Path, parsed: _Parsed, stats: ScanStats) -> dict[Path, str]:

@@ -15,12 +15,13 @@ import numpy as np
 from lightml import queries, resolve, stats
 from lightml.direction import lower_is_better
 from lightml.errors import InvalidInputError, NotFoundError
+from lightml.validation import value_matches_mean
 
 
 def _scores(conn: sqlite3.Connection, model_id: int, model_name: str, family: str, metric_name: str):
-    """(score vector, document keys or None) of a model-level metric."""
+    """(score vector, document keys or None, stored value) of a model-level metric."""
     row = conn.execute(
-        "SELECT d.scores, k.doc_keys FROM metrics m JOIN detailed_scores d ON d.metric_id = m.id "
+        "SELECT d.scores, k.doc_keys, m.value FROM metrics m JOIN detailed_scores d ON d.metric_id = m.id "
         "LEFT JOIN score_docs k ON k.metric_id = m.id "
         "WHERE m.model_id = ? AND m.family = ? AND m.metric_name = ?", (model_id, family, metric_name)).fetchone()
     if row is None:
@@ -30,22 +31,23 @@ def _scores(conn: sqlite3.Connection, model_id: int, model_name: str, family: st
         )
     try:
         scores = stats.vector_from_json(row[0])
-    except (ValueError, TypeError):  # not a flat list of numbers: written by an older tool
-        scores = None
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        scores = None  # not a flat list of floats (text, nesting, 10**400): written by an older tool
     if scores is None or scores.ndim != 1 or scores.size == 0 or not np.isfinite(scores).all():
         # (the handles refuse such scores; an older tool or a 1.x file may hold them)
         raise InvalidInputError(
             f"cannot test {family}/{metric_name}: the stored scores of {model_name!r} are not a non-empty list "
-            "of finite numbers (empty, NaN, infinity or text)"
+            "of finite numbers within the float range (empty, NaN, infinity, beyond 1.8e308 or text)"
         )
-    return scores, (json.loads(row[1]) if row[1] is not None else None)
+    return scores, (json.loads(row[1]) if row[1] is not None else None), row[2]
 
 
 def _paired(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str, metric_name: str):
-    """The two score vectors, paired. When both metrics know their documents, B is put in A's
-    document order, and different document sets are an error (never paired by position)."""
-    scores_a, docs_a = _scores(conn, id_a, model_a, family, metric_name)
-    scores_b, docs_b = _scores(conn, id_b, model_b, family, metric_name)
+    """The two score vectors, paired, and the two stored values. When both metrics know their
+    documents, B is put in A's document order, and different document sets are an error
+    (never paired by position)."""
+    scores_a, docs_a, value_a = _scores(conn, id_a, model_a, family, metric_name)
+    scores_b, docs_b, value_b = _scores(conn, id_b, model_b, family, metric_name)
     if docs_a is not None and docs_b is not None:
         if set(docs_a) != set(docs_b):
             common = len(set(docs_a) & set(docs_b))
@@ -57,13 +59,27 @@ def _paired(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str,
         if docs_a != docs_b:
             position = {key: i for i, key in enumerate(docs_b)}
             scores_b = scores_b[[position[key] for key in docs_a]]
-        return scores_a, scores_b
+        return scores_a, scores_b, (value_a, value_b)
     if len(scores_a) != len(scores_b):
         raise InvalidInputError(
             f"cannot pair {family}/{metric_name}: {model_a!r} has {len(scores_a)} scores and "
             f"{model_b!r} has {len(scores_b)} (were they evaluated on the same documents?)"
         )
-    return scores_a, scores_b
+    return scores_a, scores_b, (value_a, value_b)
+
+
+def _with_stored_values(result: dict[str, Any], model_a: str, model_b: str,
+                        values: tuple[float | None, float | None]) -> dict[str, Any]:
+    """Say which numbers the test used: always the per-sample scores. ``value_notes`` says
+    where a stored metric value is not the mean of its scores (beyond the value's rounding,
+    ``validation.value_matches_mean``), since the table elsewhere shows the stored value."""
+    notes = []
+    for name, value, mean in ((model_a, values[0], result["mean_a"]), (model_b, values[1], result["mean_b"])):
+        if value is not None and not value_matches_mean(value, mean):
+            notes.append(f"the stored value of {name} is {value:.4f} but the mean of its scores is {mean:.4f}: "
+                         "this test uses the scores")
+    return {**result, "uses": "scores", "stored_value_a": values[0], "stored_value_b": values[1],
+            "value_notes": notes}
 
 
 def _oriented(result: dict[str, Any], metric_name: str) -> dict[str, Any]:
@@ -79,18 +95,25 @@ def _oriented(result: dict[str, Any], metric_name: str) -> dict[str, Any]:
     return result
 
 
+def models_for(conn: sqlite3.Connection, model_a: str, model_b: str, run: int | None) -> tuple[resolve.ModelRef, resolve.ModelRef]:
+    """Both models, by ``resolve.find_model``'s rule (``run``: the preferred run's id)."""
+    return resolve.find_model_by_run_id(conn, model_a, run), resolve.find_model_by_run_id(conn, model_b, run)
+
+
 def compare_stats(conn: sqlite3.Connection, model_a: str, model_b: str, family: str, metric_name: str,
                   run: int | None = None, **options: Any) -> dict[str, Any]:
     """``stats.compare_scores`` of two models' scores for one metric, plus the names.
 
-    Each model is looked up in ``run`` first, then in every run (a name in several runs,
-    none of them ``run``, is an error listing them). ``options``: resamples, confidence, seed.
+    Models are named by ``resolve.find_model``'s rule (``run``: the id of the preferred run).
+    ``options``: resamples, confidence, seed. The result says which numbers it used (the
+    scores) and, in ``value_notes``, where a stored value is not the mean of its scores.
     """
-    id_a = resolve.model_id_prefer_run(conn, model_a, run)
-    id_b = resolve.model_id_prefer_run(conn, model_b, run)
-    scores_a, scores_b = _paired(conn, id_a, id_b, model_a, model_b, family, metric_name)
+    ref_a, ref_b = models_for(conn, model_a, model_b, run)
+    scores_a, scores_b, values = _paired(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name)
     result = _oriented(stats.compare_scores(scores_a, scores_b, **options), metric_name)
-    return {"model_a": model_a, "model_b": model_b, "family": family, "metric_name": metric_name, **result}
+    return _with_stored_values({"model_a": model_a, "model_b": model_b, "run_a": ref_a.run_name,
+                                "run_b": ref_b.run_name, "family": family, "metric_name": metric_name, **result},
+                               model_a, model_b, values)
 
 
 def compare_stats_all(conn: sqlite3.Connection, model_a: str, model_b: str, family: str | None = None,
@@ -102,18 +125,19 @@ def compare_stats_all(conn: sqlite3.Connection, model_a: str, model_b: str, fami
     tested ones with an ``error`` and no p-values, and left out of the adjustment.
     """
     stats.check_options(**options)  # refused even when no metric has scores to test
-    id_a = resolve.model_id_prefer_run(conn, model_a, run)
-    id_b = resolve.model_id_prefer_run(conn, model_b, run)
+    ref_a, ref_b = models_for(conn, model_a, model_b, run)
+    id_a, id_b = ref_a.id, ref_b.id
     common = sorted(set(queries.scored_metrics(conn, id_a, family)) & set(queries.scored_metrics(conn, id_b, family)))
     tested, untestable = [], []
     for fam, metric in common:
         names = {"model_a": model_a, "model_b": model_b, "family": fam, "metric_name": metric}
         try:
-            scores_a, scores_b = _paired(conn, id_a, id_b, model_a, model_b, fam, metric)
+            scores_a, scores_b, values = _paired(conn, id_a, id_b, model_a, model_b, fam, metric)
+            compared = stats.compare_scores(scores_a, scores_b, **options)
         except InvalidInputError as exc:
             untestable.append({**names, "error": str(exc), "p_value": None, "p_holm": None, "p_bh": None})
             continue
-        tested.append({**names, **_oriented(stats.compare_scores(scores_a, scores_b, **options), metric)})
+        tested.append(_with_stored_values({**names, **_oriented(compared, metric)}, model_a, model_b, values))
     p_values = [item["p_value"] for item in tested]
     for item, p_holm, p_bh in zip(tested, stats.holm(p_values), stats.benjamini_hochberg(p_values)):
         item["p_holm"] = p_holm
@@ -129,9 +153,8 @@ def verdicts_by_id(conn: sqlite3.Connection, id_a: int, id_b: int, model_a: str,
     verdicts: dict[tuple[str, str], dict[str, Any]] = {}
     for fam, metric in sorted(common):
         try:
-            scores_a, scores_b = _paired(conn, id_a, id_b, model_a, model_b, fam, metric)
+            scores_a, scores_b, _ = _paired(conn, id_a, id_b, model_a, model_b, fam, metric)
+            verdicts[(fam, metric)] = stats.paired_verdict(scores_a, scores_b)
         except InvalidInputError as exc:
             verdicts[(fam, metric)] = {"error": str(exc)}
-            continue
-        verdicts[(fam, metric)] = stats.paired_verdict(scores_a, scores_b)
     return verdicts

@@ -15,10 +15,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from lightml.errors import InvalidInputError
+from lightml.validation import describe_number
 
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_SEED = 42
+# The bootstrap keeps 8 bytes per resample (a few times that while drawing): 1,000,000
+# resamples is tens of MB and seconds of work; more would only exhaust memory.
+MAX_RESAMPLES = 1_000_000
+MAX_SEED = 2**64 - 1  # numpy takes larger seeds, but a seed is a 64-bit number everywhere else
 ALPHA = 0.05
 # z(1 - alpha/2) + z(power) for alpha = 0.05 (two-sided) and power = 0.8.
 MDE_Z = 2.8016
@@ -66,6 +71,12 @@ def as_vectors(scores_a: Sequence[float], scores_b: Sequence[float]) -> tuple[np
         raise InvalidInputError("score vectors are empty")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise InvalidInputError("scores must be finite numbers")
+    # Sums of up to n differences (means, bootstrap resamples) must stay finite: each score
+    # within float max / 2n keeps every such sum in range.
+    limit = np.finfo(np.float64).max / (2 * len(a))
+    if max(float(np.abs(a).max()), float(np.abs(b).max())) > limit:
+        raise InvalidInputError(f"scores are too large to average over {len(a)} samples "
+                                f"(each must be within ±{limit:.3g})")
     return a, b
 
 
@@ -191,12 +202,14 @@ def min_detectable_effect(sd_diff: float, n: int) -> float:
 def check_options(resamples: Any = DEFAULT_RESAMPLES, confidence: Any = DEFAULT_CONFIDENCE,
                   seed: Any = DEFAULT_SEED) -> None:
     """The bootstrap options, checked (numpy integers and floats are fine, booleans are not)."""
-    if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 100:
-        raise InvalidInputError(f"resamples must be an integer >= 100, got {resamples!r}")
+    if (isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral)
+            or not 100 <= resamples <= MAX_RESAMPLES):
+        raise InvalidInputError(f"resamples must be an integer from 100 to {MAX_RESAMPLES:,}, got {describe_number(resamples)}")
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0.5 <= confidence < 1:
         raise InvalidInputError(f"confidence must be in [0.5, 1), got {confidence!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise InvalidInputError(f"seed must be an integer from 0 to 2**64 - 1, got {describe_number(seed)}")
+
 
 
 def compare_scores(scores_a: Sequence[float], scores_b: Sequence[float], *, resamples: int = DEFAULT_RESAMPLES,

@@ -58,6 +58,7 @@ def format_stats(result: dict[str, Any], *, color: bool = True) -> str:
         lines.append(RULE if row is None else f"  {row[0]:<{width}}{row[1]}")
     if result["binary"] and not result["significant"] and (boot["ci_lower"] > 0 or boot["ci_upper"] < 0):
         lines.append("  Note: the bootstrap interval excludes 0 but the exact test does not; trust the exact test.")
+    lines += [f"  Note: {note}." for note in result.get("value_notes", [])]
     lines.append("")
     return "\n".join(lines)
 
@@ -91,6 +92,8 @@ def format_stats_all(items: list[dict[str, Any]], model_a: str, model_b: str, *,
     lines.append(rule)
     lines.append("  p: exact McNemar for 0/1 scores, bootstrap otherwise; p Holm: adjusted for the "
                  f"{len(tested)} tests (significant below 0.05).")
+    for i in tested:
+        lines += [f"  Note ({i['family']}/{i['metric_name']}): {note}." for note in i.get("value_notes", [])]
     for i in untested:
         lines.append(f"  not tested: {i['error']}")
     lines.append("")

@@ -14,32 +14,48 @@ from lightml.errors import InvalidInputError
 
 
 _INF = float("inf")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# SQLite's INTEGER is a signed 64-bit number: a larger step or id cannot be stored.
+SQLITE_INT_MAX = 2**63 - 1
+# Integers up to this size are exact as floats; larger integer scores are stored as floats.
+_EXACT_FLOAT_INT = 2**53
+# Characters refused in names: C0 and C1 control characters (U+0000-U+001F, U+007F-U+009F:
+# U+009B is the 8-bit terminal escape, U+0085 a line break), the Unicode line and paragraph
+# separators (U+2028, U+2029) and the bidirectional embeddings, overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069), which reorder what a terminal shows ("Trojan Source").
+# Joiners and left-to-right / right-to-left marks stay allowed: real names in Arabic,
+# Persian or emoji need them, and they do not reorder or break lines.
+_REFUSED = "\\x00-\\x1f\\x7f-\\x9f\\u2028-\\u202e\\u2066-\\u2069"
+_CONTROL = re.compile(f"[{_REFUSED}]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # half of a UTF-16 pair: no text SQLite can store
-_CLEAN_NAME = re.compile(r"(?=.*\S)[^\x00-\x1f\x7f\ud800-\udfff]+\Z", re.DOTALL)
+_CLEAN_NAME = re.compile(f"(?=.*\\S)[^{_REFUSED}\\ud800-\\udfff]+\\Z", re.DOTALL)
 
 
 def check_name(value: Any, what: str) -> str:
-    """A name (model, run, family, metric): a non-blank string without control characters."""
+    """A name (model, run, family, metric): a non-blank string without control characters,
+    line separators or bidirectional controls."""
     if type(value) is str and _CLEAN_NAME.match(value):  # the common case, in one regex
         return value
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
     if not value.strip():
         raise InvalidInputError(f"{what} must not be empty or whitespace")
-    if _CONTROL.search(value):
-        raise InvalidInputError(f"{what} must not contain control characters (newline, tab, NUL): {value!r}")
     if _SURROGATE.search(value):
         raise InvalidInputError(f"{what} is not valid Unicode text (it holds a lone surrogate): {value!r}")
-    return value
+    bad = _CONTROL.search(value).group()
+    raise InvalidInputError(
+        f"{what} must not contain control characters, line separators or bidirectional controls "
+        f"(found U+{ord(bad):04X}): {value!r}")
 
 
 def check_value(value: Any, what: str = "metric value") -> float:
-    """A finite real number. SQLite would silently store NaN as NULL, so NaN and inf are refused."""
-    if type(value) is float or type(value) is int:  # the common case, without ABC checks
+    """A finite real number. SQLite would silently store NaN as NULL, so NaN and inf are refused,
+    and so is any number beyond the float range (an int like 10**400, a numpy longdouble)."""
+    if type(value) is float:  # the common case, without ABC checks
         if value == value and value not in (_INF, -_INF):
-            return float(value)
+            return value
         raise InvalidInputError(f"{what} must be finite, got {value}")
+    if type(value) is int and -SQLITE_INT_MAX <= value <= SQLITE_INT_MAX:
+        return float(value)
     if isinstance(value, bool) or isinstance(value, (str, bytes)):
         raise InvalidInputError(f"{what} must be a number, got {type(value).__name__} {value!r}")
     if not isinstance(value, numbers.Real):
@@ -55,14 +71,22 @@ def check_value(value: Any, what: str = "metric value") -> float:
     try:
         number = float(value)
     except OverflowError:
-        raise InvalidInputError(f"{what} is too large for a float: {value}") from None
-    if not math.isfinite(number):
-        raise InvalidInputError(f"{what} must be finite, got {number}")
+        raise InvalidInputError(f"{what} is too large for a float (beyond ±1.8e308): {describe_number(value)}") from None
+    if not math.isfinite(number):  # a numpy longdouble or float128 beyond the float range
+        raise InvalidInputError(f"{what} must be a finite number within the float range, got {describe_number(value)}")
     return number
 
 
+def describe_number(value: Any) -> str:
+    """A number for an error message: 10**400 has 401 digits, which no one wants to read."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) >= 10**20:
+        return f"an integer of about {int(abs(int(value)).bit_length() * 0.30103) + 1} digits"
+    return str(value) if isinstance(value, numbers.Integral) else repr(value)
+
+
 def check_scores(scores: Any) -> tuple[str, int]:
-    """Per-sample scores -> (JSON text, n_samples). A non-empty 1-D sequence of finite numbers."""
+    """Per-sample scores -> (JSON text, n_samples). A non-empty 1-D sequence of finite numbers
+    within the float range (an integer beyond 2**53 is stored as the float it is read back as)."""
     if hasattr(scores, "tolist") and not isinstance(scores, (list, tuple)):
         scores = scores.tolist()  # numpy arrays
     if not isinstance(scores, (list, tuple)):
@@ -71,10 +95,17 @@ def check_scores(scores: Any) -> tuple[str, int]:
         raise InvalidInputError("scores must not be empty (pass scores=None for a metric without per-sample scores)")
     clean: list[int | float] = []
     for i, score in enumerate(scores):
+        kind = type(score)  # exact int and float first: the common cases, without ABC checks
+        if kind is int and -_EXACT_FLOAT_INT <= score <= _EXACT_FLOAT_INT:
+            clean.append(score)
+            continue
+        if kind is float and score == score and score not in (_INF, -_INF):
+            clean.append(score)
+            continue
         if isinstance(score, bool) or getattr(getattr(score, "dtype", None), "kind", None) == "b":
             clean.append(int(score))  # Python or numpy booleans: correct / wrong
             continue
-        if isinstance(score, numbers.Integral):
+        if isinstance(score, numbers.Integral) and -_EXACT_FLOAT_INT <= score <= _EXACT_FLOAT_INT:
             clean.append(int(score))
             continue
         try:
@@ -82,6 +113,34 @@ def check_scores(scores: Any) -> tuple[str, int]:
         except InvalidInputError as exc:
             raise InvalidInputError(f"{exc} (scores must be finite numbers)") from None
     return json.dumps(clean, separators=(",", ":")), len(clean)
+
+
+def scores_disagreement(value: float, scores: list[float]) -> str | None:
+    """A one-line warning when 0/1 scores' mean is not the value, up to the value's rounding;
+    else None (also for scores that are not all 0 or 1: their mean need not be the value).
+
+    "Rounding": the value counts as given to the decimals it is written with (its shortest
+    repr: 0.3113 has 4), and at least 2; it agrees with the mean when they differ by at
+    most half a unit of that last decimal (0.3113 agrees with 0.31134, not with 0.3115;
+    0.31 agrees with 0.3149). A value that is the mean in percent is still a disagreement
+    (the tests use the scores), and the warning says so.
+    """
+    if not scores or not set(scores) <= {0, 1}:  # set(): C speed on the hot log path (0.0, 1.0, True too)
+        return None
+    mean = sum(scores) / len(scores)
+    if value_matches_mean(value, mean):
+        return None
+    percent = " (the value looks like the mean in percent)" if value_matches_mean(value, mean * 100) else ""
+    return (f"the value {value!r} is not the mean of its {len(scores)} 0/1 scores ({mean:.4f}){percent}; "
+            "significance tests use the scores")
+
+
+def value_matches_mean(value: float, mean: float) -> bool:
+    """Are ``value`` and ``mean`` equal up to the rounding of ``value`` (see ``scores_disagreement``)?"""
+    mantissa, _, exponent = repr(float(value)).partition("e")
+    decimals = max(2, len(mantissa.partition(".")[2]) - int(exponent or 0))
+    # half a unit of the last decimal, plus a hair for the float error of the mean itself
+    return abs(value - mean) <= 0.5 * 10.0 ** -decimals + 1e-12 * max(1.0, abs(mean))
 
 
 def check_doc_keys(doc_ids: Any, n_scores: int) -> str:
@@ -101,6 +160,17 @@ def check_doc_keys(doc_ids: Any, n_scores: int) -> str:
     return json.dumps(keys, separators=(",", ":"), ensure_ascii=False)
 
 
+def check_int_range(value: Any, what: str, minimum: int, maximum: int = SQLITE_INT_MAX) -> int:
+    """An integer in [minimum, maximum] (booleans are not integers here). The default maximum
+    is SQLite's: a larger step or id would be a bare OverflowError at the INSERT."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidInputError(f"{what} must be an integer, got {value!r}")
+    if not minimum <= value <= maximum:
+        shown = describe_number(value)
+        raise InvalidInputError(f"{what} must be between {minimum} and {maximum}, got {shown}")
+    return int(value)
+
+
 def check_step(step: Any) -> int:
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         if isinstance(step, float) and step.is_integer():
@@ -109,13 +179,13 @@ def check_step(step: Any) -> int:
             raise InvalidInputError(f"step must be a non-negative integer, got {step!r}")
     if step < 0:
         raise InvalidInputError(f"step must be a non-negative integer, got {step}")
-    return int(step)
+    return check_int_range(step, "step", 0)
 
 
 def check_id(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise InvalidInputError(f"{what} must be a positive integer id, got {value!r}")
-    return int(value)
+    return check_int_range(value, what, 1)
 
 
 def normalize_path(path: Any, what: str = "path") -> str:

@@ -12,10 +12,17 @@ thread and waiting for the answer cost more than the command itself.
 Metric logs are "deferrable" commands (``decide(tx)`` writes nothing): a run of them in
 a group is looked up with one ``prefetch`` per target, decided one by one, and appended
 together at the next ``flush``, neighbouring events of one target merged (``defer``).
+
+Every transaction is begun with ``store.begin_write`` and ended with ``store.commit_write``
+(the read tables' guards let only such marked transactions write). The WAL is folded into
+the ``.db`` (a TRUNCATE checkpoint) when the last handle of the process lets the writer go,
+at interpreter exit, and after a second without commits, so that the ``.db`` alone is
+always a complete copy of the registry; a checkpoint never waits for or fails a caller.
 """
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import os
 import queue
@@ -33,6 +40,9 @@ from lightml import store
 from lightml.events import CURRENT_VERSION, METRIC_INSERTED, METRIC_OVERWRITTEN, Change, encode
 
 MAX_GROUP = 512  # commands per transaction; bounds how long one group holds the lock
+# Seconds without a commit after which the writer folds the WAL into the .db, so that a
+# handle left open (a notebook) still leaves a file that is complete on its own.
+IDLE_CHECKPOINT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +223,8 @@ class Writer:
         self._busy = threading.Lock()
         self._conn: sqlite3.Connection | None = None  # the writer thread's, once connected
         self._queued = 0  # queue items not finished yet (under _lock): run_now never overtakes them
+        # Commits so far, and as of the last checkpoint / the last idle check (see _idle).
+        self._commits = self._checkpointed = self._seen = 0
 
     def submit(self, command: Command, actor: Actor) -> Future:
         """Queue one command; the future resolves to its result (or error) after COMMIT."""
@@ -232,7 +244,7 @@ class Writer:
         if conn is None or self._pid != os.getpid() or self._queued or not self._busy.acquire(blocking=False):
             return self.submit(command, actor)
         try:
-            if self._conn is conn and not self._queued and store.try_begin_immediate(conn, self.timeout):
+            if self._conn is conn and not self._queued and store.try_begin_write(conn, self.timeout):
                 future: Future = Future()
                 self._commit_group(conn, [([command], actor, future, False)], begun=True)
                 return future
@@ -289,7 +301,12 @@ class Writer:
         self._conn = conn
         try:
             while True:
-                item = pending.get()
+                try:
+                    # Not a per-call timer: a wake-up per idle second, on this thread only.
+                    item = pending.get(timeout=IDLE_CHECKPOINT)
+                except queue.Empty:
+                    self._idle()
+                    continue
                 if item is _STOP:
                     return
                 group = [item]
@@ -317,7 +334,45 @@ class Writer:
             with self._busy:  # a run_now in progress finishes first
                 if self._conn is conn:
                     self._conn = None
+                self._checkpoint(conn)  # the last writer of the process is done
                 conn.close()
+
+    def _idle(self) -> None:
+        """A second passed without queued work: checkpoint once commits (here or by
+        ``run_now``) have stopped for a whole second; retried while a reader prevents it."""
+        commits = self._commits
+        if commits == self._checkpointed:
+            return
+        if commits != self._seen:  # still committing (run_now does not wake this thread)
+            self._seen = commits
+            return
+        if self._busy.acquire(blocking=False):  # a caller's command runs now: later
+            try:
+                if self._conn is not None:
+                    self._checkpoint(self._conn)
+            finally:
+                self._busy.release()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Fold the WAL into the .db (under ``_busy``); never waits, never raises."""
+        commits = self._commits
+        try:
+            if store.checkpoint(conn):
+                self._checkpointed = commits
+        except sqlite3.Error:  # e.g. the file went away: nothing a caller must hear of
+            pass
+
+    def checkpoint_at_exit(self) -> None:
+        """At interpreter exit (the writer thread is a daemon and never reaches its
+        ``finally``): checkpoint if the connection is free and something was committed."""
+        if self._pid != os.getpid() or self._commits == self._checkpointed:
+            return
+        if self._busy.acquire(timeout=IDLE_CHECKPOINT):
+            try:
+                if self._conn is not None and not self._conn.in_transaction:
+                    self._checkpoint(self._conn)
+            finally:
+                self._busy.release()
 
     def _fail_forever(self, pending: queue.SimpleQueue, exc: BaseException) -> None:
         with self._lock:
@@ -349,7 +404,7 @@ class Writer:
                     conn.execute("ROLLBACK")
                 return
             if not begun:
-                store.begin_immediate(conn)
+                store.begin_write(conn)
             tx = WriteTransaction(conn)
             for i, (actor, command, item_outcomes) in enumerate(flat):
                 tx.actor = actor
@@ -360,7 +415,8 @@ class Writer:
                         prefetch(tx, run)
                 item_outcomes.append(self._run_command(conn, tx, command, alone))
             tx.flush()
-            conn.execute("COMMIT")
+            store.commit_write(conn)
+            self._commits += 1
         except BaseException as exc:  # Ctrl-C on a caller's thread included: never leave a transaction open
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -452,3 +508,14 @@ def release(writer: Writer) -> None:
             return
         del _writers[key]
     writer.stop()
+
+
+def _checkpoint_all_at_exit() -> None:
+    """The writers of handles never closed: their data must not stay in the -wal only."""
+    with _writers_lock:
+        open_writers = [w for w, _ in _writers.values()]
+    for w in open_writers:
+        w.checkpoint_at_exit()
+
+
+atexit.register(_checkpoint_all_at_exit)

@@ -18,6 +18,7 @@ from lightml.events import Change
 from projections import (
     checkpoint,
     detailed_scores,
+    guard,
     id_counter,
     imported_file,
     metric_history,
@@ -93,10 +94,21 @@ def apply(conn: sqlite3.Connection, events: Iterable[Change]) -> None:
 
 
 def create_tables(conn: sqlite3.Connection, *, indexes: bool = True) -> None:
+    """The read tables; with ``indexes``, their indexes and guards too (see ``guard``)."""
     for module in MODULES:
         conn.execute(module.DDL)
     if indexes:
         create_indexes(conn)
+        create_guards(conn)
+
+
+def create_guards(conn: sqlite3.Connection) -> None:
+    """The triggers that refuse writes to the read tables from outside LightML's writer."""
+    guard.create_guards(conn, READ_TABLES)
+
+
+def unguarded_tables(conn: sqlite3.Connection) -> list[str]:
+    return guard.unguarded_tables(conn, READ_TABLES)
 
 
 def create_indexes(conn: sqlite3.Connection) -> None:
@@ -115,7 +127,8 @@ def rebuild(conn: sqlite3.Connection, chunks: Iterable[list[Change]]) -> int:
     order; returns how many were applied.
 
     Runs in the caller's transaction. Secondary indexes are built after the rows, which is
-    several times faster than maintaining them row by row.
+    several times faster than maintaining them row by row, and so are the guards (the
+    caller's transaction need not be marked as LightML's own while it fills the tables).
     """
     drop_tables(conn)
     create_tables(conn, indexes=False)
@@ -124,4 +137,5 @@ def rebuild(conn: sqlite3.Connection, chunks: Iterable[list[Change]]) -> int:
         apply(conn, chunk)
         count += len(chunk)
     create_indexes(conn)
+    create_guards(conn)
     return count

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lightml.async_handle import AsyncLightMLHandle
-from lightml.compare import compare_models
+from lightml.compare import CompareResult, MetricDelta, compare_models
 from lightml.diff import diff_models, format_diff
 from lightml.errors import AmbiguousNameError, InvalidInputError, NotFoundError
 from lightml.handle import LightMLHandle
@@ -74,7 +74,7 @@ def test_compare_stats_errors(registry: Path) -> None:
             h.compare_stats("base", "nobody", "eval", "acc")
     # Without a run, "base" is in r1 and r2: the error lists both.
     with LightMLHandle(registry) as h:
-        with pytest.raises(AmbiguousNameError, match="'r1', 'r2'"):
+        with pytest.raises(AmbiguousNameError, match="'r1/base', 'r2/base'"):
             h.compare_stats("base", "sft", "eval", "acc")
     # In r2 the handle prefers r2's base; sft is found in its only run (r1).
     with LightMLHandle(registry, "r2") as h:
@@ -122,10 +122,11 @@ def test_compare_models(registry: Path) -> None:
     assert [d.metric_name for d in result.unchanged] == ["mmlu"]
     assert [d.metric_name for d in result.missing] == ["bleu"]
     data = result.to_dict()
-    assert data["summary"] == {"improved": 3, "regressed": 0, "unchanged": 1, "missing": 1}
+    assert data["summary"] == {"improved": 3, "regressed": 0, "unchanged": 1, "missing": 1,
+                               "uncertainty_not_counted": 0}
     assert data["deltas"][0]["metric"] == "acc" and data["run"] == "r1"
     assert compare_models(registry, "base", "sft", run_name="r1", family="knowledge").to_dict()["summary"] == \
-        {"improved": 0, "regressed": 0, "unchanged": 1, "missing": 0}
+        {"improved": 0, "regressed": 0, "unchanged": 1, "missing": 0, "uncertainty_not_counted": 0}
 
 
 def test_compare_models_across_runs_and_errors(registry: Path) -> None:
@@ -136,8 +137,8 @@ def test_compare_models_across_runs_and_errors(registry: Path) -> None:
         compare_models(registry, "base", "sft")
     with pytest.raises(NotFoundError, match="run 'nope' not found"):
         compare_models(registry, "base", "sft", run_name="nope")
-    with pytest.raises(NotFoundError, match="not found in run 'r1'"):
-        compare_models(registry, "solo", "sft", run_name="r1")
+    # --run is a preference: "solo" is only in r2, so it is found there
+    assert compare_models(registry, "solo", "sft", run_name="r1").run_a == "r2"
     with pytest.raises(FileNotFoundError):
         compare_models(registry.parent / "missing.db", "a", "b")
 
@@ -165,7 +166,8 @@ def test_diff_models(registry: Path) -> None:
         ("eval", "acc"), ("eval", "bleu"), ("eval", "f1"), ("eval", "loss"), ("knowledge", "mmlu")]
     assert data["rows"][1]["values"] == {"base": None, "sft": 10.5, "dpo": None}
     assert diff_models(registry, ["base", "sft"], run_name="r1", family="knowledge")["rows"] == [
-        {"family": "knowledge", "metric": "mmlu", "values": {"base": 0.3, "sft": 0.3}}]
+        {"family": "knowledge", "metric": "mmlu", "values": {"base": 0.3, "sft": 0.3}, "lower_is_better": False,
+         "uncertainty": False, "best": [], "worst": []}]
     with pytest.raises(InvalidInputError, match="at least 2 models"):
         diff_models(registry, ["base"])
     with pytest.raises(InvalidInputError, match="more than once"):
@@ -272,12 +274,11 @@ def test_stored_scores_that_are_not_usable_make_one_metric_untestable(tmp_path: 
             h.log_model_metric(model, "eval", "acc", 0.5, scores=[1, 0, 1, 0])
             h.log_model_metric(model, "eval", "f1", 0.5, scores=[0.5, 0.25, 0.5, 0.25])
     # as an older tool could have written it (the handles refuse NaN scores)
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE detailed_scores SET scores = ? WHERE metric_id = "
-                 "(SELECT m.id FROM metrics m JOIN model o ON o.id = m.model_id "
-                 "WHERE o.model_name = 'b' AND m.metric_name = 'f1')", (stored,))
-    conn.commit()
-    conn.close()
+    from test_names import _as_an_older_tool
+
+    _as_an_older_tool(db, "UPDATE detailed_scores SET scores = ? WHERE metric_id = "
+                          "(SELECT m.id FROM metrics m JOIN model o ON o.id = m.model_id "
+                          "WHERE o.model_name = 'b' AND m.metric_name = 'f1')", (stored,))
     with LightMLHandle(db, "r") as h:
         with pytest.raises(InvalidInputError, match="not a non-empty list of finite numbers"):
             h.compare_stats("a", "b", "eval", "f1")
@@ -291,3 +292,166 @@ def test_stored_scores_that_are_not_usable_make_one_metric_untestable(tmp_path: 
 def test_diff_models_refuses_a_string_for_the_list(registry: Path) -> None:
     with pytest.raises(InvalidInputError, match="must be a list of model names"):
         diff_models(registry, "base")
+
+
+# -- stderr rows are shown, never counted, coloured, averaged or ranked ------------------------
+
+@pytest.fixture
+def with_stderr(tmp_path: Path) -> Path:
+    db = tmp_path / "se.db"
+    with LightMLHandle(db, "r") as h:
+        for model, acc, se, ppl in (("base", 0.30, 0.0110, 12.0), ("sft", 0.32, 0.0101, 14.0),
+                                    ("dpo", 0.34, 0.0099, 15.0)):
+            h.register_model(model, f"org/{model}")
+            h.log_metrics(model, {"eval": {"acc": acc, "acc_stderr": se}, "wiki": {"word_perplexity": ppl}})
+    return db
+
+
+def test_compare_does_not_count_a_stderr(with_stderr: Path) -> None:
+    result = compare_models(with_stderr, "base", "sft")
+    stderr_row = next(d for d in result.deltas if d.metric_name == "acc_stderr")
+    assert stderr_row.uncertainty and stderr_row.direction is None and stderr_row.delta == -0.0009
+    assert [d.metric_name for d in result.improved] == ["acc"]
+    assert [d.metric_name for d in result.regressed] == ["word_perplexity"]
+    assert result.to_dict()["summary"] == {"improved": 1, "regressed": 1, "unchanged": 0, "missing": 0,
+                                           "uncertainty_not_counted": 1}
+    text = result.to_text(color=True)
+    stderr_line = next(line for line in text.splitlines() if "acc_stderr" in line)
+    assert "\033[" not in stderr_line and "1 stderr row(s) shown, not counted" in text
+
+
+def test_diff_neither_ranks_nor_averages_a_stderr_or_a_perplexity(with_stderr: Path) -> None:
+    data = diff_models(with_stderr, ["base", "sft", "dpo"])
+    stderr_row = next(r for r in data["rows"] if r["metric"] == "acc_stderr")
+    assert stderr_row["uncertainty"] and stderr_row["best"] == [] and stderr_row["worst"] == []
+    ppl_row = next(r for r in data["rows"] if r["metric"] == "word_perplexity")
+    assert ppl_row["best"] == ["base"] and ppl_row["worst"] == ["dpo"]  # lower is better
+    # the AVG is over acc alone: dpo, worst on perplexity, no longer looks best by a mixed mean
+    assert data["average"]["metrics"] == [["eval", "acc"]]
+    assert data["average"]["values"] == {"base": 0.3, "sft": 0.32, "dpo": 0.34}
+    assert {x["metric"]: x["reason"] for x in data["average"]["left_out"]} == {
+        "acc_stderr": "uncertainty (stderr)", "word_perplexity": "lower is better"}
+    text = format_diff(data, color=True)
+    assert "\033[" not in next(line for line in text.splitlines() if "acc_stderr" in line)
+    assert "AVG: mean of the higher-is-better metrics" in text
+    assert "Left out: acc_stderr (uncertainty (stderr)), word_perplexity (lower is better)." in text
+
+
+def test_diff_without_any_averageable_metric_says_so(with_stderr: Path) -> None:
+    data = diff_models(with_stderr, ["base", "sft"], family="wiki")
+    assert data["average"]["values"] is None
+    assert "AVG: none (no metric fits the rule below)" in format_diff(data, color=False)
+
+
+def test_top_lists_a_stderr_without_ranking_it(with_stderr: Path) -> None:
+    import json
+
+    from test_cli import lightml
+
+    board = json.loads(lightml("top", "--db", with_stderr, "--family", "eval", "--metric", "acc_stderr",
+                               "--json").stdout)
+    assert board["uncertainty"] and [(r["rank"], r["model"]) for r in board["rows"]] == [
+        (None, "dpo"), (None, "sft"), (None, "base")]
+    text = lightml("top", "--db", with_stderr, "--family", "eval", "--metric", "acc_stderr").stdout
+    assert "not a score" in text and text.splitlines()[1].split() == ["model", "run", "value"]
+
+
+# -- LightML 1.2's own compare tests (lightml/tests/test_compare.py), on our classes ------------
+
+class TestMetricDelta12:
+    def test_delta_computed(self) -> None:
+        d = MetricDelta(family="bench", metric_name="acc", value_a=0.80, value_b=0.85)
+        assert d.delta == pytest.approx(0.05, abs=1e-4) and d.pct_change == pytest.approx(6.25, abs=0.01)
+
+    def test_delta_negative(self) -> None:
+        d = MetricDelta(family="bench", metric_name="f1", value_a=0.75, value_b=0.70)
+        assert d.delta == pytest.approx(-0.05, abs=1e-4) and d.pct_change < 0
+
+    def test_delta_zero_change(self) -> None:
+        d = MetricDelta(family="bench", metric_name="x", value_a=0.5, value_b=0.5)
+        assert d.delta == 0.0 and d.pct_change == 0.0
+
+    @pytest.mark.parametrize("a, b", [(None, 0.5), (0.5, None), (None, None)])
+    def test_a_missing_value_has_no_delta(self, a, b) -> None:
+        d = MetricDelta(family="bench", metric_name="x", value_a=a, value_b=b)
+        assert d.delta is None and d.pct_change is None
+
+    def test_value_a_zero_no_pct(self) -> None:
+        d = MetricDelta(family="bench", metric_name="x", value_a=0.0, value_b=1.0)
+        assert d.delta == pytest.approx(1.0, abs=1e-4) and d.pct_change is None
+
+    def test_serialisation(self) -> None:
+        d = MetricDelta(family="f", metric_name="m", value_a=0.1, value_b=0.2)
+        data = d.model_dump()
+        assert "family" in data and "delta" in data
+        assert MetricDelta(**data) == d
+
+    def test_our_difference_direction_by_name(self) -> None:
+        # documented difference: a loss that goes down improved (1.2 counted delta > 0)
+        assert MetricDelta(family="f", metric_name="loss", value_a=2.0, value_b=1.8).direction == 1
+
+
+class TestCompareResult12:
+    @staticmethod
+    def _make_result() -> CompareResult:
+        deltas = [
+            MetricDelta(family="a", metric_name="m1", value_a=0.5, value_b=0.6),   # improved
+            MetricDelta(family="a", metric_name="m2", value_a=0.5, value_b=0.4),   # regressed
+            MetricDelta(family="b", metric_name="m3", value_a=0.5, value_b=0.5),   # unchanged
+            MetricDelta(family="b", metric_name="m4", value_a=0.5, value_b=None),  # missing
+        ]
+        return CompareResult(model_a="A", model_b="B", run_name="run1", deltas=deltas)
+
+    def test_counts(self) -> None:
+        r = self._make_result()
+        assert [d.metric_name for d in r.improved] == ["m1"] and [d.metric_name for d in r.regressed] == ["m2"]
+        assert len(r.unchanged) == 1 and len(r.missing) == 1
+
+    def test_to_dict_structure(self) -> None:
+        d = self._make_result().to_dict()
+        assert (d["model_a"], d["model_b"], d["run"]) == ("A", "B", "run1")
+        assert {k: d["summary"][k] for k in ("improved", "regressed", "unchanged", "missing")} == {
+            "improved": 1, "regressed": 1, "unchanged": 1, "missing": 1}
+        assert len(d["deltas"]) == 4
+        assert {"family", "metric", "value_a", "value_b", "delta", "pct_change"} <= set(d["deltas"][0])
+
+    def test_to_text_contains_model_names(self) -> None:
+        text = self._make_result().to_text(color=False)
+        assert "A" in text and "B" in text and "improved" in text and "Run: run1" in text
+
+    def test_empty_deltas(self) -> None:
+        r = CompareResult(model_a="X", model_b="Y", run_name=None, deltas=[])
+        assert r.improved == [] and r.regressed == [] and r.to_dict()["summary"]["improved"] == 0
+        assert CompareResult(model_a="X", model_b="Y").deltas == []  # 1.2's default
+
+
+@pytest.fixture
+def two_model_registry(tmp_path: Path) -> Path:
+    db = tmp_path / "two.db"
+    with LightMLHandle(db, "run1") as h:
+        h.register_model("model_a", "org/a")
+        h.register_model("model_b", "org/b")
+        h.log_metrics("model_a", {"bench": {"acc": 0.80, "f1": 0.75}})
+        h.log_metrics("model_b", {"bench": {"acc": 0.85, "f1": 0.70}})
+    return db
+
+
+def test_compare_models_as_in_12(two_model_registry: Path, tmp_path: Path) -> None:
+    db = two_model_registry
+    result = compare_models(db, "model_a", "model_b", run_name="run1")
+    assert (result.model_a, result.model_b, len(result.deltas)) == ("model_a", "model_b", 2)
+    assert len(result.improved) == 1 and len(result.regressed) == 1
+    assert len(compare_models(db, "model_a", "model_b", run_name="run1", family="bench").deltas) == 2
+    assert compare_models(db, "model_a", "model_b", run_name="run1", family="nonexistent").deltas == []
+    with pytest.raises(ValueError, match="not found"):
+        compare_models(db, "model_a", "DOES_NOT_EXIST", run_name="run1")
+    assert len(compare_models(db, "model_a", "model_b").deltas) == 2
+    assert all(d.delta == 0 for d in compare_models(db, "model_a", "model_a", run_name="run1").deltas)
+    partial = tmp_path / "partial.db"
+    with LightMLHandle(partial, "r1") as h:
+        h.register_model("alpha", "org/alpha")
+        h.register_model("beta", "org/beta")
+        h.log_metrics("alpha", {"fam": {"shared": 0.5, "only_a": 0.3}})
+        h.log_metrics("beta", {"fam": {"shared": 0.6, "only_b": 0.9}})
+    result = compare_models(partial, "alpha", "beta", run_name="r1")
+    assert (len(result.deltas), len(result.missing), len(result.improved)) == (3, 2, 1)

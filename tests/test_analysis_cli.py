@@ -46,7 +46,9 @@ DIFF_TEXT = """
 
   knowledge    mmlu              0.3000      0.3000      0.3500
   ─────────────────────────────────────────────────────────────
-  AVG          (3 metrics)       0.9667      0.9333      0.9900
+  AVG          (2 metrics)       0.4500      0.5000      0.5350
+  AVG: mean of the higher-is-better metrics that every model has, with every value in [0, 1] (never lower-is-better metrics, other scales or stderr rows).
+  Left out: bleu (not every model has it), f1 (not every model has it), loss (lower is better).
 
 """
 
@@ -98,7 +100,13 @@ def test_diff_text_and_json(registry: Path) -> None:
     assert result.stdout == DIFF_TEXT
     data = json.loads(lightml("diff", "--db", registry, "--models", "base", "sft", "--run", "r1", "--json").stdout)
     assert data["models"] == ["base", "sft"] and data["rows"][0] == {
-        "family": "eval", "metric": "acc", "values": {"base": 0.6, "sft": 0.7}}
+        "family": "eval", "metric": "acc", "values": {"base": 0.6, "sft": 0.7}, "lower_is_better": False,
+        "uncertainty": False, "best": ["sft"], "worst": []}
+    # the JSON carries what the text shows: the AVG row, its rule, and what it left out
+    assert data["average"]["values"] == {"base": pytest.approx((0.6 + 0.5495 + 0.3) / 3),
+                                         "sft": pytest.approx((0.7 + 0.6495 + 0.3) / 3)}
+    assert data["average"]["metrics"] == [["eval", "acc"], ["eval", "f1"], ["knowledge", "mmlu"]]
+    assert {"family": "eval", "metric": "loss", "reason": "lower is better"} in data["average"]["left_out"]
 
 
 def test_stats_text_and_json(registry: Path) -> None:

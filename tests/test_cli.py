@@ -13,6 +13,7 @@ import pytest
 
 from lightml.errors import InvalidInputError
 from lightml.handle import LightMLHandle
+from projections.guard import MARKER_TABLE
 
 
 def lightml(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -162,7 +163,9 @@ def test_verify_replay_and_as_of(registry: Path, tmp_path: Path) -> None:
 
 def test_verify_reports_tampering(registry: Path) -> None:
     with sqlite3.connect(registry) as conn:
+        conn.execute(f"INSERT INTO {MARKER_TABLE} VALUES (1)")  # past the guard, as only LightML writes
         conn.execute("UPDATE metrics SET value = 0.99 WHERE id = 1")
+        conn.execute(f"DELETE FROM {MARKER_TABLE}")
     r = lightml("verify", "--db", registry)
     assert r.returncode == 1
     assert "metrics" in r.stderr and "0.99" in r.stderr

@@ -133,15 +133,16 @@ def test_prune_removes_empty_models_and_runs_reversibly(db: Path) -> None:
         h.register_model("child", "org/child", parent_name="anchor")
         h.log_model_metric("child", "f", "acc", 0.1)
     with LightMLHandle(db) as h:
-        preview = h.prune(dry_run=True)
+        preview = h.prune(dry_run=True, grace_seconds=0)
         assert preview.models == [("leaf", "r1"), ("empty", "scratch")] and preview.runs == ["scratch"]
         before = len(event_types(db))
-        result = h.prune()
+        result = h.prune(grace_seconds=0)
         assert result.to_dict() == {"models": [{"model": "leaf", "run": "r1"}, {"model": "empty", "run": "scratch"}],
-                                    "runs": ["scratch"], "dry_run": False}
+                                    "runs": ["scratch"], "dry_run": False, "kept_too_new": [],
+                                    "grace_seconds": 0.0}
         assert event_types(db)[before:] == ["model_deleted", "model_deleted", "run_deleted"]
         assert not h.model_exists("empty") and h.model_exists("anchor")
-        assert h.prune().models == []
+        assert h.prune(grace_seconds=0).models == []
         assert verify(db).ok
         h.restore_model("empty")  # its run comes back with it, same id
         assert event_types(db)[-2:] == ["run_restored", "model_restored"]
@@ -154,7 +155,7 @@ def test_prune_preview_writes_nothing(db: Path) -> None:
     with LightMLHandle(db, "r1") as h:
         h.register_model("leaf", "org/leaf")
         before = event_types(db)
-        assert h.prune(dry_run=True).models == [("leaf", "r1")]
+        assert h.prune(dry_run=True, grace_seconds=0).models == [("leaf", "r1")]
     assert event_types(db) == before
 
 
@@ -196,8 +197,8 @@ def test_prune_keeps_a_run_that_never_had_a_model(db: Path) -> None:
     with LightMLHandle(db, "about-to-be-used"):
         pass  # a script opened its run and has not registered anything yet
     with LightMLHandle(db) as h:
-        assert h.prune(dry_run=True).runs == []
-        assert h.prune().runs == []
+        assert h.prune(dry_run=True, grace_seconds=0).runs == []
+        assert h.prune(grace_seconds=0).runs == []
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM run WHERE run_name = 'about-to-be-used'").fetchone() == (1,)
 
@@ -207,7 +208,7 @@ def test_restore_a_name_pruned_from_two_runs(db: Path) -> None:
         with LightMLHandle(db, run) as h:
             h.register_model("empty", f"org/empty-{run}")
     with LightMLHandle(db) as h:
-        assert sorted(h.prune().runs) == ["s1", "s2"]
+        assert sorted(h.prune(grace_seconds=0).runs) == ["s1", "s2"]
         with pytest.raises(ConflictError, match="several runs \\('s1', 's2'\\); say which run"):
             h.restore_model("empty")
         h.restore_model("empty", run_name="s2")  # the pruned run is named: it comes back with it
@@ -226,7 +227,7 @@ def test_cli_restore_into_a_pruned_run(db: Path) -> None:
     with LightMLHandle(db, "scratch") as h:
         h.register_model("empty", "org/empty")
     with LightMLHandle(db) as h:
-        h.prune()
+        h.prune(grace_seconds=0)
     out = subprocess.run([sys.executable, "-m", "lightml", "restore", "--db", str(db), "--model", "empty",
                           "--run", "scratch"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -255,7 +256,7 @@ def test_a_pruned_model_goes_back_into_its_run_made_again(db: Path) -> None:
         h.register_model("empty", "org/empty")
         h.register_model("other", "org/other")
     with LightMLHandle(db) as h:
-        assert h.prune().runs == ["sweep"]
+        assert h.prune(grace_seconds=0).runs == ["sweep"]
     with LightMLHandle(db, "sweep") as h:  # a script opens the run again: a new run of that name
         h.register_model("fresh", "org/fresh")
         h.restore_model("empty")  # into the live "sweep"
@@ -279,3 +280,44 @@ def test_no_parent_is_remembered_for_a_model_deleted_with_its_parent_gone(db: Pa
         h.restore_model("sft")
     assert model_row(db, "dpo")[2] is None
     assert verify(db).ok
+
+
+def test_prune_keeps_a_model_a_running_eval_just_registered(db: Path) -> None:
+    with LightMLHandle(db, "eval-run") as h:
+        h.register_model("being-evaluated", "org/fresh")  # its metrics come when the benchmarks finish
+    with LightMLHandle(db) as h:
+        before = event_types(db)
+        preview = h.prune(dry_run=True)
+        assert preview.models == [] and preview.too_new == [("being-evaluated", "eval-run")]
+        result = h.prune()
+        assert result.models == [] and result.runs == [] and result.too_new == [("being-evaluated", "eval-run")]
+        assert result.to_dict()["kept_too_new"] == [{"model": "being-evaluated", "run": "eval-run"}]
+        assert event_types(db) == before  # nothing deleted, no event
+    with LightMLHandle(db, "eval-run") as h:
+        h.log_model_metric("being-evaluated", "f", "acc", 0.4)  # the eval's log still finds its model
+
+
+def test_prune_counts_a_models_age_from_its_latest_restore(db: Path) -> None:
+    import time
+
+    with LightMLHandle(db, "r1") as h:
+        h.register_model("empty", "org/empty")
+    time.sleep(0.5)
+    with LightMLHandle(db) as h:
+        assert h.prune(grace_seconds=0.3).models == [("empty", "r1")]  # registered 0.5 s ago: old enough
+        h.restore_model("empty")  # back just now: as new as a fresh registration
+        result = h.prune(grace_seconds=0.3)
+        assert result.models == [] and result.too_new == [("empty", "r1")]
+
+
+@pytest.mark.parametrize("grace", [-1, float("inf"), float("nan"), 10**400, "3600", True, None],
+                         ids=["negative", "inf", "nan", "10**400", "text", "bool", "None"])
+def test_a_bad_grace_period_is_refused_before_anything_is_deleted(db: Path, grace) -> None:
+    with LightMLHandle(db, "scratch") as h:
+        h.register_model("empty", "org/empty")
+    before = event_types(db)
+    with LightMLHandle(db) as h:
+        for dry_run in (True, False):
+            with pytest.raises(InvalidInputError, match="grace period"):
+                h.prune(dry_run=dry_run, grace_seconds=grace)
+    assert event_types(db) == before

@@ -129,12 +129,13 @@ def test_edits_from_the_cli_show_in_history_and_verify(registry: Path) -> None:
 def test_prune_from_the_cli(registry: Path) -> None:
     with LightMLHandle(registry, "scratch") as h:
         h.register_model("empty", "org/empty")
-    assert out("prune", "--db", registry, "--dry-run") == (
+    assert out("prune", "--db", registry, "--dry-run", "--grace", "0") == (
         "  Would remove model 'empty' (run 'scratch'): no metrics, checkpoints or children\n"
         "  Would remove empty run 'scratch'\n")
-    assert json.loads(out("prune", "--db", registry, "--json")) == {
-        "models": [{"model": "empty", "run": "scratch"}], "runs": ["scratch"], "dry_run": False}
-    assert out("prune", "--db", registry) == "Nothing to prune.\n"
+    assert json.loads(out("prune", "--db", registry, "--json", "--grace", "0")) == {
+        "models": [{"model": "empty", "run": "scratch"}], "runs": ["scratch"], "dry_run": False,
+        "kept_too_new": [], "grace_seconds": 0.0}
+    assert out("prune", "--db", registry, "--grace", "0") == "Nothing to prune.\n"
     out("restore", "--db", registry, "--model", "empty")
     assert [r["run"] for r in json.loads(out("list", "runs", "--db", registry, "--json"))] == ["r1", "r2", "scratch"]
 
@@ -214,7 +215,7 @@ def test_model_delete_asks_on_a_terminal(registry: Path) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["info", "--model", "ghost"], "model 'ghost' not found"),
-    (["top", "--family", "eval", "--metric", "acc", "--n", "0"], "--n must be at least 1"),
+    (["top", "--family", "eval", "--metric", "acc", "--n", "0"], "--n must be between 1 and"),
     (["top", "--family", "eval"], "--metric is required"),
     (["rename", "--model", "sft", "--to", "dpo"], "already exists"),
     (["hide"], "--model is required"),
@@ -308,3 +309,31 @@ def test_gui_on_every_address_is_not_blocked_by_an_ipv4_only_listener(registry: 
         finally:
             proc.terminate()
             proc.communicate(timeout=30)
+
+
+def test_info_prints_each_metric_value_as_14_does(registry: Path) -> None:
+    text = out("info", "--db", registry, "--model", "sft")
+    lines = text.splitlines()
+    at = lines.index("    [eval]")
+    assert lines[at + 1].split() == ["acc", "0.6000"] and lines[at + 2].split() == ["loss", "1.8000"]
+    card = json.loads(out("info", "--db", registry, "--model", "sft", "--json"))
+    assert card["metrics"] == [{"family": "eval", "metric": "acc", "value": 0.6},
+                               {"family": "eval", "metric": "loss", "value": 1.8}]
+
+
+def test_metric_get_raw_prints_only_the_number_on_a_terminal(registry: Path) -> None:
+    text = _run_on_terminal(["metric-get", "--db", registry, "--model", "sft", "--family", "eval",
+                             "--metric", "loss", "--raw"], [])
+    assert text.strip() == "1.8"
+
+
+def test_include_hidden_lets_the_pickers_offer_hidden_models(registry: Path) -> None:
+    with LightMLHandle(registry, "r1") as h:
+        h.set_hidden("dpo", True)
+    # visible models by name: base, other, sft, twin; with hidden ones: base, dpo, other, sft, twin
+    hidden_out = _run_on_terminal(["info", "--db", registry], ["1"])
+    assert "dpo" not in hidden_out.split("Choose model:")[1].split("]:")[0]
+    text = _run_on_terminal(["info", "--db", registry, "--include-hidden"], ["2"])
+    assert "    2. dpo" in text and "Model dpo  [hidden]" in text
+    text = _run_on_terminal(["compare", "--db", registry, "--include-hidden", "--no-color"], ["dpo", "1"])
+    assert "Compare: dpo  vs  base" in text

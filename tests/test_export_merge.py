@@ -117,6 +117,14 @@ def build(path: Path, run: str, models: dict[str, tuple[str | None, float, list 
             h.log_model_metric(name, "eval", "acc", value, scores=scores)
 
 
+def tamper(conn: sqlite3.Connection, sql: str) -> None:
+    """Change a read table behind the log, as a broken or foreign tool could: without the
+    triggers that keep LightML 1.x clients out."""
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        conn.execute(f'DROP TRIGGER "{name}"')
+    conn.execute(sql)
+
+
 def tables(db: Path) -> dict[str, list]:
     with sqlite3.connect(db) as conn:
         return {
@@ -143,7 +151,7 @@ def test_merge_overlapping_registries(tmp_path: Path) -> None:
     result = merge(mine, cluster)
     assert result.to_dict() == {"runs_created": 1, "models_registered": 2, "checkpoints_registered": 1,
                                 "metrics_inserted": 3, "metrics_overwritten": 0, "metrics_skipped": 1,
-                                "metrics_unusable": 0, "scores_unusable": 0}
+                                "metrics_unusable": 0, "scores_unusable": 0, "sources": [str(cluster.resolve())]}
     after = tables(mine)
     assert after["models"] == [("base", "shared", None, None), ("dpo", "shared", "base", "from the cluster"),
                                ("probe", "cluster-only", "dpo", None), ("sft", "shared", "base", None)]
@@ -210,7 +218,7 @@ def test_merge_keeps_a_value_whose_stored_scores_are_not_finite(tmp_path: Path) 
     build(mine, "r", {"base": (None, 0.5, None)})
     build(other, "r", {"sft": (None, 0.6, [1, 0]), "dpo": (None, 0.7, [1, 1])})
     with sqlite3.connect(other) as conn:  # as an older tool could have written it
-        conn.execute("UPDATE detailed_scores SET scores = '[NaN, 1]' WHERE scores = '[1,0]'")
+        tamper(conn, "UPDATE detailed_scores SET scores = '[NaN, 1]' WHERE scores = '[1,0]'")
     result = merge(mine, other)
     assert (result.metrics_inserted, result.scores_unusable) == (2, 1)
     with sqlite3.connect(mine) as conn:

@@ -299,7 +299,7 @@ def test_ambiguous_or_unknown_parent_is_an_error_and_writes_nothing(open_handle,
     before = events(db)
     with pytest.raises(AmbiguousNameError) as info:
         c.register_model("child", "hub/child", parent_name="base")
-    assert "'A'" in str(info.value) and "'B'" in str(info.value)
+    assert "'A/base'" in str(info.value) and "'B/base'" in str(info.value)
     with pytest.raises(NotFoundError, match="nope"):
         c.register_model("child", "hub/child", parent_name="nope")
     with pytest.raises(LookupError):
@@ -525,8 +525,8 @@ def test_exists_queries(open_handle, db):
     ck = a.register_checkpoint("m", 1, "hub/m/1")
     a.log_checkpoint_metric(ck, "fam", "ckpt_only", 0.1)
     assert not a.metric_exists("m", "fam", "ckpt_only")  # model-level metrics only
-    with pytest.raises(ValueError):
-        open_handle(db).run_metric_exists("m", "fam", "acc")  # needs a run
+    # without a run: the default run ``benchmarks`` (as in LightML 1.4), which has no such model
+    assert not open_handle(db).run_metric_exists("m", "fam", "acc")
 
 
 def test_search_globs_match_other_characters_literally(open_handle, db):
@@ -610,20 +610,23 @@ def test_name_resolution_without_a_run(open_handle, db):
         reader.get_detailed_scores("ghost", "fam", "acc")
 
 
-def test_creating_things_needs_a_run(open_handle, db):
+def test_writes_without_a_run_use_the_benchmarks_run(open_handle, db):
     open_handle(db, "r").register_model("m", "hub/m")
-    reader = open_handle(db)
+    writer = open_handle(db)  # as in LightML 1.4: the default run is "benchmarks"
     before = events(db)
-    for call in (
-        lambda: reader.register_model("x", "hub/x"),
-        lambda: reader.register_checkpoint("m", 1, "hub/m/1"),
-        lambda: reader.log_model_metric("m", "fam", "acc", 0.5),
-        lambda: reader.log_metrics("m", {"fam": {"acc": 0.5}}),
-        lambda: reader.log_metrics_flat("m", {"acc": 0.5}, "fam"),
+    for call in (  # 'm' is in run 'r', not in 'benchmarks': refused, and no empty run is left
+        lambda: writer.register_checkpoint("m", 1, "hub/m/1"),
+        lambda: writer.log_model_metric("m", "fam", "acc", 0.5),
+        lambda: writer.log_metrics("m", {"fam": {"acc": 0.5}}),
+        lambda: writer.log_metrics_flat("m", {"acc": 0.5}, "fam"),
     ):
-        with pytest.raises(ValueError, match="run"):
+        with pytest.raises(LookupError, match="benchmarks"):
             call()
     assert events(db) == before
+    writer.register_model("x", "hub/x")
+    assert writer.log_model_metric("x", "fam", "acc", 0.5)
+    assert writer.run_metric_exists("x", "fam", "acc")
+    assert open_handle(db, "benchmarks").run_metric_exists("x", "fam", "acc")
 
 
 def test_a_handle_in_one_run_does_not_write_to_a_model_of_another(open_handle, db):

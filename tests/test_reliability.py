@@ -519,6 +519,7 @@ LOCK_HOLDER = textwrap.dedent("""
     import sqlite3, sys, time
     conn = sqlite3.connect(sys.argv[1], isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO lightml_writing (token) VALUES (1)")  # as LightML's writer marks it
     conn.execute("INSERT INTO registry_schema (family, metric_name) VALUES ('uncommitted', 'x')")
     print("locked", flush=True)
     time.sleep(60)

@@ -106,12 +106,13 @@ def test_rescan_is_idempotent_and_skips_unchanged_files(results: Path, tmp_path:
 
 
 def test_lm_eval_049_shape_and_names_from_the_results_file(tmp_path: Path) -> None:
+    """Real lm-eval 0.4.9.2 output: groups also in ``results``, subtasks' aliases indented
+    (" - tiny_mc"), ``model_args`` as a ``pretrained=...`` string."""
     db = tmp_path / "reg.db"
     stats = scan_and_import(db, "old", DATA / "lm_eval_049", name_from="results")
     assert stats.models_registered == 1 and not stats.skips
     m = metrics_of(db, "EleutherAI/pythia-70m")
-    assert {f for f, _ in m} == {"tiny_suite", "tiny_math", "tiny_mc"}  # " - tiny_mc" alias cleaned
-    assert ("tiny_suite", "acc_stderr") not in m  # "N/A" is not a metric
+    assert {f for f, _ in m} == {f"{task}_{n}shot" for task in ("tiny_suite", "tiny_math", "tiny_mc") for n in (0, 2)}
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT path FROM model").fetchone() == ("EleutherAI/pythia-70m",)
     by_folder = scan_and_import(tmp_path / "b.db", "old", DATA / "lm_eval_049", model_prefix="v1/")

@@ -169,7 +169,7 @@ def test_bad_vectors(a, b, message) -> None:
 
 @pytest.mark.parametrize("options, message", [
     ({"resamples": 5}, "resamples"), ({"confidence": 1.5}, "confidence"), ({"confidence": "x"}, "confidence"),
-    ({"seed": -1}, "seed must be a non-negative integer"), ({"seed": "x"}, "seed"), ({"seed": 1.5}, "seed"),
+    ({"seed": -1}, "seed must be an integer from 0"), ({"seed": "x"}, "seed"), ({"seed": 1.5}, "seed"),
 ])
 def test_bad_options(options, message) -> None:
     with pytest.raises(InvalidInputError, match=message):  # a LightMLError (and a ValueError)

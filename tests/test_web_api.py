@@ -10,6 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from lightml.handle import LightMLHandle
+from projections.guard import MARKER_TABLE
 from lightml.web.app import TOKEN_HEADER, create_app
 
 XSS = '<img src=x onerror=alert(1)>'
@@ -186,7 +187,9 @@ def test_pivot_follows_every_change(client: TestClient, registry: Path) -> None:
     assert "sft" not in {r["model"] for r in client.get("/api/pivot", params={"family": "eval"}).json()["rows"]}
 
 
-def test_a_locked_registry_answers_503_not_500(client: TestClient, registry: Path) -> None:
+@pytest.mark.parametrize("path, body", [("/api/notes", {"model": "sft", "notes": "x"}),
+                                        ("/api/hidden", {"model": "sft", "hidden": True})])
+def test_a_locked_registry_answers_503_not_500(client: TestClient, registry: Path, path: str, body: dict) -> None:
     import sqlite3
 
     token = token_of(client)
@@ -203,7 +206,7 @@ def test_a_locked_registry_answers_503_not_500(client: TestClient, registry: Pat
 
         Handle.__init__ = quick
         try:
-            response = client.post("/api/notes", json={"model": "sft", "notes": "x"}, headers={TOKEN_HEADER: token})
+            response = client.post(path, json=body, headers={TOKEN_HEADER: token})
         finally:
             Handle.__init__ = original
         assert response.status_code == 503 and "locked" in response.json()["error"]
@@ -401,9 +404,11 @@ def test_pivot_after_a_replay_or_a_replaced_file_shows_the_file(client: TestClie
 
     assert acc_of("base") == 0.5
     with sqlite3.connect(registry) as conn:  # a damaged read table (the log is intact) ...
+        conn.execute(f"INSERT INTO {MARKER_TABLE} VALUES (1)")  # past the guard, as only LightML writes
         conn.execute("UPDATE metrics SET value = 0.1 WHERE family = 'eval' AND metric_name = 'acc' "
                      "AND model_id = (SELECT id FROM model WHERE model_name = 'base')")
-    replay(registry)  # ... repaired from the log: the log position does not move
+        conn.execute(f"DELETE FROM {MARKER_TABLE}")
+    replay(registry, force=True)  # ... repaired from the log (force: drop the damaged row); the position stays
     assert acc_of("base") == 0.5
     # the file replaced by a copy whose log went another way after a common start
     copy = tmp_path / "copy.db"
@@ -420,3 +425,92 @@ def test_pivot_after_a_replay_or_a_replaced_file_shows_the_file(client: TestClie
         Path(f"{registry}{suffix}").unlink(missing_ok=True)
     copy.replace(registry)
     assert acc_of("base") == 0.9
+
+
+BEYOND_64_BITS = str(2**63)  # one more than SQLite's largest INTEGER
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/api/history", {"model": "sft", "family": "eval", "metric": "acc", "step": BEYOND_64_BITS}),
+    ("/api/history", {"model": "sft", "family": "eval", "metric": "acc", "step": str(10**400)}),
+    ("/api/events", {"after": BEYOND_64_BITS}),
+    ("/api/events", {"after": "9" * 5000}),  # more digits than int() takes
+])
+def test_integers_beyond_64_bits_are_json_400s(registry: Path, path: str, params: dict) -> None:
+    client = TestClient(create_app(registry), base_url=LOCAL, raise_server_exceptions=False)
+    response = client.get(path, params=params)
+    assert response.status_code == 400 and response.headers["content-type"] == "application/json", response.text
+    error = response.json()["error"]
+    assert "between 0 and 9223372036854775807" in error or "must be an integer" in error
+    assert len(error) < 200  # the number is not echoed in full
+
+
+def test_the_largest_64_bit_integer_is_still_an_answer(client: TestClient) -> None:
+    assert client.get("/api/events", params={"after": str(2**63 - 1)}).json()["events"] == []
+    response = client.get("/api/history", params={"model": "sft", "family": "eval", "metric": "acc",
+                                                  "step": str(2**63 - 1)})
+    assert response.status_code == 404 and "at step 9223372036854775807" in response.json()["error"]
+
+
+def notes_of(registry: Path, model: str) -> str | None:
+    import sqlite3
+
+    with sqlite3.connect(registry) as conn:
+        return conn.execute("SELECT notes FROM model WHERE model_name = ?", (model,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("path", ["/api/notes", "/api/hidden"])
+def test_deeply_nested_and_oversized_bodies_are_json_4xx(client: TestClient, registry: Path, path: str) -> None:
+    token = {TOKEN_HEADER: token_of(client)}
+    deep = b'{"model": "sft", "notes": ' + b"[" * 100_000 + b"]" * 100_000 + b', "hidden": true}'
+    response = client.post(path, content=deep, headers=token)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
+    big = b'{"model": "sft", "hidden": true, "notes": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    response = client.post(path, content=big, headers=token)
+    assert response.status_code == 413 and "larger than" in response.json()["error"]
+
+    def chunks():  # no Content-Length: refused while it streams in
+        yield b'{"model": "sft", "hidden": true, "notes": "'
+        for _ in range(300):
+            yield b"y" * 10_000
+        yield b'"}'
+    response = client.post(path, content=chunks(), headers=token)
+    assert response.status_code == 413
+    assert notes_of(registry, "sft") is None and "sft" in {r["model"] for r in client.get("/api/pivot").json()["rows"]}
+
+
+def test_a_long_note_under_the_limit_is_kept(client: TestClient, registry: Path) -> None:
+    note = "n" * 500_000
+    response = client.post("/api/notes", json={"model": "sft", "notes": note}, headers={TOKEN_HEADER: token_of(client)})
+    assert response.json() == {"changed": True} and notes_of(registry, "sft") == note
+
+
+@pytest.mark.parametrize("path, body", [("/api/notes", {"model": "sft", "notes": "x"}),
+                                        ("/api/hidden", {"model": "sft", "hidden": True})])
+@pytest.mark.parametrize("read_only", ["file", "folder"])
+def test_edits_of_a_read_only_registry_are_refused_with_409(client: TestClient, registry: Path, path: str,
+                                                            body: dict, read_only: str) -> None:
+    # chmod a-w: root (the tests' user) could still write, but the dashboard honours it
+    target = registry if read_only == "file" else registry.parent
+    mode = target.stat().st_mode
+    before = registry.read_bytes()
+    target.chmod(mode & ~0o222)
+    try:
+        response = client.post(path, json=body, headers={TOKEN_HEADER: token_of(client)})
+        assert client.get("/api/pivot", params={"family": "eval"}).status_code == 200  # reads go on
+    finally:
+        target.chmod(mode)
+    assert response.status_code == 409, response.text
+    assert f"the registry is read-only (its {read_only}" in response.json()["error"]
+    assert registry.read_bytes() == before
+
+
+def test_an_unexpected_error_is_a_short_json_500(registry: Path) -> None:
+    client = TestClient(create_app(registry), base_url=LOCAL, raise_server_exceptions=False)
+    for leftover in registry.parent.glob(registry.name + "-*"):
+        leftover.unlink()
+    registry.write_bytes(b"not a registry any more " * 400)  # replaced while the dashboard runs
+    for path in ("/api/runs", "/api/lineage", "/api/pivot", "/api/events"):
+        response = client.get(path)
+        assert response.status_code == 500 and response.headers["content-type"] == "application/json", response.text
+        assert response.json() == {"error": "internal error (DatabaseError: file is not a database)"}

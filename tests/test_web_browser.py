@@ -303,3 +303,23 @@ def test_edit_notes_and_hide_then_unhide(odd_page, odd_registry: Path) -> None:
     assert model_row(odd_registry, "odd")[1] == 0
     page.uncheck("#show-hidden")
     page.wait_for_selector("#pivot td.model-name:text-is('odd')")
+
+
+def test_an_edit_of_a_read_only_registry_shows_why_in_the_form(odd_page, odd_registry: Path) -> None:
+    page = odd_page
+    page.click("#family-tabs button:has-text('reasoning')")
+    row_of(page, "alpha").locator("button.edit").click()
+    page.wait_for_selector("#modal:not([hidden]) #edit-notes")
+    before = model_row(odd_registry, "alpha")
+    mode = odd_registry.stat().st_mode
+    odd_registry.chmod(mode & ~0o222)  # chmod a-w (the tests run as root, which could still write)
+    try:
+        page.fill("#edit-notes", "not saved")
+        page.click("#save-notes")
+        page.wait_for_function("document.querySelector('#edit-error').textContent.includes('read-only')")
+    finally:
+        odd_registry.chmod(mode)
+    assert "the dashboard can show it but not edit it" in page.text_content("#edit-error")
+    assert page.is_visible("#modal")  # the form stays open with the reason
+    assert model_row(odd_registry, "alpha") == before
+    page.click("#modal-close")

@@ -16,22 +16,17 @@ def _open(db: str):
 
 
 def _run_id(conn, run_name: str | None) -> int | None:
-    from lightml import resolve
-    from lightml.errors import NotFoundError
+    from lightml.cli.browse_cmds import run_id
 
-    if run_name is None:
-        return None
-    run = resolve.run_id(conn, run_name)
-    if run is None:
-        raise NotFoundError(f"run {run_name!r} not found")
-    return run
+    return run_id(conn, run_name)
 
 
-def _model_names(conn, run: int | None) -> list[str]:
-    """What the pickers offer: visible models (a hidden one can still be named)."""
-    from lightml.cli.browse_cmds import model_names
+def _model_names(conn, args: argparse.Namespace, run: int | None, with_scores: bool = False) -> list[str]:
+    """What the pickers offer: visible models, or all with --include-hidden (a hidden one can
+    always be named), each spelled so that it names one model (``resolve.model_spellings``)."""
+    from lightml.resolve import model_spellings
 
-    return model_names(conn, run, include_hidden=False)
+    return model_spellings(conn, run, include_hidden=getattr(args, "include_hidden", False), with_scores=with_scores)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -41,9 +36,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     conn = _open(args.db)
     try:
         run = _run_id(conn, args.run)
-        model_a = args.model_a or choose("--model-a", "model A", _model_names(conn, run))
+        model_a = args.model_a or choose("--model-a", "model A", _model_names(conn, args, run))
         model_b = args.model_b or choose(
-            "--model-b", "model B", [m for m in _model_names(conn, run) if m != model_a])
+            "--model-b", "model B", [m for m in _model_names(conn, args, run) if m != model_a])
         result = compare_in(conn, model_a, model_b, args.run, args.family, run_a=args.run_a, run_b=args.run_b)
     finally:
         conn.close()
@@ -67,7 +62,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         if not models:
             from lightml.cli.pick import choose_many
 
-            models = choose_many("--models", "models to diff", _model_names(conn, _run_id(conn, args.run)))
+            models = choose_many("--models", "models to diff", _model_names(conn, args, _run_id(conn, args.run)))
         data = diff_in(conn, models, args.run, args.family)
     finally:
         conn.close()
@@ -79,7 +74,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from lightml import queries, resolve, significance
+    from lightml import queries, significance, stats
     from lightml.cli.pick import choose
     from lightml.errors import InvalidInputError, NotFoundError
     from lightml.stats_report import format_stats, format_stats_all
@@ -87,21 +82,22 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.all and args.metric is not None:
         raise InvalidInputError("--all tests every metric; leave out --metric (or leave out --all)")
     options = {"resamples": args.resamples, "seed": args.seed}
+    stats.check_options(**options)  # before any question is asked
     conn = _open(args.db)
     try:
         run = _run_id(conn, args.run)
-        scored = queries.models_with_scores(conn)
-        if not scored:
+        if not queries.models_with_scores(conn):
             raise NotFoundError("no detailed scores in this registry: log metrics with scores=[...] "
                                 "(or import lm-eval samples) to use statistical tests")
-        model_a = args.model_a or choose("--model-a", "model A (with scores)", scored)
-        model_b = args.model_b or choose("--model-b", "model B (with scores)", [m for m in scored if m != model_a])
+        model_a = args.model_a or choose("--model-a", "model A (with scores)",
+                                         _model_names(conn, args, run, with_scores=True))
+        model_b = args.model_b or choose("--model-b", "model B (with scores)",
+                                         [m for m in _model_names(conn, args, run, with_scores=True) if m != model_a])
         if args.all:
             items = significance.compare_stats_all(conn, model_a, model_b, args.family, run, **options)
         else:
-            common = sorted(
-                set(queries.scored_metrics(conn, resolve.model_id_prefer_run(conn, model_a, run)))
-                & set(queries.scored_metrics(conn, resolve.model_id_prefer_run(conn, model_b, run))))
+            ref_a, ref_b = significance.models_for(conn, model_a, model_b, run)
+            common = sorted(set(queries.scored_metrics(conn, ref_a.id)) & set(queries.scored_metrics(conn, ref_b.id)))
             family = args.family or choose(
                 "--family", "family", sorted({f for f, _ in common}))
             metric = args.metric or choose(

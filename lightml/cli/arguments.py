@@ -6,6 +6,7 @@ import argparse
 from typing import Callable
 
 from lightml.cli.main import add_db, add_json
+from lightml.defaults import DEFAULT_RUN, PRUNE_GRACE_SECONDS
 
 
 def _init(p: argparse.ArgumentParser) -> None:
@@ -17,7 +18,7 @@ def _init(p: argparse.ArgumentParser) -> None:
 
 def _model_register(p: argparse.ArgumentParser) -> None:
     add_db(p)
-    p.add_argument("--run", required=True, help="run name (created if new)")
+    p.add_argument("--run", help=f"run name (default {DEFAULT_RUN!r}, LightML 1.4's; created on first write)")
     p.add_argument("--name", "--model", dest="name", required=True, help="model name")
     p.add_argument("--path", required=True, help="local folder (made absolute) or hub id such as org/model")
     p.add_argument("--parent", help="parent model name (looked up in this run, then in all runs)")
@@ -26,7 +27,7 @@ def _model_register(p: argparse.ArgumentParser) -> None:
 
 def _checkpoint_register(p: argparse.ArgumentParser) -> None:
     add_db(p)
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", help=f"run name (default {DEFAULT_RUN!r}, LightML 1.4's; created on first write)")
     p.add_argument("--model", required=True)
     p.add_argument("--step", required=True, type=int)
     p.add_argument("--path", required=True)
@@ -35,7 +36,7 @@ def _checkpoint_register(p: argparse.ArgumentParser) -> None:
 
 def _metric_log(p: argparse.ArgumentParser) -> None:
     add_db(p)
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", help=f"run name (default {DEFAULT_RUN!r}, LightML 1.4's; created on first write)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--model", help="the model the metric belongs to")
     target.add_argument("--checkpoint", type=int, help="checkpoint id the metric belongs to (instead of --model)")
@@ -58,6 +59,10 @@ def _exists(p: argparse.ArgumentParser) -> None:
     add_json(p)
 
 
+def _include_hidden(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--include-hidden", action="store_true", help="the pickers offer hidden models too")
+
+
 def _no_color(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-color", action="store_true", help="no colours (also when NO_COLOR is set or not a terminal)")
 
@@ -70,6 +75,7 @@ def _compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-a", help="run of model A (overrides --run)")
     p.add_argument("--run-b", help="run of model B (overrides --run)")
     p.add_argument("--family", help="only this family")
+    _include_hidden(p)
     _no_color(p)
     add_json(p)
 
@@ -79,6 +85,7 @@ def _diff(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", metavar="MODEL", help="two or more model names (picked on a terminal if left out)")
     p.add_argument("--run", help="look the models up in this run")
     p.add_argument("--family", help="only this family")
+    _include_hidden(p)
     _no_color(p)
     add_json(p)
 
@@ -93,6 +100,7 @@ def _stats(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", help="look the models up in this run first")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     p.add_argument("--seed", type=int, default=42, help="bootstrap seed (default 42: same data, same interval)")
+    _include_hidden(p)
     _no_color(p)
     add_json(p)
 
@@ -115,7 +123,7 @@ def _list(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("what", nargs="?", choices=["models", "runs", "families"], default="models")
     _run_filter(p)
-    p.add_argument("--all", action="store_true", help="include hidden models")
+    p.add_argument("--all", "--include-hidden", dest="all", action="store_true", help="include hidden models")
     add_json(p)
 
 
@@ -123,6 +131,7 @@ def _info(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("--model", help="model name (asked for on a terminal if left out)")
     _run_filter(p, "the model's run, when its name is in several")
+    _include_hidden(p)
     add_json(p)
 
 
@@ -132,7 +141,7 @@ def _top(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", help="metric (asked for on a terminal if left out)")
     p.add_argument("--n", type=int, default=10, help="how many places (default 10; ties at the cut are kept)")
     _run_filter(p)
-    p.add_argument("--all", action="store_true", help="include hidden models")
+    p.add_argument("--all", "--include-hidden", dest="all", action="store_true", help="include hidden models")
     add_json(p)
 
 
@@ -142,12 +151,14 @@ def _metric_get(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family")
     p.add_argument("--metric")
     _run_filter(p, "the model's run, when its name is in several")
+    p.add_argument("--raw", action="store_true", help="print only the number, also on a terminal")
+    _include_hidden(p)
     add_json(p)
 
 
-def _model_edit(p: argparse.ArgumentParser) -> None:
+def _model_edit(p: argparse.ArgumentParser, *aliases: str) -> None:
     add_db(p)
-    p.add_argument("--model", help="model name (asked for on a terminal if left out)")
+    p.add_argument("--model", *aliases, dest="model", help="model name (asked for on a terminal if left out)")
     _run_filter(p, "the model's run, when its name is in several")
     add_json(p)
 
@@ -158,8 +169,9 @@ def _notes(p: argparse.ArgumentParser) -> None:
 
 
 def _rename(p: argparse.ArgumentParser) -> None:
-    _model_edit(p)
-    p.add_argument("--to", required=True, metavar="NEW", help="the new name (unique in the model's run)")
+    _model_edit(p, "--old")  # --old, --new: LightML 1.4's spellings
+    p.add_argument("--to", "--new", dest="to", metavar="NEW",
+                   help="the new name (unique in the model's run; asked for on a terminal if left out)")
 
 
 def _reparent(p: argparse.ArgumentParser) -> None:
@@ -170,7 +182,7 @@ def _reparent(p: argparse.ArgumentParser) -> None:
 
 
 def _model_delete(p: argparse.ArgumentParser) -> None:
-    _model_edit(p)
+    _model_edit(p, "--name")  # --name: LightML 1.4's spelling
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation on a terminal")
 
 
@@ -184,6 +196,9 @@ def _restore(p: argparse.ArgumentParser) -> None:
 def _prune(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
+    p.add_argument("--grace", type=float, metavar="SECONDS",
+                   help=f"keep models registered less than this long ago (default {PRUNE_GRACE_SECONDS:g}, "
+                        "one day: an eval may still be running)")
     add_json(p)
 
 
@@ -196,14 +211,15 @@ def _export(p: argparse.ArgumentParser) -> None:
 
 def _merge(p: argparse.ArgumentParser) -> None:
     add_db(p)
-    p.add_argument("--from", dest="source", required=True, help="the registry to bring in (only read)")
+    p.add_argument("--from", "--src", dest="source", required=True, action="extend", nargs="+", metavar="OTHER",
+                   help="the registries to bring in (only read; several, or a glob like 'nodes/*.db')")
     p.add_argument("--force", action="store_true", help="overwrite metrics whose value or scores differ")
     add_json(p)
 
 
 def _scan_options(p: argparse.ArgumentParser) -> None:
     add_db(p)
-    p.add_argument("--run", required=True, help="run to import into (created if new)")
+    p.add_argument("--run", help=f"run to import into (created if new; default {DEFAULT_RUN!r})")
     p.add_argument("--path", required=True, help="folder whose subfolders are models (lm_eval --output_path)")
     p.add_argument("--format", choices=["lm_eval", "json"], default="lm_eval")
     p.add_argument("--prefix", default="", help="put before each model (folder) name")
@@ -237,6 +253,14 @@ def _replay(p: argparse.ArgumentParser) -> None:
     moment = p.add_mutually_exclusive_group()
     moment.add_argument("--as-of", help="with --out: the registry as it was at this ISO-8601 time (naive = UTC)")
     moment.add_argument("--upto", type=int, help="with --out: the registry as it was after event #SEQ")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild in place even when the tables hold rows the log does not explain (they are dropped)")
+    add_json(p)
+
+
+def _backup(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--out", required=True, help="the new file to write (must not exist)")
     add_json(p)
 
 
@@ -284,6 +308,7 @@ CONFIGURE: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "gui": _gui,
     "replay": _replay,
     "verify": _db_only,
+    "backup": _backup,
     "migrate": _db_only,
     "demo": _demo,
     "version": _version,

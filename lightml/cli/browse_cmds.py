@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from lightml.cli.output import format_value, print_json, print_table
+
+if TYPE_CHECKING:
+    from lightml.resolve import ModelRef
 
 
 def _open(db: str):
@@ -27,16 +31,21 @@ def run_id(conn, run_name: str | None) -> int | None:
 
 
 def model_names(conn, run: int | None, include_hidden: bool = True) -> list[str]:
-    where = ["1" if include_hidden else "hidden = 0"] + (["run_id = ?"] if run is not None else [])
-    return [name for (name,) in conn.execute(
-        f"SELECT DISTINCT model_name FROM model WHERE {' AND '.join(where)} ORDER BY model_name",
-        () if run is None else (run,))]
+    """The models a picker offers, each spelled so that it names one model
+    (``resolve.model_spellings``: the bare name, or RUN/MODEL for a name in several runs)."""
+    from lightml.resolve import model_spellings
+
+    return model_spellings(conn, run, include_hidden=include_hidden)
 
 
-def pick_model(conn, given: str | None, run: int | None, flag: str = "--model") -> str:
+def pick_model(conn, args: argparse.Namespace, run: int | None) -> "ModelRef":
+    """--model (any spelling ``resolve.find_model`` accepts), or on a terminal a pick from
+    the visible models (all of them with --include-hidden), resolved to one model."""
     from lightml.cli.pick import choose
+    from lightml.resolve import find_model
 
-    return given or choose(flag, "model", model_names(conn, run))
+    spelling = args.model or choose("--model", "model", model_names(conn, run, getattr(args, "include_hidden", False)))
+    return find_model(conn, spelling, args.run)
 
 
 def pick_family_metric(conn, family: str | None, metric: str | None) -> tuple[str, str]:
@@ -124,13 +133,12 @@ def _print_tree(children: list[dict], indent: str = "    ") -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from lightml import browse, resolve
+    from lightml import browse
 
     conn = _open(args.db)
     try:
-        run = run_id(conn, args.run)
-        name = pick_model(conn, args.model, run)
-        card = browse.model_card(conn, resolve.model_id(conn, name, run, args.run))
+        ref = pick_model(conn, args, run_id(conn, args.run))
+        card = browse.model_card(conn, ref.id)
     finally:
         conn.close()
     if args.json:
@@ -148,9 +156,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  checkpoints: {len(card['checkpoints'])}")
     for c in card["checkpoints"]:
         print(f"    step {c['step']}: {c['path']} ({c['metrics']} metrics)")
-    total = sum(card["metrics_per_family"].values())
-    print(f"  metrics: {total}" + ("" if not total else " (" + ", ".join(
-        f"{f}: {n}" for f, n in card["metrics_per_family"].items()) + ")"))
+    _print_metrics(card)
     last = card["last_change"]
     if last:
         print(f"  last change: #{last['seq']} {last['type']} at {last['at'].replace('T', ' ').rstrip('Z')} "
@@ -158,13 +164,27 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_metrics(card: dict) -> None:
+    """The model-level values, family by family (as LightML 1.4's ``info`` prints them)."""
+    total = len(card["metrics"])
+    print(f"  metrics: {total}" + ("" if not total else " (" + ", ".join(
+        f"{f}: {n}" for f, n in card["metrics_per_family"].items()) + ")"))
+    width = max([20] + [len(m["metric"]) for m in card["metrics"]])
+    family = None
+    for m in card["metrics"]:
+        if m["family"] != family:
+            family = m["family"]
+            print(f"    [{family}]")
+        print(f"      {m['metric']:<{width}}  {format_value(m['value'])}")
+
+
 def cmd_top(args: argparse.Namespace) -> int:
     from lightml import browse
-    from lightml.direction import lower_is_better
-    from lightml.errors import InvalidInputError
+    from lightml.direction import is_uncertainty, lower_is_better
 
-    if args.n < 1:
-        raise InvalidInputError(f"--n must be at least 1, got {args.n}")
+    from lightml.validation import check_int_range
+
+    check_int_range(args.n, "--n", 1)
     conn = _open(args.db)
     try:
         run = run_id(conn, args.run)
@@ -178,10 +198,16 @@ def cmd_top(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     if args.json:
-        print_json({"family": family, "metric": metric, "lower_is_better": lower_is_better(metric), "rows": board})
+        print_json({"family": family, "metric": metric, "lower_is_better": lower_is_better(metric),
+                    "uncertainty": is_uncertainty(metric), "rows": board})
         return 0
     if not board:
         print(f"No model has {family}/{metric}.")
+        return 0
+    if is_uncertainty(metric):
+        print(f"{family}/{metric} is an uncertainty (a stderr), not a score: listed by value, smallest first, "
+              "not ranked.")
+        print_table(["model", "run", "value"], [[r["model"], r["run"], format_value(r["value"])] for r in board])
         return 0
     order = "lower is better" if lower_is_better(metric) else "higher is better"
     print(f"Top {args.n} on {family}/{metric} ({order}):")
@@ -194,20 +220,19 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 
 def cmd_metric_get(args: argparse.Namespace) -> int:
-    from lightml import browse, resolve
+    from lightml import browse
 
     conn = _open(args.db)
     try:
-        run = run_id(conn, args.run)
-        name = pick_model(conn, args.model, run)
+        ref = pick_model(conn, args, run_id(conn, args.run))
         family, metric = pick_family_metric(conn, args.family, args.metric)
-        value = browse.metric_value(conn, resolve.model_id(conn, name, run, args.run), name, family, metric)
+        value = browse.metric_value(conn, ref.id, ref.model_name, family, metric)
     finally:
         conn.close()
     if args.json:
-        print_json({"model": name, "family": family, "metric": metric, "value": value})
-    elif sys.stdout.isatty():
-        print(f"{name}  {family}/{metric} = {value!r}")
-    else:  # for scripts: just the number, at full precision
+        print_json({"model": ref.model_name, "run": ref.run_name, "family": family, "metric": metric, "value": value})
+    elif sys.stdout.isatty() and not getattr(args, "raw", False):
+        print(f"{ref.model_name}  {family}/{metric} = {value!r}")
+    else:  # --raw, and for scripts: just the number, at full precision
         print(repr(value))
     return 0

@@ -9,11 +9,13 @@ import sys
 from lightml.cli.output import print_json
 
 
-def _handle(args: argparse.Namespace):
+def _handle(args: argparse.Namespace, model=None):
+    """A handle on the model's run (``model``, a resolved ``ModelRef``), else on --run."""
     from lightml.handle import LightMLHandle
 
-    # Edits never create the registry or a run; --run only says where the model is.
-    return LightMLHandle(args.db, getattr(args, "run", None), origin="cli", create=False)
+    # Edits never create the registry or a run; the run only says where the model is.
+    run_name = model.run_name if model is not None else getattr(args, "run", None)
+    return LightMLHandle(args.db, run_name, origin="cli", create=False)
 
 
 def _read(args: argparse.Namespace, query):
@@ -26,14 +28,21 @@ def _read(args: argparse.Namespace, query):
         conn.close()
 
 
-def _model(args: argparse.Namespace) -> str:
-    """--model, or on a terminal a pick from the registry's models."""
-    if args.model:
-        return args.model
+def _model(args: argparse.Namespace):
+    """The model --model names (any spelling the read commands accept: a name, ``RUN/MODEL``
+    or ``MODEL@RUN``; --run preferred), or on a terminal a pick from all the registry's
+    models (hidden ones too: unhide needs them), as a ``resolve.ModelRef``."""
     from lightml.cli.browse_cmds import model_names, run_id
-    from lightml.cli.pick import choose
+    from lightml.resolve import find_model
 
-    return choose("--model", "model", _read(args, lambda conn: model_names(conn, run_id(conn, args.run))))
+    def resolve(conn):
+        spelling = args.model
+        if not spelling:
+            from lightml.cli.pick import choose
+
+            spelling = choose("--model", "model", model_names(conn, run_id(conn, args.run)))
+        return find_model(conn, spelling, args.run)
+    return _read(args, resolve)
 
 
 def _report(args: argparse.Namespace, changed: bool, done: str, unchanged: str, **extra) -> int:
@@ -45,41 +54,49 @@ def _report(args: argparse.Namespace, changed: bool, done: str, unchanged: str, 
 
 
 def cmd_notes(args: argparse.Namespace) -> int:
-    name = _model(args)
+    model = _model(args)
+    name = model.model_name
     if args.set is None:
-        notes = _read(args, lambda conn: _notes_of(conn, name, args.run))
+        notes = _read(args, lambda conn: conn.execute("SELECT notes FROM model WHERE id = ?", (model.id,)).fetchone())
+        if notes is None:  # deleted since it was resolved
+            from lightml.errors import NotFoundError
+
+            raise NotFoundError(f"model {name!r} not found")
         if args.json:
-            print_json({"model": name, "notes": notes})
+            print_json({"model": name, "notes": notes[0]})
         else:
-            print(notes if notes else f"(no notes for {name})")
+            print(notes[0] if notes[0] else f"(no notes for {name})")
         return 0
-    with _handle(args) as h:
+    with _handle(args, model) as h:
         changed = h.set_notes(name, args.set)
     what = f"Notes of {name!r} cleared." if not args.set else f"Notes of {name!r} set."
     return _report(args, changed, what, f"Notes of {name!r} unchanged.", model=name, notes=args.set or None)
 
 
-def _notes_of(conn, name: str, run_name: str | None) -> str | None:
-    from lightml import resolve
-    from lightml.cli.browse_cmds import run_id
-
-    mid = resolve.model_id(conn, name, run_id(conn, run_name), run_name)
-    return conn.execute("SELECT notes FROM model WHERE id = ?", (mid,)).fetchone()[0]
-
-
 def cmd_rename(args: argparse.Namespace) -> int:
-    name = _model(args)
-    with _handle(args) as h:
-        changed = h.rename_model(name, args.to)
+    model = _model(args)
+    name = model.model_name
+    # Left out: asked for on a terminal, as LightML 1.4 did (--new is its spelling).
+    if args.to is not None:
+        new_name = args.to
+    else:
+        from lightml.cli.pick import ask_text
+
+        new_name = ask_text("--to (or --new)", f"New name for {name!r}")
+    with _handle(args, model) as h:
+        changed = h.rename_model(name, new_name)
     from shlex import quote
 
-    return _report(args, changed, f"Renamed {name!r} to {args.to!r} (undo: lightml rename --db {quote(str(args.db))} "
-                   f"--model {quote(args.to)} --to {quote(name)}).", f"{name!r} already has that name.", model=args.to, previous=name)
+    in_run = f" --run {quote(model.run_name)}" if model.run_name is not None else ""
+    return _report(args, changed, f"Renamed {name!r} to {new_name!r} (undo: lightml rename --db {quote(str(args.db))}"
+                   f"{in_run} --model {quote(new_name)} --to {quote(name)}).", f"{name!r} already has that name.",
+                   model=new_name, previous=name)
 
 
 def _set_hidden(args: argparse.Namespace, hidden: bool) -> int:
-    name = _model(args)
-    with _handle(args) as h:
+    model = _model(args)
+    name = model.model_name
+    with _handle(args, model) as h:
         changed = h.set_hidden(name, hidden)
     state = "hidden" if hidden else "shown"
     return _report(args, changed, f"Model {name!r} {state}.", f"Model {name!r} was already {state}.",
@@ -95,8 +112,9 @@ def cmd_unhide(args: argparse.Namespace) -> int:
 
 
 def cmd_reparent(args: argparse.Namespace) -> int:
-    name = _model(args)
-    with _handle(args) as h:
+    model = _model(args)
+    name = model.model_name
+    with _handle(args, model) as h:
         changed = h.set_parent(name, None if args.none else args.parent)
     done = f"{name!r} has no parent now." if args.none else f"Parent of {name!r} is now {args.parent!r}."
     return _report(args, changed, done, f"{name!r} already has that parent.", model=name,
@@ -104,8 +122,9 @@ def cmd_reparent(args: argparse.Namespace) -> int:
 
 
 def cmd_model_delete(args: argparse.Namespace) -> int:
-    name = _model(args)
-    with _handle(args) as h:
+    model = _model(args)
+    name = model.model_name
+    with _handle(args, model) as h:
         if not args.yes and sys.stdin.isatty():
             sys.stderr.write(f"Delete model {name!r} with its checkpoints and metrics? "
                              "(undo with lightml restore) [y/N]: ")
@@ -136,19 +155,38 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from lightml.edits import PRUNE_GRACE_SECONDS, check_grace
+
+    grace = check_grace(PRUNE_GRACE_SECONDS if args.grace is None else args.grace)
     with _handle(args) as h:
-        result = h.prune(dry_run=args.dry_run)
+        result = h.prune(dry_run=args.dry_run, grace_seconds=grace)
     if args.json:
         print_json(result.to_dict())
-        return 0
-    if not result.models and not result.runs:
-        print("Nothing to prune.")
         return 0
     verb = "Would remove" if result.dry_run else "Removed"
     for model, run in result.models:
         print(f"  {verb} model {model!r} (run {run!r}): no metrics, checkpoints or children")
     for run in result.runs:
         print(f"  {verb} empty run {run!r}")
-    if not result.dry_run:
+    if not result.models and not result.runs:
+        print("Nothing to prune.")
+    if result.too_new:
+        print(_kept_too_new(result.too_new, grace))
+    if result.models and not result.dry_run:
         print("Undo one with: lightml restore --model NAME (its run comes back with it)")
     return 0
+
+
+def _kept_too_new(models: list[tuple[str, str | None]], grace: float) -> str:
+    """The line about the empty models prune kept because an eval may still be logging them."""
+    names = ", ".join(repr(model) for model, _ in models[:5]) + (", ..." if len(models) > 5 else "")
+    count = f"{len(models)} model{'s' if len(models) != 1 else ''}"
+    return (f"  Kept {count} registered less than {_duration(grace)} ago ({names}): an eval may still be "
+            f"logging {'them' if len(models) != 1 else 'it'} (--grace 0 prunes them too)")
+
+
+def _duration(seconds: float) -> str:
+    """3600 -> '1 h', 90 -> '90 s', 86400 -> '24 h'."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds:g} s"

@@ -40,12 +40,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore": ("edit_cmds", "bring back a deleted or pruned model from the log"),
     "prune": ("edit_cmds", "remove models with no metrics, checkpoints or children, and empty runs"),
     "export": ("report_cmds", "write the Excel report: overview, one sheet per family, history"),
-    "merge": ("registry_cmds", "bring another registry's runs, models, checkpoints, metrics and scores into this one"),
+    "merge": ("merge_cmds", "bring another registry's runs, models, checkpoints, metrics and scores into this one"),
     "scan": ("scan_cmds", "import lm-eval (or JSON) result folders, per-sample scores included"),
     "watch": ("scan_cmds", "keep scanning a folder and import new or changed results (Ctrl-C stops)"),
     "gui": ("gui_cmd", "the dashboard in your browser (http://127.0.0.1:5050; offline)"),
     "replay": ("registry_cmds", "rebuild the read tables from the event log (or the past into --out)"),
     "verify": ("registry_cmds", "check that the read tables match the event log"),
+    "backup": ("registry_cmds", "a consistent single-file copy of the registry, also while others write"),
     "migrate": ("registry_cmds", "upgrade a LightML 1.x database to the event-sourced format"),
     "demo": ("demo_cmd", "create ./lightml-demo/main.db, a small realistic registry to explore"),
     "version": ("registry_cmds", "print the LightML version"),
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     module_name, _ = COMMANDS[args.command]
+    _warnings_in_one_line(args.command)
     try:
         if hasattr(args, "db"):
             from lightml.cli.dbpath import resolve_db
@@ -110,6 +112,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"lightml {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _warnings_in_one_line(command: str) -> None:
+    """A warning (a value that disagrees with its scores, read-only media ...) is one line on
+    stderr, like an error, not Python's two-line format with a source line."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split()).removeprefix("lightml: ")
+        print(f"lightml {command}: warning: {text}", file=file or sys.stderr)
+
+    warnings.showwarning = show
 
 
 def _is_user_error(exc: Exception) -> bool:

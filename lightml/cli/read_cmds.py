@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lightml.cli.output import format_value, print_json, print_table
 
@@ -12,6 +13,26 @@ def _registry(db: str, run: str | None):
 
     # Read commands create nothing: neither the file nor the run.
     return LightMLHandle(db, run, origin="cli", create=False)
+
+
+def _named_model(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(model name, run name) that --model and --run mean, by ``resolve.find_model``'s rule
+    (RUN/MODEL, MODEL@RUN, --run preferred). A name no live model has is passed on as given:
+    the history of a deleted model is still read from the log."""
+    from lightml.errors import NotFoundError
+    from lightml.resolve import find_model, run_id
+    from lightml.store import open_registry_readonly
+
+    conn = open_registry_readonly(args.db)
+    try:
+        ref = find_model(conn, args.model, args.run)
+    except NotFoundError:
+        if args.run is not None and run_id(conn, args.run) is None:
+            raise  # an unknown --run is a typo, not a deleted model
+        return args.model, args.run
+    finally:
+        conn.close()
+    return ref.model_name, ref.run_name
 
 
 def cmd_exists(args: argparse.Namespace) -> int:
@@ -62,8 +83,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise InvalidInputError("--family and --metric go together (leave both out for the model's whole history)")
     if args.family is None:
         return _model_history(args)
-    with _registry(args.db, args.run) as registry:
-        entries = registry.metric_history(args.model, args.family, args.metric, args.step)
+    model, run = _named_model(args)
+    with _registry(args.db, run) as registry:
+        entries = registry.metric_history(model, args.family, args.metric, args.step)
     what = f"{args.model} {args.family}/{args.metric}" + (f" at step {args.step}" if args.step is not None else "")
     if not entries:  # a typo in the family or metric, most likely
         from lightml.errors import NotFoundError
@@ -73,10 +95,13 @@ def cmd_history(args: argparse.Namespace) -> int:
         print_json(entries)
         return 0
     print(f"History of {what}:")
+    merged = any(e.get("merged_from") for e in entries)  # values brought in by merge: say from where
     print_table(
-        ["seq", "at (UTC)", "action", "value", "previous", "actor"],
+        ["seq", "at (UTC)", "action", "value", "previous", "actor"] + (["from"] if merged else []),
         [[e["seq"], e["at"].replace("T", " ").rstrip("Z"), e["action"], format_value(e["value"]),
-          format_value(e["previous_value"]), e["actor"]] for e in entries],
+          format_value(e["previous_value"]), e["actor"]]
+         + ([f"merged from {Path(e['merged_from']).name}" if e.get("merged_from") else ""] if merged else [])
+         for e in entries],
     )
     return 0
 
@@ -86,8 +111,9 @@ def _model_history(args: argparse.Namespace) -> int:
         from lightml.errors import InvalidInputError
 
         raise InvalidInputError("--step needs --family and --metric")
-    with _registry(args.db, args.run) as registry:
-        entries = registry.model_history(args.model)
+    model, run = _named_model(args)
+    with _registry(args.db, run) as registry:
+        entries = registry.model_history(model)
     if args.json:
         print_json(entries)
         return 0

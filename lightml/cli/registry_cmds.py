@@ -1,4 +1,4 @@
-"""Commands on a whole registry: init, replay, verify, migrate, version."""
+"""Commands on a whole registry: init, replay, verify, migrate, backup, version."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from lightml.replay import replay
 
-    result = replay(args.db, args.out, as_of=args.as_of, upto=args.upto)
+    result = replay(args.db, args.out, as_of=args.as_of, upto=args.upto, force=args.force)
     if args.json:
         print_json({"path": str(result.path), "events_applied": result.events_applied, "last_seq": result.last_seq})
     elif args.out:
@@ -82,6 +82,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from lightml.backup import backup
+
+    path = backup(args.db, args.out)
+    if args.json:
+        print_json({"db": str(args.db), "path": str(path)})
+    else:
+        print(f"Backed up {args.db} to {path} (one complete file)")
+    return 0
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     from lightml import __version__
 
@@ -89,16 +100,4 @@ def cmd_version(args: argparse.Namespace) -> int:
         print_json({"version": __version__})
     else:
         print(f"lightml {__version__}")
-    return 0
-
-
-def cmd_merge(args: argparse.Namespace) -> int:
-    from lightml.merge import merge
-
-    result = merge(args.db, args.source, force=args.force)
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        print(f"Merged {args.source} into {args.db}:")
-        print(result)
     return 0

@@ -20,9 +20,11 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _scan(args: argparse.Namespace, progress=None):
+    from lightml.defaults import DEFAULT_RUN
     from lightml.scan import scan_and_import
 
-    return scan_and_import(args.db, args.run, args.path, format=args.format, model_prefix=args.prefix,
+    # No --run: LightML 1.4's default run, created by the first import.
+    return scan_and_import(args.db, args.run or DEFAULT_RUN, args.path, format=args.format, model_prefix=args.prefix,
                            force=args.force, family_template=args.family_template, name_from=args.name_from,
                            progress=progress)
 

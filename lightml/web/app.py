@@ -5,6 +5,11 @@ history and Excel endpoints reuse the library's synchronous functions in a worke
 on their own read-only connection. The two edit endpoints (notes, hide) write through a
 handle and need the per-process token that only the served page knows: no CORS headers are
 sent, so another origin can neither read the page to learn it nor send the custom header.
+Their bodies are capped (MAX_EDIT_BODY_BYTES, 413), and an edit of a registry that cannot
+be written is refused with 409 before it is tried.
+
+Every answer is JSON, errors included: bad input is a 4xx naming the problem (integers are
+bounded to SQLite's 64-bit range), a locked registry 503, and anything unexpected a JSON 500.
 
 Against DNS rebinding (a foreign page re-pointing its own name to 127.0.0.1, which makes the
 browser treat the dashboard as that page's origin) only requests addressed to a local name or
@@ -15,8 +20,11 @@ refused.
 from __future__ import annotations
 
 import html
+import json
+import os
 import secrets
 import sqlite3
+import stat
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -35,6 +43,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lightml import store
 from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
+from lightml.validation import check_int_range
 from lightml.web import data
 from lightml.web.pivot import PivotTables, log_position
 
@@ -42,10 +51,21 @@ TOKEN_HEADER = "X-LightML-Token"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# An edit's body is a model name, a run name and a note: a megabyte is far more than any of
+# them needs, and a bigger body is refused before it is read into memory.
+MAX_EDIT_BODY_BYTES = 1024 * 1024
 
 
 class BadRequest(Exception):
     """A malformed or missing parameter: answered with 400."""
+
+
+class BodyTooLarge(Exception):
+    """A request body over MAX_EDIT_BODY_BYTES: answered with 413."""
+
+
+class ReadOnlyRegistry(Exception):
+    """The registry file or its folder cannot be written: an edit is answered with 409."""
 
 
 def _param(request: Request, name: str, required: bool = True) -> str | None:
@@ -71,12 +91,50 @@ def _int_param(request: Request, name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = int(raw) if len(raw) <= 40 else None  # int() of thousands of digits is slow, then refused
     except ValueError:
-        raise BadRequest(f"parameter {name!r} must be an integer, got {raw!r}") from None
+        value = None
+    if value is None:
+        shown = raw if len(raw) <= 40 else f"{raw[:40]}... ({len(raw)} characters)"
+        raise BadRequest(f"parameter {name!r} must be an integer, got {shown!r}")
     if value < 0:
         raise BadRequest(f"parameter {name!r} must not be negative")
-    return value
+    return check_int_range(value, f"parameter {name!r}", 0)  # SQLite's 64-bit range
+
+
+async def _json_body(request: Request) -> Any:
+    """The request body parsed as JSON: BodyTooLarge past MAX_EDIT_BODY_BYTES (by its
+    Content-Length, or while it streams in without one), BadRequest if it is not JSON or is
+    nested too deeply for the parser."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and len(declared) < 20 and int(declared) > MAX_EDIT_BODY_BYTES:
+        raise BodyTooLarge()
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > MAX_EDIT_BODY_BYTES:
+            raise BodyTooLarge()
+    try:
+        return json.loads(received)
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply: it must be a flat JSON object") from None
+    except ValueError:  # not JSON, not UTF-8, or an integer of more than 4300 digits
+        raise BadRequest("the body must be JSON") from None
+
+
+def _refuse_if_read_only(db: str) -> None:
+    """ReadOnlyRegistry when the registry file or its folder cannot be written (SQLite writes
+    the -wal and -shm files next to it): said before an edit is tried, not as SQLite's error
+    half-way. Write permission removed from every class (``chmod a-w``) counts too: root
+    could still write, but whoever did it meant the file not to change."""
+    for path, what in ((Path(db), "file"), (Path(db).parent, "folder")):
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue  # gone: the handle says so
+        if not os.access(path, os.W_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+            raise ReadOnlyRegistry(f"the registry is read-only (its {what} {path} cannot be written): "
+                                   "the dashboard can show it but not edit it")
 
 
 class LocalHostsOnly:
@@ -280,10 +338,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         given = request.headers.get(TOKEN_HEADER, "")
         if not secrets.compare_digest(given.encode(), token.encode()):
             raise HTTPException(403, "missing or wrong token: edits come from the dashboard page only")
-        try:
-            body = await request.json()
-        except ValueError:
-            raise BadRequest("the body must be JSON") from None
+        body = await _json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             raise BadRequest("the body must be a JSON object with a 'model'")
         if not isinstance(body.get("run"), (str, type(None))):
@@ -294,6 +349,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         def work() -> bool:
             from lightml.handle import LightMLHandle
 
+            _refuse_if_read_only(db)
             with LightMLHandle(db, body.get("run"), origin="web", create=False) as handle:
                 return apply(handle)
         return JSONResponse({"changed": await anyio.to_thread.run_sync(work)})
@@ -310,7 +366,8 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         hidden = body.get("hidden")
         # Strict: bool("false") is True, so anything but a JSON boolean would hide the model.
         if not isinstance(hidden, bool):
-            raise BadRequest(f"'hidden' must be true or false (a JSON boolean), got {hidden!r}")
+            shown = repr(hidden) if len(repr(hidden)) <= 60 else f"{repr(hidden)[:60]}..."
+            raise BadRequest(f"'hidden' must be true or false (a JSON boolean), got {shown}")
         return await write(body, lambda h: h.set_hidden(body["model"], hidden))
 
     routes = [
@@ -337,14 +394,34 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         # A registry busy beyond the timeout (another process holds the write lock): try again.
         RegistryLockedError: lambda r, e: JSONResponse({"error": str(e)}, status_code=503),
         TimeoutError: lambda r, e: JSONResponse({"error": str(e)}, status_code=503),
-        sqlite3.OperationalError: lambda r, e: JSONResponse({"error": f"registry busy: {e}"}, status_code=503),
+        sqlite3.OperationalError: _operational_error,
+        ReadOnlyRegistry: lambda r, e: JSONResponse({"error": str(e)}, status_code=409),
+        BodyTooLarge: lambda r, e: JSONResponse(
+            {"error": f"the request body is larger than {MAX_EDIT_BODY_BYTES} bytes"}, status_code=413),
         BadRequest: lambda r, e: JSONResponse({"error": str(e)}, status_code=400),
         NotFoundError: lambda r, e: JSONResponse({"error": str(e)}, status_code=404),
         LookupError: lambda r, e: JSONResponse({"error": str(e)}, status_code=404),
         LightMLError: lambda r, e: JSONResponse({"error": str(e)}, status_code=400),
         ValueError: lambda r, e: JSONResponse({"error": str(e)}, status_code=400),
         HTTPException: lambda r, e: JSONResponse({"error": e.detail}, status_code=e.status_code),
+        # Anything else is a bug or a broken registry file, still answered in JSON the page can
+        # show (Starlette's own answer is a plain-text page); the server logs the traceback.
+        Exception: _unexpected_error,
     })
+
+
+def _operational_error(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+    """SQLite refusing a write to a read-only file (not writable by this user, a read-only
+    mount) is 409 like ReadOnlyRegistry; any other operational error is a busy registry."""
+    if "readonly" in str(exc) or "read-only" in str(exc):
+        return JSONResponse({"error": f"the registry is read-only: the dashboard can show it but not edit it ({exc})"},
+                            status_code=409)
+    return JSONResponse({"error": f"registry busy: {exc}"}, status_code=503)
+
+
+def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    message = " ".join(str(exc).split())[:200] or "no message"
+    return JSONResponse({"error": f"internal error ({type(exc).__name__}: {message})"}, status_code=500)
 
 
 def _attachment(filename: str) -> str:

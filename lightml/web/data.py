@@ -18,9 +18,10 @@ from lightml.errors import NotFoundError
 async def connect(path: str) -> aiosqlite.Connection:
     """A read-only connection: the dashboard never writes through it, and never blocks a
     writer in another process (WAL readers do not take the write lock)."""
-    from pathlib import Path
+    from lightml.store import readonly_uri
 
-    conn = await aiosqlite.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+    # (readonly_uri: falls back to an immutable read on read-only media, as every reader does)
+    conn = await aiosqlite.connect(readonly_uri(path), uri=True)
     await conn.execute("PRAGMA busy_timeout = 30000")
     return conn
 

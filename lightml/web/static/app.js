@@ -55,8 +55,9 @@ function svg(tag, attrs = {}) {
 
 async function api(path, options) {
   const response = await fetch(path, options);
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error || response.statusText);
+  // Every answer of the server is JSON; something in between (a proxy) may answer otherwise.
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
   return body;
 }
 

@@ -1,0 +1,48 @@
+"""The guard on the read tables: only LightML's own write transactions may change them.
+
+A LightML 1.x client (or any tool) that inserts, updates or deletes rows of a read table
+directly bypasses the log: ``verify`` then fails and ``replay`` would drop its rows. Each
+read table has BEFORE INSERT/UPDATE/DELETE triggers that abort unless the marker table
+holds a row; LightML's write transactions insert that row right after ``BEGIN IMMEDIATE``
+and delete it just before ``COMMIT`` (``lightml.store.begin_write``/``commit_write``), so
+no other connection ever sees it. A trigger costs well under a microsecond per row; a
+pragma-based check or a Python function cost more, and a function would give old clients
+a useless "no such function" instead of the way out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MARKER_TABLE = "lightml_writing"
+MARKER_DDL = f"CREATE TABLE IF NOT EXISTS main.{MARKER_TABLE} (token INTEGER PRIMARY KEY)"
+MESSAGE = ("this is a LightML 2 registry (made by LightML 2, or migrated with lightml migrate): a LightML 1.x "
+           "client cannot write to it; upgrade light-ml-registry (pip install -U light-ml-registry)")
+_OPERATIONS = ("INSERT", "UPDATE", "DELETE")
+
+
+def trigger_name(table: str, operation: str) -> str:
+    return f"lightml_guard_{table}_{operation.lower()}"
+
+
+def _trigger_ddl(table: str, operation: str) -> str:
+    return (f'CREATE TRIGGER IF NOT EXISTS main."{trigger_name(table, operation)}" BEFORE {operation} '
+            f'ON "{table}" WHEN NOT EXISTS (SELECT 1 FROM {MARKER_TABLE}) '
+            f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END")
+
+
+def create_guards(conn: sqlite3.Connection, tables: list[str]) -> None:
+    """The marker table and the guard triggers of ``tables`` (those missing)."""
+    conn.execute(MARKER_DDL)
+    for table in tables:
+        for operation in _OPERATIONS:
+            conn.execute(_trigger_ddl(table, operation))
+
+
+def unguarded_tables(conn: sqlite3.Connection, tables: list[str]) -> list[str]:
+    """The tables (of those that exist) that lack one of their guard triggers: a registry
+    written before the guard existed."""
+    present = {row[0] for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'trigger'")}
+    existing = {row[0] for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
+    return [t for t in tables if t in existing
+            and (MARKER_TABLE not in existing or any(trigger_name(t, op) not in present for op in _OPERATIONS))]
