@@ -71,15 +71,39 @@ def event_problem(event: Change) -> str | None:
     return None if problem is None else f"payload does not match its schema: {problem}"
 
 
-def checked_chunks(chunks: Iterator[list[Change]]) -> Iterator[list[Change]]:
-    """The chunks, each event checked against its schema first: the first that does not
-    match raises DamagedLogError (replay refuses to build tables from it)."""
-    for chunk in chunks:
+def first_damaged_event(conn: sqlite3.Connection, schema: str = "main") -> DamagedLogError | None:
+    """The first event of the log whose payload does not match its schema, as the error
+    naming it, or None. (Every payload through pydantic: the slow path, taken only when a
+    rebuild has failed or built a value of the wrong type.)"""
+    for chunk in read_event_chunks(conn, schema=schema):
         for event in chunk:
             problem = event_problem(event)
             if problem is not None:
-                raise DamagedLogError(event.seq, event.type, problem)
-        yield chunk
+                return DamagedLogError(event.seq, event.type, problem)
+    return None
+
+
+# What a projection raises when a payload lacks a key or holds the wrong kind of value.
+_DAMAGE_SYMPTOMS = (KeyError, TypeError, AttributeError, IndexError, ValueError, sqlite3.IntegrityError)
+
+
+def rebuild_checked(conn: sqlite3.Connection) -> int:
+    """``projections.rebuild`` of the connection's own log, refusing a damaged one: an
+    event no table can be built from raises DamagedLogError naming it (seq, type).
+
+    The rebuild trusts the payloads (checking each one's schema would cost more than
+    applying it); a damaged one shows as a projection failing on it, or as a value of the
+    wrong storage class in a rebuilt table, and only then are the events checked one by
+    one to name it."""
+    try:
+        count = projections.rebuild(conn, read_event_chunks(conn))
+    except _DAMAGE_SYMPTOMS as exc:
+        raise first_damaged_event(conn) or exc from None
+    mistyped = projections.first_mistyped_value(conn)
+    if mistyped is not None:
+        raise first_damaged_event(conn) or NotARegistryError(
+            f"damaged log: the rebuilt tables hold a value of the wrong type ({mistyped}); nothing was rebuilt")
+    return count
 
 
 def parse_as_of(text: str) -> str:
@@ -113,18 +137,17 @@ def _open_live(db: str | os.PathLike) -> tuple[Path, sqlite3.Connection]:
     return path.resolve(), conn
 
 
-def _rebuild_and_commit(conn: sqlite3.Connection, *, events_checked: bool = False) -> tuple[int, int | None]:
+def _rebuild_and_commit(conn: sqlite3.Connection) -> tuple[int, int | None]:
     """Inside the caller's transaction (begun with ``store.begin_write``): rebuild from the
-    file's own log, every event checked first (unless ``events_checked``: already done in
-    this transaction), check the references (foreign keys are off during the rebuild),
-    commit. (events, last seq)."""
+    file's own log (a damaged one refused), check the references (foreign keys are off
+    during the rebuild), commit. (events, last seq)."""
     try:
-        chunks = read_event_chunks(conn)
-        count = projections.rebuild(conn, chunks if events_checked else checked_chunks(chunks))
+        count = rebuild_checked(conn)
         # Readers that keep tables in memory by log position (the dashboard) see by this that
         # the tables were built again though the log did not move.
         conn.execute("INSERT OR REPLACE INTO lightml_meta (key, value) VALUES ('read_tables_built', ?)",
                      (f"{datetime.now(timezone.utc).isoformat()} {os.urandom(4).hex()}",))
+        store.mark_tables_guarded_and_explained(conn)
         problems = conn.execute("PRAGMA foreign_key_check").fetchall()
         if problems:
             raise NotARegistryError(f"the log produced rows with broken references, e.g. {problems[:3]}")
@@ -176,13 +199,14 @@ def _replay_in_place(path: Path, force: bool) -> ReplayResult:
         conn.execute("PRAGMA foreign_keys = OFF")  # checked once at the end instead of per row
         store.begin_write(conn)
         try:
-            if not force:  # under the write lock: nobody can add rows between check and rebuild
+            # Under the write lock: nobody can add rows between the check and the rebuild.
+            # Tables guarded since they last matched the log cannot hold such rows: no check.
+            if not force and not store.tables_guarded_and_explained(conn):
                 _refuse_unexplained_rows(path)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        # The check replayed (and so checked) every event of this snapshot already.
-        count, last = _rebuild_and_commit(conn, events_checked=not force)
+        count, last = _rebuild_and_commit(conn)
     finally:
         conn.close()
     return ReplayResult(path, count, last)

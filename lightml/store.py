@@ -252,6 +252,27 @@ def create_schema(conn: sqlite3.Connection) -> None:
         "INSERT INTO lightml_meta (key, value) VALUES ('format_version', ?)", (str(FORMAT_VERSION),)
     )
     projections.create_tables(conn)
+    mark_tables_guarded_and_explained(conn)
+
+
+# lightml_meta key: present while the read tables have been guarded ever since they last
+# matched the log (created with their guards, or rebuilt from it), so no row in them can
+# have been written behind the log and replay need not look for such rows.
+_EXPLAINED_KEY = "read_tables_explained"
+
+
+def mark_tables_guarded_and_explained(conn: sqlite3.Connection) -> None:
+    """Record, in the caller's transaction, that the guarded read tables match the log."""
+    conn.execute("INSERT OR REPLACE INTO lightml_meta (key, value) VALUES (?, 'guarded since they matched the log')",
+                 (_EXPLAINED_KEY,))
+
+
+def tables_guarded_and_explained(conn: sqlite3.Connection) -> bool:
+    """Can every row of the read tables be explained by the log without looking? True when
+    they were marked so and every guard is still in place (a tool that dropped one may
+    have written behind the log)."""
+    marked = conn.execute("SELECT 1 FROM lightml_meta WHERE key = ?", (_EXPLAINED_KEY,)).fetchone()
+    return marked is not None and not projections.unguarded_tables(conn)
 
 
 def ensure_schema(conn: sqlite3.Connection, path: str | os.PathLike) -> None:

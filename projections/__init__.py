@@ -111,6 +111,35 @@ def unguarded_tables(conn: sqlite3.Connection) -> list[str]:
     return guard.unguarded_tables(conn, READ_TABLES)
 
 
+# Declared column type -> the storage classes a value of it may have (NULL aside). SQLite
+# stores what it is given where it cannot convert it, e.g. text in a REAL column.
+_STORAGE_CLASSES = {"INTEGER": ("integer",), "REAL": ("real",), "TEXT": ("text",)}
+
+
+def first_mistyped_value(conn: sqlite3.Connection) -> str | None:
+    """A read-table value whose storage class is not its column's ("table.column = value"),
+    or None. A rebuilt table holds one only if an event carried a value of the wrong type:
+    one scan per table, the cheap check that replay makes after every rebuild."""
+    for table in READ_TABLES:
+        checks = [(name, _STORAGE_CLASSES[kind.upper()])
+                  for _, name, kind, *_ in conn.execute(f'PRAGMA main.table_info("{table}")')
+                  if kind.upper() in _STORAGE_CLASSES]
+        if not checks:
+            continue
+        columns = ", ".join(f'"{name}"' for name, _ in checks)
+        wrong = " OR ".join(f"""typeof("{name}") NOT IN ('{classes[0]}', 'null')""" for name, classes in checks)
+        row = conn.execute(f'SELECT {columns} FROM main."{table}" WHERE {wrong} LIMIT 1').fetchone()
+        if row is not None:
+            name, value = next((name, value) for (name, classes), value in zip(checks, row)
+                               if value is not None and _storage_class(value) not in classes)
+            return f"{table}.{name} = {value!r}"
+    return None
+
+
+def _storage_class(value: object) -> str:
+    return {int: "integer", float: "real", str: "text"}.get(type(value), "blob")
+
+
 def create_indexes(conn: sqlite3.Connection) -> None:
     for module in MODULES:
         for statement in module.INDEXES:

@@ -346,7 +346,7 @@ def build_replay_registry(db: Path, n_events: int, n_models: int = 10) -> float:
     try:
         written = 0
         while written < to_write:
-            store.begin_immediate(conn)
+            store.begin_write(conn)  # marked as LightML's own, as the writer does
             tx = WriteTransaction(conn)
             tx.actor = actor
             tx_end = min(written + per_tx, to_write)
@@ -361,7 +361,7 @@ def build_replay_registry(db: Path, n_events: int, n_models: int = 10) -> float:
                     }))
                 tx.emit(items)
                 written += len(items)
-            conn.execute("COMMIT")
+            store.commit_write(conn)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
