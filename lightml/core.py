@@ -21,7 +21,8 @@ from lightml.defaults import DEFAULT_RUN  # noqa: F401  (the run of a handle ope
 from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError, NotFoundError
 from lightml.replay import add_missing_read_tables, needs_upgrade
 from lightml.validation import (
-    check_doc_keys, check_id, check_name, check_scores, check_step, check_value, normalize_path, scores_disagreement,
+    check_doc_keys, check_id, check_name, check_notes, check_scores, check_step, check_value, normalize_path,
+    scores_disagreement,
 )
 
 T = TypeVar("T")
@@ -133,7 +134,8 @@ class Registry:
             return query(self._conn, *args)
 
     def _model_id(self, conn, model_name: str) -> int:
-        return resolve.model_id(conn, model_name, self._run_id, self.run_name)
+        """A model named on a read: by the one naming rule, this handle's run preferred."""
+        return resolve.find_model_by_run_id(conn, model_name, self._run_id).id
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -234,11 +236,7 @@ class Registry:
 
     def set_notes(self, model_name: str, notes: str | None) -> writer.Command:
         check_name(model_name, "model_name")
-        if notes is not None and not isinstance(notes, str):
-            raise InvalidInputError(f"notes must be text or None, got {type(notes).__name__}")
-        if notes is not None and "\x00" in notes:
-            raise InvalidInputError("notes must not contain NUL characters")
-        return edits.set_notes(self.run_name, model_name, notes or None)
+        return edits.set_notes(self.run_name, model_name, check_notes(notes))
 
     def rename_model(self, old_name: str, new_name: str) -> writer.Command:
         check_name(old_name, "old_name")

@@ -125,6 +125,6 @@ per-sample scores, one forced overwrite and one deleted model. Try:
   lightml info    --db {db} --model llama-1b-sft
   lightml export  --db {db} --output lightml-demo/report.xlsx
   lightml verify  --db {db}
-  lightml replay  --db {db} --out past.db --upto 20
+  lightml replay  --db {db} --out {db_dir}/past.db --upto 20
   python -c "from lightml import LightMLHandle; h = LightMLHandle('{db}'); h.restore_model('llama-1b-dpo-beta0.5'); print(h.search('llama*', 'reasoning'))"
 """

@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 
 # Anywhere in the name: word_perplexity, train_loss, acc_stderr, bits_per_byte ...
-_LOWER_IS_BETTER_PARTS = ("loss", "perplexity", "stderr", "bits_per_byte")
+_LOWER_IS_BETTER_PARTS = ("loss", "perplexity", "stderr", "bits_per_byte", "brier")
 # As a whole word (split on anything not a letter or digit): "ppl", "wer", "ter", "mse" ...
-_LOWER_IS_BETTER_WORDS = frozenset({"ppl", "bpb", "wer", "cer", "ter", "error", "err", "mae", "mse", "rmse", "nll"})
+# (ece, mce: expected / maximum calibration error)
+_LOWER_IS_BETTER_WORDS = frozenset({"ppl", "bpb", "wer", "cer", "ter", "error", "err", "mae", "mse", "rmse", "nll",
+                                    "ece", "mce"})
 # Uncertainty of a score, not a score: "stderr" anywhere (lm-eval's acc_stderr, "acc_stderr,none"),
 # or one of these as a whole word (acc_se, f1_std, em_stddev, ...).
 _UNCERTAINTY_PART = "stderr"

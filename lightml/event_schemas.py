@@ -7,9 +7,9 @@ insert). A test checks that every event the library writes matches its schema.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from lightml.events import (
     CHECKPOINT_REGISTERED,
@@ -29,45 +29,50 @@ from lightml.events import (
     SCHEMA_RULE_ADDED,
 )
 
+# Every integer of a payload is a real int (not a bool, a float or text) that SQLite's signed
+# 64-bit INTEGER can hold: a larger one would fail the projection with a bare OverflowError.
+SqlInt = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
+
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No NaN or infinity anywhere: the log holds what the tables can (SQLite stores NaN as NULL).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # -- rows as the projections store them (also used in delete/restore snapshots) ----------
 
 
 class ModelRow(_Payload):
-    id: int
+    id: SqlInt
     model_name: str
     path: str | None
-    parent_id: int | None
+    parent_id: SqlInt | None
     notes: str | None
-    hidden: int
-    run_id: int | None
+    hidden: SqlInt
+    run_id: SqlInt | None
 
 
 class CheckpointRow(_Payload):
-    id: int
-    model_id: int
-    step: int | None
+    id: SqlInt
+    model_id: SqlInt
+    step: SqlInt | None
     path: str | None
     created_at: str | None
 
 
 class MetricRow(_Payload):
-    id: int
-    model_id: int | None
-    checkpoint_id: int | None
+    id: SqlInt
+    model_id: SqlInt | None
+    checkpoint_id: SqlInt | None
     family: str
     metric_name: str
     value: float | None
 
 
 class ScoresRow(_Payload):
-    metric_id: int
+    metric_id: SqlInt
     scores: str
-    n_samples: int | None
+    n_samples: SqlInt | None
     doc_keys: str | None = None  # JSON array: which document each score is for (absent: unknown)
 
 
@@ -78,14 +83,14 @@ class ModelSnapshot(_Payload):
     checkpoints: list[CheckpointRow]
     metrics: list[MetricRow]
     detailed_scores: list[ScoresRow]
-    children: list[int]
+    children: list[SqlInt]
 
 
 # -- payloads, one per event type ---------------------------------------------------------
 
 
 class RunCreated(_Payload):
-    run_id: int
+    run_id: SqlInt
     run_name: str
     description: str | None = None
     metadata: str | None = None
@@ -93,31 +98,31 @@ class RunCreated(_Payload):
 
 
 class ModelRegistered(_Payload):
-    model_id: int
+    model_id: SqlInt
     model_name: str
     path: str | None
-    parent_id: int | None
-    run_id: int | None
+    parent_id: SqlInt | None
+    run_id: SqlInt | None
     notes: str | None = None
-    hidden: int = 0
+    hidden: SqlInt = 0
 
 
 class CheckpointRegistered(_Payload):
-    checkpoint_id: int
-    model_id: int
-    step: int | None
+    checkpoint_id: SqlInt
+    model_id: SqlInt
+    step: SqlInt | None
     path: str | None
     created_at: str | None
 
 
 class MetricValue(_Payload):
-    metric_id: int
+    metric_id: SqlInt
     family: str
     metric_name: str
     value: float | None
     # Per-sample scores as the exact JSON text stored in detailed_scores (None: no scores).
     scores: str | None = None
-    n_samples: int | None = None
+    n_samples: SqlInt | None = None
     # The documents the scores are for, in the same order (JSON array of ids or hashes).
     doc_keys: str | None = None
     # Version 2: a value brought in by ``merge`` says from which registry file, and when and
@@ -134,34 +139,34 @@ class OverwrittenValue(MetricValue):
 class MetricInserted(_Payload):
     """New metrics of one target: a model (checkpoint_id None) or one of its checkpoints."""
 
-    model_id: int
-    checkpoint_id: int | None
-    step: int | None
+    model_id: SqlInt
+    checkpoint_id: SqlInt | None
+    step: SqlInt | None
     metrics: list[MetricValue]
 
 
 class MetricOverwritten(_Payload):
     """Forced overwrites of existing metrics of one target; the new scores replace the old."""
 
-    model_id: int
-    checkpoint_id: int | None
-    step: int | None
+    model_id: SqlInt
+    checkpoint_id: SqlInt | None
+    step: SqlInt | None
     metrics: list[OverwrittenValue]
 
 
 class ModelDeleted(_Payload):
-    model_id: int
+    model_id: SqlInt
     model_name: str
-    run_id: int | None
+    run_id: SqlInt | None
     snapshot: ModelSnapshot
 
 
 class ModelRestored(_Payload):
-    model_id: int
-    deleted_seq: int
+    model_id: SqlInt
+    deleted_seq: SqlInt
     snapshot: ModelSnapshot
     # Children that were unlinked by the delete and still have no parent: re-linked.
-    relinked_children: list[int]
+    relinked_children: list[SqlInt]
 
 
 class SchemaRuleAdded(_Payload):
@@ -170,32 +175,32 @@ class SchemaRuleAdded(_Payload):
 
 
 class ModelNotesSet(_Payload):
-    model_id: int
+    model_id: SqlInt
     notes: str | None  # None clears them
     previous: str | None
 
 
 class ModelRenamed(_Payload):
-    model_id: int
-    run_id: int | None
+    model_id: SqlInt
+    run_id: SqlInt | None
     model_name: str
     previous_name: str
 
 
 class ModelHiddenSet(_Payload):
-    model_id: int
-    hidden: int  # 1 hidden, 0 shown
-    previous: int
+    model_id: SqlInt
+    hidden: SqlInt  # 1 hidden, 0 shown
+    previous: SqlInt
 
 
 class ModelReparented(_Payload):
-    model_id: int
-    parent_id: int | None  # None: deliberately no parent
-    previous_parent_id: int | None
+    model_id: SqlInt
+    parent_id: SqlInt | None  # None: deliberately no parent
+    previous_parent_id: SqlInt | None
 
 
 class RunRow(_Payload):
-    id: int
+    id: SqlInt
     run_name: str
     description: str | None
     metadata: str | None
@@ -205,14 +210,14 @@ class RunRow(_Payload):
 class RunDeleted(_Payload):
     """An empty run removed by prune; the row is kept here so it can come back."""
 
-    run_id: int
+    run_id: SqlInt
     run_name: str
     snapshot: RunRow
 
 
 class RunRestored(_Payload):
-    run_id: int
-    deleted_seq: int
+    run_id: SqlInt
+    deleted_seq: SqlInt
     snapshot: RunRow
 
 
@@ -221,9 +226,9 @@ class FileImported(_Payload):
 
     path: str
     sha256: str
-    size: int
-    mtime_ns: int
-    model_id: int
+    size: SqlInt
+    mtime_ns: SqlInt
+    model_id: SqlInt
 
 
 PAYLOADS: dict[str, type[_Payload]] = {

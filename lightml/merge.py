@@ -32,7 +32,7 @@ from lightml import commands, resolve, store, symlinks
 from lightml import events as ev
 from lightml.core import Registry
 from lightml.errors import InvalidInputError, NotARegistryError
-from lightml.validation import check_doc_keys, check_scores, check_value
+from lightml.validation import check_doc_keys, check_name, check_scores, check_step, check_value
 from lightml.writer import Command, WriteTransaction
 
 
@@ -105,6 +105,49 @@ def _read_source(path: Path) -> _Source:
         )
     finally:
         conn.close()
+
+
+def _check_source(src: _Source) -> None:
+    """Refuse a source holding what the API would refuse (a tool wrote behind its log, or
+    it is a 1.x file): names with control characters, a step that is not a non-negative
+    integer, a path that is not text. The merged rows then verify against this registry's
+    log. (Values and scores that are not usable are counted, not refused: see MergeResult.)"""
+    def refuse(table: str, row_id: Any, problem: Exception | str) -> None:
+        raise InvalidInputError(f"cannot merge {src.path}: its {table} row id {row_id!r} {problem}; "
+                                "nothing was merged") from None
+
+    def path_ok(path: Any) -> bool:
+        return path is None or (isinstance(path, str) and "\x00" not in path)
+
+    for rid, name, *_ in src.runs:
+        try:
+            check_name(name, "run name")
+        except InvalidInputError as exc:
+            refuse("run", rid, exc)
+    run_ids = {row[0] for row in src.runs}
+    for mid, name, path, _, run, *_ in src.models:
+        try:
+            check_name(name, "model name")
+        except InvalidInputError as exc:
+            refuse("model", mid, exc)
+        if not path_ok(path):
+            refuse("model", mid, f"has a path that is not text: {path!r}")
+        if run not in run_ids:  # models are keyed by (name, run): it could not be matched or placed
+            refuse("model", mid, f"belongs to no run (run id {run!r} does not exist)")
+    for cid, _, step, path, _ in src.checkpoints:
+        try:
+            if step is not None:
+                check_step(step)
+        except InvalidInputError as exc:
+            refuse("checkpoint", cid, exc)
+        if not path_ok(path):
+            refuse("checkpoint", cid, f"has a path that is not text: {path!r}")
+    for metric_id, _, _, family, name, _ in src.metrics:
+        try:
+            check_name(family, "family")
+            check_name(name, "metric_name")
+        except InvalidInputError as exc:
+            refuse("metrics", metric_id, exc)
 
 
 # Every value the source's metrics were given, with when and by whom: one pass over its log.
@@ -385,6 +428,8 @@ def merge(db: str | os.PathLike, source: str | os.PathLike | list[str | os.PathL
         if target.exists() and os.path.samefile(path, target):
             raise InvalidInputError(f"cannot merge a registry into itself ({path})")
     sources = [_read_source(path) for path in files]
+    for src in sources:  # a source is refused whole, before anything is written
+        _check_source(src)
     registry = Registry(db, None, origin="merge", create=False)
     try:
         return registry.run(_merge_all_command(sources, bool(force), registry.registry_dir))

@@ -164,7 +164,7 @@ def history_metric_ids(
     event, so that the history of a deleted model stays readable.
     """
     try:
-        mid = resolve.model_id(conn, model_name, run, run_name)
+        mid = resolve.find_model_by_run_id(conn, model_name, run).id
     except NotFoundError:
         return _deleted_metric_ids(conn, model_name, family, metric_name, step, run, run_name)
     if step is None:
@@ -272,7 +272,7 @@ def model_events(conn: sqlite3.Connection, model_name: str, run: int | None, run
     from lightml.browse import describe_event
 
     try:
-        mid = resolve.model_id(conn, model_name, run, run_name)
+        mid = resolve.find_model_by_run_id(conn, model_name, run).id
     except NotFoundError:
         latest = resolve.latest_deletes(conn, model_name, run)
         if not latest:

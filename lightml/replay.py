@@ -14,6 +14,7 @@ import projections
 from lightml import store
 from lightml.errors import ConflictError, InvalidInputError, NotARegistryError
 from lightml.events import Change, UnknownEventError, decode_changes
+from lightml.validation import check_int_range
 
 _CHUNK = 20_000
 
@@ -84,7 +85,20 @@ def first_damaged_event(conn: sqlite3.Connection, schema: str = "main") -> Damag
 
 
 # What a projection raises when a payload lacks a key or holds the wrong kind of value.
-_DAMAGE_SYMPTOMS = (KeyError, TypeError, AttributeError, IndexError, ValueError, sqlite3.IntegrityError)
+_DAMAGE_SYMPTOMS = (KeyError, TypeError, AttributeError, IndexError, ValueError, OverflowError,
+                    sqlite3.IntegrityError)
+
+
+class _remembering_last:
+    """The chunks of an iterator, passed through; ``last`` is the one given out last."""
+
+    def __init__(self, chunks: Iterator[list[Change]]) -> None:
+        self._chunks, self.last = chunks, []
+
+    def __iter__(self) -> Iterator[list[Change]]:
+        for chunk in self._chunks:
+            self.last = chunk
+            yield chunk
 
 
 def rebuild_checked(conn: sqlite3.Connection) -> int:
@@ -95,10 +109,18 @@ def rebuild_checked(conn: sqlite3.Connection) -> int:
     applying it); a damaged one shows as a projection failing on it, or as a value of the
     wrong storage class in a rebuilt table, and only then are the events checked one by
     one to name it."""
+    chunks = _remembering_last(read_event_chunks(conn))
     try:
-        count = projections.rebuild(conn, read_event_chunks(conn))
+        count = projections.rebuild(conn, chunks)
     except _DAMAGE_SYMPTOMS as exc:
-        raise first_damaged_event(conn) or exc from None
+        # A schema violation names its event; a payload of the right shape that no table can
+        # take (two events giving one metric id, say) is named by the chunk it is in.
+        named = first_damaged_event(conn)
+        if named is None and chunks.last:
+            first, last = chunks.last[0], chunks.last[-1]
+            named = DamagedLogError(first.seq, first.type, f"(or a later one up to #{last.seq}) cannot be applied "
+                                                           f"({type(exc).__name__}: {exc})")
+        raise (named or exc) from None
     mistyped = projections.first_mistyped_value(conn)
     if mistyped is not None:
         raise first_damaged_event(conn) or NotARegistryError(
@@ -177,8 +199,8 @@ def replay(db: str | os.PathLike, out: str | os.PathLike | None = None, *, as_of
     if as_of is not None and upto is not None:
         raise InvalidInputError("give as_of (--as-of) or upto (--upto), not both")
     as_of_ts = parse_as_of(as_of) if as_of is not None else None
-    if upto is not None and (isinstance(upto, bool) or not isinstance(upto, int) or upto < 0):
-        raise InvalidInputError(f"upto (--upto) must be a non-negative event position, got {upto!r}")
+    if upto is not None:
+        check_int_range(upto, "upto (--upto), an event position,", 0)
     if out is None:
         if as_of is not None or upto is not None:
             raise InvalidInputError("as_of/upto (--as-of/--upto) write the past registry into out (--out); "
@@ -321,7 +343,7 @@ def verify(db: str | os.PathLike) -> VerifyResult:
         return VerifyResult(False, 0, list(projections.READ_TABLES), {"events": [str(exc)]})
     except NotARegistryError:  # e.g. an event type of a newer LightML: upgrade, not a mismatch
         raise
-    except (sqlite3.Error, KeyError, TypeError, ValueError) as exc:  # a log that cannot be replayed at all
+    except (sqlite3.Error, *_DAMAGE_SYMPTOMS) as exc:  # a log that cannot be replayed at all
         return VerifyResult(False, 0, list(projections.READ_TABLES),
                             {"events": [f"replaying the log failed: {exc}"]})
     try:

@@ -158,10 +158,16 @@ def model_id(conn: sqlite3.Connection, model_name: str, run: int | None, run_nam
         ).fetchone()
         if row:
             return row[0]
-        elsewhere = _runs_having(conn, model_name)
-        hint = f" (it exists in run {_describe_runs(elsewhere)})" if elsewhere else ""
-        raise NotFoundError(f"model {model_name!r} not found in run {run_name!r}{hint}")
+        raise not_in_run(conn, model_name, run_name)
     return model_id_any_run(conn, model_name)
+
+
+def not_in_run(conn: sqlite3.Connection, model_name: str, run_name: str | None) -> NotFoundError:
+    """The error for a model a write looked for in a run that lacks it (or does not exist
+    yet, as the default run before its first write): where the name does exist, if anywhere."""
+    elsewhere = _runs_having(conn, model_name)
+    hint = f" (it exists in run {_describe_runs(elsewhere)})" if elsewhere else ""
+    return NotFoundError(f"model {model_name!r} not found in run {run_name!r}{hint}")
 
 
 def model_id_any_run(conn: sqlite3.Connection, model_name: str) -> int:

@@ -73,14 +73,44 @@ def readonly_uri(path: str | os.PathLike) -> str:
     ``mode=ro`` normally. A WAL file on read-only media (its folder cannot be written, and
     its ``-wal``/``-shm`` are not there to be used) cannot be read that way: SQLite needs to
     create a ``-shm``. Then the file is opened ``immutable=1`` (valid because nobody can
-    write there), which ignores any ``-wal``; a one-line note on stderr says so, once per
-    file and process.
+    write there); a one-line note on stderr says so, once per file and process. An immutable
+    read ignores the ``-wal``, so a ``-wal`` holding data (a writer killed before it could
+    checkpoint) is read as SQLite can on such media, and refused if it cannot: never stale
+    values without a word.
     """
     resolved = Path(path).expanduser().resolve()
-    if _needs_immutable(resolved):
-        _note_immutable_once(resolved)
-        return resolved.as_uri() + "?immutable=1"
-    return resolved.as_uri() + "?mode=ro"
+    plain = resolved.as_uri() + "?mode=ro"
+    if not _needs_immutable(resolved):
+        return plain
+    if _wal_holds_data(resolved):
+        if _readable(plain):  # SQLite reads a -wal beside a read-only -shm (3.22+)
+            return plain
+        raise NotARegistryError(
+            f"{resolved} is on read-only media and its -wal holds changes not yet in the .db, which "
+            "cannot be read there; copy the folder to writable storage (the copy reads in full)")
+    _note_immutable_once(resolved)
+    return resolved.as_uri() + "?immutable=1"
+
+
+def _wal_holds_data(path: Path) -> bool:
+    try:
+        return Path(f"{path}-wal").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _readable(uri: str) -> bool:
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=0)
+    except sqlite3.Error:
+        return False
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
 
 
 def _needs_immutable(path: Path) -> bool:

@@ -21,18 +21,38 @@ _EXACT_FLOAT_INT = 2**53
 # Characters refused in names: C0 and C1 control characters (U+0000-U+001F, U+007F-U+009F:
 # U+009B is the 8-bit terminal escape, U+0085 a line break), the Unicode line and paragraph
 # separators (U+2028, U+2029) and the bidirectional embeddings, overrides and isolates
-# (U+202A-U+202E, U+2066-U+2069), which reorder what a terminal shows ("Trojan Source").
-# Joiners and left-to-right / right-to-left marks stay allowed: real names in Arabic,
-# Persian or emoji need them, and they do not reorder or break lines.
-_REFUSED = "\\x00-\\x1f\\x7f-\\x9f\\u2028-\\u202e\\u2066-\\u2069"
+# (U+202A-U+202E, U+2066-U+2069), which reorder what a terminal shows ("Trojan Source"),
+# and the invisible characters that make two names look the same: the zero-width space
+# (U+200B), the word joiner and invisible operators (U+2060-U+2064) and the byte order mark
+# (U+FEFF, "\ufeffr" would list as a second run "r"). The zero-width joiner and non-joiner
+# (U+200C, U+200D) and the left-to-right / right-to-left marks stay allowed: real names in
+# Arabic, Persian or emoji need them, and they do not reorder or break lines.
+_REFUSED_BEYOND_C0 = "\\x7f-\\x9f\\u200b\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff"
+_REFUSED = "\\x00-\\x1f" + _REFUSED_BEYOND_C0
 _CONTROL = re.compile(f"[{_REFUSED}]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # half of a UTF-16 pair: no text SQLite can store
 _CLEAN_NAME = re.compile(f"(?=.*\\S)[^{_REFUSED}\\ud800-\\udfff]+\\Z", re.DOTALL)
+# In notes (free text, several lines) tabs and line breaks are fine; the rest of the above is
+# refused: an escape sequence in a note would run in the terminal of whoever reads it.
+_REFUSED_IN_NOTES = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f{_REFUSED_BEYOND_C0}\\ud800-\\udfff]")
+
+
+def check_notes(notes: Any) -> str | None:
+    """A model's notes: text (tabs and line breaks allowed) or None; "" means None."""
+    if notes is None:
+        return None
+    if not isinstance(notes, str):
+        raise InvalidInputError(f"notes must be text or None, got {type(notes).__name__}")
+    bad = _REFUSED_IN_NOTES.search(notes)
+    if bad is not None:
+        raise InvalidInputError(f"notes must not contain control characters (terminal escapes), bidirectional "
+                                f"controls, invisible characters or lone surrogates (found U+{ord(bad.group()):04X})")
+    return notes or None
 
 
 def check_name(value: Any, what: str) -> str:
     """A name (model, run, family, metric): a non-blank string without control characters,
-    line separators or bidirectional controls."""
+    line separators, bidirectional controls or invisible characters."""
     if type(value) is str and _CLEAN_NAME.match(value):  # the common case, in one regex
         return value
     if not isinstance(value, str):
@@ -43,7 +63,7 @@ def check_name(value: Any, what: str) -> str:
         raise InvalidInputError(f"{what} is not valid Unicode text (it holds a lone surrogate): {value!r}")
     bad = _CONTROL.search(value).group()
     raise InvalidInputError(
-        f"{what} must not contain control characters, line separators or bidirectional controls "
+        f"{what} must not contain control characters, line separators, bidirectional controls or invisible characters "
         f"(found U+{ord(bad):04X}): {value!r}")
 
 

@@ -114,11 +114,12 @@ def unguarded_tables(conn: sqlite3.Connection) -> list[str]:
 # Declared column type -> the storage classes a value of it may have (NULL aside). SQLite
 # stores what it is given where it cannot convert it, e.g. text in a REAL column.
 _STORAGE_CLASSES = {"INTEGER": ("integer",), "REAL": ("real",), "TEXT": ("text",)}
+_FLOAT_MAX = 1.7976931348623157e308
 
 
 def first_mistyped_value(conn: sqlite3.Connection) -> str | None:
-    """A read-table value whose storage class is not its column's ("table.column = value"),
-    or None. A rebuilt table holds one only if an event carried a value of the wrong type:
+    """A read-table value whose storage class is not its column's, or an infinite REAL
+    ("table.column = value"), or None. A rebuilt table holds one only if an event carried a value of the wrong type:
     one scan per table, the cheap check that replay makes after every rebuild."""
     for table in READ_TABLES:
         checks = [(name, _STORAGE_CLASSES[kind.upper()])
@@ -128,10 +129,13 @@ def first_mistyped_value(conn: sqlite3.Connection) -> str | None:
             continue
         columns = ", ".join(f'"{name}"' for name, _ in checks)
         wrong = " OR ".join(f"""typeof("{name}") NOT IN ('{classes[0]}', 'null')""" for name, classes in checks)
+        # Infinity is a REAL SQLite keeps (NaN it turns into NULL), and no value may be one.
+        wrong += "".join(f' OR abs("{name}") > {_FLOAT_MAX!r}' for name, classes in checks if classes == ("real",))
         row = conn.execute(f'SELECT {columns} FROM main."{table}" WHERE {wrong} LIMIT 1').fetchone()
         if row is not None:
             name, value = next((name, value) for (name, classes), value in zip(checks, row)
-                               if value is not None and _storage_class(value) not in classes)
+                               if value is not None and (_storage_class(value) not in classes
+                                                         or (type(value) is float and abs(value) > _FLOAT_MAX)))
             return f"{table}.{name} = {value!r}"
     return None
 

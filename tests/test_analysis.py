@@ -455,3 +455,15 @@ def test_compare_models_as_in_12(two_model_registry: Path, tmp_path: Path) -> No
         h.log_metrics("beta", {"fam": {"shared": 0.6, "only_b": 0.9}})
     result = compare_models(partial, "alpha", "beta", run_name="r1")
     assert (len(result.deltas), len(result.missing), len(result.improved)) == (3, 2, 1)
+
+
+@pytest.mark.parametrize("name, lower", [
+    ("brier_score", True), ("ece", True), ("calibration_ece", True), ("mce", True), ("word_perplexity", True),
+    ("acc", False), ("acc_norm", False), ("exact_match,strict-match", False), ("recency", False), ("f1", False),
+])
+def test_direction_by_name_covers_lm_eval_calibration_metrics(name: str, lower: bool) -> None:
+    """lm-eval's brier_score and calibration errors are lower-is-better: counted as gains when
+    they go up, they made a worse model look better in compare and diff."""
+    from lightml.direction import lower_is_better
+
+    assert lower_is_better(name) is lower

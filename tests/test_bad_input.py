@@ -242,8 +242,15 @@ CASES = [
     ("bulk-not-a-dict", lambda c: c.h.log_metrics("m", [("fam", {"x": 0.5})]), ValueError, "dict"),
     ("bulk-family-not-a-dict", lambda c: c.h.log_metrics("m", {"fam": 0.5}), ValueError, "dict"),
     ("flat-not-a-dict", lambda c: c.h.log_metrics_flat("m", [0.5], "fam"), ValueError, "dict"),
-    # a handle without a run writes to LightML 1.4's default run, where "m" is not
-    ("log-without-run", lambda c: c.reader.log_model_metric("m", "fam", "new", 0.5), ValueError, "run"),
+    # a handle without a run writes to LightML 1.4's default run, where "m" is not (it says where it is)
+    ("log-without-run", lambda c: c.reader.log_model_metric("m", "fam", "new", 0.5), LookupError,
+     "not found in run 'benchmarks' \\(it exists in run 'r'\\)"),
+    # invisible characters that make two names look alike, and escapes in notes
+    ("name-zero-width-space", lambda c: c.h.register_model("m\u200b", "hub/x"), ValueError, "U\\+200B"),
+    ("run-byte-order-mark", lambda c: c.h.register_model("x", "hub/x", run_name="\ufeffr"), ValueError, "U\\+FEFF"),
+    ("notes-terminal-escape", lambda c: c.h.set_notes("m", "ok\x1b[31mred"), ValueError, "U\\+001B"),
+    ("notes-8-bit-escape", lambda c: c.h.set_notes("m", "ok\x9b31m"), ValueError, "U\\+009B"),
+    ("notes-bidi-override", lambda c: c.h.set_notes("m", "abc\u202edef"), ValueError, "U\\+202E"),
 ]
 
 

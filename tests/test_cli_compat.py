@@ -216,3 +216,19 @@ def test_deeply_nested_or_huge_scores_files_are_one_line_errors(registry: Path, 
     assert_user_error(lightml(*base, "--scores", f"@{huge}"), "larger than 64 MB")
     assert_user_error(lightml(*base, "--scores", "@/dev/zero"), "larger than 64 MB")  # no size to check first
     assert events(registry) == before
+
+
+def test_a_schema_file_nested_too_deeply_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    schema = tmp_path / "deep.json"
+    schema.write_text("[" * 100_000 + "]" * 100_000)
+    assert_user_error(lightml("init", "--path", tmp_path / "reg", "--name", "main", "--schema", schema),
+                      "nested too deeply")
+    assert not (tmp_path / "reg" / "main.db").exists()
+
+
+def test_replay_upto_beyond_64_bits_is_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    LightMLHandle(db, "r").close()
+    assert_user_error(lightml("replay", "--db", db, "--out", tmp_path / "past.db", "--upto", 10**20),
+                      "between 0 and 9223372036854775807")
+    assert not (tmp_path / "past.db").exists()

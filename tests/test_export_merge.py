@@ -228,9 +228,9 @@ def test_merge_keeps_a_value_whose_stored_scores_are_not_finite(tmp_path: Path) 
     assert verify(mine).ok
 
 
-def test_merging_a_1x_file_twice_finds_its_metrics_even_with_a_nul_in_a_name(tmp_path: Path) -> None:
-    """1.x wrote whatever it was given; a family with a NUL in it is found as existing the
-    second time (SQLite's JSON functions cannot carry a NUL, so that lookup takes another road)."""
+def test_merging_a_1x_file_with_a_control_character_in_a_name_is_refused_whole(tmp_path: Path) -> None:
+    """1.x wrote whatever it was given; a name the API refuses (here a NUL in a family) is
+    not brought in behind its back: the merge names the row and writes nothing."""
     source, target = tmp_path / "old.db", tmp_path / "mine.db"
     with sqlite3.connect(source) as conn:
         conn.executescript("""
@@ -244,11 +244,13 @@ def test_merging_a_1x_file_twice_finds_its_metrics_even_with_a_nul_in_a_name(tmp
         conn.executemany("INSERT INTO metrics VALUES (?, 1, NULL, ?, ?, ?)",
                          [(1, "fam\x00x", "acc", 0.5), (2, "fam", "acc", 0.6), (3, "fam", "f1", 0.7)])
     LightMLHandle(target, "r").close()
-    assert merge(target, source).metrics_inserted == 3
-    again = merge(target, source)
-    assert again.metrics_inserted == 0
     with sqlite3.connect(target) as conn:
-        assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (3,)
+        events_before = conn.execute("SELECT count(*) FROM events").fetchone()
+    with pytest.raises(InvalidInputError, match="metrics row id 1 .*control characters.*nothing was merged"):
+        merge(target, source)
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == events_before
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (0,)
     assert verify(target).ok
 
 

@@ -602,10 +602,13 @@ def test_name_resolution_without_a_run(open_handle, db):
     ):
         with pytest.raises(AmbiguousNameError) as info:
             call()
-        assert "'run-A'" in str(info.value) and "'run-B'" in str(info.value)
-    # a handle with a run resolves in its run
+        assert "'run-A/shared'" in str(info.value) and "'run-B/shared'" in str(info.value)
+    # a handle with a run prefers its run; RUN/MODEL and MODEL@RUN name another run's model
     assert a.get_detailed_scores("shared", "fam", "acc") == [0, 0]
     assert b.get_detailed_scores("shared", "fam", "acc") == [1, 1]
+    assert b.get_detailed_scores("run-A/shared", "fam", "acc") == [0, 0]
+    assert [e["value"] for e in b.metric_history("shared@run-A", "fam", "acc")] == [0.1]
+    assert b.get_detailed_scores("unique", "fam", "acc") == [1, 0]  # only in run-A: found from run-B
     with pytest.raises(LookupError):
         reader.get_detailed_scores("ghost", "fam", "acc")
 

@@ -427,6 +427,9 @@ DAMAGE = {
     "not an object": "'[1, 2, 3]'",
     "value as text": "json_set(payload, '$.metrics[0].value', 'oops')",
     "missing key": "json_remove(payload, '$.metrics[0].metric_id')",
+    "value infinite": "json_replace(payload, '$.metrics[0].value', json('1e999'))",
+    "id beyond 64 bits": "json_replace(payload, '$.model_id', json('99999999999999999999'))",
+    "id as text": "json_replace(payload, '$.model_id', 'one')",
 }
 
 

@@ -178,3 +178,33 @@ def test_a_log_of_version_1_metric_events_still_replays_byte_identical(tmp_path:
     merge(merged, old)
     assert [(e["value"], e["actor"]) for e in history(merged, "m", "r")] == \
         [(e["value"], e["actor"]) for e in history(old, "m", "r")]
+
+
+SOURCE_DAMAGE = {
+    "a step that is text": ("UPDATE checkpoint SET step = 'abc'", "checkpoint row id 1", "step"),
+    "a fractional step": ("UPDATE checkpoint SET step = 1.5", "checkpoint row id 1", "step"),
+    "a negative step": ("UPDATE checkpoint SET step = -5", "checkpoint row id 1", "step"),
+    "a C1 escape in a model name": ("UPDATE model SET model_name = 'm' || char(155)", "model row id 1", "U\\+009B"),
+    "a bidi override in a family": ("UPDATE metrics SET family = 'e' || char(8238)", "metrics row id 1", "U\\+202E"),
+    "a path that is bytes": ("UPDATE model SET path = x'ff00'", "model row id 1", "not text"),
+    "a model of no run": ("UPDATE model SET run_id = 99", "model row id 1", "no run"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(SOURCE_DAMAGE))
+def test_a_source_holding_what_the_api_refuses_is_refused_whole(tmp_path: Path, damage: str) -> None:
+    """Rows a tool wrote behind the source's log are not merged behind this one's: the merge
+    names the row, and the target (log and tables) stays as it was and still verifies."""
+    sql, row, problem = SOURCE_DAMAGE[damage]
+    source, target = tmp_path / "src.db", tmp_path / "dst.db"
+    with LightMLHandle(source, "r") as h:
+        h.register_model("m", "org/m")
+        h.log_model_metric("m", "eval", "acc", 0.5)
+        h.register_checkpoint("m", 10, "org/m/10")
+    with sqlite3.connect(source) as conn:
+        tamper(conn, sql)
+    LightMLHandle(target, "t").close()
+    before = read_tables(target), event_rows(target)
+    with pytest.raises(ValueError, match=f"{row} .*{problem}.*nothing was merged"):
+        merge(target, source)
+    assert (read_tables(target), event_rows(target)) == before and verify(target).ok

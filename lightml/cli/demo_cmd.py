@@ -9,5 +9,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from lightml.demo import NEXT_STEPS, build_demo
 
     db = build_demo(args.path, overwrite=args.overwrite)
-    print(NEXT_STEPS.format(db=db))
+    print(NEXT_STEPS.format(db=db, db_dir=db.parent))
     return 0

@@ -20,6 +20,10 @@ def cmd_init(args: argparse.Namespace) -> int:
             schema = json.loads(Path(args.schema).read_text())
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"--schema {args.schema} is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise InvalidInputError(f"--schema {args.schema} is nested too deeply to be a schema") from None
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(f"--schema {args.schema} is not UTF-8 text ({exc.reason})") from None
     db = Path(args.path).expanduser() / f"{args.name}.db"
     existed = db.exists()
     path = init_registry(args.path, args.name, overwrite=args.overwrite, metrics_schema=schema)

@@ -345,13 +345,22 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
             raise BadRequest("'run' must be a string or null")
         return body
 
-    async def write(body: dict[str, Any], apply: Callable[[Any], bool]) -> JSONResponse:
+    async def write(body: dict[str, Any], apply: Callable[[Any, str], bool]) -> JSONResponse:
+        """Run ``apply(handle, model name)`` on the model the body names, by the naming rule
+        every read follows (``RUN/MODEL``, ``MODEL@RUN``, ``run`` preferred), through a
+        handle on that model's own run."""
         def work() -> bool:
             from lightml.handle import LightMLHandle
+            from lightml.resolve import find_model
 
             _refuse_if_read_only(db)
-            with LightMLHandle(db, body.get("run"), origin="web", create=False) as handle:
-                return apply(handle)
+            conn = store.open_registry_readonly(db)
+            try:
+                ref = find_model(conn, body["model"], body.get("run"))
+            finally:
+                conn.close()
+            with LightMLHandle(db, ref.run_name, origin="web", create=False) as handle:
+                return apply(handle, ref.model_name)
         return JSONResponse({"changed": await anyio.to_thread.run_sync(work)})
 
     async def api_notes(request: Request) -> JSONResponse:
@@ -359,7 +368,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         notes = body.get("notes", False)  # False: absent, which is refused like any non-text
         if not isinstance(notes, (str, type(None))):
             raise BadRequest("'notes' must be a string or null")
-        return await write(body, lambda h: h.set_notes(body["model"], notes))
+        return await write(body, lambda h, model: h.set_notes(model, notes))
 
     async def api_hidden(request: Request) -> JSONResponse:
         body = await edit_body(request)
@@ -368,7 +377,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         if not isinstance(hidden, bool):
             shown = repr(hidden) if len(repr(hidden)) <= 60 else f"{repr(hidden)[:60]}..."
             raise BadRequest(f"'hidden' must be true or false (a JSON boolean), got {shown}")
-        return await write(body, lambda h: h.set_hidden(body["model"], hidden))
+        return await write(body, lambda h, model: h.set_hidden(model, hidden))
 
     routes = [
         Route("/", page),
