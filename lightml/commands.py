@@ -48,7 +48,7 @@ def _optional_run_id(tx: WriteTransaction, run_name: str | None) -> int | None:
 
 
 def _model_id(tx: WriteTransaction, run_name: str | None, model_name: str) -> int:
-    if run_name is not None and resolve.run_id(tx.conn, run_name) is None:
+    if run_name is not None and ("run", run_name) not in tx.cache and resolve.run_id(tx.conn, run_name) is None:
         # e.g. the default run before its first write: say where the model is, not that a run is missing
         raise resolve.not_in_run(tx.conn, model_name, run_name)
     rid = _run_id(tx, run_name)

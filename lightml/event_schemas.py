@@ -7,9 +7,10 @@ insert). A test checks that every event the library writes matches its schema.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from lightml.events import (
     CHECKPOINT_REGISTERED,
@@ -32,6 +33,20 @@ from lightml.events import (
 # Every integer of a payload is a real int (not a bool, a float or text) that SQLite's signed
 # 64-bit INTEGER can hold: a larger one would fail the projection with a bare OverflowError.
 SqlInt = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
+
+
+def _json_array_text(text: str) -> str:
+    """Per-sample scores and document keys are stored as JSON array text: refuse anything else."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON array text") from None
+    if not isinstance(value, list):
+        raise ValueError("not a JSON array")
+    return text
+
+
+JsonArrayText = Annotated[str, AfterValidator(_json_array_text)]
 
 
 class _Payload(BaseModel):
@@ -71,9 +86,9 @@ class MetricRow(_Payload):
 
 class ScoresRow(_Payload):
     metric_id: SqlInt
-    scores: str
+    scores: JsonArrayText
     n_samples: SqlInt | None
-    doc_keys: str | None = None  # JSON array: which document each score is for (absent: unknown)
+    doc_keys: JsonArrayText | None = None  # which document each score is for (absent: unknown)
 
 
 class ModelSnapshot(_Payload):
@@ -121,10 +136,10 @@ class MetricValue(_Payload):
     metric_name: str
     value: float | None
     # Per-sample scores as the exact JSON text stored in detailed_scores (None: no scores).
-    scores: str | None = None
+    scores: JsonArrayText | None = None
     n_samples: SqlInt | None = None
     # The documents the scores are for, in the same order (JSON array of ids or hashes).
-    doc_keys: str | None = None
+    doc_keys: JsonArrayText | None = None
     # Version 2: a value brought in by ``merge`` says from which registry file, and when and
     # by whom it was first written there (the event's own time and actor are the merge's).
     merged_from: str | None = None

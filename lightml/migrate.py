@@ -9,6 +9,8 @@ reported, and stay in the backup.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -172,6 +174,13 @@ def _migrate_in_transaction(conn: sqlite3.Connection) -> MigrateResult:
     return MigrateResult(True, "migrated", counts=counts, warnings=warnings)
 
 
+def _is_json_array_text(text: object) -> bool:
+    try:
+        return isinstance(text, str) and isinstance(json.loads(text), list)
+    except (ValueError, RecursionError):
+        return False
+
+
 def _emit_checked(tx: WriteTransaction, items: list[tuple[str, dict[str, Any]]]) -> None:
     """Check each synthesized payload against its schema before it is written: a 1.x value
     the new format cannot hold stops the migration (nothing committed) with a clear message."""
@@ -229,13 +238,17 @@ def _emit_metrics(tx: WriteTransaction, metrics: list[dict], model_ids: set[int]
                 continue
             target = (m["model_id"], None, None)
         value = m["value"]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            warnings.append(f"metric id {m['id']} has a value that is not a number ({value!r}): left in the backup only")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            warnings.append(f"metric id {m['id']} has a value that is not a finite number ({value!r}): "
+                            "left in the backup only")
             continue
         key = (target[0], target[1], m["family"], m["metric_name"])
         item = {"metric_id": m["id"], "family": m["family"], "metric_name": m["metric_name"], "value": m["value"]}
         s = scores.get(m["id"])
-        if s is not None:
+        if s is not None and not _is_json_array_text(s["scores"]):
+            warnings.append(f"detailed scores of metric id {m['id']} are not a JSON array: left in the backup only")
+        elif s is not None:
             item["scores"], item["n_samples"] = s["scores"], s["n_samples"]
         if key in seen:  # 1.x had no unique rule: a later duplicate becomes an overwrite of the first
             warnings.append(f"metric id {m['id']} duplicates id {seen[key]} ({m['family']}/{m['metric_name']}): "

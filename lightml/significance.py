@@ -39,7 +39,22 @@ def _scores(conn: sqlite3.Connection, model_id: int, model_name: str, family: st
             f"cannot test {family}/{metric_name}: the stored scores of {model_name!r} are not a non-empty list "
             "of finite numbers within the float range (empty, NaN, infinity, beyond 1.8e308 or text)"
         )
-    return scores, (json.loads(row[1]) if row[1] is not None else None), row[2]
+    return scores, _doc_keys(row[1], model_name, family, metric_name), row[2]
+
+
+def _doc_keys(text: str | None, model_name: str, family: str, metric_name: str) -> list | None:
+    """The stored document keys of a metric's scores (None: unknown), or a clear error when
+    they are not a list of distinct ids (an older tool, or a file damaged behind the log)."""
+    if text is None:
+        return None
+    try:
+        keys = json.loads(text)
+        if isinstance(keys, list) and all(isinstance(k, (str, int)) for k in keys) and len(set(keys)) == len(keys):
+            return keys
+    except (ValueError, RecursionError):
+        pass
+    raise InvalidInputError(f"cannot pair {family}/{metric_name}: the stored document keys of {model_name!r} "
+                            "are not a list of distinct ids (written by another tool?)")
 
 
 def _paired(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str, metric_name: str):

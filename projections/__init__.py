@@ -137,6 +137,12 @@ def first_mistyped_value(conn: sqlite3.Connection) -> str | None:
                                if value is not None and (_storage_class(value) not in classes
                                                          or (type(value) is float and abs(value) > _FLOAT_MAX)))
             return f"{table}.{name} = {value!r}"
+    for module in MODULES:
+        damaged = getattr(module, "DAMAGED_ROW", None)
+        if damaged is not None:
+            row = conn.execute(f'SELECT rowid FROM main."{module.TABLE}" WHERE {damaged} LIMIT 1').fetchone()
+            if row is not None:
+                return f"{module.TABLE} row {row[0]} (a value that is not what its event type holds)"
     return None
 
 

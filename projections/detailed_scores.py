@@ -10,6 +10,9 @@ CREATE TABLE detailed_scores (
     n_samples INTEGER
 )"""
 INDEXES: list[str] = []
+# A row no sound event gives (replay checks the rebuilt table for one): scores that are not
+# JSON array text.
+DAMAGED_ROW = "CASE WHEN json_valid(scores) THEN json_type(scores) <> 'array' ELSE 1 END"
 
 _INSERT = "INSERT INTO detailed_scores (metric_id, scores, n_samples) VALUES (?, ?, ?)"
 

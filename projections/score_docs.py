@@ -14,6 +14,9 @@ CREATE TABLE score_docs (
     doc_keys  TEXT NOT NULL
 )"""
 INDEXES: list[str] = []
+# A row no sound event gives (replay checks the rebuilt table for one): keys that are not
+# JSON array text.
+DAMAGED_ROW = "CASE WHEN json_valid(doc_keys) THEN json_type(doc_keys) <> 'array' ELSE 1 END"
 
 _INSERT = "INSERT INTO score_docs (metric_id, doc_keys) VALUES (?, ?)"
 

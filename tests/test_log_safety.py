@@ -430,6 +430,8 @@ DAMAGE = {
     "value infinite": "json_replace(payload, '$.metrics[0].value', json('1e999'))",
     "id beyond 64 bits": "json_replace(payload, '$.model_id', json('99999999999999999999'))",
     "id as text": "json_replace(payload, '$.model_id', 'one')",
+    "scores not json": "json_replace(payload, '$.metrics[0].scores', 'not json')",
+    "scores not a list": "json_replace(payload, '$.metrics[0].scores', '{\"a\": 1}')",
 }
 
 
