@@ -21,12 +21,7 @@ def backup(db: str | os.PathLike, out: str | os.PathLike) -> Path:
     not be the registry or one of its files.
     """
     source_path = Path(db).expanduser()
-    out_path = Path(os.path.abspath(Path(out).expanduser()))
-    store.refuse_registry_file(out_path, source_path, "--out", sqlite_file=True)
-    if out_path.exists():
-        raise InvalidInputError(f"{out_path} already exists; choose a new file for --out")
-    if not out_path.parent.is_dir():
-        raise FileNotFoundError(f"folder {out_path.parent} does not exist")
+    out_path = store.new_database_path(out, source_path)
     source = store.open_registry_readonly(source_path)
     partial = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
     store.refuse_registry_file(partial, source_path, "the temporary copy", sqlite_file=True)

@@ -206,13 +206,7 @@ def replay(db: str | os.PathLike, out: str | os.PathLike | None = None, *, as_of
             raise InvalidInputError("as_of/upto (--as-of/--upto) write the past registry into out (--out); "
                                     "they never rewind the live file")
         return _replay_in_place(live_path, bool(force))
-    out_path = Path(os.path.abspath(Path(out).expanduser()))
-    store.refuse_registry_file(out_path, live_path, "--out", sqlite_file=True)
-    if out_path.exists():
-        raise InvalidInputError(f"{out_path} already exists; choose a new file for --out")
-    if not out_path.parent.is_dir():
-        raise FileNotFoundError(f"folder {out_path.parent} does not exist")
-    return _replay_into(live_path, out_path, as_of_ts, upto)
+    return _replay_into(live_path, store.new_database_path(out, live_path), as_of_ts, upto)
 
 
 def _replay_in_place(path: Path, force: bool) -> ReplayResult:

@@ -453,3 +453,15 @@ def refuse_registry_file(candidate: str | os.PathLike, db: str | os.PathLike, wh
         if is_registry_file(path, db):
             raise InvalidInputError(
                 f"{what} {candidate} is the registry {db} or one of its files; choose another file")
+
+
+def new_database_path(out: str | os.PathLike, db: str | os.PathLike, what: str = "--out") -> Path:
+    """The absolute path of a new SQLite file a command writes (``replay --out``, ``backup``):
+    not the registry or one of its files, not an existing file, in a folder that exists."""
+    out_path = Path(os.path.abspath(Path(out).expanduser()))
+    refuse_registry_file(out_path, db, what, sqlite_file=True)
+    if out_path.exists():
+        raise InvalidInputError(f"{out_path} already exists; choose a new file for {what}")
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(f"folder {out_path.parent} does not exist")
+    return out_path

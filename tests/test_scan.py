@@ -209,9 +209,21 @@ def test_scan_cli(results: Path, tmp_path: Path) -> None:
 def start_watch(db: Path, watched: Path, interval: float) -> subprocess.Popen:
     """`lightml watch` of ``watched`` into run r of ``db`` (which it creates first)."""
     make_registry(db)
+    # faulthandler: if it ever does not stop, SIGABRT makes it print where it is (see stop_watch)
     return subprocess.Popen(
-        [sys.executable, "-m", "lightml", "watch", "--db", str(db), "--run", "r", "--path", str(watched),
-         "--interval", str(interval)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-X", "faulthandler", "-m", "lightml", "watch", "--db", str(db), "--run", "r",
+         "--path", str(watched), "--interval", str(interval)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop_watch(proc: subprocess.Popen) -> tuple[str, str]:
+    """Ctrl-C, then its output; a watch still running after 30 s fails with its threads' stacks."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, stderr = proc.communicate(timeout=30)
+        raise AssertionError(f"watch did not stop on Ctrl-C; where it was:\n{stderr}") from None
 
 
 def test_watch_imports_new_results_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -225,8 +237,7 @@ def test_watch_imports_new_results_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         line = proc.stdout.readline()
         assert "imported dummy-a: 10 metrics, 4 with per-sample scores (3 files)" in line
     finally:
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
+        stdout, stderr = stop_watch(proc)
     assert proc.returncode == 0, stderr
     assert "Stopped watching." in stdout and "Traceback" not in stderr
     assert metrics_of(db, "dummy-a")[("tiny_mc", "acc")] == 0.15
