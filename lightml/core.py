@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from lightml import commands, edits, queries, resolve, store, writer
-from lightml.defaults import DEFAULT_RUN  # noqa: F401  (the run of a handle opened without one)
+from lightml.defaults import DEFAULT_RUN
 from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError, NotFoundError
 from lightml.replay import add_missing_read_tables, needs_upgrade
 from lightml.validation import (

@@ -33,6 +33,8 @@ from lightml.events import (
 # Every integer of a payload is a real int (not a bool, a float or text) that SQLite's signed
 # 64-bit INTEGER can hold: a larger one would fail the projection with a bare OverflowError.
 SqlInt = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
+# A value is a number (an int is fine), never text such as "0.5" that a lax check would convert.
+Number = Annotated[float, Field(strict=True)]
 
 
 def _json_array_text(text: str) -> str:
@@ -81,7 +83,7 @@ class MetricRow(_Payload):
     checkpoint_id: SqlInt | None
     family: str
     metric_name: str
-    value: float | None
+    value: Number | None
 
 
 class ScoresRow(_Payload):
@@ -134,7 +136,7 @@ class MetricValue(_Payload):
     metric_id: SqlInt
     family: str
     metric_name: str
-    value: float | None
+    value: Number | None
     # Per-sample scores as the exact JSON text stored in detailed_scores (None: no scores).
     scores: JsonArrayText | None = None
     n_samples: SqlInt | None = None
@@ -148,7 +150,7 @@ class MetricValue(_Payload):
 
 
 class OverwrittenValue(MetricValue):
-    previous_value: float | None
+    previous_value: Number | None
 
 
 class MetricInserted(_Payload):

@@ -398,6 +398,37 @@ def test_registry_on_read_only_media_is_read_with_one_warning(tmp_path):
     assert checked.stderr.count("read-only") == 1  # once per file and process
 
 
+KILLED_WITH_DATA_IN_THE_WAL = textwrap.dedent("""
+    import os, signal, sys
+    from lightml import LightMLHandle
+    with LightMLHandle(sys.argv[1], "r") as h:
+        h.register_model("m", "hub/m")
+        h.log_model_metric("m", "fam", "acc", 0.1)
+    h = LightMLHandle(sys.argv[1], "r")
+    h.log_model_metric("m", "fam", "acc", 0.9, force=True)
+    h.register_model("new", "hub/new")
+    os.kill(os.getpid(), signal.SIGKILL)  # before any checkpoint: the last writes are in the -wal only
+""")
+
+
+def test_read_only_media_never_shows_values_older_than_the_wal(tmp_path):
+    """A writer killed before it checkpointed leaves its last writes in the -wal; on read-only
+    media a read must see them (or refuse), never the older values of the .db alone."""
+    if not _read_only_mounts_work(tmp_path):
+        pytest.skip("no read-only bind mount possible here (needs unshare -rm and mount)")
+    media = tmp_path / "media"
+    media.mkdir()
+    db = media / "reg.db"
+    subprocess.run([sys.executable, "-c", KILLED_WITH_DATA_IN_THE_WAL, str(db)], timeout=60)
+    assert Path(f"{db}-wal").stat().st_size > 0
+    got = _on_read_only_mount(media, [sys.executable, "-m", "lightml", "metric-get", "--db", str(db),
+                                      "--model", "m", "--family", "fam", "--metric", "acc"])
+    if got.returncode == 0:
+        assert got.stdout.strip() == "0.9", got
+    else:  # refused, saying why, in one line
+        assert got.returncode == 2 and "-wal" in got.stderr and len(got.stderr.strip().splitlines()) == 1, got
+
+
 def test_readonly_uri_on_writable_media_is_a_plain_read_only_uri(tmp_path, capfd):
     from lightml.store import readonly_uri
 

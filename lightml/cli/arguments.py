@@ -16,9 +16,13 @@ def _init(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schema", help='JSON file restricting metrics: [{"family": F, "metrics": {"name": "float"}}]')
 
 
+def _write_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", help=f"run name (default {DEFAULT_RUN!r}, LightML 1.4's; created on first write)")
+
+
 def _model_register(p: argparse.ArgumentParser) -> None:
     add_db(p)
-    p.add_argument("--run", help=f"run name (default {DEFAULT_RUN!r}, LightML 1.4's; created on first write)")
+    _write_run(p)
     p.add_argument("--name", "--model", dest="name", required=True, help="model name")
     p.add_argument("--path", required=True, help="local folder (made absolute) or hub id such as org/model")
     p.add_argument("--parent", help="parent model name (looked up in this run, then in all runs)")
@@ -27,7 +31,7 @@ def _model_register(p: argparse.ArgumentParser) -> None:
 
 def _checkpoint_register(p: argparse.ArgumentParser) -> None:
     add_db(p)
-    p.add_argument("--run", help=f"run name (default {DEFAULT_RUN!r}, LightML 1.4's; created on first write)")
+    _write_run(p)
     p.add_argument("--model", required=True)
     p.add_argument("--step", required=True, type=int)
     p.add_argument("--path", required=True)
@@ -36,7 +40,7 @@ def _checkpoint_register(p: argparse.ArgumentParser) -> None:
 
 def _metric_log(p: argparse.ArgumentParser) -> None:
     add_db(p)
-    p.add_argument("--run", help=f"run name (default {DEFAULT_RUN!r}, LightML 1.4's; created on first write)")
+    _write_run(p)
     target = p.add_mutually_exclusive_group()
     target.add_argument("--model", help="the model the metric belongs to")
     target.add_argument("--checkpoint", type=int, help="checkpoint id the metric belongs to (instead of --model)")
