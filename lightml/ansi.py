@@ -7,7 +7,6 @@ from typing import TextIO
 
 GREEN = "\033[32m"
 RED = "\033[31m"
-BOLD = "\033[1m"
 RESET = "\033[0m"
 
 

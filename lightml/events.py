@@ -27,8 +27,6 @@ RUN_DELETED = "run_deleted"
 RUN_RESTORED = "run_restored"
 FILE_IMPORTED = "file_imported"
 
-ORIGINS = ("api", "cli", "scan", "web", "migrate", "merge")
-
 
 class Change(NamedTuple):
     """What a projection reads of an event: its log position, type and payload (brought up

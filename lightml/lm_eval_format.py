@@ -215,15 +215,6 @@ class SampleScores:
     doc_keys: list[str]  # "<doc_id>:<doc_hash prefix>": the document, and its content
 
 
-def read_samples(path: Path) -> tuple[dict[str, SampleScores], list[str]]:
-    """metric name -> its per-document scores, and the problems met (bad lines are skipped)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return {}, [f"cannot read it ({exc.__class__.__name__}: {exc})"]
-    return parse_samples(data)
-
-
 def parse_samples(data: bytes) -> tuple[dict[str, SampleScores], list[str]]:
     """The content of a samples file -> metric name -> its per-document scores, and the
     problems met (bad lines are skipped)."""

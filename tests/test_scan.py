@@ -209,10 +209,14 @@ def test_scan_cli(results: Path, tmp_path: Path) -> None:
 def start_watch(db: Path, watched: Path, interval: float) -> subprocess.Popen:
     """`lightml watch` of ``watched`` into run r of ``db`` (which it creates first)."""
     make_registry(db)
-    # faulthandler: if it ever does not stop, SIGABRT makes it print where it is (see stop_watch)
+    # As a command started from a terminal: Ctrl-C (SIGINT) in its default state. A process
+    # inherits an ignored SIGINT (the test runner's, or a shell's for background jobs), and
+    # Python then never turns it into KeyboardInterrupt. faulthandler: if it ever does not
+    # stop, SIGABRT makes it print where it is (see stop_watch).
     return subprocess.Popen(
         [sys.executable, "-X", "faulthandler", "-m", "lightml", "watch", "--db", str(db), "--run", "r",
-         "--path", str(watched), "--interval", str(interval)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--path", str(watched), "--interval", str(interval)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def stop_watch(proc: subprocess.Popen) -> tuple[str, str]:
