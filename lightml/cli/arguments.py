@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from lightml.cli.main import add_db, add_json
 from lightml.defaults import DEFAULT_RUN, PRUNE_GRACE_SECONDS
+
+
+def add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="registry file (default: $LIGHTML_DB, ./.lightml, or the only ./*.db)")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
 def _init(p: argparse.ArgumentParser) -> None:

@@ -60,14 +60,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="registry file (default: $LIGHTML_DB, ./.lightml, or the only ./*.db)")
-
-
-def add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from lightml.cli import arguments
 
