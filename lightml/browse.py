@@ -67,6 +67,21 @@ def list_families(conn: sqlite3.Connection, run: int | None = None,
             for f, n_metrics, n_models, n_values in rows]
 
 
+def require_metric(conn: sqlite3.Connection, family: str, metric_name: str) -> None:
+    """NotFoundError unless some model or checkpoint has this metric."""
+    if not conn.execute("SELECT 1 FROM metrics WHERE family = ? AND metric_name = ? LIMIT 1",
+                        (family, metric_name)).fetchone():
+        raise NotFoundError(f"no metric {family}/{metric_name} in the registry")
+
+
+def model_notes(conn: sqlite3.Connection, model_id: int, model_name: str) -> str | None:
+    """The model's notes (None: none); NotFoundError if it is gone."""
+    row = conn.execute("SELECT notes FROM model WHERE id = ?", (model_id,)).fetchone()
+    if row is None:  # deleted since it was resolved
+        raise NotFoundError(f"model {model_name!r} not found")
+    return row[0]
+
+
 def family_metrics(conn: sqlite3.Connection, family: str) -> list[str]:
     return [name for (name,) in conn.execute(
         "SELECT DISTINCT metric_name FROM metrics WHERE family = ? ORDER BY metric_name", (family,))]

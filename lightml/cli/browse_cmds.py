@@ -189,11 +189,7 @@ def cmd_top(args: argparse.Namespace) -> int:
     try:
         run = run_id(conn, args.run)
         family, metric = pick_family_metric(conn, args.family, args.metric)
-        if not conn.execute("SELECT 1 FROM metrics WHERE family = ? AND metric_name = ? LIMIT 1",
-                            (family, metric)).fetchone():
-            from lightml.errors import NotFoundError
-
-            raise NotFoundError(f"no metric {family}/{metric} in the registry")
+        browse.require_metric(conn, family, metric)
         board = browse.top(conn, family, metric, args.n, run, include_hidden=args.all)
     finally:
         conn.close()

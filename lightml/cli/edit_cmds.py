@@ -57,15 +57,13 @@ def cmd_notes(args: argparse.Namespace) -> int:
     model = _model(args)
     name = model.model_name
     if args.set is None:
-        notes = _read(args, lambda conn: conn.execute("SELECT notes FROM model WHERE id = ?", (model.id,)).fetchone())
-        if notes is None:  # deleted since it was resolved
-            from lightml.errors import NotFoundError
+        from lightml.browse import model_notes
 
-            raise NotFoundError(f"model {name!r} not found")
+        notes = _read(args, lambda conn: model_notes(conn, model.id, name))
         if args.json:
-            print_json({"model": name, "notes": notes[0]})
+            print_json({"model": name, "notes": notes})
         else:
-            print(notes[0] if notes[0] else f"(no notes for {name})")
+            print(notes if notes else f"(no notes for {name})")
         return 0
     with _handle(args, model) as h:
         changed = h.set_notes(name, args.set)
