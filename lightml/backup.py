@@ -6,7 +6,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from lightml import store
+from lightml import opening, store
 from lightml.errors import InvalidInputError, NotARegistryError
 
 
@@ -22,7 +22,7 @@ def backup(db: str | os.PathLike, out: str | os.PathLike) -> Path:
     """
     source_path = Path(db).expanduser()
     out_path = store.new_database_path(out, source_path)
-    source = store.open_registry_readonly(source_path)
+    source = opening.open_registry_readonly(source_path)
     partial = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
     store.refuse_registry_file(partial, source_path, "the temporary copy", sqlite_file=True)
     try:

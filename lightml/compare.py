@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from lightml import resolve, significance, store
+from lightml import opening, resolve, significance
 from lightml.ansi import GREEN, RED, paint
 from lightml.direction import is_uncertainty, lower_is_better
 
@@ -133,7 +133,7 @@ def compare_models(db: str | os.PathLike, model_a: str, model_b: str, run_name: 
     Models are named by ``resolve.find_model``'s rule (``RUN/MODEL`` or ``MODEL@RUN`` per
     model; ``run_name`` is the run preferred for both, ``run_a`` / ``run_b`` per model).
     """
-    conn = store.open_registry_readonly(db)
+    conn = opening.open_registry_readonly(db)
     try:
         return compare_in(conn, model_a, model_b, run_name, family, run_a=run_a, run_b=run_b)
     finally:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 from lightml import commands, edits, queries, resolve, store, writer
 from lightml.defaults import DEFAULT_RUN
 from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError, NotFoundError
-from lightml.replay import add_missing_read_tables, needs_upgrade
+from lightml.opening import add_missing_read_tables, needs_upgrade
 from lightml.validation import (
     check_doc_keys, check_id, check_name, check_notes, check_scores, check_step, check_value, normalize_path,
     scores_disagreement,

@@ -9,7 +9,7 @@ import os
 import sqlite3
 from typing import Any
 
-from lightml import resolve, store
+from lightml import opening, resolve
 from lightml.ansi import GREEN, RED, paint
 from lightml.direction import is_uncertainty, lower_is_better
 from lightml.errors import InvalidInputError
@@ -32,7 +32,7 @@ def diff_models(db: str | os.PathLike, model_names: list[str], run_name: str | N
     {"rule", "values": {model: mean} or None, "metrics": [[family, metric]], "left_out":
     [{"family", "metric", "reason"}]}}``, rows sorted by family then metric.
     """
-    conn = store.open_registry_readonly(db)
+    conn = opening.open_registry_readonly(db)
     try:
         return diff_in(conn, model_names, run_name, family)
     finally:

@@ -23,7 +23,7 @@ from openpyxl.formatting.rule import ColorScaleRule
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from lightml import significance, store
+from lightml import opening, significance, store
 from lightml.direction import lower_is_better
 from lightml.events import METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_REGISTERED, MODEL_RENAMED
 from lightml.errors import InvalidInputError
@@ -237,7 +237,7 @@ def export_excel(db_path: str | os.PathLike, output_path: str | os.PathLike | No
     tmp = output.with_name(output.name + ".tmp")
     store.refuse_registry_file(output, db_path, "the output")
     store.refuse_registry_file(tmp, db_path, "the output's temporary file")  # written first, then renamed
-    conn = store.open_registry_readonly(db_path)
+    conn = opening.open_registry_readonly(db_path)
     try:
         conn.execute("BEGIN")  # one snapshot: a writer elsewhere cannot tear the report
         reg = _Registry(conn, include_hidden)

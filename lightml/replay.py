@@ -159,7 +159,7 @@ def _open_live(db: str | os.PathLike) -> tuple[Path, sqlite3.Connection]:
     return path.resolve(), conn
 
 
-def _rebuild_and_commit(conn: sqlite3.Connection) -> tuple[int, int | None]:
+def rebuild_and_commit(conn: sqlite3.Connection) -> tuple[int, int | None]:
     """Inside the caller's transaction (begun with ``store.begin_write``): rebuild from the
     file's own log (a damaged one refused), check the references (foreign keys are off
     during the rebuild), commit. (events, last seq)."""
@@ -222,7 +222,7 @@ def _replay_in_place(path: Path, force: bool) -> ReplayResult:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        count, last = _rebuild_and_commit(conn)
+        count, last = rebuild_and_commit(conn)
     finally:
         conn.close()
     return ReplayResult(path, count, last)
@@ -247,45 +247,6 @@ def _refuse_unexplained_rows(path: Path) -> None:
             "Copy them elsewhere first, or replay with --force (force=True) to drop them")
 
 
-def add_missing_read_tables(path: str | os.PathLike, *, timeout: float = store.DEFAULT_TIMEOUT) -> list[str]:
-    """Bring a registry written by an earlier 2.x build up to this one: its missing read
-    tables and the guards of its read tables (``projections.guard``).
-
-    The missing tables are built from the registry's own log (by rebuilding every read
-    table, in one transaction, exactly as ``replay`` does), so the registry answers as if it
-    had always had them. Returns the tables that were missing.
-    """
-    conn = store.connect(Path(path), timeout=timeout)
-    try:
-        if not needs_upgrade(conn):
-            return []
-        conn.execute("PRAGMA foreign_keys = OFF")  # checked once at the end instead of per row
-        try:
-            store.begin_write(conn)
-            missing = store.missing_read_tables(conn)  # another process may have added them meanwhile
-            if missing:
-                _rebuild_and_commit(conn)
-            else:
-                projections.create_guards(conn)
-                store.commit_write(conn)
-        except sqlite3.OperationalError as exc:  # e.g. a read-only file or folder
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise NotARegistryError(
-                f"{path} was written by an earlier LightML 2 and lacks the tables or guards "
-                f"of this one; adding them failed ({exc}). Make the file writable and run: "
-                f"lightml replay --db {path}"
-            ) from None
-    finally:
-        conn.close()
-    return missing
-
-
-def needs_upgrade(conn: sqlite3.Connection) -> bool:
-    """Does this registry lack read tables, or guards, of this build?"""
-    return bool(store.missing_read_tables(conn) or projections.unguarded_tables(conn))
-
-
 def _replay_into(live_path: Path, out_path: Path, as_of: str | None, upto: int | None) -> ReplayResult:
     conn = store.connect(out_path)
     try:
@@ -303,7 +264,7 @@ def _replay_into(live_path: Path, out_path: Path, as_of: str | None, upto: int |
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        count, last = _rebuild_and_commit(conn)
+        count, last = rebuild_and_commit(conn)
         conn.execute("DETACH DATABASE live")
     except BaseException:
         conn.close()

@@ -182,39 +182,6 @@ def checkpoint(conn: sqlite3.Connection) -> bool:
         conn.execute(f"PRAGMA busy_timeout = {timeout_ms}")
 
 
-def open_registry_readonly(path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT) -> sqlite3.Connection:
-    """A read-only connection to an event-sourced registry (for the read-only commands and
-    the module-level report functions); anything else is refused with the way out."""
-    conn = connect_readonly(path, timeout=timeout)
-    try:
-        check_format(conn, path)
-        if registry_format(conn) is None:
-            raise NotARegistryError(f"{path} is an empty database, not a LightML registry")
-        if missing_read_tables(conn):
-            _add_missing_read_tables_or_stand_ins(conn, path, timeout)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _add_missing_read_tables_or_stand_ins(conn: sqlite3.Connection, path, timeout: float) -> None:
-    """Give an earlier 2.x registry its missing read tables (built from its log). Where the
-    file cannot be written (read-only media), this connection gets empty TEMP stand-ins
-    instead, so reading still works: scores then pair by position, as that build did."""
-    from importlib import import_module
-
-    # Imported here: replay imports this module. (``lightml.replay`` as an attribute is the
-    # package's replay function, hence import_module.)
-    replay = import_module("lightml.replay")
-    try:
-        replay.add_missing_read_tables(path, timeout=timeout)
-    except NotARegistryError:
-        for module in projections.MODULES:
-            if module.TABLE in missing_read_tables(conn):
-                conn.execute(module.DDL.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
-
-
 def _configured(conn: sqlite3.Connection, path, timeout: float, *pragmas: str) -> sqlite3.Connection:
     """Set the busy timeout and pragmas, and read the schema once: a file that is not SQLite
     fails here with a clear error rather than at the first query."""

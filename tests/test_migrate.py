@@ -496,18 +496,16 @@ def test_read_only_commands_upgrade_an_earlier_2x_registry(tmp_path):
 
 
 def test_an_earlier_2x_registry_that_cannot_be_written_is_still_readable(tmp_path, monkeypatch):
-    from importlib import import_module
+    from lightml import opening
+    from lightml.opening import open_registry_readonly
 
-    from lightml.store import open_registry_readonly
-
-    replay = import_module("lightml.replay")  # the module (lightml.replay is also a function's name)
     db = tmp_path / "old.db"
     _registry_from_an_earlier_2x_build(db)
 
     def read_only_media(path, **_):
         raise NotARegistryError(f"{path}: attempt to write a readonly database")
 
-    monkeypatch.setattr(replay, "add_missing_read_tables", read_only_media)
+    monkeypatch.setattr(opening, "add_missing_read_tables", read_only_media)
     conn = open_registry_readonly(db)
     try:
         assert conn.execute("SELECT count(*) FROM score_docs").fetchone() == (0,)

@@ -10,7 +10,7 @@ from lightml.cli.output import print_json
 
 
 def _open(db: str):
-    from lightml.store import open_registry_readonly
+    from lightml.opening import open_registry_readonly
 
     return open_registry_readonly(db)
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def _open(db: str):
-    from lightml.store import open_registry_readonly
+    from lightml.opening import open_registry_readonly
 
     return open_registry_readonly(db)
 

@@ -19,7 +19,7 @@ def _handle(args: argparse.Namespace, model=None):
 
 
 def _read(args: argparse.Namespace, query):
-    from lightml.store import open_registry_readonly
+    from lightml.opening import open_registry_readonly
 
     conn = open_registry_readonly(args.db)
     try:

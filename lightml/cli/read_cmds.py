@@ -21,7 +21,7 @@ def _named_model(args: argparse.Namespace) -> tuple[str, str | None]:
     the history of a deleted model is still read from the log."""
     from lightml.errors import NotFoundError
     from lightml.resolve import find_model, run_id
-    from lightml.store import open_registry_readonly
+    from lightml.opening import open_registry_readonly
 
     conn = open_registry_readonly(args.db)
     try:

@@ -41,7 +41,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lightml import store
+from lightml import opening
 from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
 from lightml.validation import check_int_range
 from lightml.web import data
@@ -199,7 +199,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
     """The dashboard of the registry at ``db_path``. ``host`` is the address or name the server
     listens on (``lightml gui --host``): besides the local names, requests must be addressed to it."""
     db = str(Path(db_path).resolve())
-    store.open_registry_readonly(db).close()  # fail now, with a clear error, if it is not a registry
+    opening.open_registry_readonly(db).close()  # fail now, with a clear error, if it is not a registry
     token = secrets.token_urlsafe(32)
 
     async def with_conn(work: Callable) -> Any:
@@ -211,7 +211,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
 
     def in_thread(work: Callable[[sqlite3.Connection], Any]) -> Any:
         def run() -> Any:
-            conn = store.open_registry_readonly(db)
+            conn = opening.open_registry_readonly(db)
             try:
                 return work(conn)
             finally:
@@ -354,7 +354,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
             from lightml.resolve import find_model
 
             _refuse_if_read_only(db)
-            conn = store.open_registry_readonly(db)
+            conn = opening.open_registry_readonly(db)
             try:
                 ref = find_model(conn, body["model"], body.get("run"))
             finally:

@@ -1,0 +1,81 @@
+"""Opening a registry: the format checks, and bringing a file written by an earlier 2.x
+build up to this one (its missing read tables, built from its own log, and the guards of its
+read tables). Above ``store`` (connections) and ``replay`` (rebuilding), which it uses."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import projections
+from lightml import store
+from lightml.errors import NotARegistryError
+from lightml.replay import rebuild_and_commit
+
+
+def open_registry_readonly(path: str | os.PathLike, *, timeout: float = store.DEFAULT_TIMEOUT) -> sqlite3.Connection:
+    """A read-only connection to an event-sourced registry (for the read-only commands and
+    the module-level report functions); anything else is refused with the way out."""
+    conn = store.connect_readonly(path, timeout=timeout)
+    try:
+        store.check_format(conn, path)
+        if store.registry_format(conn) is None:
+            raise NotARegistryError(f"{path} is an empty database, not a LightML registry")
+        if store.missing_read_tables(conn):
+            _add_missing_read_tables_or_stand_ins(conn, path, timeout)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _add_missing_read_tables_or_stand_ins(conn: sqlite3.Connection, path, timeout: float) -> None:
+    """Give an earlier 2.x registry its missing read tables (built from its log). Where the
+    file cannot be written (read-only media), this connection gets empty TEMP stand-ins
+    instead, so reading still works: scores then pair by position, as that build did."""
+    try:
+        add_missing_read_tables(path, timeout=timeout)
+    except NotARegistryError:
+        for module in projections.MODULES:
+            if module.TABLE in store.missing_read_tables(conn):
+                conn.execute(module.DDL.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+
+
+def add_missing_read_tables(path: str | os.PathLike, *, timeout: float = store.DEFAULT_TIMEOUT) -> list[str]:
+    """Bring a registry written by an earlier 2.x build up to this one: its missing read
+    tables and the guards of its read tables (``projections.guard``).
+
+    The missing tables are built from the registry's own log (by rebuilding every read
+    table, in one transaction, exactly as ``replay`` does), so the registry answers as if it
+    had always had them. Returns the tables that were missing.
+    """
+    conn = store.connect(Path(path), timeout=timeout)
+    try:
+        if not needs_upgrade(conn):
+            return []
+        conn.execute("PRAGMA foreign_keys = OFF")  # checked once at the end instead of per row
+        try:
+            store.begin_write(conn)
+            missing = store.missing_read_tables(conn)  # another process may have added them meanwhile
+            if missing:
+                rebuild_and_commit(conn)
+            else:
+                projections.create_guards(conn)
+                store.commit_write(conn)
+        except sqlite3.OperationalError as exc:  # e.g. a read-only file or folder
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise NotARegistryError(
+                f"{path} was written by an earlier LightML 2 and lacks the tables or guards "
+                f"of this one; adding them failed ({exc}). Make the file writable and run: "
+                f"lightml replay --db {path}"
+            ) from None
+    finally:
+        conn.close()
+    return missing
+
+
+def needs_upgrade(conn: sqlite3.Connection) -> bool:
+    """Does this registry lack read tables, or guards, of this build?"""
+    return bool(store.missing_read_tables(conn) or projections.unguarded_tables(conn))
