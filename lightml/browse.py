@@ -12,6 +12,7 @@ from typing import Any
 
 from lightml.direction import is_uncertainty, lower_is_better
 from lightml.errors import NotFoundError
+from lightml.events import actor_text
 
 
 def _visible(alias: str, include_hidden: bool) -> str:
@@ -125,7 +126,7 @@ def newest_events(conn: sqlite3.Connection, n: int = 5) -> list[dict[str, Any]]:
         "SELECT seq, type, payload, at, user, host, origin FROM events ORDER BY seq DESC LIMIT ?", (n,)
     ).fetchall()
     return [
-        {"seq": seq, "type": event_type, "at": at, "actor": f"{user or '?'}@{host or '?'} ({origin})",
+        {"seq": seq, "type": event_type, "at": at, "actor": actor_text(user, host, origin),
          "what": describe_event(event_type, json.loads(payload))}
         for seq, event_type, payload, at, user, host, origin in rows
     ]
@@ -185,7 +186,7 @@ def model_card(conn: sqlite3.Connection, model_id: int) -> dict[str, Any]:
         "parents": ancestors, "children": _descendants(conn, model_id), "checkpoints": checkpoints,
         "metrics_per_family": families, "metrics": metrics,
         "last_change": None if last is None else {
-            "seq": last[0], "type": last[1], "at": last[2], "actor": f"{last[3] or '?'}@{last[4] or '?'} ({last[5]})"},
+            "seq": last[0], "type": last[1], "at": last[2], "actor": actor_text(last[3], last[4], last[5])},
     }
 
 

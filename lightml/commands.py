@@ -35,10 +35,7 @@ def _run_id(tx: WriteTransaction, run_name: str | None) -> int:
     key = ("run", run_name)
     rid = tx.cache.get(key)
     if rid is None:
-        rid = resolve.run_id(tx.conn, run_name)
-        if rid is None:
-            raise NotFoundError(f"run {run_name!r} not found")
-        tx.cache[key] = rid
+        rid = tx.cache[key] = resolve.require_run_id(tx.conn, run_name)
     return rid
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from lightml import commands, edits, queries, resolve, store, writer
 from lightml.defaults import DEFAULT_RUN
-from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError, NotFoundError
+from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError
 from lightml.opening import add_missing_read_tables, needs_upgrade
 from lightml.validation import (
     check_doc_keys, check_id, check_name, check_notes, check_scores, check_step, check_value, normalize_path,
@@ -87,12 +87,10 @@ class Registry:
         """The run's id. An existing run is found by a read, without the write lock (a long
         replay or merge elsewhere must not stop a read-mostly script from opening); only a
         missing one is created (``create``) in a write transaction."""
-        run_id = self.read(resolve.run_id, run_name)
-        if run_id is not None:
-            return run_id
         if not create:  # read-only use: the run must exist, nothing is written
-            raise NotFoundError(f"run {run_name!r} not found")
-        return self.run(commands.create_run(run_name))
+            return self.read(resolve.require_run_id, run_name)
+        run_id = self.read(resolve.run_id, run_name)
+        return run_id if run_id is not None else self.run(commands.create_run(run_name))
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -28,6 +28,12 @@ RUN_RESTORED = "run_restored"
 FILE_IMPORTED = "file_imported"
 
 
+def actor_text(user: str | None, host: str | None, origin: str) -> str:
+    """Who wrote an event, as every history and listing shows it: ``user@host (origin)``
+    (``?`` for what the event does not know)."""
+    return f"{user or '?'}@{host or '?'} ({origin})"
+
+
 class Change(NamedTuple):
     """What a projection reads of an event: its log position, type and payload (brought up
     to the current version). Who wrote it and when stay in the ``events`` row; replay reads

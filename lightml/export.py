@@ -25,7 +25,7 @@ from openpyxl.utils import get_column_letter
 
 from lightml import opening, significance, store
 from lightml.direction import lower_is_better
-from lightml.events import METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_REGISTERED, MODEL_RENAMED
+from lightml.events import METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_REGISTERED, MODEL_RENAMED, actor_text
 from lightml.errors import InvalidInputError
 
 RED, YELLOW, GREEN = "F8696B", "FFEB84", "63BE7B"
@@ -209,7 +209,7 @@ def _history(wb: Workbook, conn) -> None:
         if event_type in (MODEL_REGISTERED, MODEL_RENAMED):
             names[p["model_id"]] = p["model_name"]  # the name the model had at that moment
             continue
-        who = f"{user or '?'}@{host or '?'} ({origin})"
+        who = actor_text(user, host, origin)
         when = at.replace("T", " ").rstrip("Z")
         model = names.get(p["model_id"], f"#{p['model_id']}")
         if event_type == MODEL_DELETED:

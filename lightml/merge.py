@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 from lightml import commands, resolve, store, symlinks
 from lightml import events as ev
+from lightml.events import actor_text
 from lightml.core import Registry
 from lightml.errors import InvalidInputError, NotARegistryError
 from lightml.validation import check_doc_keys, check_name, check_scores, check_step, check_value
@@ -154,9 +155,8 @@ def _check_source(src: _Source) -> None:
 # A value that was itself merged keeps the time and actor of where it came from.
 _HISTORY = """
 SELECT e.type, json_extract(item.value, '$.metric_id'), json_extract(item.value, '$.value'),
-       coalesce(json_extract(item.value, '$.original_at'), e.at),
-       coalesce(json_extract(item.value, '$.original_actor'),
-                coalesce(e.user, '?') || '@' || coalesce(e.host, '?') || ' (' || e.origin || ')')
+       coalesce(json_extract(item.value, '$.original_at'), e.at), json_extract(item.value, '$.original_actor'),
+       e.user, e.host, e.origin
 FROM events e, json_each(e.payload, '$.metrics') AS item
 WHERE e.type IN ('metric_inserted', 'metric_overwritten') ORDER BY e.seq"""
 _ACTIONS = {ev.METRIC_INSERTED: "inserted", ev.METRIC_OVERWRITTEN: "overwritten"}
@@ -170,7 +170,8 @@ def _read_history(conn: sqlite3.Connection) -> dict[int, list[_Entry]]:
         rows = conn.execute(_HISTORY).fetchall()
     except sqlite3.Error:
         return {}
-    for event_type, metric_id, value, at, actor in rows:
+    for event_type, metric_id, value, at, original_actor, user, host, origin in rows:
+        actor = original_actor if original_actor is not None else actor_text(user, host, origin)
         # A damaged payload can hold anything: only text is a time or an actor.
         entry = _Entry(_ACTIONS[event_type], value, at if isinstance(at, str) else None,
                        actor if isinstance(actor, str) else None)

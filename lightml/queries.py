@@ -10,6 +10,7 @@ import sqlite3
 from typing import Any
 
 from lightml import resolve
+from lightml.events import actor_text
 from lightml.globs import glob_matches
 from lightml.errors import AmbiguousNameError, NotFoundError
 
@@ -223,7 +224,7 @@ def metric_history(conn: sqlite3.Connection, metric_ids: list[int]) -> list[dict
         ).fetchone()
         entry = {
             "seq": seq, "at": at, "action": action, "value": value, "previous_value": previous,
-            "actor": f"{user or '?'}@{host or '?'} ({origin})", "metric_id": metric_id,
+            "actor": actor_text(user, host, origin), "metric_id": metric_id,
             "merged_from": None, "merged_at": None,
         }
         if origin == "merge" and action in ("inserted", "overwritten"):
@@ -286,7 +287,7 @@ def model_events(conn: sqlite3.Connection, model_name: str, run: int | None, run
         "WHERE json_extract(payload, '$.model_id') = ? ORDER BY seq", (mid,)
     ).fetchall()
     return [
-        {"seq": seq, "at": at, "type": event_type, "actor": f"{user or '?'}@{host or '?'} ({origin})",
+        {"seq": seq, "at": at, "type": event_type, "actor": actor_text(user, host, origin),
          "what": describe_event(event_type, json.loads(payload))}
         for seq, event_type, payload, at, user, host, origin in rows
     ]

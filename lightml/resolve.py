@@ -14,6 +14,16 @@ def run_id(conn: sqlite3.Connection, run_name: str) -> int | None:
     return row[0] if row else None
 
 
+def require_run_id(conn: sqlite3.Connection, run_name: str | None) -> int | None:
+    """The run's id (None for no run named); NotFoundError for a name no run has."""
+    if run_name is None:
+        return None
+    found = run_id(conn, run_name)
+    if found is None:
+        raise NotFoundError(f"run {run_name!r} not found")
+    return found
+
+
 class ModelRef(NamedTuple):
     """A model found from how a user spelled it: its id, its real name and its run's name."""
 
@@ -40,12 +50,7 @@ def find_model(conn: sqlite3.Connection, spelling: str, run_name: str | None = N
     to it (``RUN/MODEL``, or ``MODEL@RUN`` where the first is taken by an exact name).
     Hidden models are found like any other (hiding only keeps them out of listings).
     """
-    run = None
-    if run_name is not None:
-        run = run_id(conn, run_name)
-        if run is None:
-            raise NotFoundError(f"run {run_name!r} not found")
-    return find_model_by_run_id(conn, spelling, run)
+    return find_model_by_run_id(conn, spelling, require_run_id(conn, run_name))
 
 
 def find_model_by_run_id(conn: sqlite3.Connection, spelling: str, run: int | None) -> ModelRef:

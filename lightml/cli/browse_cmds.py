@@ -19,15 +19,9 @@ def _open(db: str):
 
 
 def run_id(conn, run_name: str | None) -> int | None:
-    from lightml import resolve
-    from lightml.errors import NotFoundError
+    from lightml.resolve import require_run_id
 
-    if run_name is None:
-        return None
-    rid = resolve.run_id(conn, run_name)
-    if rid is None:
-        raise NotFoundError(f"run {run_name!r} not found")
-    return rid
+    return require_run_id(conn, run_name)
 
 
 def model_names(conn, run: int | None, include_hidden: bool = True) -> list[str]:

@@ -296,11 +296,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         step_value = _int_param(request, "step", 0) if step not in (None, "") else None
 
         def work(conn):
-            run = None
-            if run_name is not None:
-                run = resolve.run_id(conn, run_name)
-                if run is None:
-                    raise NotFoundError(f"run {run_name!r} not found")
+            run = resolve.require_run_id(conn, run_name)
             ids = queries.history_metric_ids(conn, model, family, metric, step_value, run, run_name)
             return queries.metric_history(conn, ids)
         entries = await in_thread(work)

@@ -12,6 +12,7 @@ from typing import Any
 import aiosqlite
 
 from lightml.browse import describe_event
+from lightml.events import actor_text
 from lightml.errors import NotFoundError
 
 
@@ -89,6 +90,6 @@ async def events_after(conn, seq: int, limit: int = 200) -> dict[str, Any]:
     (last,) = (await rows(conn, "SELECT coalesce(max(seq), 0) FROM events"))[0]
     return {
         "last": last,
-        "events": [{"seq": s, "type": t, "at": at, "actor": f"{u or '?'}@{h or '?'} ({o})",
+        "events": [{"seq": s, "type": t, "at": at, "actor": actor_text(u, h, o),
                     "what": describe_event(t, json.loads(p))} for s, t, p, at, u, h, o in found],
     }
