@@ -37,14 +37,18 @@ SqlInt = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
 Number = Annotated[float, Field(strict=True)]
 
 
-def _json_array_text(text: str) -> str:
-    """Per-sample scores and document keys are stored as JSON array text: refuse anything else."""
+def is_json_array_text(text: object) -> bool:
+    """Per-sample scores and document keys are stored as JSON array text (``migrate`` asks
+    this of 1.x rows before it turns them into events)."""
     try:
-        value = json.loads(text)
+        return isinstance(text, str) and isinstance(json.loads(text), list)
     except (ValueError, RecursionError):
-        raise ValueError("not JSON array text") from None
-    if not isinstance(value, list):
-        raise ValueError("not a JSON array")
+        return False
+
+
+def _json_array_text(text: str) -> str:
+    if not is_json_array_text(text):
+        raise ValueError("not JSON array text")
     return text
 
 

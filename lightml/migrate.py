@@ -9,7 +9,6 @@ reported, and stay in the backup.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sqlite3
@@ -21,6 +20,7 @@ from typing import Any
 from lightml import events as ev
 from lightml import store
 from lightml.errors import NotARegistryError
+from lightml.event_schemas import is_json_array_text, payload_problem
 from lightml.replay import verify
 from lightml.writer import Actor, WriteTransaction
 
@@ -174,18 +174,9 @@ def _migrate_in_transaction(conn: sqlite3.Connection) -> MigrateResult:
     return MigrateResult(True, "migrated", counts=counts, warnings=warnings)
 
 
-def _is_json_array_text(text: object) -> bool:
-    try:
-        return isinstance(text, str) and isinstance(json.loads(text), list)
-    except (ValueError, RecursionError):
-        return False
-
-
 def _emit_checked(tx: WriteTransaction, items: list[tuple[str, dict[str, Any]]]) -> None:
     """Check each synthesized payload against its schema before it is written: a 1.x value
     the new format cannot hold stops the migration (nothing committed) with a clear message."""
-    from lightml.event_schemas import payload_problem
-
     for event_type, payload in items:
         problem = payload_problem(event_type, payload)
         if problem is not None:
@@ -246,7 +237,7 @@ def _emit_metrics(tx: WriteTransaction, metrics: list[dict], model_ids: set[int]
         key = (target[0], target[1], m["family"], m["metric_name"])
         item = {"metric_id": m["id"], "family": m["family"], "metric_name": m["metric_name"], "value": m["value"]}
         s = scores.get(m["id"])
-        if s is not None and not _is_json_array_text(s["scores"]):
+        if s is not None and not is_json_array_text(s["scores"]):
             warnings.append(f"detailed scores of metric id {m['id']} are not a JSON array: left in the backup only")
         elif s is not None:
             item["scores"], item["n_samples"] = s["scores"], s["n_samples"]

@@ -15,7 +15,7 @@ import numpy as np
 from lightml import queries, resolve, stats
 from lightml.direction import lower_is_better
 from lightml.errors import InvalidInputError, NotFoundError
-from lightml.validation import value_matches_mean
+from lightml.validation import check_doc_keys, value_matches_mean
 
 
 def _scores(conn: sqlite3.Connection, model_id: int, model_name: str, family: str, metric_name: str):
@@ -49,9 +49,10 @@ def _doc_keys(text: str | None, model_name: str, family: str, metric_name: str) 
         return None
     try:
         keys = json.loads(text)
-        if isinstance(keys, list) and all(isinstance(k, (str, int)) for k in keys) and len(set(keys)) == len(keys):
+        if isinstance(keys, list):
+            check_doc_keys(keys, len(keys))  # the rule the handles log them by
             return keys
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, or (InvalidInputError) not distinct ids
         pass
     raise InvalidInputError(f"cannot pair {family}/{metric_name}: the stored document keys of {model_name!r} "
                             "are not a list of distinct ids (written by another tool?)")

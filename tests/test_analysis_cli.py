@@ -175,8 +175,10 @@ def test_stats_without_any_scores(tmp_path: Path) -> None:
     assert "no detailed scores in this registry" in result.stderr
 
 
-def _run_on_terminal(args: list[str], answers: list[str], env: dict[str, str] | None = None) -> str:
-    """Run the CLI with stdin/stdout/stderr on a pseudo-terminal, answering prompts in order."""
+def _run_on_terminal(args: list[str], answers: list[str], env: dict[str, str] | None = None,
+                     prompt_end: bytes = b"]:") -> str:
+    """Run the CLI with stdin/stdout/stderr on a pseudo-terminal, answering prompts in order
+    (a prompt: the output ends with ``prompt_end``; a picker's ends with "[1-N]:")."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "lightml", *map(str, args)], stdin=follower, stdout=follower,
                             stderr=follower, env={**os.environ, **(env or {})}, close_fds=True)
@@ -195,7 +197,7 @@ def _run_on_terminal(args: list[str], answers: list[str], env: dict[str, str] | 
                 if not chunk:
                     break
                 output += chunk
-                if pending and output.rstrip().endswith(b"]:"):
+                if pending and output.rstrip().endswith(prompt_end):
                     os.write(leader, (pending.pop(0) + "\n").encode())
                     output += b"\n"  # keep the prompt check from firing twice
             elif proc.poll() is not None:

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from lightml.handle import LightMLHandle
+from test_analysis_cli import _run_on_terminal
 
 
 def lightml(*args, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
@@ -24,41 +22,15 @@ def lightml(*args, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
                           stdin=stdin, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
+def on_terminal(args: list, answers: list[str], prompt_end: bytes = b"]:") -> str:
+    return _run_on_terminal(args, answers, env={"PYTHONWARNINGS": "ignore"}, prompt_end=prompt_end)
+
+
 def assert_user_error(result: subprocess.CompletedProcess, message: str) -> None:
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert message in result.stderr, result.stderr
-
-
-def on_terminal(args: list, answers: list[str]) -> str:
-    """Run the CLI on a pseudo-terminal, typing each answer when a prompt (a line ending in
-    ':') waits; returns everything the terminal showed."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "lightml", *map(str, args)], stdin=follower, stdout=follower,
-                            stderr=follower, env={**os.environ, "PYTHONWARNINGS": "ignore"}, close_fds=True)
-    os.close(follower)
-    output, pending, deadline = b"", list(answers), time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:  # the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                output += chunk
-                if pending and output.rstrip().endswith(b":"):
-                    os.write(leader, (pending.pop(0) + "\n").encode())
-                    output += b"\n"  # the prompt is answered: do not answer it twice
-            elif proc.poll() is not None:
-                break
-    finally:
-        proc.wait(timeout=30)
-        os.close(leader)
-    return output.decode(errors="replace").replace("\r\n", "\n")
 
 
 @pytest.fixture
@@ -97,7 +69,7 @@ def test_rename_without_a_new_name_asks_on_a_terminal_else_says_which_flag(regis
     before = events(registry)
     assert_user_error(lightml("rename", "--db", registry, "--model", "base"), "--to (or --new) is required")
     assert events(registry) == before
-    shown = on_terminal(["rename", "--db", registry, "--model", "base"], ["base-model"])
+    shown = on_terminal(["rename", "--db", registry, "--model", "base"], ["base-model"], prompt_end=b":")
     assert "New name for 'base'" in shown and "Renamed 'base' to 'base-model'" in shown
     assert ("r1", "base-model", None, 0) in model_rows(registry)
 

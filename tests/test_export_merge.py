@@ -117,6 +117,20 @@ def build(path: Path, run: str, models: dict[str, tuple[str | None, float, list 
             h.log_model_metric(name, "eval", "acc", value, scores=scores)
 
 
+def one_model_1x_file(path: Path) -> Path:
+    """A LightML 1.x database (read tables only, no detailed_scores): run 1 'r' with model 1 'm'."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript("""
+            CREATE TABLE run (id INTEGER PRIMARY KEY, run_name TEXT, description TEXT, metadata TEXT, created_at TEXT);
+            CREATE TABLE model (id INTEGER PRIMARY KEY, model_name TEXT, path TEXT, parent_id INTEGER, run_id INTEGER);
+            CREATE TABLE checkpoint (id INTEGER PRIMARY KEY, model_id INTEGER, step INTEGER, path TEXT, created_at TEXT);
+            CREATE TABLE metrics (id INTEGER PRIMARY KEY, model_id INTEGER, checkpoint_id INTEGER, family TEXT,
+                                  metric_name TEXT, value REAL);
+            INSERT INTO run VALUES (1, 'r', NULL, NULL, '2024-01-01 00:00:00');
+            INSERT INTO model VALUES (1, 'm', 'org/m', NULL, 1);""")
+    return path
+
+
 def tamper(conn: sqlite3.Connection, sql: str) -> None:
     """Change a read table behind the log, as a broken or foreign tool could: without the
     triggers that keep LightML 1.x clients out."""
@@ -231,16 +245,8 @@ def test_merge_keeps_a_value_whose_stored_scores_are_not_finite(tmp_path: Path) 
 def test_merging_a_1x_file_with_a_control_character_in_a_name_is_refused_whole(tmp_path: Path) -> None:
     """1.x wrote whatever it was given; a name the API refuses (here a NUL in a family) is
     not brought in behind its back: the merge names the row and writes nothing."""
-    source, target = tmp_path / "old.db", tmp_path / "mine.db"
+    source, target = one_model_1x_file(tmp_path / "old.db"), tmp_path / "mine.db"
     with sqlite3.connect(source) as conn:
-        conn.executescript("""
-            CREATE TABLE run (id INTEGER PRIMARY KEY, run_name TEXT, description TEXT, metadata TEXT, created_at TEXT);
-            CREATE TABLE model (id INTEGER PRIMARY KEY, model_name TEXT, path TEXT, parent_id INTEGER, run_id INTEGER);
-            CREATE TABLE checkpoint (id INTEGER PRIMARY KEY, model_id INTEGER, step INTEGER, path TEXT, created_at TEXT);
-            CREATE TABLE metrics (id INTEGER PRIMARY KEY, model_id INTEGER, checkpoint_id INTEGER, family TEXT,
-                                  metric_name TEXT, value REAL);
-            INSERT INTO run VALUES (1, 'r', NULL, NULL, '2024-01-01 00:00:00');
-            INSERT INTO model VALUES (1, 'm', 'org/m', NULL, 1);""")
         conn.executemany("INSERT INTO metrics VALUES (?, 1, NULL, ?, ?, ?)",
                          [(1, "fam\x00x", "acc", 0.5), (2, "fam", "acc", 0.6), (3, "fam", "f1", 0.7)])
     LightMLHandle(target, "r").close()

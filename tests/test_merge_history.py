@@ -14,7 +14,7 @@ from lightml import events as ev
 from lightml.handle import LightMLHandle
 from lightml.replay import replay
 from test_cli import assert_user_error, lightml
-from test_export_merge import tables, tamper
+from test_export_merge import one_model_1x_file, tables, tamper
 
 
 def write_as(monkeypatch, user: str, db: Path, run: str, model: str, values: list[float],
@@ -94,17 +94,9 @@ def test_history_survives_a_chain_of_merges_and_the_cli_shows_it(tmp_path: Path,
 
 
 def test_a_1x_source_brings_its_row_marked_as_merged(tmp_path: Path) -> None:
-    source, target = tmp_path / "old.db", tmp_path / "mine.db"
+    source, target = one_model_1x_file(tmp_path / "old.db"), tmp_path / "mine.db"
     with sqlite3.connect(source) as conn:
-        conn.executescript("""
-            CREATE TABLE run (id INTEGER PRIMARY KEY, run_name TEXT, description TEXT, metadata TEXT, created_at TEXT);
-            CREATE TABLE model (id INTEGER PRIMARY KEY, model_name TEXT, path TEXT, parent_id INTEGER, run_id INTEGER);
-            CREATE TABLE checkpoint (id INTEGER PRIMARY KEY, model_id INTEGER, step INTEGER, path TEXT, created_at TEXT);
-            CREATE TABLE metrics (id INTEGER PRIMARY KEY, model_id INTEGER, checkpoint_id INTEGER, family TEXT,
-                                  metric_name TEXT, value REAL);
-            INSERT INTO run VALUES (1, 'r', NULL, NULL, '2024-01-01 00:00:00');
-            INSERT INTO model VALUES (1, 'm', 'org/m', NULL, 1);
-            INSERT INTO metrics VALUES (1, 1, NULL, 'eval', 'acc', 0.42);""")
+        conn.execute("INSERT INTO metrics VALUES (1, 1, NULL, 'eval', 'acc', 0.42)")
     LightMLHandle(target).close()
     merge(target, source)
     (entry,) = history(target, "m", "r")
