@@ -168,9 +168,11 @@ class Registry:
             if doc_ids is not None:
                 raise InvalidInputError("doc_ids name the documents of per-sample scores: give scores too")
             return commands.MetricInput(family, metric_name, number)
+        if hasattr(scores, "tolist") and not isinstance(scores, (list, tuple)):
+            scores = scores.tolist()  # a numpy array: converted once, for both checks below
         text, n = check_scores(scores)
         keys = None if doc_ids is None else check_doc_keys(doc_ids, n)
-        disagreement = scores_disagreement(number, scores.tolist() if hasattr(scores, "tolist") else scores)
+        disagreement = scores_disagreement(number, scores)
         if disagreement is not None:  # logged all the same: the caller may know better
             warnings.warn(f"lightml: {family}/{metric_name}: {disagreement}", UserWarning, stacklevel=4)
         return commands.MetricInput(family, metric_name, number, text, n, keys)
