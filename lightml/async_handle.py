@@ -19,11 +19,11 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 import anyio
 import anyio.to_thread
 
-from lightml.core import Registry
-from lightml.edits import PRUNE_GRACE_SECONDS, PruneResult
+from lightml.runner import Registry
+from lightml.write.edits import PRUNE_GRACE_SECONDS, PruneResult
 from lightml.errors import HandleClosedError
-from lightml.models.delete import DeleteResult
-from lightml.store import DEFAULT_TIMEOUT
+from lightml.results import DeleteResult
+from lightml.log.store import DEFAULT_TIMEOUT
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """``LightMLHandle``: the synchronous API (the one LightML 1.2 users know).
 
-A thin facade over ``lightml.core.Registry``: writes block until their commit, reads run
+A thin facade over ``lightml.runner.Registry``: writes block until their commit, reads run
 in the calling thread. No event loop is involved, so it works unchanged inside Jupyter
 (where one is already running) and a handle that is never closed holds nothing open
 that could lose data or delay interpreter exit.
@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Mapping
 
-from lightml.core import Registry
-from lightml.edits import PRUNE_GRACE_SECONDS, PruneResult
-from lightml.models.delete import DeleteResult
-from lightml.store import DEFAULT_TIMEOUT
+from lightml.runner import Registry
+from lightml.write.edits import PRUNE_GRACE_SECONDS, PruneResult
+from lightml.results import DeleteResult
+from lightml.log.store import DEFAULT_TIMEOUT
 
 
 class LightMLHandle:

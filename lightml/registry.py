@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lightml import writer
-from lightml.core import Registry
+from lightml.log import writer
+from lightml.runner import Registry
 from lightml.errors import ConflictError, InvalidInputError
-from lightml.validation import check_name
+from lightml.write.validation import check_name
 
 
 def _schema_rules(metrics_schema: Any) -> list[tuple[str, str]]:

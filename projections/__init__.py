@@ -13,8 +13,8 @@ from itertools import groupby
 from operator import attrgetter
 from typing import Callable, Iterable
 
-from lightml import events as ev
-from lightml.events import Change
+from lightml.log import events as ev
+from lightml.log.events import Change
 from projections import (
     checkpoint,
     detailed_scores,

@@ -1,6 +1,6 @@
 """The ``checkpoint`` table: registrations, and the rows a model delete removes or a restore returns."""
 
-from lightml.events import Change
+from lightml.log.events import Change
 
 TABLE = "checkpoint"
 DDL = """

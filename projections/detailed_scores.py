@@ -1,6 +1,6 @@
 """The ``detailed_scores`` table: per-sample scores of a metric, as a JSON array."""
 
-from lightml.events import Change
+from lightml.log.events import Change
 
 TABLE = "detailed_scores"
 DDL = """

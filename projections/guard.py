@@ -4,7 +4,7 @@ A LightML 1.x client (or any tool) that inserts, updates or deletes rows of a re
 directly bypasses the log: ``verify`` then fails and ``replay`` would drop its rows. Each
 read table has BEFORE INSERT/UPDATE/DELETE triggers that abort unless the marker table
 holds a row; LightML's write transactions insert that row right after ``BEGIN IMMEDIATE``
-and delete it just before ``COMMIT`` (``lightml.store.begin_write``/``commit_write``), so
+and delete it just before ``COMMIT`` (``lightml.log.store.begin_write``/``commit_write``), so
 no other connection ever sees it. A trigger costs well under a microsecond per row; a
 pragma-based check or a Python function cost more, and a function would give old clients
 a useless "no such function" instead of the way out.

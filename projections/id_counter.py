@@ -5,7 +5,7 @@ their old ids. Max-of-table would hand a deleted model's id to the next registra
 (Metric ids need no counter: ``metric_insert_range`` already records every one given.)
 """
 
-from lightml.events import Change
+from lightml.log.events import Change
 
 TABLE = "id_counter"
 DDL = """

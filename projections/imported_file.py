@@ -4,7 +4,7 @@ One row per file path (the latest import). A model's rows go when it is deleted,
 after a delete imports its files again.
 """
 
-from lightml.events import Change
+from lightml.log.events import Change
 
 TABLE = "imported_file"
 DDL = """

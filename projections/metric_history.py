@@ -3,11 +3,11 @@
 One row per metric per event that changed it: ``overwritten`` (new value and the previous
 one), ``deleted`` (the value it had, as ``previous_value``) and ``restored``. Inserts are
 recorded once per event as id ranges in ``metric_insert_range`` (bulk logging writes one
-row per event there, not one per metric); ``lightml.queries.metric_history`` joins both
+row per event there, not one per metric); ``lightml.read.queries.metric_history`` joins both
 with the event rows for when and who.
 """
 
-from lightml.events import Change
+from lightml.log.events import Change
 
 TABLE = "metric_history"
 DDL = """

@@ -5,7 +5,7 @@ describes it; ids that are not consecutive (a migrated 1.x registry) give one ro
 run of consecutive ids. The inserted value itself stays in the event payload.
 """
 
-from lightml.events import Change
+from lightml.log.events import Change
 
 TABLE = "metric_insert_range"
 DDL = """

@@ -1,6 +1,6 @@
 """The ``metrics`` table: one value per (model or checkpoint, family, metric_name)."""
 
-from lightml.events import Change
+from lightml.log.events import Change
 
 TABLE = "metrics"
 DDL = """

@@ -1,6 +1,6 @@
 """The ``model`` table: registrations, deletes (children keep their row, unlinked), restores."""
 
-from lightml.events import Change
+from lightml.log.events import Change
 
 TABLE = "model"
 DDL = """

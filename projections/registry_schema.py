@@ -1,6 +1,6 @@
 """The ``registry_schema`` table: allowed (family, metric_name) pairs; empty means anything goes."""
 
-from lightml.events import Change
+from lightml.log.events import Change
 
 TABLE = "registry_schema"
 DDL = """

@@ -1,6 +1,6 @@
 """The ``run`` table: one row per run, from ``run_created``."""
 
-from lightml.events import Change
+from lightml.log.events import Change
 
 TABLE = "run"
 DDL = """

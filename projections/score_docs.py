@@ -5,7 +5,7 @@ both sides a paired test pairs scores by document, and refuses vectors scored on
 documents (one run with ``--limit``, say) instead of pairing them by position.
 """
 
-from lightml.events import Change
+from lightml.log.events import Change
 
 TABLE = "score_docs"
 DDL = """

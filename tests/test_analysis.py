@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lightml.async_handle import AsyncLightMLHandle
-from lightml.compare import CompareResult, MetricDelta, compare_models
-from lightml.diff import diff_models, format_diff
+from lightml.read.compare import CompareResult, MetricDelta, compare_models
+from lightml.read.diff import diff_models, format_diff
 from lightml.errors import AmbiguousNameError, InvalidInputError, NotFoundError
 from lightml.handle import LightMLHandle
 
@@ -245,7 +245,7 @@ def test_winner_of_a_lower_is_better_metric_is_the_lower_side(tmp_path: Path) ->
     assert not acc["lower_is_better"] and acc["winner"] == "a" and acc["mcnemar"]["winner"] == "a"
     assert {name: item["winner"] for name, item in every.items()} == {"acc": "a", "error": "a", "loss": "a"}
 
-    from lightml.stats_report import format_stats, format_stats_all
+    from lightml.report.stats_report import format_stats, format_stats_all
 
     assert "a is better" in format_stats(loss, color=False)
     table = format_stats_all(list(every.values()), "a", "b", color=False)
@@ -464,6 +464,6 @@ def test_compare_models_as_in_12(two_model_registry: Path, tmp_path: Path) -> No
 def test_direction_by_name_covers_lm_eval_calibration_metrics(name: str, lower: bool) -> None:
     """lm-eval's brier_score and calibration errors are lower-is-better: counted as gains when
     they go up, they made a worse model look better in compare and diff."""
-    from lightml.direction import lower_is_better
+    from lightml.read.direction import lower_is_better
 
     assert lower_is_better(name) is lower

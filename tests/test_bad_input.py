@@ -25,7 +25,7 @@ import pytest
 
 from lightml import AsyncLightMLHandle, LightMLHandle
 from lightml.errors import AmbiguousNameError, NotARegistryError
-from lightml.replay import verify
+from lightml.log.replay import verify
 
 NAN, INF = float("nan"), float("inf")
 

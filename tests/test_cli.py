@@ -266,7 +266,7 @@ def test_model_register_with_bad_input_leaves_no_new_run(registry: Path, bad: li
 
 
 def test_python_replay_refuses_as_of_with_upto_and_a_rewind_in_place(registry: Path, tmp_path: Path) -> None:
-    from lightml.replay import replay
+    from lightml.log.replay import replay
 
     with pytest.raises(InvalidInputError, match="not both"):
         replay(registry, tmp_path / "past.db", as_of="2026-01-01T00:00:00", upto=2)

@@ -6,11 +6,11 @@ import sqlite3
 
 import pytest
 
-from lightml import events as ev
+from lightml.log import events as ev
 from lightml.demo import build_demo
-from lightml.event_schemas import PAYLOADS, validate_payload
-from lightml.events import UnknownEventError, decode_changes, upcast
-from lightml.store import EVENT_COLUMNS
+from lightml.log.schemas import PAYLOADS, validate_payload
+from lightml.log.events import UnknownEventError, decode_changes, upcast
+from lightml.log.store import EVENT_COLUMNS
 
 
 def test_every_event_type_has_a_schema() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from lightml import export_excel, merge, verify
 from lightml.errors import InvalidInputError, NotARegistryError
-from lightml.export import sheet_names
+from lightml.report.export import sheet_names
 from lightml.handle import LightMLHandle
 
 BASE = [1] * 50 + [0] * 50

@@ -29,7 +29,7 @@ from lightml import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED, AsyncLightM
 from lightml.errors import AmbiguousNameError, HandleClosedError, NotFoundError
 from lightml.models.delete import DeleteResult
 from lightml.registry import init_registry
-from lightml.replay import verify
+from lightml.log.replay import verify
 
 
 # -- the two flavours ------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip install -e '.[examples]' to run this test)")
 pytest.importorskip("yaml", reason="pyyaml is not installed (pip install -e '.[examples]')")
 
-from lightml.scan import scan_and_import
+from lightml.ingest.scan import scan_and_import
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "lm_eval"
 DATA = Path(__file__).resolve().parent / "data"

@@ -20,11 +20,11 @@ import pytest
 
 import projections
 from lightml import AsyncLightMLHandle, LightMLHandle
-from lightml.backup import backup
+from lightml.log.backup import backup
 from lightml.errors import ConflictError, InvalidInputError, NotARegistryError
-from lightml.export import export_excel
-from lightml.migrate import migrate
-from lightml.replay import replay, verify
+from lightml.report.export import export_excel
+from lightml.ingest.migrate import migrate
+from lightml.log.replay import replay, verify
 
 RUN = "r"
 
@@ -386,8 +386,9 @@ def test_registry_on_read_only_media_is_read_with_one_warning(tmp_path):
     warnings = [line for line in listed.stderr.splitlines() if "read-only" in line]
     assert len(warnings) == 1 and "immutable" in warnings[0]
     probe = textwrap.dedent(f"""
-        from lightml import LightMLHandle, store
-        from lightml.replay import verify
+        from lightml import LightMLHandle
+        from lightml.log import store
+        from lightml.log.replay import verify
         print(store.readonly_uri({str(db)!r}))
         print(verify({str(db)!r}).ok)
     """)
@@ -430,7 +431,7 @@ def test_read_only_media_never_shows_values_older_than_the_wal(tmp_path):
 
 
 def test_readonly_uri_on_writable_media_is_a_plain_read_only_uri(tmp_path, capfd):
-    from lightml.store import readonly_uri
+    from lightml.log.store import readonly_uri
 
     db = make_registry(tmp_path / "reg.db")
     assert readonly_uri(db) == db.resolve().as_uri() + "?mode=ro"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from lightml import merge, verify
-from lightml import events as ev
+from lightml.log import events as ev
 from lightml.handle import LightMLHandle
-from lightml.replay import replay
+from lightml.log.replay import replay
 from test_cli import assert_user_error, lightml
 from test_export_merge import one_model_1x_file, tables, tamper
 

@@ -19,8 +19,8 @@ import pytest
 
 from lightml import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED, LightMLHandle
 from lightml.errors import NotARegistryError, SchemaViolationError
-from lightml.migrate import migrate
-from lightml.replay import verify
+from lightml.ingest.migrate import migrate
+from lightml.log.replay import verify
 
 # -- 1.x fixtures -------------------------------------------------------------------------------
 
@@ -496,8 +496,8 @@ def test_read_only_commands_upgrade_an_earlier_2x_registry(tmp_path):
 
 
 def test_an_earlier_2x_registry_that_cannot_be_written_is_still_readable(tmp_path, monkeypatch):
-    from lightml import opening
-    from lightml.opening import open_registry_readonly
+    from lightml.log import opening
+    from lightml.log.opening import open_registry_readonly
 
     db = tmp_path / "old.db"
     _registry_from_an_earlier_2x_build(db)
@@ -516,7 +516,7 @@ def test_an_earlier_2x_registry_that_cannot_be_written_is_still_readable(tmp_pat
 
 
 def test_merge_of_a_1x_file_with_a_metric_twice_keeps_the_later_value_like_migrate(tmp_path):
-    from lightml.merge import merge
+    from lightml.ingest.merge import merge
 
     source = build_v1_with_a_metric_twice(tmp_path / "v1.db")
     target = tmp_path / "target.db"
@@ -531,7 +531,7 @@ def test_merge_of_a_1x_file_with_a_metric_twice_keeps_the_later_value_like_migra
 
 
 def test_merge_of_a_1x_duplicate_whose_later_copy_has_no_value(tmp_path):
-    from lightml.merge import merge
+    from lightml.ingest.merge import merge
 
     source = build_v1(tmp_path / "v1.db")
     conn = sqlite3.connect(source)

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from lightml import LightMLHandle, compare_models, diff_models
 from lightml.errors import AmbiguousNameError, InvalidInputError, NotFoundError
-from lightml.globs import glob_matches
-from lightml.resolve import find_model, model_spellings
-from lightml.validation import check_name, scores_disagreement
+from lightml.read.globs import glob_matches
+from lightml.read.resolve import find_model, model_spellings
+from lightml.write.validation import check_name, scores_disagreement
 from test_cli import assert_user_error, lightml
 
 SFT = "llama-1b-sft"
@@ -197,7 +197,7 @@ HOSTILE = [("*a" * 40 + "b", "a" * 5000), ("*?" * 60 + "b", "a" * 3000), ("a*" *
 
 def test_hostile_globs_match_in_polynomial_time() -> None:
     # in a subprocess with a wall-clock bound, so that a regression fails instead of hanging
-    code = ("from lightml.globs import glob_matches\n"
+    code = ("from lightml.read.globs import glob_matches\n"
             f"cases = {HOSTILE!r}\n"
             "print([glob_matches(p, t) for p, t in cases])\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)

@@ -28,7 +28,7 @@ from hypothesis.stateful import (
 import projections
 from lightml import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED, AsyncLightMLHandle, LightMLHandle
 from lightml.errors import ConflictError, InvalidInputError, NotFoundError
-from lightml.replay import replay, verify
+from lightml.log.replay import replay, verify
 
 RUN = "run"
 NAMES = ["base", "sft", "org/llama-3 8b", "modèle-ü"]

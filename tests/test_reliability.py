@@ -25,7 +25,7 @@ import pytest
 
 from lightml import LightMLHandle, METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED
 from lightml.errors import RegistryLockedError
-from lightml.replay import replay, verify
+from lightml.log.replay import replay, verify
 
 pytestmark = pytest.mark.slow
 
@@ -300,8 +300,8 @@ def test_interrupt_inside_a_sync_write_rolls_it_back_and_the_handle_goes_on(tmp_
     """A sync call may run on the caller's thread, where Ctrl-C lands: whether it comes
     inside the command or right after BEGIN, nothing of that call stays, no transaction is
     left open, and the next calls (and other processes) can write."""
-    from lightml import events as ev
-    from lightml import store
+    from lightml.log import events as ev
+    from lightml.log import store
 
     db = tmp_path / "main.db"
     with LightMLHandle(db, RUN) as h:

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from lightml import LightMLHandle
-from lightml.replay import verify
+from lightml.log.replay import verify
 
 
 @pytest.mark.parametrize(("delete_order", "restore_order"), list(itertools.product([("p", "c"), ("c", "p")], repeat=2)))

@@ -17,8 +17,8 @@ import pytest
 from lightml import verify
 from lightml.errors import InvalidInputError
 from lightml.handle import LightMLHandle
-from lightml.lm_eval_format import collect_scores, parse_samples, usual_samples
-from lightml.scan import scan_and_import
+from lightml.ingest.lm_eval_format import collect_scores, parse_samples, usual_samples
+from lightml.ingest.scan import scan_and_import
 from test_cli import assert_user_error, lightml
 
 DATA = Path(__file__).parent / "data"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from lightml.handle import LightMLHandle
-from lightml.lm_eval_format import NOT_METRICS, family_for, metric_name, parse_results
-from lightml.scan import ScanStats, scan_and_import
+from lightml.ingest.lm_eval_format import NOT_METRICS, family_for, metric_name, parse_results
+from lightml.ingest.scan import ScanStats, scan_and_import
 from test_cli import lightml
 
 DATA = Path(__file__).parent / "data"

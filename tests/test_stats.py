@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lightml import stats
+from lightml.read import stats
 from lightml.errors import InvalidInputError
 
 

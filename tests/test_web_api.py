@@ -322,7 +322,7 @@ def test_checkpoints_without_values_in_the_family_are_left_out(client: TestClien
 def test_a_failed_export_leaves_no_temporary_folder(registry: Path, tmp_path: Path, monkeypatch) -> None:
     import tempfile
 
-    import lightml.export
+    import lightml.report.export
 
     temp = tmp_path / "temp"
     temp.mkdir()
@@ -335,7 +335,7 @@ def test_a_failed_export_leaves_no_temporary_folder(registry: Path, tmp_path: Pa
     client = TestClient(create_app(registry), base_url=LOCAL, raise_server_exceptions=False)
     assert client.get("/api/export").status_code == 200
     assert list(temp.iterdir()) == []  # the successful download cleans up too
-    monkeypatch.setattr(lightml.export, "export_excel", half_written)
+    monkeypatch.setattr(lightml.report.export, "export_excel", half_written)
     assert client.get("/api/export").status_code == 500
     assert list(temp.iterdir()) == []
 
@@ -396,7 +396,7 @@ def test_pivot_after_a_replay_or_a_replaced_file_shows_the_file(client: TestClie
                                                                 tmp_path: Path) -> None:
     import sqlite3
 
-    from lightml.replay import replay
+    from lightml.log.replay import replay
 
     def acc_of(model: str) -> float:
         rows = client.get("/api/pivot", params={"family": "eval"}).json()["rows"]

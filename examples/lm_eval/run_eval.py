@@ -11,7 +11,7 @@ run (their key metric, ``KEY_METRIC``) is not evaluated again, unless ``force: t
     python examples/lm_eval/run_eval.py    # uses config.yaml next to this file
     python examples/lm_eval/run_eval.py my_config.yaml
 
-Names are those of ``lightml scan`` (``lightml.lm_eval_format``), so that a model evaluated
+Names are those of ``lightml scan`` (``lightml.ingest.lm_eval_format``), so that a model evaluated
 here and one scanned from ``lm_eval --output_path`` can be compared: the family is the task
 (or group), the metric lm-eval's key without a "none" filter (``acc``, ``acc_stderr``,
 ``exact_match,strict-match``). When the config runs several ``shots`` values, each task gets
@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from lightml import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED, LightMLHandle
-from lightml.lm_eval_format import collect_scores, family_for, parse_results
+from lightml.ingest.lm_eval_format import collect_scores, family_for, parse_results
 
 HERE = Path(__file__).resolve().parent
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lightml.ansi import color_wanted
+from lightml.report.ansi import color_wanted
 from lightml.cli.output import print_json
 
 
 def _open(db: str):
-    from lightml.opening import open_registry_readonly
+    from lightml.log.opening import open_registry_readonly
 
     return open_registry_readonly(db)
 
@@ -24,14 +24,14 @@ def _run_id(conn, run_name: str | None) -> int | None:
 def _model_names(conn, args: argparse.Namespace, run: int | None, with_scores: bool = False) -> list[str]:
     """What the pickers offer: visible models, or all with --include-hidden (a hidden one can
     always be named), each spelled so that it names one model (``resolve.model_spellings``)."""
-    from lightml.resolve import model_spellings
+    from lightml.read.resolve import model_spellings
 
     return model_spellings(conn, run, include_hidden=getattr(args, "include_hidden", False), with_scores=with_scores)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from lightml.cli.pick import choose
-    from lightml.compare import compare_in
+    from lightml.read.compare import compare_in
 
     conn = _open(args.db)
     try:
@@ -54,7 +54,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from lightml.diff import diff_in, format_diff
+    from lightml.read.diff import diff_in, format_diff
 
     conn = _open(args.db)
     try:
@@ -74,10 +74,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from lightml import queries, significance, stats
+    from lightml.read import queries, significance, stats
     from lightml.cli.pick import choose
     from lightml.errors import InvalidInputError, NotFoundError
-    from lightml.stats_report import format_stats, format_stats_all
+    from lightml.report.stats_report import format_stats, format_stats_all
 
     if args.all and args.metric is not None:
         raise InvalidInputError("--all tests every metric; leave out --metric (or leave out --all)")

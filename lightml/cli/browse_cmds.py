@@ -9,17 +9,17 @@ from typing import TYPE_CHECKING
 from lightml.cli.output import format_value, print_json, print_table
 
 if TYPE_CHECKING:
-    from lightml.resolve import ModelRef
+    from lightml.read.resolve import ModelRef
 
 
 def _open(db: str):
-    from lightml.opening import open_registry_readonly
+    from lightml.log.opening import open_registry_readonly
 
     return open_registry_readonly(db)
 
 
 def run_id(conn, run_name: str | None) -> int | None:
-    from lightml.resolve import require_run_id
+    from lightml.read.resolve import require_run_id
 
     return require_run_id(conn, run_name)
 
@@ -27,7 +27,7 @@ def run_id(conn, run_name: str | None) -> int | None:
 def model_names(conn, run: int | None, include_hidden: bool = True) -> list[str]:
     """The models a picker offers, each spelled so that it names one model
     (``resolve.model_spellings``: the bare name, or RUN/MODEL for a name in several runs)."""
-    from lightml.resolve import model_spellings
+    from lightml.read.resolve import model_spellings
 
     return model_spellings(conn, run, include_hidden=include_hidden)
 
@@ -36,14 +36,14 @@ def pick_model(conn, args: argparse.Namespace, run: int | None) -> "ModelRef":
     """--model (any spelling ``resolve.find_model`` accepts), or on a terminal a pick from
     the visible models (all of them with --include-hidden), resolved to one model."""
     from lightml.cli.pick import choose
-    from lightml.resolve import find_model
+    from lightml.read.resolve import find_model
 
     spelling = args.model or choose("--model", "model", model_names(conn, run, getattr(args, "include_hidden", False)))
     return find_model(conn, spelling, args.run)
 
 
 def pick_family_metric(conn, family: str | None, metric: str | None) -> tuple[str, str]:
-    from lightml.browse import family_metrics, list_families
+    from lightml.read.catalog import family_metrics, list_families
     from lightml.cli.pick import choose
 
     family = family or choose("--family", "family", [f["family"] for f in list_families(conn, include_hidden=True)])
@@ -59,17 +59,17 @@ def _short(text: str | None, width: int = 40) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from lightml import browse
+    from lightml.read import catalog
 
     conn = _open(args.db)
     try:
         run = run_id(conn, args.run)
         if args.what == "runs":
-            rows = browse.list_runs(conn, include_hidden=args.all)
+            rows = catalog.list_runs(conn, include_hidden=args.all)
         elif args.what == "families":
-            rows = browse.list_families(conn, run, include_hidden=args.all)
+            rows = catalog.list_families(conn, run, include_hidden=args.all)
         else:
-            rows = browse.list_models(conn, run, include_hidden=args.all)
+            rows = catalog.list_models(conn, run, include_hidden=args.all)
     finally:
         conn.close()
     if args.json:
@@ -95,11 +95,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from lightml import browse
+    from lightml.read import catalog
 
     conn = _open(args.db)
     try:
-        data = browse.summary(conn)
+        data = catalog.summary(conn)
     finally:
         conn.close()
     if args.json:
@@ -127,12 +127,12 @@ def _print_tree(children: list[dict], indent: str = "    ") -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from lightml import browse
+    from lightml.read import catalog
 
     conn = _open(args.db)
     try:
         ref = pick_model(conn, args, run_id(conn, args.run))
-        card = browse.model_card(conn, ref.id)
+        card = catalog.model_card(conn, ref.id)
     finally:
         conn.close()
     if args.json:
@@ -173,18 +173,18 @@ def _print_metrics(card: dict) -> None:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    from lightml import browse
-    from lightml.direction import is_uncertainty, lower_is_better
+    from lightml.read import catalog
+    from lightml.read.direction import is_uncertainty, lower_is_better
 
-    from lightml.validation import check_int_range
+    from lightml.write.validation import check_int_range
 
     check_int_range(args.n, "--n", 1)
     conn = _open(args.db)
     try:
         run = run_id(conn, args.run)
         family, metric = pick_family_metric(conn, args.family, args.metric)
-        browse.require_metric(conn, family, metric)
-        board = browse.top(conn, family, metric, args.n, run, include_hidden=args.all)
+        catalog.require_metric(conn, family, metric)
+        board = catalog.top(conn, family, metric, args.n, run, include_hidden=args.all)
     finally:
         conn.close()
     if args.json:
@@ -210,13 +210,13 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 
 def cmd_metric_get(args: argparse.Namespace) -> int:
-    from lightml import browse
+    from lightml.read import catalog
 
     conn = _open(args.db)
     try:
         ref = pick_model(conn, args, run_id(conn, args.run))
         family, metric = pick_family_metric(conn, args.family, args.metric)
-        value = browse.metric_value(conn, ref.id, ref.model_name, family, metric)
+        value = catalog.metric_value(conn, ref.id, ref.model_name, family, metric)
     finally:
         conn.close()
     if args.json:

@@ -19,7 +19,7 @@ def _handle(args: argparse.Namespace, model=None):
 
 
 def _read(args: argparse.Namespace, query):
-    from lightml.opening import open_registry_readonly
+    from lightml.log.opening import open_registry_readonly
 
     conn = open_registry_readonly(args.db)
     try:
@@ -33,7 +33,7 @@ def _model(args: argparse.Namespace):
     or ``MODEL@RUN``; --run preferred), or on a terminal a pick from all the registry's
     models (hidden ones too: unhide needs them), as a ``resolve.ModelRef``."""
     from lightml.cli.browse_cmds import model_names, run_id
-    from lightml.resolve import find_model
+    from lightml.read.resolve import find_model
 
     def resolve(conn):
         spelling = args.model
@@ -57,7 +57,7 @@ def cmd_notes(args: argparse.Namespace) -> int:
     model = _model(args)
     name = model.model_name
     if args.set is None:
-        from lightml.browse import model_notes
+        from lightml.read.catalog import model_notes
 
         notes = _read(args, lambda conn: model_notes(conn, model.id, name))
         if args.json:
@@ -153,7 +153,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from lightml.edits import PRUNE_GRACE_SECONDS, check_grace
+    from lightml.write.edits import PRUNE_GRACE_SECONDS, check_grace
 
     grace = check_grace(PRUNE_GRACE_SECONDS if args.grace is None else args.grace)
     with _handle(args) as h:

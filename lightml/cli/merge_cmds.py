@@ -8,7 +8,7 @@ from lightml.cli.output import print_json
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from lightml.merge import merge
+    from lightml.ingest.merge import merge
 
     result = merge(args.db, args.source, force=args.force)
     if args.json:

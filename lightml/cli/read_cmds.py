@@ -20,8 +20,8 @@ def _named_model(args: argparse.Namespace) -> tuple[str, str | None]:
     (RUN/MODEL, MODEL@RUN, --run preferred). A name no live model has is passed on as given:
     the history of a deleted model is still read from the log."""
     from lightml.errors import NotFoundError
-    from lightml.resolve import find_model, run_id
-    from lightml.opening import open_registry_readonly
+    from lightml.read.resolve import find_model, run_id
+    from lightml.log.opening import open_registry_readonly
 
     conn = open_registry_readonly(args.db)
     try:
@@ -37,7 +37,7 @@ def _named_model(args: argparse.Namespace) -> tuple[str, str | None]:
 
 def cmd_exists(args: argparse.Namespace) -> int:
     """LightML 1.2's output: one "✓ exists: scope" line, or a listing for globs."""
-    from lightml.queries import glob_to_sql
+    from lightml.read.queries import glob_to_sql
 
     patterns = [p for p in (args.model, args.family, args.metric) if p is not None]
     is_listing = any(glob_to_sql(p)[0] == "LIKE" for p in patterns) or (args.family is None) != (args.metric is None)

@@ -35,7 +35,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from lightml.replay import replay
+    from lightml.log.replay import replay
 
     result = replay(args.db, args.out, as_of=args.as_of, upto=args.upto, force=args.force)
     if args.json:
@@ -49,7 +49,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from lightml.replay import verify
+    from lightml.log.replay import verify
 
     result = verify(args.db)
     if args.json:
@@ -66,7 +66,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from lightml.migrate import migrate
+    from lightml.ingest.migrate import migrate
 
     result = migrate(args.db)
     if args.json:
@@ -87,7 +87,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from lightml.backup import backup
+    from lightml.log.backup import backup
 
     path = backup(args.db, args.out)
     if args.json:

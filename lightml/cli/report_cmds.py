@@ -8,7 +8,7 @@ from lightml.cli.output import print_json
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from lightml.export import export_excel
+    from lightml.report.export import export_excel
 
     path = export_excel(args.db, args.output, include_hidden=args.include_hidden)
     if args.json:

@@ -12,7 +12,7 @@ from lightml.cli.output import print_json
 
 def _check(args: argparse.Namespace) -> None:
     """Everything that can be refused, before anything is written (or watched)."""
-    from lightml.scan import check_options, check_root
+    from lightml.ingest.scan import check_options, check_root
 
     existing_registry(args.db)  # the run, though, is created if new
     check_options(args.format, args.name_from, args.family_template)
@@ -21,7 +21,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def _scan(args: argparse.Namespace, progress=None):
     from lightml.defaults import DEFAULT_RUN
-    from lightml.scan import scan_and_import
+    from lightml.ingest.scan import scan_and_import
 
     # No --run: LightML 1.4's default run, created by the first import.
     return scan_and_import(args.db, args.run or DEFAULT_RUN, args.path, format=args.format, model_prefix=args.prefix,
@@ -35,7 +35,7 @@ def _report_skips(stats) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from lightml.scan import terminal_progress
+    from lightml.ingest.scan import terminal_progress
 
     _check(args)
     stats = _scan(args, terminal_progress())

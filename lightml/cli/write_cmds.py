@@ -12,8 +12,8 @@ from lightml.cli.dbpath import existing_registry
 from lightml.cli.output import print_json
 from lightml.defaults import DEFAULT_RUN
 from lightml.errors import InvalidInputError, NotFoundError
-from lightml.metrics import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED, OUTCOME_NAMES
-from lightml.validation import check_id, check_step, check_value
+from lightml.results import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED, OUTCOME_NAMES
+from lightml.write.validation import check_id, check_step, check_value
 
 # A --scores file larger than this is refused before it is read: per-sample scores of the
 # largest benchmarks (a million samples) take a few MB of JSON; a bigger file is a mistake

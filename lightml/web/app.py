@@ -41,9 +41,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lightml import opening
+from lightml.log import opening
 from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
-from lightml.validation import check_int_range
+from lightml.write.validation import check_int_range
 from lightml.web import data
 from lightml.web.pivot import PivotTables, log_position
 
@@ -280,7 +280,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         return JSONResponse(await with_conn(work))
 
     async def api_compare(request: Request) -> JSONResponse:
-        from lightml.compare import compare_in
+        from lightml.read.compare import compare_in
 
         a, b = _param(request, "a"), _param(request, "b")
         run_a, run_b = _param(request, "run_a", False), _param(request, "run_b", False)
@@ -288,7 +288,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         return JSONResponse(result.to_dict())
 
     async def api_history(request: Request) -> JSONResponse:
-        from lightml import queries, resolve
+        from lightml.read import queries, resolve
 
         model, family, metric = _param(request, "model"), _param(request, "family"), _param(request, "metric")
         run_name = _param(request, "run", required=False)
@@ -313,7 +313,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         return JSONResponse(await with_conn(lambda conn: data.events_after(conn, after)))
 
     async def api_export(request: Request) -> Response:
-        from lightml.export import export_excel
+        from lightml.report.export import export_excel
 
         name = f"{Path(db).stem}_report.xlsx"
 
@@ -347,7 +347,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         handle on that model's own run."""
         def work() -> bool:
             from lightml.handle import LightMLHandle
-            from lightml.resolve import find_model
+            from lightml.read.resolve import find_model
 
             _refuse_if_read_only(db)
             conn = opening.open_registry_readonly(db)

@@ -11,15 +11,15 @@ from typing import Any
 
 import aiosqlite
 
-from lightml.browse import describe_event
-from lightml.events import actor_text
+from lightml.read.catalog import describe_event
+from lightml.log.events import actor_text
 from lightml.errors import NotFoundError
 
 
 async def connect(path: str) -> aiosqlite.Connection:
     """A read-only connection: the dashboard never writes through it, and never blocks a
     writer in another process (WAL readers do not take the write lock)."""
-    from lightml.store import readonly_uri
+    from lightml.log.store import readonly_uri
 
     # (readonly_uri: falls back to an immutable read on read-only media, as every reader does)
     conn = await aiosqlite.connect(readonly_uri(path), uri=True)

@@ -20,8 +20,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from lightml.direction import lower_is_better
-from lightml.events import METRIC_INSERTED, METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_RESTORED
+from lightml.read.direction import lower_is_better
+from lightml.log.events import METRIC_INSERTED, METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_RESTORED
 from lightml.web.data import rows
 
 # Events that change which metric rows exist, in any family: every block goes.

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightml import stats
+from lightml.read import stats
 from lightml.handle import LightMLHandle
 
 N_SAMPLES = 100_000
@@ -63,7 +63,7 @@ def bench_compare_stats(tmp: Path) -> None:
     stats.compare_scores(a, b)  # warm up numpy
     fast, fast_runs = median_time(lambda: stats.compare_scores(a, b), 21)
     baseline, base_runs = median_time(lambda: plain_index_bootstrap(a, b), 3)
-    print(f"  lightml.stats.compare_scores (arrays in memory): {fast * 1000:.2f} ms median of 21 "
+    print(f"  lightml.read.stats.compare_scores (arrays in memory): {fast * 1000:.2f} ms median of 21 "
           f"(min {min(fast_runs) * 1000:.2f}, max {max(fast_runs) * 1000:.2f})   target <= 20 ms")
     print(f"  baseline, plain numpy index bootstrap:          {baseline * 1000:.0f} ms median of 3 "
           f"({', '.join(f'{t:.2f}' for t in base_runs)} s)")

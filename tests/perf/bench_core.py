@@ -245,7 +245,7 @@ class CommitCounter:
     """Counts the writer's transactions by wrapping Writer._commit_group (observation only)."""
 
     def __init__(self) -> None:
-        from lightml import writer
+        from lightml.log import writer
 
         self._writer_cls = writer.Writer
         self._original = writer.Writer._commit_group
@@ -326,10 +326,10 @@ def build_replay_registry(db: Path, n_events: int, n_models: int = 10) -> float:
     """A registry whose log holds ~n_events metric_inserted events, one metric each (what
     n_events single log_model_metric calls write), appended with the library's own
     WriteTransaction.emit in big transactions."""
-    from lightml import events as ev
-    from lightml import store
-    from lightml.core import Registry
-    from lightml.writer import Actor, WriteTransaction
+    from lightml.log import events as ev
+    from lightml.log import store
+    from lightml.runner import Registry
+    from lightml.log.writer import Actor, WriteTransaction
 
     t0 = time.perf_counter()
     reg = Registry(db, "bench")
@@ -369,7 +369,7 @@ def build_replay_registry(db: Path, n_events: int, n_models: int = 10) -> float:
 
 
 def bench_replay(tmp: TempDirs, sizes: Sizes) -> None:
-    from lightml.replay import replay, verify
+    from lightml.log.replay import replay, verify
 
     n = sizes.replay_events
     section(f"4. replay of {n:,} events (in place) and verify")

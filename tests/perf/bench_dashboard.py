@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightml import commands
+from lightml.write import commands
 from lightml.handle import LightMLHandle
 
 FAMILIES = 5

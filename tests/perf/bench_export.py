@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 
-from lightml.export import export_excel
+from lightml.report.export import export_excel
 from lightml.handle import LightMLHandle
 
 FAMILIES = 5

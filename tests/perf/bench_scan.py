@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lightml.scan import scan_and_import
+from lightml.ingest.scan import scan_and_import
 
 TASKS = 60
 DOCS = 1_000

@@ -9,9 +9,10 @@ import os
 import sqlite3
 from typing import Any
 
-from lightml import opening, resolve
-from lightml.ansi import GREEN, RED, paint
-from lightml.direction import is_uncertainty, lower_is_better
+from lightml.log import opening
+from lightml.read import resolve
+from lightml.report.ansi import GREEN, RED, paint
+from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.errors import InvalidInputError
 
 

@@ -1,6 +1,6 @@
 """Model edits, each one event: notes, rename, hide/unhide, reparent, and prune.
 
-Like ``lightml.commands``, each function returns a command the writer runs inside BEGIN
+Like ``lightml.write.commands``, each function returns a command the writer runs inside BEGIN
 IMMEDIATE; it decides from the projections and emits events. An edit that changes nothing
 writes nothing. Every edit can be undone by the opposite edit, and prune by restore.
 """
@@ -12,13 +12,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lightml import events as ev
-from lightml import resolve, symlinks
-from lightml.commands import _optional_run_id, _reparented_since, delete_model
+from lightml.log import events as ev
+from lightml.read import resolve
+from lightml.write import symlinks
+from lightml.write.commands import _optional_run_id, _reparented_since, delete_model
 from lightml.defaults import PRUNE_GRACE_SECONDS
 from lightml.errors import ConflictError, InvalidInputError
-from lightml.validation import check_value
-from lightml.writer import Command, WriteTransaction
+from lightml.write.validation import check_value
+from lightml.log.writer import Command, WriteTransaction
 
 
 def _model(tx: WriteTransaction, run_name: str | None, model_name: str) -> int:

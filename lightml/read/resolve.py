@@ -210,7 +210,7 @@ def checkpoint_owner(conn: sqlite3.Connection, checkpoint_id: int) -> tuple[int,
 def latest_deletes(conn: sqlite3.Connection, model_name: str, run: int | None) -> dict[int | None, tuple[int, dict[str, Any]]]:
     """run id -> (seq, payload) of the latest ``model_deleted`` event of a model of that name
     (only in ``run`` when given): where a deleted model's rows are still described."""
-    from lightml.events import MODEL_DELETED
+    from lightml.log.events import MODEL_DELETED
 
     latest: dict[int | None, tuple[int, dict[str, Any]]] = {}
     # A delete superseded by a later delete of the same model (restored, maybe renamed, then

@@ -1,7 +1,7 @@
 """``scan_and_import`` and ``lightml scan`` / ``watch``: result folders into the registry.
 
 Each immediate subdirectory of the scanned path is one model. Its files are parsed
-(``lightml.lm_eval_format`` or the generic JSON below), and everything for that model is
+(``lightml.ingest.lm_eval_format`` or the generic JSON below), and everything for that model is
 written in one transaction: the model (if new), its metrics with per-sample scores, and one
 ``file_imported`` event per file read. A later scan skips a folder whose files are all
 unchanged (same size and modification time, or same content hash) and were imported into
@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from lightml import commands, events as ev, lm_eval_format
-from lightml.core import Registry
+from lightml.ingest import lm_eval_format
+from lightml.log import events as ev
+from lightml.write import commands
+from lightml.runner import Registry
 from lightml.errors import InvalidInputError, LightMLError
-from lightml.validation import check_name, normalize_path
-from lightml.writer import WriteTransaction
+from lightml.write.validation import check_name, normalize_path
+from lightml.log.writer import WriteTransaction
 
 FORMATS = ("lm_eval", "json")
 NAME_FROM = ("folder", "results")

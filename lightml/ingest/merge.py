@@ -28,13 +28,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from lightml import commands, resolve, store, symlinks
-from lightml import events as ev
-from lightml.events import actor_text
-from lightml.core import Registry
+from lightml.log import store
+from lightml.read import resolve
+from lightml.write import commands, symlinks
+from lightml.log import events as ev
+from lightml.log.events import actor_text
+from lightml.runner import Registry
 from lightml.errors import InvalidInputError, NotARegistryError
-from lightml.validation import check_doc_keys, check_name, check_scores, check_step, check_value
-from lightml.writer import Command, WriteTransaction
+from lightml.write.validation import check_doc_keys, check_name, check_scores, check_step, check_value
+from lightml.log.writer import Command, WriteTransaction
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lightml.errors import InvalidInputError
-from lightml.validation import describe_number
+from lightml.write.validation import describe_number
 
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_CONFIDENCE = 0.95

@@ -2,7 +2,7 @@
 
 A command reads the current state from the projections, decides (dedupe, name -> id,
 next ids), and appends events with ``tx.emit``. Input that can be checked without the
-database is checked by the caller before the command is queued (lightml.validation).
+database is checked by the caller before the command is queued (lightml.write.validation).
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from lightml import events as ev
-from lightml import resolve, symlinks
+from lightml.log import events as ev
+from lightml.read import resolve
+from lightml.write import symlinks
 from lightml.errors import ConflictError, InvalidInputError, NotFoundError, SchemaViolationError
-from lightml.metrics import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED
-from lightml.models.delete import DeleteResult
-from lightml.writer import Command, WriteTransaction
+from lightml.results import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED
+from lightml.results import DeleteResult
+from lightml.log.writer import Command, WriteTransaction
 
 
 def sqlite_time(at: str) -> str:

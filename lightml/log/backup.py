@@ -6,7 +6,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from lightml import opening, store
+from lightml.log import opening, store
 from lightml.errors import InvalidInputError, NotARegistryError
 
 

@@ -9,9 +9,9 @@ import json
 import sqlite3
 from typing import Any
 
-from lightml import resolve
-from lightml.events import actor_text
-from lightml.globs import glob_matches
+from lightml.read import resolve
+from lightml.log.events import actor_text
+from lightml.read.globs import glob_matches
 from lightml.errors import AmbiguousNameError, NotFoundError
 
 
@@ -21,7 +21,7 @@ def glob_to_sql(pattern: str) -> tuple[str, str]:
     Everything else matches literally, ``%``, ``_``, ``[`` and quotes included, so we use
     LIKE with an escape character (GLOB would treat ``[`` as a character class). LIKE
     ignores ASCII case, so its matches are filtered case-sensitively in Python
-    (``lightml.globs.glob_matches``, linear in the name's length); a pattern without
+    (``lightml.read.globs.glob_matches``, linear in the name's length); a pattern without
     wildcards is compared with ``=``.
     """
     if "*" not in pattern and "?" not in pattern:
@@ -270,7 +270,7 @@ def _insert_entry(conn: sqlite3.Connection, metric_id: int) -> tuple | None:
 def model_events(conn: sqlite3.Connection, model_name: str, run: int | None, run_name: str | None) -> list[dict[str, Any]]:
     """Every event about the model (registration, edits, checkpoints, metric logs, delete,
     restore), oldest first, each with a one-line description. Works for a deleted model."""
-    from lightml.browse import describe_event
+    from lightml.read.catalog import describe_event
 
     try:
         mid = resolve.find_model_by_run_id(conn, model_name, run).id

@@ -23,9 +23,10 @@ from openpyxl.formatting.rule import ColorScaleRule
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from lightml import opening, significance, store
-from lightml.direction import lower_is_better
-from lightml.events import METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_REGISTERED, MODEL_RENAMED, actor_text
+from lightml.log import opening, store
+from lightml.read import significance
+from lightml.read.direction import lower_is_better
+from lightml.log.events import METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_REGISTERED, MODEL_RENAMED, actor_text
 from lightml.errors import InvalidInputError
 
 RED, YELLOW, GREEN = "F8696B", "FFEB84", "63BE7B"

@@ -1,6 +1,6 @@
 """Paired tests between two registered models, on their stored per-sample scores.
 
-``lightml.stats`` does the mathematics on vectors; this module finds the vectors (and
+``lightml.read.stats`` does the mathematics on vectors; this module finds the vectors (and
 refuses to pair vectors of different lengths) for the handles, the CLI and the dashboard.
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from lightml import queries, resolve, stats
-from lightml.direction import lower_is_better
+from lightml.read import queries, resolve, stats
+from lightml.read.direction import lower_is_better
 from lightml.errors import InvalidInputError, NotFoundError
-from lightml.validation import check_doc_keys, value_matches_mean
+from lightml.write.validation import check_doc_keys, value_matches_mean
 
 
 def _scores(conn: sqlite3.Connection, model_id: int, model_name: str, family: str, metric_name: str):

@@ -17,12 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lightml import events as ev
-from lightml import store
+from lightml.log import events as ev
+from lightml.log import store
 from lightml.errors import NotARegistryError
-from lightml.event_schemas import is_json_array_text, payload_problem
-from lightml.replay import verify
-from lightml.writer import Actor, WriteTransaction
+from lightml.log.schemas import is_json_array_text, payload_problem
+from lightml.log.replay import verify
+from lightml.log.writer import Actor, WriteTransaction
 
 OLD_TABLES = ["detailed_scores", "metrics", "checkpoint", "model", "run", "registry_schema"]
 

@@ -16,11 +16,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
-from lightml import commands, edits, queries, resolve, store, writer
+from lightml.log import store, writer
+from lightml.read import queries, resolve
+from lightml.write import commands, edits
 from lightml.defaults import DEFAULT_RUN
 from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError
-from lightml.opening import add_missing_read_tables, needs_upgrade
-from lightml.validation import (
+from lightml.log.opening import add_missing_read_tables, needs_upgrade
+from lightml.write.validation import (
     check_doc_keys, check_id, check_name, check_notes, check_scores, check_step, check_value, normalize_path,
     scores_disagreement,
 )
@@ -312,7 +314,7 @@ class Registry:
 
     def compare_stats(self, model_a: str, model_b: str, family: str, metric_name: str,
                       **options: Any) -> dict[str, Any]:
-        from lightml import significance
+        from lightml.read import significance
 
         for value, what in ((model_a, "model_a"), (model_b, "model_b"), (family, "family"),
                             (metric_name, "metric_name")):
@@ -322,7 +324,7 @@ class Registry:
 
     def compare_stats_all(self, model_a: str, model_b: str, family: str | None = None,
                           **options: Any) -> list[dict[str, Any]]:
-        from lightml import significance
+        from lightml.read import significance
 
         check_name(model_a, "model_a")
         check_name(model_b, "model_b")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightml.ansi import GREEN, paint
+from lightml.report.ansi import GREEN, paint
 
 RULE = "  " + "─" * 54
 

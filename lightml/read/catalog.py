@@ -10,9 +10,9 @@ import json
 import sqlite3
 from typing import Any
 
-from lightml.direction import is_uncertainty, lower_is_better
+from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.errors import NotFoundError
-from lightml.events import actor_text
+from lightml.log.events import actor_text
 
 
 def _visible(alias: str, include_hidden: bool) -> str:

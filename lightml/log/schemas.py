@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from lightml.events import (
+from lightml.log.events import (
     CHECKPOINT_REGISTERED,
     FILE_IMPORTED,
     METRIC_INSERTED,
@@ -270,7 +270,7 @@ PAYLOADS: dict[str, type[_Payload]] = {
     FILE_IMPORTED: FileImported,
 }
 
-# The schemas above are those of CURRENT_VERSION (lightml.events): older payloads are
+# The schemas above are those of CURRENT_VERSION (lightml.log.events): older payloads are
 # validated after upcasting.
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Iterator
 
 import projections
-from lightml import store
+from lightml.log import store
 from lightml.errors import ConflictError, InvalidInputError, NotARegistryError
-from lightml.events import Change, UnknownEventError, decode_changes
-from lightml.validation import check_int_range
+from lightml.log.events import Change, UnknownEventError, decode_changes
+from lightml.write.validation import check_int_range
 
 _CHUNK = 20_000
 
@@ -63,7 +63,7 @@ class DamagedLogError(NotARegistryError):
 
 def event_problem(event: Change) -> str | None:
     """Why no table can be built from this event (its payload does not match its schema)."""
-    from lightml.event_schemas import payload_problem
+    from lightml.log.schemas import payload_problem
 
     try:
         problem = payload_problem(event.type, event.payload)

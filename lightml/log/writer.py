@@ -36,8 +36,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import projections
-from lightml import store
-from lightml.events import CURRENT_VERSION, METRIC_INSERTED, METRIC_OVERWRITTEN, Change, encode
+from lightml.log import store
+from lightml.log.events import CURRENT_VERSION, METRIC_INSERTED, METRIC_OVERWRITTEN, Change, encode
 
 MAX_GROUP = 512  # commands per transaction; bounds how long one group holds the lock
 # Seconds without a commit after which the writer folds the WAL into the .db, so that a

@@ -13,9 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from lightml import opening, resolve, significance
-from lightml.ansi import GREEN, RED, paint
-from lightml.direction import is_uncertainty, lower_is_better
+from lightml.log import opening
+from lightml.read import resolve, significance
+from lightml.report.ansi import GREEN, RED, paint
+from lightml.read.direction import is_uncertainty, lower_is_better
 
 
 class MetricDelta(BaseModel):
@@ -29,7 +30,7 @@ class MetricDelta(BaseModel):
     value_b: float | None
     delta: float | None = None        # B - A, rounded to 4 places
     pct_change: float | None = None   # (B - A) / |A| * 100, None when A is 0 or missing
-    lower_is_better: bool | None = None  # None: from the metric's name (lightml.direction)
+    lower_is_better: bool | None = None  # None: from the metric's name (lightml.read.direction)
     uncertainty: bool | None = None   # a stderr-like metric: shown, never counted; None: from the name
     p_value: float | None = None      # paired test on per-sample scores, when both have them
     significant: bool | None = None

@@ -9,9 +9,9 @@ import sqlite3
 from pathlib import Path
 
 import projections
-from lightml import store
+from lightml.log import store
 from lightml.errors import NotARegistryError
-from lightml.replay import rebuild_and_commit
+from lightml.log.replay import rebuild_and_commit
 
 
 def open_registry_readonly(path: str | os.PathLike, *, timeout: float = store.DEFAULT_TIMEOUT) -> sqlite3.Connection:

@@ -63,7 +63,7 @@ EVENT_TYPES = (
 )
 
 # The payload version each type is written with now. The pydantic schema of every payload
-# is in ``lightml.event_schemas`` (imported only by the tools that validate the log, so
+# is in ``lightml.log.schemas`` (imported only by the tools that validate the log, so
 # that opening a handle does not pay for building the models).
 # Version 2 of the metric events: a metric item may carry merged_from, original_at and
 # original_actor (a value brought in by ``merge``, with its time and actor in the source).

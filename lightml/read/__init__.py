@@ -1,0 +1,3 @@
+"""Answers, never writes: name resolution, listings, history, comparisons and statistics
+over the read tables.
+"""

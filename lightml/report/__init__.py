@@ -1,0 +1,1 @@
+"""Answers turned into text and files: terminal formatting and the Excel report."""
