@@ -20,7 +20,8 @@ import anyio
 import anyio.to_thread
 
 from lightml.runner import Registry
-from lightml.write.edits import PRUNE_GRACE_SECONDS, PruneResult
+from lightml.defaults import PRUNE_GRACE_SECONDS
+from lightml.results import PruneResult
 from lightml.errors import HandleClosedError
 from lightml.results import DeleteResult
 from lightml.log.store import DEFAULT_TIMEOUT

@@ -12,7 +12,8 @@ import os
 from typing import Any, Iterable, Mapping
 
 from lightml.runner import Registry
-from lightml.write.edits import PRUNE_GRACE_SECONDS, PruneResult
+from lightml.defaults import PRUNE_GRACE_SECONDS
+from lightml.results import PruneResult
 from lightml.results import DeleteResult
 from lightml.log.store import DEFAULT_TIMEOUT
 

@@ -1,4 +1,4 @@
-"""What write calls return: the outcome of logging one metric, and what a delete removed.
+"""What write calls return: the outcome of logging one metric, and what a delete or a prune removed.
 
 Outcome of logging one metric (the deduplication table):
 
@@ -9,7 +9,9 @@ Outcome of logging one metric (the deduplication table):
 | yes           | True  | METRIC_UPDATED   | metric_overwritten (old value kept)   |
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from lightml.defaults import PRUNE_GRACE_SECONDS
 
 # The values LightML 1.2 used, so existing scripts comparing with 0/1/2 keep working.
 METRIC_SKIPPED = 0
@@ -35,4 +37,21 @@ class DeleteResult:
         )
 
 
-__all__ = ["DeleteResult", "METRIC_INSERTED", "METRIC_SKIPPED", "METRIC_UPDATED"]
+@dataclass
+class PruneResult:
+    """What prune removed (or, with ``dry_run``, would remove), and the models it kept only
+    because they were registered (or restored) less than ``grace_seconds`` ago."""
+
+    models: list[tuple[str, str | None]] = field(default_factory=list)  # (model, run)
+    runs: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    too_new: list[tuple[str, str | None]] = field(default_factory=list)  # (model, run)
+    grace_seconds: float = PRUNE_GRACE_SECONDS
+
+    def to_dict(self) -> dict:
+        return {"models": [{"model": m, "run": r} for m, r in self.models], "runs": self.runs,
+                "dry_run": self.dry_run, "kept_too_new": [{"model": m, "run": r} for m, r in self.too_new],
+                "grace_seconds": self.grace_seconds}
+
+
+__all__ = ["DeleteResult", "PruneResult", "METRIC_INSERTED", "METRIC_SKIPPED", "METRIC_UPDATED"]

@@ -18,8 +18,9 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from lightml.log import store, writer
 from lightml.read import queries, resolve
-from lightml.write import commands, edits
-from lightml.defaults import DEFAULT_RUN
+from lightml.write import commands, edits, lifecycle, metric_log
+from lightml.results import PruneResult
+from lightml.defaults import DEFAULT_RUN, PRUNE_GRACE_SECONDS
 from lightml.errors import HandleClosedError, InvalidInputError, NotARegistryError
 from lightml.log.opening import add_missing_read_tables, needs_upgrade
 from lightml.write.validation import (
@@ -162,14 +163,14 @@ class Registry:
 
     @staticmethod
     def metric_input(family: str, metric_name: str, value: Any, scores: Any = None,
-                     doc_ids: Any = None) -> commands.MetricInput:
+                     doc_ids: Any = None) -> metric_log.MetricInput:
         check_name(family, "family")
         check_name(metric_name, "metric_name")
         number = check_value(value, f"value of {family}/{metric_name}")
         if scores is None:
             if doc_ids is not None:
                 raise InvalidInputError("doc_ids name the documents of per-sample scores: give scores too")
-            return commands.MetricInput(family, metric_name, number)
+            return metric_log.MetricInput(family, metric_name, number)
         if hasattr(scores, "tolist") and not isinstance(scores, (list, tuple)):
             scores = scores.tolist()  # a numpy array: converted once, for both checks below
         text, n = check_scores(scores)
@@ -177,20 +178,20 @@ class Registry:
         disagreement = scores_disagreement(number, scores)
         if disagreement is not None:  # logged all the same: the caller may know better
             warnings.warn(f"lightml: {family}/{metric_name}: {disagreement}", UserWarning, stacklevel=4)
-        return commands.MetricInput(family, metric_name, number, text, n, keys)
+        return metric_log.MetricInput(family, metric_name, number, text, n, keys)
 
     def log_model_metric(self, model_name: str, family: str, metric_name: str, value: Any,
                          scores: Any = None, force: bool = False, doc_ids: Any = None) -> writer.Command:
         check_name(model_name, "model_name")
         item = self.metric_input(family, metric_name, value, scores, doc_ids)
-        target = commands.ModelTarget(self._write_run, model_name)
-        return commands.LogMetrics(target, [item], bool(force), single=True)
+        target = metric_log.ModelTarget(self._write_run, model_name)
+        return metric_log.LogMetrics(target, [item], bool(force), single=True)
 
     def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: Any,
                               scores: Any = None, force: bool = False, doc_ids: Any = None) -> writer.Command:
-        target = commands.CheckpointTarget(check_id(checkpoint_id, "checkpoint_id"))
+        target = metric_log.CheckpointTarget(check_id(checkpoint_id, "checkpoint_id"))
         item = self.metric_input(family, metric_name, value, scores, doc_ids)
-        return commands.LogMetrics(target, [item], bool(force), single=True)
+        return metric_log.LogMetrics(target, [item], bool(force), single=True)
 
     def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, Any]], force: bool = False) -> writer.Command:
         check_name(model_name, "model_name")
@@ -211,9 +212,9 @@ class Registry:
         return self._log_many(model_name, self._family_inputs(family, metrics), force)
 
     @staticmethod
-    def _family_inputs(family: str, values: Mapping[str, Any]) -> list[commands.MetricInput]:
+    def _family_inputs(family: str, values: Mapping[str, Any]) -> list[metric_log.MetricInput]:
         check_name(family, "family")
-        make = commands.MetricInput
+        make = metric_log.MetricInput
         return [
             # a finite Python float is the usual value: skip building check_value's message for it
             make(family, check_name(name, "metric_name"),
@@ -221,19 +222,19 @@ class Registry:
             for name, value in values.items()
         ]
 
-    def _log_many(self, model_name: str, items: list[commands.MetricInput], force: bool) -> writer.Command:
-        target = commands.ModelTarget(self._write_run, model_name)
-        return commands.LogMetrics(target, items, bool(force), single=False)
+    def _log_many(self, model_name: str, items: list[metric_log.MetricInput], force: bool) -> writer.Command:
+        target = metric_log.ModelTarget(self._write_run, model_name)
+        return metric_log.LogMetrics(target, items, bool(force), single=False)
 
     def delete_model(self, model_name: str) -> writer.Command:
         check_name(model_name, "model_name")
-        return commands.delete_model(self.run_name, model_name, self.registry_dir)
+        return lifecycle.delete_model(self.run_name, model_name, self.registry_dir)
 
     def restore_model(self, model_name: str, run_name: str | None = None) -> writer.Command:
         check_name(model_name, "model_name")
         if run_name is not None:
             check_name(run_name, "run_name")
-        return commands.restore_model(run_name if run_name is not None else self.run_name, model_name,
+        return lifecycle.restore_model(run_name if run_name is not None else self.run_name, model_name,
                                       self.registry_dir)
 
     def set_notes(self, model_name: str, notes: str | None) -> writer.Command:
@@ -257,16 +258,16 @@ class Registry:
             check_name(parent_name, "parent_name")
         return edits.set_parent(self.run_name, model_name, parent_name)
 
-    def prune(self, grace_seconds: float = edits.PRUNE_GRACE_SECONDS) -> writer.Command:
-        return edits.prune(self.registry_dir, grace_seconds)
+    def prune(self, grace_seconds: float = PRUNE_GRACE_SECONDS) -> writer.Command:
+        return lifecycle.prune(self.registry_dir, grace_seconds)
 
-    def prune_preview(self, grace_seconds: float = edits.PRUNE_GRACE_SECONDS) -> edits.PruneResult:
+    def prune_preview(self, grace_seconds: float = PRUNE_GRACE_SECONDS) -> PruneResult:
         """What ``prune`` would remove, without removing it."""
         from datetime import datetime, timezone
 
-        grace = edits.check_grace(grace_seconds)
-        found = self.read(edits.prune_candidates, datetime.now(timezone.utc), grace)
-        return edits.PruneResult([(name, run) for _, name, run in found.models], [name for _, name in found.runs],
+        grace = lifecycle.check_grace(grace_seconds)
+        found = self.read(lifecycle.prune_candidates, datetime.now(timezone.utc), grace)
+        return PruneResult([(name, run) for _, name, run in found.models], [name for _, name in found.runs],
                                  dry_run=True, too_new=found.too_new, grace_seconds=grace)
 
     def add_schema_rules(self, rules: Iterable[tuple[str, str]]) -> writer.Command:

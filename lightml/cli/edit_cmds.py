@@ -153,7 +153,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from lightml.write.edits import PRUNE_GRACE_SECONDS, check_grace
+    from lightml.defaults import PRUNE_GRACE_SECONDS
+    from lightml.write.lifecycle import check_grace
 
     grace = check_grace(PRUNE_GRACE_SECONDS if args.grace is None else args.grace)
     with _handle(args) as h:

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 from lightml.log import store
 from lightml.read import resolve
-from lightml.write import commands, symlinks
+from lightml.write import metric_log, symlinks
 from lightml.log import events as ev
 from lightml.log.events import actor_text
 from lightml.runner import Registry
@@ -206,7 +206,7 @@ def _parents_first(models: list[tuple]) -> list[tuple]:
 
 
 def _metric_inputs(rows: list[tuple], src: _Source,
-                   result: MergeResult) -> tuple[list[commands.MetricInput], dict[tuple[str, str], list[_Entry]]]:
+                   result: MergeResult) -> tuple[list[metric_log.MetricInput], dict[tuple[str, str], list[_Entry]]]:
     """The metrics of one target, as they are in the source, and each one's values there."""
     # A 1.x source can hold one metric twice (it had no unique index): the later row wins, as
     # in ``migrate``; the earlier one counts as skipped.
@@ -222,7 +222,7 @@ def _metric_inputs(rows: list[tuple], src: _Source,
         histories[(family, name)] = _values_of(src.history.get(metric_id, []), number)
         text = src.scores.get(metric_id)
         if text is None:
-            items.append(commands.MetricInput(family, name, number))
+            items.append(metric_log.MetricInput(family, name, number))
             continue
         try:
             encoded, n = check_scores(json.loads(text))
@@ -230,9 +230,9 @@ def _metric_inputs(rows: list[tuple], src: _Source,
             doc_keys = None if keys is None else check_doc_keys(json.loads(keys), n)
         except (InvalidInputError, ValueError, RecursionError):  # NaN, text, a broken or too deep list
             result.scores_unusable += 1
-            items.append(commands.MetricInput(family, name, number))
+            items.append(metric_log.MetricInput(family, name, number))
             continue
-        items.append(commands.MetricInput(family, name, number, encoded, n, doc_keys))
+        items.append(metric_log.MetricInput(family, name, number, encoded, n, doc_keys))
     return items, histories
 
 
@@ -250,7 +250,7 @@ def _values_of(entries: list[_Entry], current: float) -> list[_Entry]:
     return usable
 
 
-def _changed_only(conn, key_column: str, key: int, items: list[commands.MetricInput]) -> list[commands.MetricInput]:
+def _changed_only(conn, key_column: str, key: int, items: list[metric_log.MetricInput]) -> list[metric_log.MetricInput]:
     """With force, overwrite only what differs: a second merge of the same file adds nothing."""
     current = {
         (family, name): (value, scores)
@@ -321,10 +321,10 @@ def _merge_command(src: _Source, force: bool, registry_dir: Path) -> Command:
         for (column, source_id), rows in by_target.items():
             items, histories = _metric_inputs(rows, src, result)
             if column == "model_id":
-                target: Any = commands.ModelTarget(*model_keys[source_id])
+                target: Any = metric_log.ModelTarget(*model_keys[source_id])
                 key = model_ids[source_id]
             else:
-                target = commands.CheckpointTarget(checkpoint_ids[source_id])
+                target = metric_log.CheckpointTarget(checkpoint_ids[source_id])
                 key = checkpoint_ids[source_id]
             if force:
                 unchanged = len(items)
@@ -368,7 +368,7 @@ def _provenance(source: str, entry: _Entry) -> dict[str, Any]:
     return marks
 
 
-def _log_with_history(tx: WriteTransaction, target: Any, items: list[commands.MetricInput],
+def _log_with_history(tx: WriteTransaction, target: Any, items: list[metric_log.MetricInput],
                       histories: dict[tuple[str, str], list[_Entry]], force: bool, source: str) -> dict[str, int]:
     """Log the items the way they got their values in the source: round 0 gives each metric
     its first value (inserted, or overwritten with ``force``), round k its k-th, as forced
@@ -386,12 +386,12 @@ def _log_with_history(tx: WriteTransaction, target: Any, items: list[commands.Me
                 continue
             entry = entries[round_number]
             last = round_number == len(entries) - 1
-            batch.append(item if last else commands.MetricInput(item.family, item.metric_name, entry.value))
+            batch.append(item if last else metric_log.MetricInput(item.family, item.metric_name, entry.value))
             provenance[pair] = _provenance(source, entry)
         if not batch:
             break
         marked = _WithProvenance(tx, provenance)
-        round_counts = commands.LogMetrics(target, batch, force or round_number > 0, single=False)(marked)
+        round_counts = metric_log.LogMetrics(target, batch, force or round_number > 0, single=False)(marked)
         if written is None:
             counts, written = round_counts, marked.written
     return counts

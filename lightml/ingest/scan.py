@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from lightml.ingest import lm_eval_format
 from lightml.log import events as ev
-from lightml.write import commands
+from lightml.write import commands, ids, metric_log
 from lightml.runner import Registry
 from lightml.errors import InvalidInputError, LightMLError
 from lightml.write.validation import check_name, normalize_path
@@ -356,15 +356,15 @@ def _already_imported(registry: Registry, files: list[tuple[Path, os.stat_result
 # -- writing ----------------------------------------------------------------------------------
 
 
-def _metric_inputs(parsed: _Parsed) -> list[commands.MetricInput]:
+def _metric_inputs(parsed: _Parsed) -> list[metric_log.MetricInput]:
     items = []
     for (family, name), value in parsed.metrics.items():
         sample = parsed.scores.get((family, name))
         if sample is None:
-            items.append(commands.MetricInput(family, name, value))
+            items.append(metric_log.MetricInput(family, name, value))
             continue
         # The parser checked every score (finite numbers) and every key (distinct): encode directly.
-        items.append(commands.MetricInput(family, name, value, _encode_scores(sample.scores), len(sample.scores),
+        items.append(metric_log.MetricInput(family, name, value, _encode_scores(sample.scores), len(sample.scores),
                                           json.dumps(sample.doc_keys, separators=(",", ":"), ensure_ascii=False)))
     return items
 
@@ -376,14 +376,14 @@ def _encode_scores(scores: list[float]) -> str:
     return json.dumps(scores, separators=(",", ":"))
 
 
-def _import_command(run_name: str, parsed: _Parsed, items: list[commands.MetricInput], force: bool,
+def _import_command(run_name: str, parsed: _Parsed, items: list[metric_log.MetricInput], force: bool,
                     registry_dir: Path, file_records: list[tuple[str, str, int, int]]):
     """One model, in one transaction: register, log, record the files (hashed beforehand,
     so the write lock is not held while reading them)."""
 
     def command(tx: WriteTransaction) -> tuple[bool, dict[str, int], int]:
         conn = tx.conn
-        run_id = commands._run_id(tx, run_name)
+        run_id = ids.run_id(tx, run_name)
         existed = conn.execute("SELECT id FROM model WHERE model_name = ? AND run_id = ?",
                                (parsed.model, run_id)).fetchone()
         model_id = commands.register_model(run_name, parsed.model, normalize_path(parsed.path), None, None,
@@ -395,15 +395,15 @@ def _import_command(run_name: str, parsed: _Parsed, items: list[commands.MetricI
         late = [] if force else _late_scores(present, items)
         scored = len(late) + sum(1 for i in items if i.scores is not None
                                  and (force or (i.family, i.metric_name) not in present))
-        target = commands.ModelTarget(run_name, parsed.model)
+        target = metric_log.ModelTarget(run_name, parsed.model)
         counts = {"inserted": 0, "updated": 0, "skipped": 0}
         if items:
             late_keys = {(i.family, i.metric_name) for i in late}
             rest = [i for i in items if (i.family, i.metric_name) not in late_keys]
-            counts = commands.LogMetrics(target, rest, force, single=False)(tx) if rest else counts
+            counts = metric_log.LogMetrics(target, rest, force, single=False)(tx) if rest else counts
         if late:
             # The same value, now with its scores: recorded as an overwrite (old and new value equal).
-            attached = commands.LogMetrics(target, late, True, single=False)(tx)
+            attached = metric_log.LogMetrics(target, late, True, single=False)(tx)
             counts = {key: counts[key] + attached[key] for key in counts}
         tx.emit([(ev.FILE_IMPORTED, {"path": path, "sha256": sha, "size": size, "mtime_ns": mtime_ns,
                                      "model_id": model_id})
@@ -414,7 +414,7 @@ def _import_command(run_name: str, parsed: _Parsed, items: list[commands.MetricI
 
 
 def _late_scores(present: dict[tuple[str, str], tuple[float, bool]],
-                 items: list[commands.MetricInput]) -> list[commands.MetricInput]:
+                 items: list[metric_log.MetricInput]) -> list[metric_log.MetricInput]:
     """Items that bring per-sample scores to a value already there with the same number and
     no scores. lm-eval writes its samples files after the results file, so a ``watch`` round
     can import the values before their scores exist; the next round attaches them."""

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lightml.write import commands
 from lightml.handle import LightMLHandle
+from lightml.write import metric_log
 
 FAMILIES = 5
 PER_FAMILY = 20
@@ -49,9 +49,9 @@ def build(db: Path, n_models: int) -> None:
             if m % 10 == 0:  # 10 checkpoints on every 10th model, with family_0's metrics
                 for step in range(1, 11):
                     cid = h.register_checkpoint(f"model-{m:04d}", step * 1000, f"/ckpt/{m}/{step}")
-                    items = [commands.MetricInput("family_0", f"metric_{j:02d}", float(v))
+                    items = [metric_log.MetricInput("family_0", f"metric_{j:02d}", float(v))
                              for j, v in enumerate(rng.random(PER_FAMILY))]
-                    h._write(commands.LogMetrics(commands.CheckpointTarget(cid), items, False, single=False))
+                    h._write(metric_log.LogMetrics(metric_log.CheckpointTarget(cid), items, False, single=False))
 
 
 def free_port() -> int:
