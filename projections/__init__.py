@@ -9,6 +9,7 @@ value they store comes from an event payload.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from itertools import groupby
 from operator import attrgetter
 from typing import Callable, Iterable
@@ -83,6 +84,15 @@ HANDLERS: dict[str, list[Handler]] = {
     ev.RUN_RESTORED: [run.on_run_restored],
     ev.FILE_IMPORTED: [imported_file.on_file_imported],
 }
+
+
+def _tables_of(handlers: list[Handler]) -> frozenset[str]:
+    return frozenset(sys.modules[handler.__module__].TABLE for handler in handlers)
+
+
+# Which read tables each event type changes, derived from HANDLERS (the one statement of it):
+# the writer's id cache and the dashboard's pivot cache ask this instead of listing types.
+TABLES_CHANGED: dict[str, frozenset[str]] = {event_type: _tables_of(handlers) for event_type, handlers in HANDLERS.items()}
 
 
 def apply(conn: sqlite3.Connection, events: Iterable[Change]) -> None:
