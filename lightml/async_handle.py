@@ -1,11 +1,11 @@
 """``AsyncLightMLHandle``: the same API as ``LightMLHandle``, as coroutines.
 
-Writes are validated in the calling coroutine, then batched: the calls that all the
-coroutines make in one turn of the event loop go to the writer thread together, share one
-transaction (group commit), and are woken with one callback. Reads run in a worker thread
-so they never block the event loop. Use it as ``async with
-AsyncLightMLHandle(db, run) as h:`` or call ``await h.open()``; the first method call opens
-it too.
+Writes are built (``lightml.write.builders``: input checked) in the calling coroutine,
+then batched: the calls that all the coroutines make in one turn of the event loop go to
+the writer thread together, share one transaction (group commit), and are woken with one
+callback. Reads run in a worker thread so they never block the event loop. Use it as
+``async with AsyncLightMLHandle(db, run) as h:`` or call ``await h.open()``; the first
+method call opens it too.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import anyio
 import anyio.to_thread
 
 from lightml.runner import Registry
+from lightml.write import builders
+from lightml.write.builders import Scope
 from lightml.defaults import PRUNE_GRACE_SECONDS
 from lightml.results import PruneResult
 from lightml.errors import HandleClosedError
@@ -86,9 +88,9 @@ class AsyncLightMLHandle:
     def run_name(self) -> str | None:
         return self._open_args[1]
 
-    async def _write(self, make: Callable[[Registry], Any]) -> Any:
+    async def _write(self, build: Callable[[Scope], Any]) -> Any:
         core = self._core if self._core is not None else (await self.open())._core
-        return await self._queue(core, make(core))  # make validates: bad input raises, nothing is queued
+        return await self._queue(core, build(core.scope))  # bad input raises here: nothing is queued
 
     def _queue(self, core: Registry, command: Any) -> asyncio.Future:
         """Add a validated command to this loop turn's batch; the future resolves after COMMIT."""
@@ -117,60 +119,61 @@ class AsyncLightMLHandle:
 
     async def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
                              parent_id: int | None = None, run_name: str | None = None) -> int:
-        return await self._write(lambda c: c.register_model(model_name, path, parent_name, parent_id, run_name))
+        return await self._write(
+            lambda s: builders.register_model(s, model_name, path, parent_name, parent_id, run_name))
 
     async def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> int:
-        return await self._write(lambda c: c.register_checkpoint(model_name, step, path))
+        return await self._write(lambda s: builders.register_checkpoint(s, model_name, step, path))
 
     async def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
                                scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
         # The call eval loops make by the thousand: no closure and no extra coroutine.
         core = self._core if self._core is not None else (await self.open())._core
-        return await self._queue(core, core.log_model_metric(model_name, family, metric_name, value, scores,
-                                                             force, doc_ids))
+        return await self._queue(core, builders.log_model_metric(core.scope, model_name, family, metric_name, value,
+                                                                 scores, force, doc_ids))
 
     async def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
                                     scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
         return await self._write(
-            lambda c: c.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids))
+            lambda s: builders.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids))
 
     async def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],
                           force: bool = False) -> dict[str, int]:
-        return await self._write(lambda c: c.log_metrics(model_name, metrics, force))
+        return await self._write(lambda s: builders.log_metrics(s, model_name, metrics, force))
 
     async def log_metrics_flat(self, model_name: str, metrics: Mapping[str, float], family: str,
                                force: bool = False) -> dict[str, int]:
-        return await self._write(lambda c: c.log_metrics_flat(model_name, metrics, family, force))
+        return await self._write(lambda s: builders.log_metrics_flat(s, model_name, metrics, family, force))
 
     async def delete_model(self, model_name: str) -> DeleteResult:
-        return await self._write(lambda c: c.delete_model(model_name))
+        return await self._write(lambda s: builders.delete_model(s, model_name))
 
     async def restore_model(self, model_name: str, run_name: str | None = None) -> int:
-        return await self._write(lambda c: c.restore_model(model_name, run_name))
+        return await self._write(lambda s: builders.restore_model(s, model_name, run_name))
 
     async def set_notes(self, model_name: str, notes: str | None) -> bool:
-        return await self._write(lambda c: c.set_notes(model_name, notes))
+        return await self._write(lambda s: builders.set_notes(s, model_name, notes))
 
     async def rename_model(self, old_name: str, new_name: str) -> bool:
-        return await self._write(lambda c: c.rename_model(old_name, new_name))
+        return await self._write(lambda s: builders.rename_model(s, old_name, new_name))
 
     async def set_hidden(self, model_name: str, hidden: bool = True) -> bool:
-        return await self._write(lambda c: c.set_hidden(model_name, hidden))
+        return await self._write(lambda s: builders.set_hidden(s, model_name, hidden))
 
     async def set_parent(self, model_name: str, parent_name: str | None) -> bool:
-        return await self._write(lambda c: c.set_parent(model_name, parent_name))
+        return await self._write(lambda s: builders.set_parent(s, model_name, parent_name))
 
     async def prune(self, dry_run: bool = False, grace_seconds: float = PRUNE_GRACE_SECONDS) -> PruneResult:
         if dry_run:
             return await self._read(lambda c: c.prune_preview(grace_seconds))
-        return await self._write(lambda c: c.prune(grace_seconds))
+        return await self._write(lambda s: builders.prune(s, grace_seconds))
 
     async def add_schema_rule(self, family: str, metric_name: str) -> bool:
-        return await self._write(lambda c: c.add_schema_rules([(family, metric_name)])) == 1
+        return await self._write(lambda s: builders.add_schema_rules([(family, metric_name)])) == 1
 
     async def add_schema_rules(self, rules: Iterable[tuple[str, str]]) -> int:
         rules = list(rules)
-        return await self._write(lambda c: c.add_schema_rules(rules))
+        return await self._write(lambda s: builders.add_schema_rules(rules))
 
     # reads
 

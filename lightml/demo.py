@@ -11,8 +11,10 @@ import random
 import sqlite3
 from pathlib import Path
 
-from lightml.errors import ConflictError
+from lightml.errors import ConflictError, LightMLError
 from lightml.handle import LightMLHandle
+from lightml.log.opening import open_registry_readonly
+from lightml.read import catalog
 
 FAMILIES = {
     "reasoning": {"arc_challenge/acc": 0.0, "hellaswag/acc_norm": 0.0, "gsm8k/exact_match": 0.0},
@@ -61,17 +63,15 @@ RUNS = {"pretrain-baselines", "sft-dpo-2026-11"}
 def _is_demo(db: Path) -> bool:
     """Is this a registry that ``lightml demo`` built (so rebuilding it loses nothing)?"""
     try:
-        conn = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
+        # (A file of an earlier build gets its missing tables here, as on any read.)
+        conn = open_registry_readonly(db)
         try:
-            runs = {name for (name,) in conn.execute("SELECT run_name FROM run")}
-            models = {name for (name,) in conn.execute("SELECT DISTINCT model_name FROM model")}
-            deleted = {name for (name,) in conn.execute(
-                "SELECT json_extract(payload, '$.model_name') FROM events WHERE type = 'model_deleted'")}
+            runs, models = catalog.names_ever_held(conn)
         finally:
             conn.close()
-    except sqlite3.Error:
+    except (sqlite3.Error, LightMLError):
         return False
-    return runs <= RUNS and (models | deleted) <= set(MODELS)
+    return runs <= RUNS and models <= set(MODELS)
 
 
 def build_demo(folder: str | Path = "lightml-demo", overwrite: bool = False) -> Path:

@@ -1,9 +1,10 @@
 """``LightMLHandle``: the synchronous API (the one LightML 1.2 users know).
 
-A thin facade over ``lightml.runner.Registry``: writes block until their commit, reads run
-in the calling thread. No event loop is involved, so it works unchanged inside Jupyter
-(where one is already running) and a handle that is never closed holds nothing open
-that could lose data or delay interpreter exit.
+A thin facade: each write builds its command (``lightml.write.builders``) and runs it on
+``lightml.runner.Registry``, blocking until its commit; reads run in the calling thread.
+No event loop is involved, so it works unchanged inside Jupyter (where one is already
+running) and a handle that is never closed holds nothing open that could lose data or
+delay interpreter exit.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from typing import Any, Iterable, Mapping
 
 from lightml.runner import Registry
+from lightml.write import builders
 from lightml.defaults import PRUNE_GRACE_SECONDS
 from lightml.results import PruneResult
 from lightml.results import DeleteResult
@@ -34,6 +36,7 @@ class LightMLHandle:
                  timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL", origin: str = "api",
                  create: bool = True) -> None:
         self._core = Registry(db, run_name, timeout=timeout, synchronous=synchronous, origin=origin, create=create)
+        self._scope = self._core.scope
 
     @property
     def db_path(self):
@@ -46,7 +49,7 @@ class LightMLHandle:
     def close(self) -> None:
         self._core.close()
 
-    def _write(self, command: Any) -> Any:
+    def _run(self, command: Any) -> Any:
         return self._core.run(command)
 
     def __enter__(self) -> "LightMLHandle":
@@ -65,51 +68,52 @@ class LightMLHandle:
                        parent_id: int | None = None, run_name: str | None = None) -> int:
         """Register (idempotent by name and run). ``run_name``: a run other than the handle's,
         created in the same transaction if new (a refused registration leaves no empty run)."""
-        return self._write(self._core.register_model(model_name, path, parent_name, parent_id, run_name))
+        return self._run(builders.register_model(self._scope, model_name, path, parent_name, parent_id, run_name))
 
     def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> int:
-        return self._write(self._core.register_checkpoint(model_name, step, path))
+        return self._run(builders.register_checkpoint(self._scope, model_name, step, path))
 
     def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
                          scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
-        return self._write(self._core.log_model_metric(model_name, family, metric_name, value, scores, force, doc_ids))
+        return self._run(
+            builders.log_model_metric(self._scope, model_name, family, metric_name, value, scores, force, doc_ids))
 
     def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
                               scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
-        return self._write(
-            self._core.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids))
+        return self._run(
+            builders.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids))
 
     def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],
                     force: bool = False) -> dict[str, int]:
-        return self._write(self._core.log_metrics(model_name, metrics, force))
+        return self._run(builders.log_metrics(self._scope, model_name, metrics, force))
 
     def log_metrics_flat(self, model_name: str, metrics: Mapping[str, float], family: str,
                          force: bool = False) -> dict[str, int]:
-        return self._write(self._core.log_metrics_flat(model_name, metrics, family, force))
+        return self._run(builders.log_metrics_flat(self._scope, model_name, metrics, family, force))
 
     def delete_model(self, model_name: str) -> DeleteResult:
-        return self._write(self._core.delete_model(model_name))
+        return self._run(builders.delete_model(self._scope, model_name))
 
     def restore_model(self, model_name: str, run_name: str | None = None) -> int:
         """Undo the latest delete of the model. ``run_name``: the run it was deleted from, when
         it is not the handle's (a run prune removed is named here: it comes back too)."""
-        return self._write(self._core.restore_model(model_name, run_name))
+        return self._run(builders.restore_model(self._scope, model_name, run_name))
 
     def set_notes(self, model_name: str, notes: str | None) -> bool:
         """Set (or with None / "" clear) the model's notes. True when something changed."""
-        return self._write(self._core.set_notes(model_name, notes))
+        return self._run(builders.set_notes(self._scope, model_name, notes))
 
     def rename_model(self, old_name: str, new_name: str) -> bool:
         """Rename a model within its run (ids, metrics and lineage stay). True when renamed."""
-        return self._write(self._core.rename_model(old_name, new_name))
+        return self._run(builders.rename_model(self._scope, old_name, new_name))
 
     def set_hidden(self, model_name: str, hidden: bool = True) -> bool:
         """Hide a model from listings, diff, export and the dashboard (or show it again)."""
-        return self._write(self._core.set_hidden(model_name, hidden))
+        return self._run(builders.set_hidden(self._scope, model_name, hidden))
 
     def set_parent(self, model_name: str, parent_name: str | None) -> bool:
         """Change the model's parent, or remove it with None. Refuses a cycle."""
-        return self._write(self._core.set_parent(model_name, parent_name))
+        return self._run(builders.set_parent(self._scope, model_name, parent_name))
 
     def prune(self, dry_run: bool = False, grace_seconds: float = PRUNE_GRACE_SECONDS) -> PruneResult:
         """Delete models with no metrics, checkpoints or children, then runs left empty.
@@ -118,14 +122,14 @@ class LightMLHandle:
         with it)."""
         if dry_run:
             return self._core.prune_preview(grace_seconds)
-        return self._write(self._core.prune(grace_seconds))
+        return self._run(builders.prune(self._scope, grace_seconds))
 
     def add_schema_rule(self, family: str, metric_name: str) -> bool:
         """Allow (family, metric_name). Once the schema has a rule, only listed pairs can be logged."""
-        return self._write(self._core.add_schema_rules([(family, metric_name)])) == 1
+        return self._run(builders.add_schema_rules([(family, metric_name)])) == 1
 
     def add_schema_rules(self, rules: Iterable[tuple[str, str]]) -> int:
-        return self._write(self._core.add_schema_rules(rules))
+        return self._run(builders.add_schema_rules(rules))
 
     # reads
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from lightml.log import writer
 from lightml.runner import Registry
+from lightml.write import builders
 from lightml.errors import ConflictError, InvalidInputError
 from lightml.write.validation import check_name
 
@@ -49,7 +50,7 @@ def init_registry(path: str | os.PathLike, name: str, overwrite: bool = False,
     registry = Registry(db)
     try:
         if rules:
-            registry.run(registry.add_schema_rules(rules))
+            registry.run(builders.add_schema_rules(rules))
     finally:
         registry.close()
     return db

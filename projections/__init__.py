@@ -12,7 +12,7 @@ import sqlite3
 import sys
 from itertools import groupby
 from operator import attrgetter
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable
 
 from lightml.log import events as ev
 from lightml.log.events import Change
@@ -26,37 +26,63 @@ from projections import (
     metric_insert_range,
     metrics,
     model,
+    model_arrival,
+    model_event,
+    model_reparent,
+    model_tombstone,
     registry_schema,
     run,
+    run_tombstone,
     score_docs,
+    unlinked_child,
 )
 
 # Creation order respects foreign keys (run <- model <- checkpoint <- metrics <- scores).
 MODULES = [
     run, model, checkpoint, metrics, detailed_scores, score_docs, registry_schema, metric_insert_range, metric_history,
-    id_counter, imported_file,
+    id_counter, imported_file, model_event, model_tombstone, unlinked_child, run_tombstone, model_arrival,
+    model_reparent,
 ]
 READ_TABLES: list[str] = [m.TABLE for m in MODULES]
+
+# The tables that index the log itself (what restore, the relink rule, prune and the
+# histories ask of it). An earlier build answered those questions by reading every payload,
+# so a connection that cannot add such a table to its file builds it from the log
+# (``build_tables``, see lightml/log/opening.py) instead of going without.
+LOG_INDEXES: list[str] = [m.TABLE for m in (
+    model_event, model_tombstone, unlinked_child, run_tombstone, model_arrival, model_reparent)]
 
 Handler = Callable[[sqlite3.Connection, list[Change]], None]
 
 # For each event type, the handlers in the order that keeps foreign keys valid at every
 # statement: parents before children on insert, children before parents on delete.
+# (The log's indexes have no foreign keys: they come last.)
 HANDLERS: dict[str, list[Handler]] = {
     ev.RUN_CREATED: [run.on_run_created, id_counter.on_run_created],
-    ev.MODEL_REGISTERED: [model.on_model_registered, id_counter.on_model_registered],
-    ev.CHECKPOINT_REGISTERED: [checkpoint.on_checkpoint_registered, id_counter.on_checkpoint_registered],
+    ev.MODEL_REGISTERED: [
+        model.on_model_registered,
+        id_counter.on_model_registered,
+        model_event.on_event_about_a_model,
+        model_arrival.on_model_arrived,
+    ],
+    ev.CHECKPOINT_REGISTERED: [
+        checkpoint.on_checkpoint_registered,
+        id_counter.on_checkpoint_registered,
+        model_event.on_event_about_a_model,
+    ],
     ev.METRIC_INSERTED: [
         metrics.on_metric_inserted,
         detailed_scores.on_metric_inserted,
         score_docs.on_metric_inserted,
         metric_insert_range.on_metric_inserted,
+        model_event.on_event_about_a_model,
     ],
     ev.METRIC_OVERWRITTEN: [
         metrics.on_metric_overwritten,
         detailed_scores.on_metric_overwritten,
         score_docs.on_metric_overwritten,
         metric_history.on_metric_overwritten,
+        model_event.on_event_about_a_model,
     ],
     ev.MODEL_DELETED: [
         metric_history.on_model_deleted,
@@ -66,6 +92,9 @@ HANDLERS: dict[str, list[Handler]] = {
         checkpoint.on_model_deleted,
         imported_file.on_model_deleted,
         model.on_model_deleted,
+        model_event.on_event_about_a_model,
+        model_tombstone.on_model_deleted,
+        unlinked_child.on_model_deleted,
     ],
     ev.MODEL_RESTORED: [
         model.on_model_restored,
@@ -74,20 +103,30 @@ HANDLERS: dict[str, list[Handler]] = {
         detailed_scores.on_model_restored,
         score_docs.on_model_restored,
         metric_history.on_model_restored,
+        model_event.on_event_about_a_model,
+        model_arrival.on_model_arrived,
     ],
     ev.SCHEMA_RULE_ADDED: [registry_schema.on_schema_rule_added],
-    ev.MODEL_NOTES_SET: [model.on_model_notes_set],
-    ev.MODEL_RENAMED: [model.on_model_renamed],
-    ev.MODEL_HIDDEN_SET: [model.on_model_hidden_set],
-    ev.MODEL_REPARENTED: [model.on_model_reparented],
-    ev.RUN_DELETED: [run.on_run_deleted],
+    ev.MODEL_NOTES_SET: [model.on_model_notes_set, model_event.on_event_about_a_model],
+    ev.MODEL_RENAMED: [model.on_model_renamed, model_event.on_event_about_a_model],
+    ev.MODEL_HIDDEN_SET: [model.on_model_hidden_set, model_event.on_event_about_a_model],
+    ev.MODEL_REPARENTED: [
+        model.on_model_reparented,
+        model_event.on_event_about_a_model,
+        model_reparent.on_model_reparented,
+    ],
+    ev.RUN_DELETED: [run.on_run_deleted, run_tombstone.on_run_deleted],
     ev.RUN_RESTORED: [run.on_run_restored],
-    ev.FILE_IMPORTED: [imported_file.on_file_imported],
+    ev.FILE_IMPORTED: [imported_file.on_file_imported, model_event.on_event_about_a_model],
 }
 
 
+def _table_of(handler: Handler) -> str:
+    return sys.modules[handler.__module__].TABLE
+
+
 def _tables_of(handlers: list[Handler]) -> frozenset[str]:
-    return frozenset(sys.modules[handler.__module__].TABLE for handler in handlers)
+    return frozenset(_table_of(handler) for handler in handlers)
 
 
 # Which read tables each event type changes, derived from HANDLERS (the one statement of it):
@@ -95,12 +134,21 @@ def _tables_of(handlers: list[Handler]) -> frozenset[str]:
 TABLES_CHANGED: dict[str, frozenset[str]] = {event_type: _tables_of(handlers) for event_type, handlers in HANDLERS.items()}
 
 
-def apply(conn: sqlite3.Connection, events: Iterable[Change]) -> None:
+def apply(conn: sqlite3.Connection, events: Iterable[Change], handlers: dict[str, list[Handler]] = HANDLERS) -> None:
     """Apply events, in log order, to the read tables (runs of one type go in one batch)."""
     for event_type, group in groupby(events, key=attrgetter("type")):
         batch = list(group)
-        for handler in HANDLERS[event_type]:
+        for handler in handlers[event_type]:
             handler(conn, batch)
+
+
+def build_tables(conn: sqlite3.Connection, chunks: Iterable[list[Change]], tables: Collection[str]) -> None:
+    """Fill ``tables`` (created empty by the caller, perhaps as TEMP tables) from the log,
+    given as ``rebuild`` takes it, running only their own handlers."""
+    handlers = {event_type: [h for h in hs if _table_of(h) in tables]
+                for event_type, hs in HANDLERS.items()}
+    for chunk in chunks:
+        apply(conn, chunk, handlers)
 
 
 def create_tables(conn: sqlite3.Connection, *, indexes: bool = True) -> None:

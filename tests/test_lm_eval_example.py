@@ -37,7 +37,7 @@ def scanned_names(tmp_path: Path) -> dict[str, set[str]]:
     return names
 
 
-def test_run_eval_logs_every_metric_with_per_sample_scores(tmp_path: Path) -> None:
+def test_run_eval_logs_every_metric_with_per_sample_scores(tmp_path: Path, cli) -> None:
     example = Path(shutil.copytree(EXAMPLE, tmp_path / "lm_eval", ignore=shutil.ignore_patterns("lightml-example")))
     config = (example / "config.yaml").read_text().replace("shots: [0, 5]", "shots: [0]")
     (example / "config.yaml").write_text(config)
@@ -69,15 +69,14 @@ def test_run_eval_logs_every_metric_with_per_sample_scores(tmp_path: Path) -> No
     assert again.stdout.count("already in the registry: not evaluated again") == 2
     assert "✓" not in again.stdout
 
-    # the closing hint: every command it prints works on the registry just made
+    # the closing hint: every command it prints works on the registry just made (run in this process)
     for output in (result.stdout, again.stdout):
         hints = output.split("Done. Look at it:", 1)[1].strip().splitlines()
         assert len(hints) == 4
         for hint in hints:
             words = shlex.split(hint)
             assert words[0] == "lightml"
-            ran = subprocess.run([sys.executable, "-m", "lightml", *words[1:]], capture_output=True, text=True,
-                                 timeout=120, cwd=tmp_path)
+            ran = cli(*words[1:], cwd=tmp_path)
             assert ran.returncode == 0, (hint, ran.stdout, ran.stderr)
 
 

@@ -5,14 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lightml.report.ansi import color_wanted
 from lightml.cli.output import print_json
-
-
-def _open(db: str):
-    from lightml.log.opening import open_registry_readonly
-
-    return open_registry_readonly(db)
+from lightml.report.ansi import color_wanted
 
 
 def _run_id(conn, run_name: str | None) -> int | None:
@@ -32,16 +26,14 @@ def _model_names(conn, args: argparse.Namespace, run: int | None, with_scores: b
 def cmd_compare(args: argparse.Namespace) -> int:
     from lightml.cli.pick import choose
     from lightml.read.compare import compare_in
+    from lightml.read.sql import reading
 
-    conn = _open(args.db)
-    try:
+    with reading(args.db) as conn:
         run = _run_id(conn, args.run)
         model_a = args.model_a or choose("--model-a", "model A", _model_names(conn, args, run))
         model_b = args.model_b or choose(
             "--model-b", "model B", [m for m in _model_names(conn, args, run) if m != model_a])
         result = compare_in(conn, model_a, model_b, args.run, args.family, run_a=args.run_a, run_b=args.run_b)
-    finally:
-        conn.close()
     if args.family is not None and not result.deltas:
         from lightml.errors import NotFoundError
 
@@ -55,17 +47,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from lightml.read.diff import diff_in, format_diff
+    from lightml.read.sql import reading
 
-    conn = _open(args.db)
-    try:
+    with reading(args.db) as conn:
         models = args.models
         if not models:
             from lightml.cli.pick import choose_many
 
             models = choose_many("--models", "models to diff", _model_names(conn, args, _run_id(conn, args.run)))
         data = diff_in(conn, models, args.run, args.family)
-    finally:
-        conn.close()
     if args.json:
         print_json(data)
     else:
@@ -74,17 +64,17 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from lightml.read import queries, significance, stats
     from lightml.cli.pick import choose
     from lightml.errors import InvalidInputError, NotFoundError
+    from lightml.read import queries, significance, stats
+    from lightml.read.sql import reading
     from lightml.report.stats_report import format_stats, format_stats_all
 
     if args.all and args.metric is not None:
         raise InvalidInputError("--all tests every metric; leave out --metric (or leave out --all)")
     options = {"resamples": args.resamples, "seed": args.seed}
     stats.check_options(**options)  # before any question is asked
-    conn = _open(args.db)
-    try:
+    with reading(args.db) as conn:
         run = _run_id(conn, args.run)
         if not queries.models_with_scores(conn):
             raise NotFoundError("no detailed scores in this registry: log metrics with scores=[...] "
@@ -103,8 +93,6 @@ def cmd_stats(args: argparse.Namespace) -> int:
             metric = args.metric or choose(
                 "--metric", "metric", [m for f, m in common if f == family])
             result = significance.compare_stats(conn, model_a, model_b, family, metric, run, **options)
-    finally:
-        conn.close()
     color = color_wanted(sys.stdout, args.no_color)
     if args.all:
         if args.json:

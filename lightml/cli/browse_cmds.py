@@ -12,12 +12,6 @@ if TYPE_CHECKING:
     from lightml.read.resolve import ModelRef
 
 
-def _open(db: str):
-    from lightml.log.opening import open_registry_readonly
-
-    return open_registry_readonly(db)
-
-
 def run_id(conn, run_name: str | None) -> int | None:
     from lightml.read.resolve import require_run_id
 
@@ -43,8 +37,8 @@ def pick_model(conn, args: argparse.Namespace, run: int | None) -> "ModelRef":
 
 
 def pick_family_metric(conn, family: str | None, metric: str | None) -> tuple[str, str]:
-    from lightml.read.catalog import family_metrics, list_families
     from lightml.cli.pick import choose
+    from lightml.read.catalog import family_metrics, list_families
 
     family = family or choose("--family", "family", [f["family"] for f in list_families(conn, include_hidden=True)])
     metric = metric or choose("--metric", "metric", family_metrics(conn, family))
@@ -60,9 +54,9 @@ def _short(text: str | None, width: int = 40) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from lightml.read import catalog
+    from lightml.read.sql import reading
 
-    conn = _open(args.db)
-    try:
+    with reading(args.db) as conn:
         run = run_id(conn, args.run)
         if args.what == "runs":
             rows = catalog.list_runs(conn, include_hidden=args.all)
@@ -70,8 +64,6 @@ def cmd_list(args: argparse.Namespace) -> int:
             rows = catalog.list_families(conn, run, include_hidden=args.all)
         else:
             rows = catalog.list_models(conn, run, include_hidden=args.all)
-    finally:
-        conn.close()
     if args.json:
         print_json(rows)
         return 0
@@ -96,12 +88,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from lightml.read import catalog
+    from lightml.read.sql import reading
 
-    conn = _open(args.db)
-    try:
+    with reading(args.db) as conn:
         data = catalog.summary(conn)
-    finally:
-        conn.close()
     if args.json:
         print_json(data)
         return 0
@@ -128,13 +118,11 @@ def _print_tree(children: list[dict], indent: str = "    ") -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from lightml.read import catalog
+    from lightml.read.sql import reading
 
-    conn = _open(args.db)
-    try:
+    with reading(args.db) as conn:
         ref = pick_model(conn, args, run_id(conn, args.run))
         card = catalog.model_card(conn, ref.id)
-    finally:
-        conn.close()
     if args.json:
         print_json(card)
         return 0
@@ -175,18 +163,15 @@ def _print_metrics(card: dict) -> None:
 def cmd_top(args: argparse.Namespace) -> int:
     from lightml.read import catalog
     from lightml.read.direction import is_uncertainty, lower_is_better
-
+    from lightml.read.sql import reading
     from lightml.write.validation import check_int_range
 
     check_int_range(args.n, "--n", 1)
-    conn = _open(args.db)
-    try:
+    with reading(args.db) as conn:
         run = run_id(conn, args.run)
         family, metric = pick_family_metric(conn, args.family, args.metric)
         catalog.require_metric(conn, family, metric)
         board = catalog.top(conn, family, metric, args.n, run, include_hidden=args.all)
-    finally:
-        conn.close()
     if args.json:
         print_json({"family": family, "metric": metric, "lower_is_better": lower_is_better(metric),
                     "uncertainty": is_uncertainty(metric), "rows": board})
@@ -211,14 +196,12 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 def cmd_metric_get(args: argparse.Namespace) -> int:
     from lightml.read import catalog
+    from lightml.read.sql import reading
 
-    conn = _open(args.db)
-    try:
+    with reading(args.db) as conn:
         ref = pick_model(conn, args, run_id(conn, args.run))
         family, metric = pick_family_metric(conn, args.family, args.metric)
         value = catalog.metric_value(conn, ref.id, ref.model_name, family, metric)
-    finally:
-        conn.close()
     if args.json:
         print_json({"model": ref.model_name, "run": ref.run_name, "family": family, "metric": metric, "value": value})
     elif sys.stdout.isatty() and not getattr(args, "raw", False):

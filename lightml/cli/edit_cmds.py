@@ -19,13 +19,10 @@ def _handle(args: argparse.Namespace, model=None):
 
 
 def _read(args: argparse.Namespace, query):
-    from lightml.log.opening import open_registry_readonly
+    from lightml.read.sql import reading
 
-    conn = open_registry_readonly(args.db)
-    try:
+    with reading(args.db) as conn:
         return query(conn)
-    finally:
-        conn.close()
 
 
 def _model(args: argparse.Namespace):

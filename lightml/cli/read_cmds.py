@@ -21,17 +21,15 @@ def _named_model(args: argparse.Namespace) -> tuple[str, str | None]:
     the history of a deleted model is still read from the log."""
     from lightml.errors import NotFoundError
     from lightml.read.resolve import find_model, run_id
-    from lightml.log.opening import open_registry_readonly
+    from lightml.read.sql import reading
 
-    conn = open_registry_readonly(args.db)
-    try:
-        ref = find_model(conn, args.model, args.run)
-    except NotFoundError:
-        if args.run is not None and run_id(conn, args.run) is None:
-            raise  # an unknown --run is a typo, not a deleted model
-        return args.model, args.run
-    finally:
-        conn.close()
+    with reading(args.db) as conn:
+        try:
+            ref = find_model(conn, args.model, args.run)
+        except NotFoundError:
+            if args.run is not None and run_id(conn, args.run) is None:
+                raise  # an unknown --run is a typo, not a deleted model
+            return args.model, args.run
     return ref.model_name, ref.run_name
 
 

@@ -50,7 +50,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from lightml.log.replay import verify
+    from lightml.read.sql import reading
 
+    with reading(args.db):  # a registry of an earlier build first gets the tables it lacks, as on any read
+        pass
     result = verify(args.db)
     if args.json:
         print_json({"ok": result.ok, "events": result.events, "tables": result.tables_checked,

@@ -16,6 +16,11 @@ a 1.x source has only its row) becomes an event here, ``metric_inserted`` then
 ``metric_overwritten``, whose metric items carry ``merged_from`` (the source file),
 ``original_at`` and ``original_actor``; the events' own time is the merge's, so the log
 stays in time order. Per-sample scores go with the last value.
+
+The writes are the handles' commands (``commands.ensure_run`` / ``ensure_model`` /
+``ensure_checkpoint``, ``metric_log.LogMetrics``) composed into one transaction; the source
+is read through ``read.legacy_tables`` (its tables, 1.x included) and
+``log.source_registry`` (its log).
 """
 
 from __future__ import annotations
@@ -23,20 +28,22 @@ from __future__ import annotations
 import glob
 import json
 import os
-import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from lightml.log import store
-from lightml.read import resolve
-from lightml.write import metric_log, symlinks
+from lightml.errors import InvalidInputError
+from lightml.ingest.lineage_order import parents_first
 from lightml.log import events as ev
+from lightml.log import source_registry
 from lightml.log.events import actor_text
+from lightml.log.transaction import WriteTransaction
+from lightml.log.writer import Command
+from lightml.read import import_lookups, legacy_tables
+from lightml.read.legacy_tables import Checkpoint, DocKeys, Metric, Model, Run, Scores
 from lightml.runner import Registry
-from lightml.errors import InvalidInputError, NotARegistryError
+from lightml.write import commands, metric_log
 from lightml.write.validation import check_doc_keys, check_name, check_scores, check_step, check_value
-from lightml.log.writer import Command, WriteTransaction
 
 
 @dataclass
@@ -76,38 +83,27 @@ class _Entry(NamedTuple):
 @dataclass
 class _Source:
     path: str
-    runs: list[tuple]
-    models: list[tuple]
-    checkpoints: list[tuple]
-    metrics: list[tuple]
+    runs: list[Run]
+    models: list[Model]
+    checkpoints: list[Checkpoint]
+    metrics: list[Metric]
     scores: dict[int, str]
     doc_keys: dict[int, str]
     history: dict[int, list[_Entry]]  # source metric id -> its values, oldest first (from its log)
 
 
 def _read_source(path: Path) -> _Source:
-    conn = store.connect_readonly(path)
-    try:
-        fmt = store.registry_format(conn)
-        if fmt is None:
-            raise NotARegistryError(f"{path} is an empty database, not a LightML registry")
-        conn.execute("BEGIN")  # one consistent snapshot of the source
-        has_scores = "detailed_scores" in store.table_names(conn)
+    with source_registry.snapshot(path) as (conn, fmt):
         return _Source(
             path=str(path.resolve()),
-            history=_read_history(conn) if fmt > 1 else {},
-            runs=conn.execute("SELECT id, run_name, description, metadata, created_at FROM run").fetchall(),
-            models=conn.execute(f"SELECT id, model_name, path, parent_id, run_id, {_optional(conn)} FROM model "
-                                "ORDER BY id").fetchall(),
-            checkpoints=conn.execute("SELECT id, model_id, step, path, created_at FROM checkpoint ORDER BY id").fetchall(),
-            metrics=conn.execute("SELECT id, model_id, checkpoint_id, family, metric_name, value FROM metrics "
-                                 "ORDER BY id").fetchall(),
-            scores=dict(conn.execute("SELECT metric_id, scores FROM detailed_scores")) if has_scores else {},
-            doc_keys=(dict(conn.execute("SELECT metric_id, doc_keys FROM score_docs"))
-                      if "score_docs" in store.table_names(conn) else {}),
+            history=_history(source_registry.metric_values(conn)) if fmt > 1 else {},
+            runs=legacy_tables.rows(conn, Run),
+            models=legacy_tables.rows(conn, Model),
+            checkpoints=legacy_tables.rows(conn, Checkpoint),
+            metrics=legacy_tables.rows(conn, Metric),
+            scores={row.metric_id: row.scores for row in legacy_tables.rows(conn, Scores)},
+            doc_keys={row.metric_id: row.doc_keys for row in legacy_tables.rows(conn, DocKeys)},
         )
-    finally:
-        conn.close()
 
 
 def _check_source(src: _Source) -> None:
@@ -122,111 +118,79 @@ def _check_source(src: _Source) -> None:
     def path_ok(path: Any) -> bool:
         return path is None or (isinstance(path, str) and "\x00" not in path)
 
-    for rid, name, *_ in src.runs:
+    for run in src.runs:
         try:
-            check_name(name, "run name")
+            check_name(run.run_name, "run name")
         except InvalidInputError as exc:
-            refuse("run", rid, exc)
-    run_ids = {row[0] for row in src.runs}
-    for mid, name, path, _, run, *_ in src.models:
+            refuse("run", run.id, exc)
+    run_ids = {run.id for run in src.runs}
+    for model in src.models:
         try:
-            check_name(name, "model name")
+            check_name(model.model_name, "model name")
         except InvalidInputError as exc:
-            refuse("model", mid, exc)
-        if not path_ok(path):
-            refuse("model", mid, f"has a path that is not text: {path!r}")
-        if run not in run_ids:  # models are keyed by (name, run): it could not be matched or placed
-            refuse("model", mid, f"belongs to no run (run id {run!r} does not exist)")
-    for cid, _, step, path, _ in src.checkpoints:
+            refuse("model", model.id, exc)
+        if not path_ok(model.path):
+            refuse("model", model.id, f"has a path that is not text: {model.path!r}")
+        if model.run_id not in run_ids:  # models are keyed by (name, run): it could not be matched or placed
+            refuse("model", model.id, f"belongs to no run (run id {model.run_id!r} does not exist)")
+    for checkpoint in src.checkpoints:
         try:
-            if step is not None:
-                check_step(step)
+            if checkpoint.step is not None:
+                check_step(checkpoint.step)
         except InvalidInputError as exc:
-            refuse("checkpoint", cid, exc)
-        if not path_ok(path):
-            refuse("checkpoint", cid, f"has a path that is not text: {path!r}")
-    for metric_id, _, _, family, name, _ in src.metrics:
+            refuse("checkpoint", checkpoint.id, exc)
+        if not path_ok(checkpoint.path):
+            refuse("checkpoint", checkpoint.id, f"has a path that is not text: {checkpoint.path!r}")
+    for metric in src.metrics:
         try:
-            check_name(family, "family")
-            check_name(name, "metric_name")
+            check_name(metric.family, "family")
+            check_name(metric.metric_name, "metric_name")
         except InvalidInputError as exc:
-            refuse("metrics", metric_id, exc)
+            refuse("metrics", metric.id, exc)
 
 
-# Every value the source's metrics were given, with when and by whom: one pass over its log.
-# A value that was itself merged keeps the time and actor of where it came from.
-_HISTORY = """
-SELECT e.type, json_extract(item.value, '$.metric_id'), json_extract(item.value, '$.value'),
-       coalesce(json_extract(item.value, '$.original_at'), e.at), json_extract(item.value, '$.original_actor'),
-       e.user, e.host, e.origin
-FROM events e, json_each(e.payload, '$.metrics') AS item
-WHERE e.type IN ('metric_inserted', 'metric_overwritten') ORDER BY e.seq"""
 _ACTIONS = {ev.METRIC_INSERTED: "inserted", ev.METRIC_OVERWRITTEN: "overwritten"}
 
 
-def _read_history(conn: sqlite3.Connection) -> dict[int, list[_Entry]]:
-    """The source's metric values from its log; {} when the log cannot be read that way (a
-    damaged payload): each metric then brings its current value only, as from a 1.x file."""
+def _history(values: list[source_registry.MetricValue] | None) -> dict[int, list[_Entry]]:
+    """The source's metric values from its log, by metric; {} when the log cannot be read
+    that way (a damaged payload): each metric then brings its current value only, as from a
+    1.x file. A value that was itself merged keeps the time and actor of where it came from."""
     history: dict[int, list[_Entry]] = {}
-    try:
-        rows = conn.execute(_HISTORY).fetchall()
-    except sqlite3.Error:
-        return {}
-    for event_type, metric_id, value, at, original_actor, user, host, origin in rows:
-        actor = original_actor if original_actor is not None else actor_text(user, host, origin)
+    for value in values or ():
+        at = value.original_at if value.original_at is not None else value.at
+        actor = (value.original_actor if value.original_actor is not None
+                 else actor_text(value.user, value.host, value.origin))
         # A damaged payload can hold anything: only text is a time or an actor.
-        entry = _Entry(_ACTIONS[event_type], value, at if isinstance(at, str) else None,
+        entry = _Entry(_ACTIONS[value.event_type], value.value, at if isinstance(at, str) else None,
                        actor if isinstance(actor, str) else None)
-        history.setdefault(metric_id, []).append(entry)
+        history.setdefault(value.metric_id, []).append(entry)
     return history
 
 
-def _optional(conn: sqlite3.Connection) -> str:
-    """notes and hidden, which LightML 1.2 databases do not have."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(model)")}
-    return ", ".join(c if c in columns else f"NULL AS {c}" for c in ("notes", "hidden"))
-
-
-def _parents_first(models: list[tuple]) -> list[tuple]:
-    by_id = {m[0]: m for m in models}
-    ordered, placed = [], set()
-
-    def place(model: tuple, seen: frozenset) -> None:
-        if model[0] in placed or model[0] in seen:
-            return
-        parent = by_id.get(model[3])
-        if parent is not None:
-            place(parent, seen | {model[0]})
-        placed.add(model[0])
-        ordered.append(model)
-
-    for model in models:
-        place(model, frozenset())
-    return ordered
-
-
-def _metric_inputs(rows: list[tuple], src: _Source,
+def _metric_inputs(rows: list[Metric], src: _Source,
                    result: MergeResult) -> tuple[list[metric_log.MetricInput], dict[tuple[str, str], list[_Entry]]]:
     """The metrics of one target, as they are in the source, and each one's values there."""
     # A 1.x source can hold one metric twice (it had no unique index): the later row wins, as
     # in ``migrate``; the earlier one counts as skipped.
-    latest = {(row[3], row[4]): row for row in rows}  # rows come in id order
+    latest = {(row.family, row.metric_name): row for row in rows}  # rows come in id order
     result.metrics_skipped += len(rows) - len(latest)
     items, histories = [], {}
-    for metric_id, _, _, family, name, value in latest.values():
+    for row in latest.values():
+        family, name = row.family, row.metric_name
         try:
-            number = check_value(value, f"{family}/{name}")
+            number = check_value(row.value, f"{family}/{name}")
         except InvalidInputError:
             result.metrics_unusable += 1
             continue
-        histories[(family, name)] = _values_of(src.history.get(metric_id, []), number)
-        text = src.scores.get(metric_id)
+        histories[(family, name)] = _values_of(src.history.get(row.id, []), number)
+        text = src.scores.get(row.id)
         if text is None:
             items.append(metric_log.MetricInput(family, name, number))
             continue
         try:
             encoded, n = check_scores(json.loads(text))
-            keys = src.doc_keys.get(metric_id)
+            keys = src.doc_keys.get(row.id)
             doc_keys = None if keys is None else check_doc_keys(json.loads(keys), n)
         except (InvalidInputError, ValueError, RecursionError):  # NaN, text, a broken or too deep list
             result.scores_unusable += 1
@@ -252,72 +216,49 @@ def _values_of(entries: list[_Entry], current: float) -> list[_Entry]:
 
 def _changed_only(conn, key_column: str, key: int, items: list[metric_log.MetricInput]) -> list[metric_log.MetricInput]:
     """With force, overwrite only what differs: a second merge of the same file adds nothing."""
-    current = {
-        (family, name): (value, scores)
-        for family, name, value, scores in conn.execute(
-            f"SELECT m.family, m.metric_name, m.value, d.scores FROM metrics m "
-            f"LEFT JOIN detailed_scores d ON d.metric_id = m.id WHERE m.{key_column} = ?", (key,))
-    }
+    current = import_lookups.values_and_scores(conn, key_column, key)
     return [i for i in items if current.get((i.family, i.metric_name)) != (i.value, i.scores)]
 
 
 def _merge_command(src: _Source, force: bool, registry_dir: Path) -> Command:
     def command(tx: WriteTransaction) -> MergeResult:
-        conn, result = tx.conn, MergeResult()
-        run_ids: dict[int, tuple[int, str]] = {}
-        for rid, name, description, metadata, created_at in src.runs:
-            existing = resolve.run_id(conn, name)
-            if existing is None:
-                existing = tx.next_id("run")
-                tx.emit([(ev.RUN_CREATED, {"run_id": existing, "run_name": name, "description": description,
-                                           "metadata": metadata, "created_at": created_at})])
-                result.runs_created += 1
-            run_ids[rid] = (existing, name)
+        result = MergeResult()
+        run_names: dict[Any, str] = {}  # source run id -> its name (the same here)
+        for run in src.runs:
+            made = commands.ensure_run(run.run_name, run.description, run.metadata, created_at=run.created_at)(tx)
+            result.runs_created += made.created
+            run_names[run.id] = run.run_name
 
-        model_ids: dict[int, int] = {}
-        model_keys: dict[int, tuple[str, str]] = {}  # source id -> (run name, model name)
-        for mid, name, path, parent, run, notes, hidden in _parents_first(src.models):
-            if run not in run_ids:
-                continue  # a model without a run (not possible in a sane registry): nothing to key it by
-            target_run, run_name = run_ids[run]
-            model_keys[mid] = (run_name, name)
-            row = conn.execute("SELECT id FROM model WHERE model_name = ? AND run_id = ?", (name, target_run)).fetchone()
-            if row:
-                model_ids[mid] = row[0]
-                continue
-            new_id = tx.next_id("model")
-            tx.emit([(ev.MODEL_REGISTERED, {
-                "model_id": new_id, "model_name": name, "path": path, "parent_id": model_ids.get(parent),
-                "run_id": target_run, "notes": notes, "hidden": int(bool(hidden)),
-            })])
-            if path:
-                tx.after_commit.append(lambda n=name, i=new_id, p=path: symlinks.create(registry_dir, n, i, p))
-            model_ids[mid] = new_id
-            result.models_registered += 1
+        by_id = {model.id: model for model in src.models}
+        order, _ = parents_first({model.id: model.parent_id for model in src.models})
+        model_ids: dict[Any, int] = {}
+        model_keys: dict[Any, tuple[str, str]] = {}  # source id -> (run name, model name)
+        for model in map(by_id.__getitem__, order):
+            if model.run_id not in run_names:
+                continue  # a model without a run (refused by _check_source): nothing to key it by
+            run_name = run_names[model.run_id]
+            model_keys[model.id] = (run_name, model.model_name)
+            # A parent cut from a parent cycle is not registered yet: the model comes without it.
+            made = commands.ensure_model(run_name, model.model_name, model.path, None, model_ids.get(model.parent_id),
+                                         registry_dir, notes=model.notes, hidden=int(bool(model.hidden)))(tx)
+            model_ids[model.id] = made.id
+            result.models_registered += made.created
 
-        checkpoint_ids: dict[int, int] = {}
-        for cid, mid, step, path, created_at in src.checkpoints:
-            if mid not in model_ids:
+        checkpoint_ids: dict[Any, int] = {}
+        for checkpoint in src.checkpoints:
+            if checkpoint.model_id not in model_ids:
                 continue
-            target_model = model_ids[mid]
-            row = conn.execute("SELECT id FROM checkpoint WHERE model_id = ? AND step = ? AND path IS ?",
-                               (target_model, step, path)).fetchone()
-            if row:
-                checkpoint_ids[cid] = row[0]
-                continue
-            new_id = tx.next_id("checkpoint")
-            tx.emit([(ev.CHECKPOINT_REGISTERED, {"checkpoint_id": new_id, "model_id": target_model, "step": step,
-                                                 "path": path, "created_at": created_at})])
-            checkpoint_ids[cid] = new_id
-            result.checkpoints_registered += 1
+            made = commands.ensure_checkpoint(*model_keys[checkpoint.model_id], checkpoint.step, checkpoint.path,
+                                              created_at=checkpoint.created_at)(tx)
+            checkpoint_ids[checkpoint.id] = made.id
+            result.checkpoints_registered += made.created
 
-        by_target: dict[tuple[str, int], list[tuple]] = {}
+        by_target: dict[tuple[str, Any], list[Metric]] = {}
         for row in src.metrics:
-            _, mid, cid, *_ = row
-            if mid is not None and mid in model_keys:
-                by_target.setdefault(("model_id", mid), []).append(row)
-            elif cid is not None and cid in checkpoint_ids:
-                by_target.setdefault(("checkpoint_id", cid), []).append(row)
+            if row.model_id is not None and row.model_id in model_keys:
+                by_target.setdefault(("model_id", row.model_id), []).append(row)
+            elif row.checkpoint_id is not None and row.checkpoint_id in checkpoint_ids:
+                by_target.setdefault(("checkpoint_id", row.checkpoint_id), []).append(row)
         for (column, source_id), rows in by_target.items():
             items, histories = _metric_inputs(rows, src, result)
             if column == "model_id":
@@ -328,7 +269,7 @@ def _merge_command(src: _Source, force: bool, registry_dir: Path) -> Command:
                 key = checkpoint_ids[source_id]
             if force:
                 unchanged = len(items)
-                items = _changed_only(conn, column, key, items)
+                items = _changed_only(tx.conn, column, key, items)
                 result.metrics_skipped += unchanged - len(items)
             if not items:
                 continue
@@ -359,15 +300,6 @@ class _WithProvenance:
         self._tx.defer(event_type, payload)
 
 
-def _provenance(source: str, entry: _Entry) -> dict[str, Any]:
-    marks: dict[str, Any] = {"merged_from": source}
-    if entry.at is not None:
-        marks["original_at"] = entry.at
-    if entry.actor is not None:
-        marks["original_actor"] = entry.actor
-    return marks
-
-
 def _log_with_history(tx: WriteTransaction, target: Any, items: list[metric_log.MetricInput],
                       histories: dict[tuple[str, str], list[_Entry]], force: bool, source: str) -> dict[str, int]:
     """Log the items the way they got their values in the source: round 0 gives each metric
@@ -387,7 +319,7 @@ def _log_with_history(tx: WriteTransaction, target: Any, items: list[metric_log.
             entry = entries[round_number]
             last = round_number == len(entries) - 1
             batch.append(item if last else metric_log.MetricInput(item.family, item.metric_name, entry.value))
-            provenance[pair] = _provenance(source, entry)
+            provenance[pair] = ev.merge_marks(source, entry.at, entry.actor)
         if not batch:
             break
         marked = _WithProvenance(tx, provenance)

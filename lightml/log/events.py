@@ -1,9 +1,12 @@
-"""The event log's vocabulary: event types, payload versions, and upcasting.
+"""The event log's vocabulary: event types, one constructor per payload, payload versions
+and upcasting.
 
-Every change to a registry is one of these events. Payloads carry everything a projection
-needs (assigned ids, timestamps, values, previous values), so the read tables are a pure
-function of the log. A payload whose shape changes gets a new version and an entry in
-``UPCASTERS``; events already written stay as they are and are upcast when read.
+Every change to a registry is one of these events, and every writer of events (commands,
+edits, the life cycle, metric logging, scan, merge, migrate) builds them with the
+constructors below. Payloads carry everything a projection needs (assigned ids, timestamps,
+values, previous values), so the read tables are a pure function of the log. A payload
+whose shape changes gets a new version and an entry in ``UPCASTERS``; events already
+written stay as they are and are upcast when read.
 """
 
 from __future__ import annotations
@@ -44,27 +47,230 @@ class Change(NamedTuple):
     payload: dict[str, Any]
 
 
-EVENT_TYPES = (
-    RUN_CREATED,
-    MODEL_REGISTERED,
-    CHECKPOINT_REGISTERED,
-    METRIC_INSERTED,
-    METRIC_OVERWRITTEN,
-    MODEL_DELETED,
-    MODEL_RESTORED,
-    SCHEMA_RULE_ADDED,
-    MODEL_NOTES_SET,
-    MODEL_RENAMED,
-    MODEL_HIDDEN_SET,
-    MODEL_REPARENTED,
-    RUN_DELETED,
-    RUN_RESTORED,
-    FILE_IMPORTED,
-)
+# -- the payloads ---------------------------------------------------------------------------
+#
+# One constructor per payload type, and per row or item a payload holds: the one statement
+# of its fields. The signature is the schema (``lightml.log.schemas`` derives the pydantic
+# models from it): each parameter is a key, its annotation names its kind (the aliases
+# below, which the schemas make strict), and a parameter without a default is a key every
+# stored payload must have. The body builds the dict in the order the log has always stored
+# its keys: replay is byte-identical, and old logs verify. Plain dicts and tuples, no
+# validation: the bulk path builds a hundred thousand metric items a second, from input
+# already checked (``lightml.write.validation``), and ``lightml verify`` checks the log.
 
-# The payload version each type is written with now. The pydantic schema of every payload
-# is in ``lightml.log.schemas`` (imported only by the tools that validate the log, so
-# that opening a handle does not pay for building the models).
+SqlInt = int  # an integer SQLite's signed 64-bit INTEGER holds (never a bool, a float or text)
+Number = float  # a finite number, never text (an int is fine)
+JsonArrayText = str  # JSON array text: per-sample scores, document keys
+Event = tuple[str, dict[str, Any]]  # (type, payload), as ``WriteTransaction.emit`` takes them
+# What the row and item constructors return, named as the payloads holding them name them.
+ModelRow = dict[str, Any]
+CheckpointRow = dict[str, Any]
+MetricRow = dict[str, Any]
+ScoresRow = dict[str, Any]
+ModelSnapshot = dict[str, Any]
+RunRow = dict[str, Any]
+MetricItem = dict[str, Any]
+OverwrittenItem = dict[str, Any]
+
+
+# Rows as the projections store them (in delete and restore snapshots).
+
+
+def model_row(id: SqlInt, model_name: str, path: str | None, parent_id: SqlInt | None, notes: str | None,
+              hidden: SqlInt, run_id: SqlInt | None) -> ModelRow:
+    return {"id": id, "model_name": model_name, "path": path, "parent_id": parent_id, "notes": notes,
+            "hidden": hidden, "run_id": run_id}
+
+
+def checkpoint_row(id: SqlInt, model_id: SqlInt, step: SqlInt | None, path: str | None,
+                   created_at: str | None) -> CheckpointRow:
+    return {"id": id, "model_id": model_id, "step": step, "path": path, "created_at": created_at}
+
+
+def metric_row(id: SqlInt, model_id: SqlInt | None, checkpoint_id: SqlInt | None, family: str, metric_name: str,
+               value: Number | None) -> MetricRow:
+    return {"id": id, "model_id": model_id, "checkpoint_id": checkpoint_id, "family": family,
+            "metric_name": metric_name, "value": value}
+
+
+def scores_row(metric_id: SqlInt, scores: JsonArrayText, n_samples: SqlInt | None,
+               doc_keys: JsonArrayText | None = None) -> ScoresRow:
+    """``doc_keys``: which document each score is for (absent: unknown)."""
+    row = {"metric_id": metric_id, "scores": scores, "n_samples": n_samples}
+    if doc_keys is not None:
+        row["doc_keys"] = doc_keys
+    return row
+
+
+def model_snapshot(model: ModelRow, checkpoints: list[CheckpointRow], metrics: list[MetricRow],
+                   detailed_scores: list[ScoresRow], children: list[SqlInt]) -> ModelSnapshot:
+    """Everything a model owned when it was deleted: enough to put it back exactly."""
+    return {"model": model, "checkpoints": checkpoints, "metrics": metrics, "detailed_scores": detailed_scores,
+            "children": children}
+
+
+def run_row(id: SqlInt, run_name: str, description: str | None, metadata: str | None,
+            created_at: str | None) -> RunRow:
+    return {"id": id, "run_name": run_name, "description": description, "metadata": metadata,
+            "created_at": created_at}
+
+
+# The items of the metric events. Optional keys are left out when None (bulk events stay small).
+
+
+def metric_item(metric_id: SqlInt, family: str, metric_name: str, value: Number | None,
+                scores: JsonArrayText | None = None, n_samples: SqlInt | None = None,
+                doc_keys: JsonArrayText | None = None) -> MetricItem:
+    """One metric's value. ``scores``: the per-sample scores, as the exact JSON text stored in
+    detailed_scores, with their ``n_samples``; ``doc_keys``: the documents they are for, in the
+    same order (JSON array of ids or hashes)."""
+    item = {"metric_id": metric_id, "family": family, "metric_name": metric_name, "value": value}
+    if scores is not None:
+        item["scores"] = scores
+        item["n_samples"] = n_samples
+    if doc_keys is not None:
+        item["doc_keys"] = doc_keys
+    return item
+
+
+def overwritten_item(metric_id: SqlInt, family: str, metric_name: str, value: Number | None,
+                     scores: JsonArrayText | None = None, n_samples: SqlInt | None = None,
+                     doc_keys: JsonArrayText | None = None, *, previous_value: Number | None) -> OverwrittenItem:
+    """A metric's new value, as ``metric_item``, with the value it replaces; the new scores
+    replace the old."""
+    item = metric_item(metric_id, family, metric_name, value, scores, n_samples, doc_keys)
+    item["previous_value"] = previous_value
+    return item
+
+
+def merge_marks(merged_from: str | None = None, original_at: str | None = None,
+                original_actor: str | None = None) -> dict[str, Any]:
+    """Version 2 of the metric events: what marks a metric item (either kind) as a value
+    ``merge`` brought in: from which registry file, and when and by whom it was first written
+    there (the event's own time and actor are the merge's). Added last, after every other key
+    of the item (``item.update(merge_marks(...))``); each is left out when None. (A
+    constructor of its own: the item constructors run for every metric the bulk path logs,
+    and stay lean.)"""
+    marks = {}
+    if merged_from is not None:
+        marks["merged_from"] = merged_from
+    if original_at is not None:
+        marks["original_at"] = original_at
+    if original_actor is not None:
+        marks["original_actor"] = original_actor
+    return marks
+
+
+# The events, one constructor per type.
+
+
+def run_created(*, run_id: SqlInt, run_name: str, description: str | None = None, metadata: str | None = None,
+                created_at: str | None) -> Event:
+    return RUN_CREATED, {"run_id": run_id, "run_name": run_name, "description": description,
+                         "metadata": metadata, "created_at": created_at}
+
+
+def model_registered(*, model_id: SqlInt, model_name: str, path: str | None, parent_id: SqlInt | None,
+                     run_id: SqlInt | None, notes: str | None = None, hidden: SqlInt = 0) -> Event:
+    return MODEL_REGISTERED, {"model_id": model_id, "model_name": model_name, "path": path,
+                              "parent_id": parent_id, "run_id": run_id, "notes": notes, "hidden": hidden}
+
+
+def checkpoint_registered(*, checkpoint_id: SqlInt, model_id: SqlInt, step: SqlInt | None, path: str | None,
+                          created_at: str | None) -> Event:
+    return CHECKPOINT_REGISTERED, {"checkpoint_id": checkpoint_id, "model_id": model_id, "step": step,
+                                   "path": path, "created_at": created_at}
+
+
+def metric_inserted(*, model_id: SqlInt, checkpoint_id: SqlInt | None, step: SqlInt | None,
+                    metrics: list[MetricItem]) -> Event:
+    """New metrics of one target: a model (checkpoint_id None) or one of its checkpoints."""
+    return METRIC_INSERTED, {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step,
+                             "metrics": metrics}
+
+
+def metric_overwritten(*, model_id: SqlInt, checkpoint_id: SqlInt | None, step: SqlInt | None,
+                       metrics: list[OverwrittenItem]) -> Event:
+    """Forced overwrites of existing metrics of one target."""
+    return METRIC_OVERWRITTEN, {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step,
+                                "metrics": metrics}
+
+
+def model_deleted(*, model_id: SqlInt, model_name: str, run_id: SqlInt | None, snapshot: ModelSnapshot) -> Event:
+    return MODEL_DELETED, {"model_id": model_id, "model_name": model_name, "run_id": run_id,
+                           "snapshot": snapshot}
+
+
+def model_restored(*, model_id: SqlInt, deleted_seq: SqlInt, snapshot: ModelSnapshot,
+                   relinked_children: list[SqlInt]) -> Event:
+    """``snapshot``: as put back; ``relinked_children``: children the delete unlinked that
+    still had no parent, linked again."""
+    return MODEL_RESTORED, {"model_id": model_id, "deleted_seq": deleted_seq, "snapshot": snapshot,
+                            "relinked_children": relinked_children}
+
+
+def schema_rule_added(*, family: str, metric_name: str) -> Event:
+    return SCHEMA_RULE_ADDED, {"family": family, "metric_name": metric_name}
+
+
+def model_notes_set(*, model_id: SqlInt, notes: str | None, previous: str | None) -> Event:
+    """``notes`` None clears them."""
+    return MODEL_NOTES_SET, {"model_id": model_id, "notes": notes, "previous": previous}
+
+
+def model_renamed(*, model_id: SqlInt, run_id: SqlInt | None, model_name: str, previous_name: str) -> Event:
+    return MODEL_RENAMED, {"model_id": model_id, "run_id": run_id, "model_name": model_name,
+                           "previous_name": previous_name}
+
+
+def model_hidden_set(*, model_id: SqlInt, hidden: SqlInt, previous: SqlInt) -> Event:
+    """``hidden``: 1 hidden, 0 shown."""
+    return MODEL_HIDDEN_SET, {"model_id": model_id, "hidden": hidden, "previous": previous}
+
+
+def model_reparented(*, model_id: SqlInt, parent_id: SqlInt | None, previous_parent_id: SqlInt | None) -> Event:
+    """``parent_id`` None: deliberately no parent."""
+    return MODEL_REPARENTED, {"model_id": model_id, "parent_id": parent_id, "previous_parent_id": previous_parent_id}
+
+
+def run_deleted(*, run_id: SqlInt, run_name: str, snapshot: RunRow) -> Event:
+    """An empty run removed by prune; its row is kept here so that it can come back."""
+    return RUN_DELETED, {"run_id": run_id, "run_name": run_name, "snapshot": snapshot}
+
+
+def run_restored(*, run_id: SqlInt, deleted_seq: SqlInt, snapshot: RunRow) -> Event:
+    return RUN_RESTORED, {"run_id": run_id, "deleted_seq": deleted_seq, "snapshot": snapshot}
+
+
+def file_imported(*, path: str, sha256: str, size: SqlInt, mtime_ns: SqlInt, model_id: SqlInt) -> Event:
+    """A file ``scan`` imported for a model: a later scan skips it while it is unchanged."""
+    return FILE_IMPORTED, {"path": path, "sha256": sha256, "size": size, "mtime_ns": mtime_ns,
+                           "model_id": model_id}
+
+
+# Every event type and its constructor, in the order the types were introduced.
+CONSTRUCTORS: dict[str, Callable[..., Event]] = {
+    RUN_CREATED: run_created,
+    MODEL_REGISTERED: model_registered,
+    CHECKPOINT_REGISTERED: checkpoint_registered,
+    METRIC_INSERTED: metric_inserted,
+    METRIC_OVERWRITTEN: metric_overwritten,
+    MODEL_DELETED: model_deleted,
+    MODEL_RESTORED: model_restored,
+    SCHEMA_RULE_ADDED: schema_rule_added,
+    MODEL_NOTES_SET: model_notes_set,
+    MODEL_RENAMED: model_renamed,
+    MODEL_HIDDEN_SET: model_hidden_set,
+    MODEL_REPARENTED: model_reparented,
+    RUN_DELETED: run_deleted,
+    RUN_RESTORED: run_restored,
+    FILE_IMPORTED: file_imported,
+}
+EVENT_TYPES = tuple(CONSTRUCTORS)
+
+# The payload version each type is written with now (the constructors above build that
+# version). The pydantic schemas (``lightml.log.schemas``) are imported only by the tools
+# that validate the log, so that opening a handle does not pay for building the models.
 # Version 2 of the metric events: a metric item may carry merged_from, original_at and
 # original_actor (a value brought in by ``merge``, with its time and actor in the source).
 CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in EVENT_TYPES} | {

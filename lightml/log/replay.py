@@ -1,5 +1,10 @@
 """Rebuilding read tables from the log: ``replay`` (in place, or as of a moment into a new
-file) and ``verify`` (rebuild in memory and compare with the live tables)."""
+file) and ``verify`` (rebuild in memory and compare with the live tables).
+
+The registry is reached through its storage engine (``lightml.log.engine``). The past
+registry of ``replay --out`` and the rebuild of ``verify`` are SQLite databases (a new
+file, a memory database) whatever the registry's engine: the live registry is attached to
+them (``StorageEngine.attach_as_live``) and compared there."""
 
 from __future__ import annotations
 
@@ -13,20 +18,24 @@ from typing import Iterator
 import projections
 from lightml.log import store
 from lightml.errors import ConflictError, InvalidInputError, NotARegistryError
+from lightml.log.engine import Connection, StorageEngine, engine_for, engine_of
 from lightml.log.events import Change, UnknownEventError, decode_changes
+from lightml.log.sqlite_engine import SQLiteEngine
 from lightml.write.validation import check_int_range
 
 _CHUNK = 20_000
 
 
-def read_event_chunks(conn: sqlite3.Connection, *, schema: str = "main", upto: int | None = None,
+def read_event_chunks(conn: Connection, *, schema: str | None = None, upto: int | None = None,
                       as_of: str | None = None) -> Iterator[list[Change]]:
-    """The log in order, as lists of up to 20,000 changes (never all rows in memory at once).
-    An event that cannot be decoded raises NotARegistryError naming it."""
+    """The log in order, as lists of up to 20,000 changes (never all rows in memory at once);
+    ``schema``: an attached database's (``live``). An event that cannot be decoded raises
+    NotARegistryError naming it."""
     last = 0
     bound = "" if upto is None else " AND seq <= :upto"
     bound += "" if as_of is None else " AND at <= :as_of"
-    sql = (f"SELECT seq, type, version, payload FROM {schema}.events WHERE seq > :last{bound} "
+    events = "events" if schema is None else f"{schema}.events"
+    sql = (f"SELECT seq, type, version, payload FROM {events} WHERE seq > :last{bound} "
            f"ORDER BY seq LIMIT {_CHUNK}")
     while True:
         rows = conn.execute(sql, {"last": last, "upto": upto, "as_of": as_of}).fetchall()
@@ -72,7 +81,7 @@ def event_problem(event: Change) -> str | None:
     return None if problem is None else f"payload does not match its schema: {problem}"
 
 
-def first_damaged_event(conn: sqlite3.Connection, schema: str = "main") -> DamagedLogError | None:
+def first_damaged_event(conn: Connection, schema: str | None = None) -> DamagedLogError | None:
     """The first event of the log whose payload does not match its schema, as the error
     naming it, or None. (Every payload through pydantic: the slow path, taken only when a
     rebuild has failed or built a value of the wrong type.)"""
@@ -84,9 +93,9 @@ def first_damaged_event(conn: sqlite3.Connection, schema: str = "main") -> Damag
     return None
 
 
-# What a projection raises when a payload lacks a key or holds the wrong kind of value.
-_DAMAGE_SYMPTOMS = (KeyError, TypeError, AttributeError, IndexError, ValueError, OverflowError,
-                    sqlite3.IntegrityError)
+# What a projection raises when a payload lacks a key or holds the wrong kind of value (and
+# the engine's integrity error, when a table refuses the value).
+_DAMAGE_SYMPTOMS = (KeyError, TypeError, AttributeError, IndexError, ValueError, OverflowError)
 
 
 class _remembering_last:
@@ -101,7 +110,7 @@ class _remembering_last:
             yield chunk
 
 
-def rebuild_checked(conn: sqlite3.Connection) -> int:
+def rebuild_checked(conn: Connection) -> int:
     """``projections.rebuild`` of the connection's own log, refusing a damaged one: an
     event no table can be built from raises DamagedLogError naming it (seq, type).
 
@@ -112,7 +121,7 @@ def rebuild_checked(conn: sqlite3.Connection) -> int:
     chunks = _remembering_last(read_event_chunks(conn))
     try:
         count = projections.rebuild(conn, chunks)
-    except _DAMAGE_SYMPTOMS as exc:
+    except (*_DAMAGE_SYMPTOMS, engine_of(conn).integrity_error) as exc:
         # A schema violation names its event; a payload of the right shape that no table can
         # take (two events giving one metric id, say) is named by the chunk it is in.
         named = first_damaged_event(conn)
@@ -146,38 +155,38 @@ class ReplayResult:
     last_seq: int | None
 
 
-def _open_live(db: str | os.PathLike) -> tuple[Path, sqlite3.Connection]:
-    path = Path(db).expanduser()
-    conn = store.connect_readonly(path)
+def _open_live(db: str | os.PathLike) -> StorageEngine:
+    """The engine of the registry ``db`` under its canonical name, once checked to be an
+    event-sourced registry this version can read."""
+    engine = engine_for(db)
+    conn = engine.connect_readonly()
     try:
-        store.check_format(conn, path)
+        store.check_format(conn, engine.location)
         if store.registry_format(conn) is None:
-            raise NotARegistryError(f"{path} is empty: not a LightML registry")
-    except BaseException:
+            raise NotARegistryError(f"{engine.location} is empty: not a LightML registry")
+    finally:
         conn.close()
-        raise
-    return path.resolve(), conn
+    return engine.resolved()
 
 
-def rebuild_and_commit(conn: sqlite3.Connection) -> tuple[int, int | None]:
+def rebuild_and_commit(conn: Connection) -> tuple[int, int | None]:
     """Inside the caller's transaction (begun with ``store.begin_write``): rebuild from the
     file's own log (a damaged one refused), check the references (foreign keys are off
     during the rebuild), commit. (events, last seq)."""
+    engine = engine_of(conn)
     try:
         count = rebuild_checked(conn)
         # Readers that keep tables in memory by log position (the dashboard) see by this that
         # the tables were built again though the log did not move.
-        conn.execute("INSERT OR REPLACE INTO lightml_meta (key, value) VALUES ('read_tables_built', ?)",
-                     (f"{datetime.now(timezone.utc).isoformat()} {os.urandom(4).hex()}",))
+        engine.set_meta(conn, "read_tables_built", f"{datetime.now(timezone.utc).isoformat()} {os.urandom(4).hex()}")
         store.mark_tables_guarded_and_explained(conn)
-        problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+        problems = engine.reference_problems(conn)
         if problems:
             raise NotARegistryError(f"the log produced rows with broken references, e.g. {problems[:3]}")
         last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
         store.commit_write(conn)
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        engine.rollback(conn)
         raise
     return count, last
 
@@ -194,8 +203,7 @@ def replay(db: str | os.PathLike, out: str | os.PathLike | None = None, *, as_of
     gives. Either way an event no table can be built from (a damaged log) is named and
     nothing is written.
     """
-    live_path, live = _open_live(db)
-    live.close()
+    live = _open_live(db)
     if as_of is not None and upto is not None:
         raise InvalidInputError("give as_of (--as-of) or upto (--upto), not both")
     as_of_ts = parse_as_of(as_of) if as_of is not None else None
@@ -205,33 +213,33 @@ def replay(db: str | os.PathLike, out: str | os.PathLike | None = None, *, as_of
         if as_of is not None or upto is not None:
             raise InvalidInputError("as_of/upto (--as-of/--upto) write the past registry into out (--out); "
                                     "they never rewind the live file")
-        return _replay_in_place(live_path, bool(force))
-    return _replay_into(live_path, store.new_database_path(out, live_path), as_of_ts, upto)
+        return _replay_in_place(live, bool(force))
+    return _replay_into(live, store.new_database_path(out, live.location), as_of_ts, upto)
 
 
-def _replay_in_place(path: Path, force: bool) -> ReplayResult:
-    conn = store.connect(path)
+def _replay_in_place(live: StorageEngine, force: bool) -> ReplayResult:
+    conn = live.connect()
     try:
-        conn.execute("PRAGMA foreign_keys = OFF")  # checked once at the end instead of per row
+        live.defer_reference_checks(conn)  # checked once at the end instead of per row
         store.begin_write(conn)
         try:
             # Under the write lock: nobody can add rows between the check and the rebuild.
             # Tables guarded since they last matched the log cannot hold such rows: no check.
             if not force and not store.tables_guarded_and_explained(conn):
-                _refuse_unexplained_rows(path)
+                _refuse_unexplained_rows(live)
         except BaseException:
-            conn.execute("ROLLBACK")
+            live.rollback(conn)
             raise
         count, last = rebuild_and_commit(conn)
     finally:
         conn.close()
-    return ReplayResult(path, count, last)
+    return ReplayResult(Path(live.location), count, last)
 
 
-def _refuse_unexplained_rows(path: Path) -> None:
+def _refuse_unexplained_rows(live: StorageEngine) -> None:
     """Raise ConflictError when the live tables hold rows a rebuild from the log would not
     give (they would be dropped), naming them; DamagedLogError for a damaged log."""
-    mem, _, invalid = _replay_in_memory(path)
+    mem, _, invalid = _replay_in_memory(live)
     try:
         if invalid:
             raise DamagedLogError(*invalid[0])
@@ -242,17 +250,18 @@ def _refuse_unexplained_rows(path: Path) -> None:
         mem.close()
     if lines:
         raise ConflictError(
-            f"the read tables of {path} hold rows the log does not explain (written behind the log, "
+            f"the read tables of {live.location} hold rows the log does not explain (written behind the log, "
             f"e.g. by a LightML 1.x client); a replay would drop them: {' | '.join(lines)}. "
             "Copy them elsewhere first, or replay with --force (force=True) to drop them")
 
 
-def _replay_into(live_path: Path, out_path: Path, as_of: str | None, upto: int | None) -> ReplayResult:
-    conn = store.connect(out_path)
+def _replay_into(live: StorageEngine, out_path: Path, as_of: str | None, upto: int | None) -> ReplayResult:
+    out = SQLiteEngine(out_path)  # the past registry is a SQLite file, whatever the live one's engine
+    conn = out.connect()
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute("ATTACH DATABASE ? AS live", (store.readonly_uri(live_path),))
+        out.prepare_for_writing(conn)
+        out.defer_reference_checks(conn)
+        live.attach_as_live(conn)
         store.begin_write(conn)
         try:
             store.create_schema(conn)
@@ -262,7 +271,7 @@ def _replay_into(live_path: Path, out_path: Path, as_of: str | None, upto: int |
                 {"upto": upto, "as_of": as_of},
             )
         except BaseException:
-            conn.execute("ROLLBACK")
+            out.rollback(conn)
             raise
         count, last = rebuild_and_commit(conn)
         conn.execute("DETACH DATABASE live")
@@ -290,15 +299,14 @@ _SAMPLE = 5
 def verify(db: str | os.PathLike) -> VerifyResult:
     """Rebuild every read table from the log in memory and compare it with the live one.
     Events no table can be built from are named (seq, type) and left out of the rebuild."""
-    live_path, live = _open_live(db)
-    live.close()
+    live = _open_live(db)
     try:
-        mem, count, invalid = _replay_in_memory(live_path)
+        mem, count, invalid = _replay_in_memory(live)
     except DamagedLogError as exc:  # an event that cannot even be read stops the rebuild
         return VerifyResult(False, 0, list(projections.READ_TABLES), {"events": [str(exc)]})
     except NotARegistryError:  # e.g. an event type of a newer LightML: upgrade, not a mismatch
         raise
-    except (sqlite3.Error, *_DAMAGE_SYMPTOMS) as exc:  # a log that cannot be replayed at all
+    except (sqlite3.Error, *_DAMAGE_SYMPTOMS) as exc:  # a log that cannot be replayed at all (into SQLite)
         return VerifyResult(False, 0, list(projections.READ_TABLES),
                             {"events": [f"replaying the log failed: {exc}"]})
     try:
@@ -322,14 +330,14 @@ def verify(db: str | os.PathLike) -> VerifyResult:
         mem.close()
 
 
-def _replay_in_memory(live_path: Path) -> tuple[sqlite3.Connection, int, list[tuple[int, str, str]]]:
+def _replay_in_memory(live: StorageEngine) -> tuple[sqlite3.Connection, int, list[tuple[int, str, str]]]:
     """A memory database with the live file attached (``live``) and the read tables rebuilt
     from its log, in one read transaction: the rebuild and any comparison see the same
     snapshot of the live file, even while another process keeps writing to it. Returns it,
     the events applied, and the events left out as damaged (seq, type, problem)."""
     mem = sqlite3.connect("file::memory:", uri=True, isolation_level=None)  # uri: ATTACH below is one
     try:
-        mem.execute("ATTACH DATABASE ? AS live", (store.readonly_uri(live_path),))
+        live.attach_as_live(mem)
         mem.execute("BEGIN")
         invalid: list[tuple[int, str, str]] = []
         count = projections.rebuild(mem, _without_damaged(read_event_chunks(mem, schema="live"), invalid))

@@ -1,4 +1,5 @@
-"""Pydantic schemas of the event payloads: the documented shape of the log.
+"""Pydantic schemas of the event payloads: the documented shape of the log, derived from
+the payload constructors of ``lightml.log.events`` (their signatures state the fields).
 
 ``lightml verify`` checks every stored payload against these; the writer does not (it
 builds payloads from validated input, and validating each one would cost more than the
@@ -7,28 +8,13 @@ insert). A test checks that every event the library writes matches its schema.
 
 from __future__ import annotations
 
+import inspect
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable, get_type_hints
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from lightml.log.events import (
-    CHECKPOINT_REGISTERED,
-    FILE_IMPORTED,
-    METRIC_INSERTED,
-    METRIC_OVERWRITTEN,
-    MODEL_DELETED,
-    MODEL_HIDDEN_SET,
-    MODEL_NOTES_SET,
-    MODEL_REGISTERED,
-    MODEL_RENAMED,
-    MODEL_REPARENTED,
-    MODEL_RESTORED,
-    RUN_CREATED,
-    RUN_DELETED,
-    RUN_RESTORED,
-    SCHEMA_RULE_ADDED,
-)
+from lightml.log import events as ev
 
 # Every integer of a payload is a real int (not a bool, a float or text) that SQLite's signed
 # 64-bit INTEGER can hold: a larger one would fail the projection with a bare OverflowError.
@@ -60,214 +46,39 @@ class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-# -- rows as the projections store them (also used in delete/restore snapshots) ----------
+# What the annotations of the constructors (``lightml.log.events``) name, as pydantic types;
+# each derived model joins this namespace, for the payloads that hold it.
+_KINDS: dict[str, Any] = {"SqlInt": SqlInt, "Number": Number, "JsonArrayText": JsonArrayText}
 
 
-class ModelRow(_Payload):
-    id: SqlInt
-    model_name: str
-    path: str | None
-    parent_id: SqlInt | None
-    notes: str | None
-    hidden: SqlInt
-    run_id: SqlInt | None
+def _model_of(name: str, *constructors: Callable[..., Any]) -> type[_Payload]:
+    """The pydantic model of what the constructors build together: a field per parameter, of
+    the kind its annotation names, required unless it has a default."""
+    fields: dict[str, Any] = {}
+    for constructor in constructors:
+        hints = get_type_hints(constructor, localns=_KINDS, include_extras=True)
+        for parameter in inspect.signature(constructor).parameters.values():
+            default = ... if parameter.default is parameter.empty else parameter.default
+            fields[parameter.name] = (hints[parameter.name], default)
+    model = create_model(name, __base__=_Payload, __doc__=constructors[0].__doc__, __module__=__name__, **fields)
+    _KINDS[name] = model
+    return model
 
 
-class CheckpointRow(_Payload):
-    id: SqlInt
-    model_id: SqlInt
-    step: SqlInt | None
-    path: str | None
-    created_at: str | None
+# Rows and items first: the payloads that hold them name them.
+ModelRow = _model_of("ModelRow", ev.model_row)
+CheckpointRow = _model_of("CheckpointRow", ev.checkpoint_row)
+MetricRow = _model_of("MetricRow", ev.metric_row)
+ScoresRow = _model_of("ScoresRow", ev.scores_row)
+ModelSnapshot = _model_of("ModelSnapshot", ev.model_snapshot)
+RunRow = _model_of("RunRow", ev.run_row)
+MetricItem = _model_of("MetricItem", ev.metric_item, ev.merge_marks)
+OverwrittenItem = _model_of("OverwrittenItem", ev.overwritten_item, ev.merge_marks)
 
-
-class MetricRow(_Payload):
-    id: SqlInt
-    model_id: SqlInt | None
-    checkpoint_id: SqlInt | None
-    family: str
-    metric_name: str
-    value: Number | None
-
-
-class ScoresRow(_Payload):
-    metric_id: SqlInt
-    scores: JsonArrayText
-    n_samples: SqlInt | None
-    doc_keys: JsonArrayText | None = None  # which document each score is for (absent: unknown)
-
-
-class ModelSnapshot(_Payload):
-    """Everything a model owned when it was deleted: enough to put it back exactly."""
-
-    model: ModelRow
-    checkpoints: list[CheckpointRow]
-    metrics: list[MetricRow]
-    detailed_scores: list[ScoresRow]
-    children: list[SqlInt]
-
-
-# -- payloads, one per event type ---------------------------------------------------------
-
-
-class RunCreated(_Payload):
-    run_id: SqlInt
-    run_name: str
-    description: str | None = None
-    metadata: str | None = None
-    created_at: str | None
-
-
-class ModelRegistered(_Payload):
-    model_id: SqlInt
-    model_name: str
-    path: str | None
-    parent_id: SqlInt | None
-    run_id: SqlInt | None
-    notes: str | None = None
-    hidden: SqlInt = 0
-
-
-class CheckpointRegistered(_Payload):
-    checkpoint_id: SqlInt
-    model_id: SqlInt
-    step: SqlInt | None
-    path: str | None
-    created_at: str | None
-
-
-class MetricValue(_Payload):
-    metric_id: SqlInt
-    family: str
-    metric_name: str
-    value: Number | None
-    # Per-sample scores as the exact JSON text stored in detailed_scores (None: no scores).
-    scores: JsonArrayText | None = None
-    n_samples: SqlInt | None = None
-    # The documents the scores are for, in the same order (JSON array of ids or hashes).
-    doc_keys: JsonArrayText | None = None
-    # Version 2: a value brought in by ``merge`` says from which registry file, and when and
-    # by whom it was first written there (the event's own time and actor are the merge's).
-    merged_from: str | None = None
-    original_at: str | None = None
-    original_actor: str | None = None
-
-
-class OverwrittenValue(MetricValue):
-    previous_value: Number | None
-
-
-class MetricInserted(_Payload):
-    """New metrics of one target: a model (checkpoint_id None) or one of its checkpoints."""
-
-    model_id: SqlInt
-    checkpoint_id: SqlInt | None
-    step: SqlInt | None
-    metrics: list[MetricValue]
-
-
-class MetricOverwritten(_Payload):
-    """Forced overwrites of existing metrics of one target; the new scores replace the old."""
-
-    model_id: SqlInt
-    checkpoint_id: SqlInt | None
-    step: SqlInt | None
-    metrics: list[OverwrittenValue]
-
-
-class ModelDeleted(_Payload):
-    model_id: SqlInt
-    model_name: str
-    run_id: SqlInt | None
-    snapshot: ModelSnapshot
-
-
-class ModelRestored(_Payload):
-    model_id: SqlInt
-    deleted_seq: SqlInt
-    snapshot: ModelSnapshot
-    # Children that were unlinked by the delete and still have no parent: re-linked.
-    relinked_children: list[SqlInt]
-
-
-class SchemaRuleAdded(_Payload):
-    family: str
-    metric_name: str
-
-
-class ModelNotesSet(_Payload):
-    model_id: SqlInt
-    notes: str | None  # None clears them
-    previous: str | None
-
-
-class ModelRenamed(_Payload):
-    model_id: SqlInt
-    run_id: SqlInt | None
-    model_name: str
-    previous_name: str
-
-
-class ModelHiddenSet(_Payload):
-    model_id: SqlInt
-    hidden: SqlInt  # 1 hidden, 0 shown
-    previous: SqlInt
-
-
-class ModelReparented(_Payload):
-    model_id: SqlInt
-    parent_id: SqlInt | None  # None: deliberately no parent
-    previous_parent_id: SqlInt | None
-
-
-class RunRow(_Payload):
-    id: SqlInt
-    run_name: str
-    description: str | None
-    metadata: str | None
-    created_at: str | None
-
-
-class RunDeleted(_Payload):
-    """An empty run removed by prune; the row is kept here so it can come back."""
-
-    run_id: SqlInt
-    run_name: str
-    snapshot: RunRow
-
-
-class RunRestored(_Payload):
-    run_id: SqlInt
-    deleted_seq: SqlInt
-    snapshot: RunRow
-
-
-class FileImported(_Payload):
-    """A file ``scan`` imported for a model: a later scan skips it while it is unchanged."""
-
-    path: str
-    sha256: str
-    size: SqlInt
-    mtime_ns: SqlInt
-    model_id: SqlInt
-
-
+# One model per event type, named after it (``model_registered`` -> ``ModelRegistered``).
 PAYLOADS: dict[str, type[_Payload]] = {
-    RUN_CREATED: RunCreated,
-    MODEL_REGISTERED: ModelRegistered,
-    CHECKPOINT_REGISTERED: CheckpointRegistered,
-    METRIC_INSERTED: MetricInserted,
-    METRIC_OVERWRITTEN: MetricOverwritten,
-    MODEL_DELETED: ModelDeleted,
-    MODEL_RESTORED: ModelRestored,
-    SCHEMA_RULE_ADDED: SchemaRuleAdded,
-    MODEL_NOTES_SET: ModelNotesSet,
-    MODEL_RENAMED: ModelRenamed,
-    MODEL_HIDDEN_SET: ModelHiddenSet,
-    MODEL_REPARENTED: ModelReparented,
-    RUN_DELETED: RunDeleted,
-    RUN_RESTORED: RunRestored,
-    FILE_IMPORTED: FileImported,
+    event_type: _model_of(event_type.title().replace("_", ""), constructor)
+    for event_type, constructor in ev.CONSTRUCTORS.items()
 }
 
 # The schemas above are those of CURRENT_VERSION (lightml.log.events): older payloads are

@@ -1,227 +1,107 @@
 """The single writer of a process: a thread fed by a queue, committing in groups.
 
-Every write command is a function ``command(tx) -> result`` run on this thread (or, see
-``run_now``, on a waiting caller's) inside a ``BEGIN IMMEDIATE`` transaction: it reads the projections, decides, and appends events
-with ``tx.emit`` (which also applies them to the read tables). Commands that queue up
-while a transaction runs share the next one (group commit); each runs in its own
+Every write is a ``Command``, run on this thread (or, see ``run_now``, on a waiting
+caller's) inside the decide lock (``lightml.log.transaction``; ``BEGIN IMMEDIATE`` on SQLite): it reads
+the projections, decides, and appends events. Queue items (``WriteTask``) that wait while
+a transaction runs share the next one (group commit); each command runs in its own
 savepoint, so one command's error never undoes another's work. A caller's future resolves
 only after COMMIT. A blocking caller (the sync handle) runs its command on its own thread
 when the writer is idle and the write lock is free (``run_now``): handing it to the writer
 thread and waiting for the answer cost more than the command itself.
 
-Metric logs are "deferrable" commands (``decide(tx)`` writes nothing): a run of them in
-a group is looked up with one ``prefetch`` per target, decided one by one, and appended
-together at the next ``flush``, neighbouring events of one target merged (``defer``).
+A ``BufferedCommand`` decides without appending (its events go to a buffer of the
+transaction) and without a savepoint: a stretch of queued commands of one class is
+prefetched once, decided one by one, and appended together at the next flush.
 
-Every transaction is begun with ``store.begin_write`` and ended with ``store.commit_write``
-(the read tables' guards let only such marked transactions write). The WAL is folded into
-the ``.db`` (a TRUNCATE checkpoint) when the last handle of the process lets the writer go,
-at interpreter exit, and after a second without commits, so that the ``.db`` alone is
-always a complete copy of the registry; a checkpoint never waits for or fails a caller.
+Every transaction is begun with ``store.begin_write`` and ended with ``tx.commit``
+(the read tables' guards let only such marked transactions write). The engine's idle
+checkpoint (SQLite: the WAL folded into the ``.db``) runs when the last handle of the
+process lets the writer go, at interpreter exit, and after a second without commits, so
+that the ``.db`` alone is always a complete copy of the registry; a checkpoint never waits
+for or fails a caller. The connection, the lock and the checkpoint are the storage
+engine's (``lightml.log.engine``): nothing here is specific to one database.
 """
 
 from __future__ import annotations
 
 import atexit
-import getpass
+import functools
 import os
 import queue
-import socket
-import sqlite3
 import threading
 import warnings
 from concurrent.futures import Future
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-import projections
 from lightml.log import store
-from lightml.log.events import CURRENT_VERSION, METRIC_INSERTED, METRIC_OVERWRITTEN, Change, encode
+from lightml.log.engine import Connection, StorageEngine
+from lightml.log.transaction import Actor, WriteTransaction
 
 MAX_GROUP = 512  # commands per transaction; bounds how long one group holds the lock
-# Seconds without a commit after which the writer folds the WAL into the .db, so that a
-# handle left open (a notebook) still leaves a file that is complete on its own.
+# Seconds without a commit after which the writer checkpoints (folds the WAL into the .db),
+# so that a handle left open (a notebook) still leaves a file that is complete on its own.
 IDLE_CHECKPOINT = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who writes: stored with every event."""
+class Command(Protocol):
+    """A unit of work: reads and appends through ``tx``; its result goes to the caller."""
 
-    user: str | None
-    host: str | None
-    pid: int
-    origin: str
+    def __call__(self, tx: WriteTransaction) -> Any: ...
+
+
+@runtime_checkable
+class BufferedCommand(Protocol):
+    """A command that appends nothing itself when the writer runs it in a group.
+
+    ``decide`` checks everything before it touches the transaction (so a failure leaves no
+    trace and needs no savepoint) and then only defers events (``tx.defer``). The writer
+    calls ``prefetch`` once for a stretch of queued commands of one class, so that they
+    look up what they need in one query, then ``decide`` for each. Called as a plain
+    ``Command`` (inside another command), it decides and flushes.
+    """
+
+    def __call__(self, tx: WriteTransaction) -> Any: ...
+
+    def decide(self, tx: WriteTransaction) -> Any: ...
 
     @classmethod
-    def current(cls, origin: str) -> "Actor":
-        try:
-            user = getpass.getuser()
-        except Exception:  # no user name in some containers
-            user = None
-        return cls(user, socket.gethostname() or None, os.getpid(), origin)
+    def prefetch(cls, tx: WriteTransaction, commands: list[Any]) -> None: ...
 
 
-def utc_now() -> str:
-    """UTC with microseconds, fixed width, so that text order is time order."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+@functools.cache
+def _is_buffered(kind: type) -> bool:
+    """Does this class of command meet ``BufferedCommand``? (asked once per class)"""
+    return issubclass(kind, BufferedCommand)
 
 
-# The highest id ever given. Metric ids come only from metric_inserted events, whose id
-# ranges never overlap and are never removed, so the last range holds the highest one; the
-# other kinds keep a counter row (a counter row per metric log would cost a page per commit).
-_LAST_METRIC_ID = "SELECT last_metric_id FROM metric_insert_range ORDER BY first_metric_id DESC LIMIT 1"
-_LAST_ID = "SELECT last_id FROM id_counter WHERE entity = ?"
-_CACHE_SAFE = {METRIC_INSERTED, METRIC_OVERWRITTEN}
-_INSERT_EVENT = f"INSERT INTO events ({store.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+Outcome = tuple[Any, BaseException | None]  # (result, error) of one command
 
 
-class WriteTransaction:
-    """What a command sees: the connection (inside the transaction), id and seq assignment, emit."""
+class WriteTask(NamedTuple):
+    """One queue item: commands of one caller, for one transaction, and the future that
+    gets their outcome after COMMIT (``many``: a list of outcomes, else the one result)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        row = conn.execute("SELECT seq, at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        self._next_seq = row[0] + 1 if row else 1
-        self._last_at = row[1] if row else ""
-        self._last_ids: dict[str, int] = {}
-        self.actor: Actor | None = None
-        self.after_commit: list[Callable[[], None]] = []
-        # Lookups (run and model ids, schema rules) shared by the commands of one group.
-        # Only this transaction writes while it runs, and only events other than metric
-        # logs change what they read, so those events clear it.
-        self.cache: dict[Any, Any] = {}
-        self._deferred: list[tuple[str, dict[str, Any], Actor | None]] = []
-        self._deferred_ids: set[int] = set()  # the metric ids of the last deferred event
-        # (key column, key) -> {(family, metric): (metric id, value)} decided, not yet appended
-        self.pending_metrics: dict[tuple, dict[tuple, tuple]] = {}
-        # (key column, key) -> (pairs asked about, {pair: (metric id, value)} of those that
-        # exist): looked up once for a run of deferrable commands (see LogMetrics.prefetch)
-        self.prefetched: dict[tuple, tuple] = {}
-
-    def next_id(self, entity: str) -> int:
-        """The next never-used id for ``entity`` (run, model, checkpoint, metric), taken."""
-        new_id = self.peek_id(entity)
-        self._last_ids[entity] = new_id
-        return new_id
-
-    def peek_id(self, entity: str) -> int:
-        """The id ``next_id`` would give, not taken (see ``take_ids``)."""
-        last = self._last_ids.get(entity)
-        if last is None:
-            if entity == "metric":
-                row = self.conn.execute(_LAST_METRIC_ID).fetchone()
-            else:
-                row = self.conn.execute(_LAST_ID, (entity,)).fetchone()
-            last = self._last_ids[entity] = row[0] if row else 0
-        return last + 1
-
-    def take_ids(self, entity: str, last: int) -> None:
-        """Take every id from ``peek_id`` up to ``last`` (a bulk call's block of new ids)."""
-        if last < self.peek_id(entity) - 1:
-            raise RuntimeError(f"ids of {entity} up to {last} were already taken")
-        self._last_ids[entity] = last
-
-    def now(self) -> str:
-        # Never earlier than the last event, so --as-of follows log order even if clocks step back.
-        self._last_at = max(utc_now(), self._last_at)
-        return self._last_at
-
-    def emit(self, items: list[tuple[str, dict[str, Any]]], at: str | None = None) -> list[Change]:
-        """Append events to the log and apply them to the read tables, in this transaction.
-
-        Payloads are built by ``commands`` from validated input, so they are not run
-        through the pydantic schemas here (that costs more than the insert itself);
-        ``lightml verify`` checks every stored payload against them.
-        """
-        self.flush()  # keep log order: deferred events of earlier commands come first
-        return self._append([(event_type, payload, self.actor) for event_type, payload in items], at)
-
-    def defer(self, event_type: str, payload: dict[str, Any]) -> None:
-        """Queue a metric event to be appended with the rest of the group's (see ``flush``).
-
-        It joins the event queued just before it when that one has the same type, target
-        (model_id, checkpoint_id, step) and actor: when the async handle batches a hundred
-        single-metric calls into one transaction, one event listing a hundred metrics costs
-        a fraction of a hundred events (one JSON text, one log row, one id range) and says
-        the same thing. Log order is kept (only neighbours join), and an overwrite of a
-        metric the queued event already changes starts a new event, so that an event
-        changes each metric at most once (a metric's history has one row per event).
-        (Inserts never repeat an id.) The payload, and its metrics list, become the
-        transaction's: the caller builds them fresh for each call.
-        """
-        metrics = payload["metrics"]
-        overwrite = event_type == METRIC_OVERWRITTEN
-        if self._deferred:
-            last_type, last_payload, last_actor = self._deferred[-1]
-            if (last_type == event_type and (last_actor is self.actor or last_actor == self.actor)
-                    and last_payload["model_id"] == payload["model_id"]
-                    and last_payload["checkpoint_id"] == payload["checkpoint_id"]
-                    and last_payload["step"] == payload["step"]):
-                ids = [m["metric_id"] for m in metrics] if overwrite else ()
-                if self._deferred_ids.isdisjoint(ids):
-                    last_payload["metrics"].extend(metrics)
-                    self._deferred_ids.update(ids)
-                    return
-        self._deferred.append((event_type, payload, self.actor))
-        self._deferred_ids = {m["metric_id"] for m in metrics} if overwrite else set()
-
-    def flush(self) -> None:
-        """Append the deferred events, all in one batch; forget the group's pending and
-        prefetched metrics (the tables now say what they said)."""
-        deferred, self._deferred, self._deferred_ids = self._deferred, [], set()
-        try:
-            if deferred:
-                self._append(deferred, None)
-        finally:  # appended, or failed and about to be rolled back: either way no longer pending
-            self.pending_metrics.clear()
-            self.prefetched.clear()
-
-    def _append(self, entries: list[tuple[str, dict[str, Any], Actor | None]], at: str | None) -> list[Change]:
-        at = at or self.now()
-        rows, events = [], []
-        for event_type, payload, actor in entries:
-            assert actor is not None
-            seq = self._next_seq
-            self._next_seq += 1
-            version = CURRENT_VERSION[event_type]
-            rows.append((seq, event_type, version, encode(payload), at, actor.user, actor.host, actor.pid, actor.origin))
-            events.append(Change(seq, event_type, payload))
-        self.conn.executemany(_INSERT_EVENT, rows)
-        projections.apply(self.conn, events)
-        if any(event.type not in _CACHE_SAFE for event in events):
-            self.cache.clear()
-        return events
-
-    def _mark(self) -> tuple:
-        return self._next_seq, self._last_at, dict(self._last_ids), len(self.after_commit)
-
-    def _reset(self, mark: tuple) -> None:
-        self._next_seq, self._last_at, self._last_ids, n_hooks = mark
-        del self.after_commit[n_hooks:]
-        self.cache.clear()
-        self.prefetched.clear()
-        self.pending_metrics.clear()
-        self._deferred, self._deferred_ids = [], set()
+    commands: list[Command]
+    actor: Actor
+    future: Future
+    many: bool
 
 
-Command = Callable[[WriteTransaction], Any]
 _STOP = object()
 
 
 class Writer:
-    """One per (process, database file, settings): serializes all of that process's writes."""
+    """One per (process, registry, settings): serializes all of that process's writes."""
 
-    def __init__(self, path: str, timeout: float, synchronous: str) -> None:
-        self.path, self.timeout, self.synchronous = path, timeout, synchronous
+    def __init__(self, engine: StorageEngine, timeout: float, synchronous: str) -> None:
+        self.engine, self.timeout, self.synchronous = engine, timeout, synchronous
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = -1
         self._lock = threading.Lock()
         # Held while a group runs on the connection, by the writer thread or by run_now.
         self._busy = threading.Lock()
-        self._conn: sqlite3.Connection | None = None  # the writer thread's, once connected
+        self._conn: Connection | None = None  # the writer thread's, once connected
         self._queued = 0  # queue items not finished yet (under _lock): run_now never overtakes them
         # Commits so far, and as of the last checkpoint / the last idle check (see _idle).
         self._commits = self._checkpointed = self._seen = 0
@@ -246,11 +126,10 @@ class Writer:
         try:
             if self._conn is conn and not self._queued and store.try_begin_write(conn, self.timeout):
                 future: Future = Future()
-                self._commit_group(conn, [([command], actor, future, False)], begun=True)
+                self._commit_group(conn, [WriteTask([command], actor, future, False)], begun=True)
                 return future
         except BaseException:  # e.g. Ctrl-C right after BEGIN: leave no transaction open
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self.engine.rollback(conn)
             raise
         finally:
             self._busy.release()
@@ -273,7 +152,7 @@ class Writer:
                 self._thread = threading.Thread(target=self._run, name="lightml-writer", daemon=True)
                 self._thread.start()
             self._queued += 1
-            self._queue.put((commands, actor, future, many))
+            self._queue.put(WriteTask(commands, actor, future, many))
         return future
 
     def _finished(self, n_items: int) -> None:
@@ -294,7 +173,7 @@ class Writer:
         pending: queue.SimpleQueue = self._queue
         conn = None
         try:
-            conn = store.connect(self.path, timeout=self.timeout, synchronous=self.synchronous)
+            conn = self.engine.connect(timeout=self.timeout, synchronous=self.synchronous)
         except BaseException as exc:  # report to whoever waits, then keep failing fast
             self._fail_forever(pending, exc)
             return
@@ -323,9 +202,9 @@ class Writer:
                     with self._busy:
                         self._commit_group(conn, group)
                 except BaseException as exc:  # a bug must not leave callers waiting forever
-                    for entry in group:
-                        if not entry[2].done():
-                            entry[2].set_exception(exc)
+                    for task in group:
+                        if not task.future.done():
+                            task.future.set_exception(exc)
                     if not isinstance(exc, Exception):
                         raise
                 finally:
@@ -353,23 +232,21 @@ class Writer:
             finally:
                 self._busy.release()
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        """Fold the WAL into the .db (under ``_busy``); never waits, never raises."""
+    def _checkpoint(self, conn: Connection) -> None:
+        """The engine's checkpoint (under ``_busy``); never waits, never raises."""
         commits = self._commits
-        try:
-            if store.checkpoint(conn):
-                self._checkpointed = commits
-        except sqlite3.Error:  # e.g. the file went away: nothing a caller must hear of
-            pass
+        if self.engine.checkpoint(conn):
+            self._checkpointed = commits
 
     def checkpoint_at_exit(self) -> None:
         """At interpreter exit (the writer thread is a daemon and never reaches its
-        ``finally``): checkpoint if the connection is free and something was committed."""
+        ``finally``): checkpoint if the connection is free and something was committed (the
+        engine's checkpoint does nothing inside a transaction)."""
         if self._pid != os.getpid() or self._commits == self._checkpointed:
             return
         if self._busy.acquire(timeout=IDLE_CHECKPOINT):
             try:
-                if self._conn is not None and not self._conn.in_transaction:
+                if self._conn is not None:
                     self._checkpoint(self._conn)
             finally:
                 self._busy.release()
@@ -383,46 +260,49 @@ class Writer:
             except queue.Empty:
                 return
             if item is not _STOP:
-                item[2].set_exception(exc)
+                item.future.set_exception(exc)
                 self._finished(1)
 
-    def _commit_group(self, conn: sqlite3.Connection, group: list, begun: bool = False) -> None:
-        """Run a group of queue items in one transaction (``begun``: BEGIN IMMEDIATE is done)."""
-        group = [item for item in group if item[2].set_running_or_notify_cancel()]
-        # One (result, exception) per command, per queue item.
-        outcomes: list[list[tuple[Any, BaseException | None]]] = []
-        alone = len(group) == 1 and len(group[0][0]) == 1  # no one else's work to protect
+    def _commit_group(self, conn: Connection, group: list[WriteTask], begun: bool = False) -> None:
+        """Run a group of queue items in one transaction (``begun``: ``store.try_begin_write`` is done)."""
+        group = [task for task in group if task.future.set_running_or_notify_cancel()]
+        outcomes: list[list[Outcome]] = []  # per queue item, one per command
+        alone = len(group) == 1 and len(group[0].commands) == 1  # no one else's work to protect
         # Every command with its caller and where its outcome goes, in queue order.
-        flat: list[tuple[Actor, Command, list]] = []
-        for commands, actor, _, _ in group:
-            item_outcomes: list[tuple[Any, BaseException | None]] = []
-            outcomes.append(item_outcomes)
-            flat.extend((actor, command, item_outcomes) for command in commands)
+        flat: list[tuple[Actor, Command, list[Outcome]]] = []
+        for task in group:
+            task_outcomes: list[Outcome] = []
+            outcomes.append(task_outcomes)
+            flat.extend((task.actor, command, task_outcomes) for command in task.commands)
         try:
             if not group:
                 if begun:
-                    conn.execute("ROLLBACK")
+                    self.engine.rollback(conn)
                 return
             if not begun:
                 store.begin_write(conn)
             tx = WriteTransaction(conn)
-            for i, (actor, command, item_outcomes) in enumerate(flat):
+            for i, (actor, command, task_outcomes) in enumerate(flat):
                 tx.actor = actor
-                if getattr(command, "deferrable", False) and (i == 0 or type(flat[i - 1][1]) is not type(command)):
-                    run = _same_kind_run(flat, i)
-                    prefetch = getattr(type(command), "prefetch", None)
-                    if prefetch is not None and len(run) > 1:  # one lookup for the run, not one per command
-                        prefetch(tx, run)
-                item_outcomes.append(self._run_command(conn, tx, command, alone))
-            tx.flush()
-            store.commit_write(conn)
+                kind = type(command)
+                if not _is_buffered(kind):
+                    task_outcomes.append(_run_in_savepoint(tx, command, alone))
+                    continue
+                if i == 0 or type(flat[i - 1][1]) is not kind:  # a stretch of this class begins
+                    stretch = _same_kind_stretch(flat, i)
+                    if len(stretch) > 1:  # one lookup for the stretch, not one per command
+                        kind.prefetch(tx, stretch)
+                try:
+                    task_outcomes.append((command.decide(tx), None))
+                except Exception as exc:
+                    task_outcomes.append((None, exc))
+            tx.commit()
             self._commits += 1
         except BaseException as exc:  # Ctrl-C on a caller's thread included: never leave a transaction open
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            for item in group:
-                if not item[2].done():
-                    item[2].set_exception(exc)
+            self.engine.rollback(conn)
+            for task in group:
+                if not task.future.done():
+                    task.future.set_exception(exc)
             return
         for hook in tx.after_commit:
             try:
@@ -432,73 +312,63 @@ class Writer:
                     warnings.warn(f"lightml: {exc}", RuntimeWarning, stacklevel=1)
                 except Exception:  # warnings turned into errors: the commit still stands
                     pass
-        for (_, _, future, many), item_outcomes in zip(group, outcomes):
-            if many:
-                future.set_result(item_outcomes)
-            elif item_outcomes[0][1] is None:
-                future.set_result(item_outcomes[0][0])
+        for task, task_outcomes in zip(group, outcomes):
+            if task.many:
+                task.future.set_result(task_outcomes)
+            elif task_outcomes[0][1] is None:
+                task.future.set_result(task_outcomes[0][0])
             else:
-                future.set_exception(item_outcomes[0][1])
+                task.future.set_exception(task_outcomes[0][1])
 
-    @staticmethod
-    def _run_command(conn: sqlite3.Connection, tx: WriteTransaction, command: Command,
-                     alone: bool) -> tuple[Any, BaseException | None]:
-        if getattr(command, "deferrable", False):
-            # Decides without writing; its events are appended with the group's (tx.flush).
-            try:
-                return command.decide(tx), None
-            except Exception as exc:
-                return None, exc
-        tx.flush()
-        if alone:  # an error rolls the whole transaction back: nothing else is in it
+
+def _run_in_savepoint(tx: WriteTransaction, command: Command, alone: bool) -> Outcome:
+    if alone:  # an error rolls the whole transaction back: nothing else is in it
+        return command(tx), None
+    # What earlier commands left in the buffers is theirs, decided and reported as done: if
+    # it cannot be appended, the error goes up and fails the whole group, not this command.
+    tx.flush()
+    try:
+        with tx.savepoint():
             return command(tx), None
-        mark = tx._mark()
-        conn.execute("SAVEPOINT command")
-        try:
-            result = command(tx)
-        except Exception as exc:
-            conn.execute("ROLLBACK TO command")
-            conn.execute("RELEASE command")
-            tx._reset(mark)
-            return None, exc
-        conn.execute("RELEASE command")
-        return result, None
+    except Exception as exc:
+        return None, exc
 
 
-def _same_kind_run(flat: list[tuple[Actor, Command, list]], start: int) -> list[Command]:
+def _same_kind_stretch(flat: list[tuple[Actor, Command, list[Outcome]]], start: int) -> list[Command]:
     """The commands from ``start`` on that are of the same class as the one at ``start``."""
     kind = type(flat[start][1])
-    run = []
+    stretch = []
     for _, command, _ in flat[start:]:
         if type(command) is not kind:
             break
-        run.append(command)
-    return run
+        stretch.append(command)
+    return stretch
 
 
 _writers: dict[tuple, tuple[Writer, int]] = {}
 _writers_lock = threading.Lock()
 
 
-def acquire(path: str, timeout: float, synchronous: str) -> Writer:
-    """The process's writer for this file (shared by every handle on it)."""
-    key = (os.getpid(), path, timeout, synchronous)
+def acquire(engine: StorageEngine, timeout: float, synchronous: str) -> Writer:
+    """The process's writer for this registry (shared by every handle on it); ``engine``
+    names it by its absolute location (``StorageEngine.checked``)."""
+    key = (os.getpid(), engine.location, timeout, synchronous)
     with _writers_lock:
         writer, users = _writers.get(key, (None, 0))
         if writer is None:
-            writer = Writer(path, timeout, synchronous)
+            writer = Writer(engine, timeout, synchronous)
         _writers[key] = (writer, users + 1)
         return writer
 
 
-def has_writer(path: str) -> bool:
-    """Does a handle of this process hold the file open for writing?"""
+def has_writer(location: str) -> bool:
+    """Does a handle of this process hold the registry at ``location`` open for writing?"""
     with _writers_lock:
-        return any(key[0] == os.getpid() and key[1] == path for key in _writers)
+        return any(key[0] == os.getpid() and key[1] == location for key in _writers)
 
 
 def release(writer: Writer) -> None:
-    key = (os.getpid(), writer.path, writer.timeout, writer.synchronous)
+    key = (os.getpid(), writer.engine.location, writer.timeout, writer.synchronous)
     with _writers_lock:
         entry = _writers.get(key)
         if entry is None or entry[0] is not writer:

@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from lightml.log import opening
 from lightml.read import resolve, significance
-from lightml.report.ansi import GREEN, RED, paint
 from lightml.read.direction import is_uncertainty, lower_is_better
+from lightml.read.sql import reading
+from lightml.report.ansi import GREEN, RED, paint
 
 
 class MetricDelta(BaseModel):
@@ -134,11 +134,8 @@ def compare_models(db: str | os.PathLike, model_a: str, model_b: str, run_name: 
     Models are named by ``resolve.find_model``'s rule (``RUN/MODEL`` or ``MODEL@RUN`` per
     model; ``run_name`` is the run preferred for both, ``run_a`` / ``run_b`` per model).
     """
-    conn = opening.open_registry_readonly(db)
-    try:
+    with reading(db) as conn:
         return compare_in(conn, model_a, model_b, run_name, family, run_a=run_a, run_b=run_b)
-    finally:
-        conn.close()
 
 
 def model_values(conn: sqlite3.Connection, model_id: int, family: str | None) -> dict[tuple[str, str], float]:

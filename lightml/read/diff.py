@@ -9,11 +9,11 @@ import os
 import sqlite3
 from typing import Any
 
-from lightml.log import opening
-from lightml.read import resolve
-from lightml.report.ansi import GREEN, RED, paint
-from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.errors import InvalidInputError
+from lightml.read import resolve
+from lightml.read.direction import is_uncertainty, lower_is_better
+from lightml.read.sql import reading
+from lightml.report.ansi import GREEN, RED, paint
 
 
 # The AVG row's rule, printed under it and returned in ``average["rule"]``: an average of
@@ -33,11 +33,8 @@ def diff_models(db: str | os.PathLike, model_names: list[str], run_name: str | N
     {"rule", "values": {model: mean} or None, "metrics": [[family, metric]], "left_out":
     [{"family", "metric", "reason"}]}}``, rows sorted by family then metric.
     """
-    conn = opening.open_registry_readonly(db)
-    try:
+    with reading(db) as conn:
         return diff_in(conn, model_names, run_name, family)
-    finally:
-        conn.close()
 
 
 def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | None = None,

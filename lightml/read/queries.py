@@ -235,19 +235,13 @@ def metric_history(conn: sqlite3.Connection, metric_ids: list[int]) -> list[dict
 
 def _mark_merged(conn: sqlite3.Connection, entry: dict[str, Any], seq: int, metric_id: int) -> None:
     """The source's time and actor of a merged value (payload version 2), in place of the merge's."""
-    row = conn.execute(
-        "SELECT json_extract(item.value, '$.merged_from'), json_extract(item.value, '$.original_at'), "
-        "json_extract(item.value, '$.original_actor') FROM events, json_each(events.payload, '$.metrics') AS item "
-        "WHERE events.seq = ? AND json_extract(item.value, '$.metric_id') = ?",
-        (seq, metric_id),
-    ).fetchone()
-    if row is None or row[0] is None:
+    item = _metric_item(conn, seq, metric_id)
+    if item is None or item.get("merged_from") is None:
         return  # merged by a LightML that did not record the source's history
-    merged_from, original_at, original_actor = row
-    entry["merged_from"], entry["merged_at"] = merged_from, entry["at"]
+    entry["merged_from"], entry["merged_at"] = item["merged_from"], entry["at"]
     # A LightML 1.x source records neither: the merge's own time and actor stay.
-    entry["at"] = original_at or entry["at"]
-    entry["actor"] = original_actor or entry["actor"]
+    entry["at"] = item.get("original_at") or entry["at"]
+    entry["actor"] = item.get("original_actor") or entry["actor"]
 
 
 def _insert_entry(conn: sqlite3.Connection, metric_id: int) -> tuple | None:
@@ -259,12 +253,14 @@ def _insert_entry(conn: sqlite3.Connection, metric_id: int) -> tuple | None:
     if row is None or row[1] < metric_id:
         return None
     seq = row[0]
-    value = conn.execute(
-        "SELECT json_extract(item.value, '$.value') FROM events, json_each(events.payload, '$.metrics') AS item "
-        "WHERE events.seq = ? AND json_extract(item.value, '$.metric_id') = ?",
-        (seq, metric_id),
-    ).fetchone()
-    return (seq, metric_id, "inserted", value[0] if value else None, None)
+    item = _metric_item(conn, seq, metric_id)
+    return (seq, metric_id, "inserted", item.get("value") if item else None, None)
+
+
+def _metric_item(conn: sqlite3.Connection, seq: int, metric_id: int) -> dict[str, Any] | None:
+    """The item of metric ``metric_id`` in the metric event at ``seq`` (one event, by its key)."""
+    items = resolve.event_payload(conn, seq)["metrics"]
+    return next((item for item in items if item["metric_id"] == metric_id), None)
 
 
 def model_events(conn: sqlite3.Connection, model_name: str, run: int | None, run_name: str | None) -> list[dict[str, Any]]:
@@ -283,8 +279,8 @@ def model_events(conn: sqlite3.Connection, model_name: str, run: int | None, run
         (_, deleted), = latest.values()
         mid = deleted["model_id"]
     rows = conn.execute(
-        "SELECT seq, type, payload, at, user, host, origin FROM events "
-        "WHERE json_extract(payload, '$.model_id') = ? ORDER BY seq", (mid,)
+        "SELECT e.seq, e.type, e.payload, e.at, e.user, e.host, e.origin FROM model_event m "
+        "JOIN events e ON e.seq = m.seq WHERE m.model_id = ? ORDER BY m.seq", (mid,)
     ).fetchall()
     return [
         {"seq": seq, "at": at, "type": event_type, "actor": actor_text(user, host, origin),

@@ -7,21 +7,8 @@ import sqlite3
 from typing import Any, NamedTuple
 
 from lightml.errors import AmbiguousNameError, NotFoundError
-
-
-def run_id(conn: sqlite3.Connection, run_name: str) -> int | None:
-    row = conn.execute("SELECT id FROM run WHERE run_name = ?", (run_name,)).fetchone()
-    return row[0] if row else None
-
-
-def require_run_id(conn: sqlite3.Connection, run_name: str | None) -> int | None:
-    """The run's id (None for no run named); NotFoundError for a name no run has."""
-    if run_name is None:
-        return None
-    found = run_id(conn, run_name)
-    if found is None:
-        raise NotFoundError(f"run {run_name!r} not found")
-    return found
+from lightml.log.events import upcast
+from lightml.read.run_ids import require_run_id, run_id  # noqa: F401  (the one rule, re-exported)
 
 
 class ModelRef(NamedTuple):
@@ -210,20 +197,23 @@ def checkpoint_owner(conn: sqlite3.Connection, checkpoint_id: int) -> tuple[int,
 def latest_deletes(conn: sqlite3.Connection, model_name: str, run: int | None) -> dict[int | None, tuple[int, dict[str, Any]]]:
     """run id -> (seq, payload) of the latest ``model_deleted`` event of a model of that name
     (only in ``run`` when given): where a deleted model's rows are still described."""
-    from lightml.log.events import MODEL_DELETED
-
-    latest: dict[int | None, tuple[int, dict[str, Any]]] = {}
+    latest: dict[int | None, int] = {}
     # A delete superseded by a later delete of the same model (restored, maybe renamed, then
     # deleted again) describes rows that are gone for good: only each model's latest counts.
-    for seq, payload in conn.execute(
-        "SELECT e.seq, e.payload FROM events e WHERE e.type = :deleted "
-        "AND json_extract(e.payload, '$.model_name') = :name AND NOT EXISTS ("
-        "  SELECT 1 FROM events later WHERE later.type = :deleted AND later.seq > e.seq"
-        "  AND json_extract(later.payload, '$.model_id') = json_extract(e.payload, '$.model_id')) "
-        "ORDER BY e.seq DESC",
-        {"deleted": MODEL_DELETED, "name": model_name},
+    for seq, deleted_from in conn.execute(
+        "SELECT t.seq, t.run_id FROM model_tombstone t WHERE t.model_name = ? AND NOT EXISTS ("
+        "  SELECT 1 FROM model_tombstone later WHERE later.model_id = t.model_id AND later.seq > t.seq) "
+        "ORDER BY t.seq DESC",
+        (model_name,),
     ):
-        deleted = json.loads(payload)
-        if run is None or deleted["run_id"] == run:
-            latest.setdefault(deleted["run_id"], (seq, deleted))
-    return latest
+        if run is None or deleted_from == run:
+            latest.setdefault(deleted_from, seq)
+    # (The snapshot is in the event itself, read by its key.)
+    return {deleted_from: (seq, event_payload(conn, seq)) for deleted_from, seq in latest.items()}
+
+
+def event_payload(conn: sqlite3.Connection, seq: int) -> dict[str, Any]:
+    """The payload of the event at ``seq`` (e.g. a delete's snapshot), at the current version."""
+    event_type, version, payload = conn.execute(
+        "SELECT type, version, payload FROM events WHERE seq = ?", (seq,)).fetchone()
+    return upcast(event_type, version, json.loads(payload))

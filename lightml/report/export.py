@@ -8,11 +8,8 @@ formula, and sheet names are made valid, so the file opens without a repair prom
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import sqlite3
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +20,12 @@ from openpyxl.formatting.rule import ColorScaleRule
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from lightml.log import opening, store
+from lightml.errors import InvalidInputError
+from lightml.log import store
 from lightml.read import significance
 from lightml.read.direction import lower_is_better
-from lightml.log.events import METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_REGISTERED, MODEL_RENAMED, actor_text
-from lightml.errors import InvalidInputError
+from lightml.read.report_data import ReportData, overwrites_and_deletes, report_data
+from lightml.read.sql import reading
 
 RED, YELLOW, GREEN = "F8696B", "FFEB84", "63BE7B"
 HEADER_FONT = Font(bold=True)
@@ -89,37 +87,7 @@ def _finish(ws, n_rows: int, n_columns: int, widths: dict[int, int]) -> None:
         ws.column_dimensions[get_column_letter(column)].width = min(max(width + 2, 8), 60)
 
 
-class _Registry:
-    """What the report needs, read once in one snapshot."""
-
-    def __init__(self, conn: sqlite3.Connection, include_hidden: bool) -> None:
-        hidden = "" if include_hidden else "WHERE m.hidden = 0"
-        self.models = conn.execute(
-            "SELECT m.id, m.model_name, r.run_name, p.model_name, m.parent_id, m.path, m.notes, m.hidden, "
-            "(SELECT count(*) FROM checkpoint c WHERE c.model_id = m.id) "
-            f"FROM model m LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id {hidden} "
-            "ORDER BY r.run_name, m.model_name"
-        ).fetchall()
-        shown = {row[0] for row in self.models}
-        self.checkpoints: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        for cid, mid, step in conn.execute("SELECT id, model_id, step FROM checkpoint ORDER BY step, id"):
-            if mid in shown:
-                self.checkpoints[mid].append((cid, step))
-        # family -> {("F", model id) or ("S", checkpoint id): {metric: value}}
-        self.values: dict[str, dict[tuple[str, int], dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-        self.metric_count: dict[int, int] = defaultdict(int)
-        owner = {cid: mid for mid, cps in self.checkpoints.items() for cid, _ in cps}
-        for mid, cid, family, metric, value in conn.execute(
-                "SELECT model_id, checkpoint_id, family, metric_name, value FROM metrics"):
-            if mid is not None and mid in shown:
-                self.values[family][("F", mid)][metric] = value
-                self.metric_count[mid] += 1
-            elif cid is not None and cid in owner:
-                self.values[family][("S", cid)][metric] = value
-                self.metric_count[owner[cid]] += 1
-
-
-def _overview(wb: Workbook, reg: _Registry, include_hidden: bool) -> None:
+def _overview(wb: Workbook, reg: ReportData, include_hidden: bool) -> None:
     ws = wb.active
     ws.title = "Overview"
     headers = ["Model", "Run", "Parent", "Path", "Checkpoints", "Metrics", "Notes"] + (
@@ -136,7 +104,7 @@ def _overview(wb: Workbook, reg: _Registry, include_hidden: bool) -> None:
     _finish(ws, len(reg.models), len(headers), widths)
 
 
-def _significant_changes(conn, reg: _Registry, family: str) -> dict[tuple[int, str], tuple[bool, str]]:
+def _significant_changes(conn, reg: ReportData, family: str) -> dict[tuple[int, str], tuple[bool, str]]:
     """(child model id, metric) -> (is a gain, comment text), where the child's change over
     its parent is significant (p < 0.05) on the per-sample scores both have. A gain is a
     higher score, or a lower one for a loss-like metric."""
@@ -156,7 +124,7 @@ def _significant_changes(conn, reg: _Registry, family: str) -> dict[tuple[int, s
     return marks
 
 
-def _family_sheet(wb: Workbook, conn, reg: _Registry, family: str, title: str) -> None:
+def _family_sheet(wb: Workbook, conn, reg: ReportData, family: str, title: str) -> None:
     ws = wb.create_sheet(title)
     table = reg.values[family]
     metrics = sorted({metric for row in table.values() for metric in row})
@@ -201,30 +169,18 @@ def _history(wb: Workbook, conn) -> None:
     ws = wb.create_sheet("History")
     headers = ["Time (UTC)", "Who", "Event", "Model", "Step", "Family", "Metric", "Old", "New"]
     _header(ws, headers)
-    names: dict[int, str] = {}
     row = 1
-    for seq, event_type, payload, at, user, host, origin in conn.execute(
-            "SELECT seq, type, payload, at, user, host, origin FROM events WHERE type IN (?, ?, ?, ?) ORDER BY seq",
-            (MODEL_REGISTERED, MODEL_RENAMED, METRIC_OVERWRITTEN, MODEL_DELETED)):
-        p = json.loads(payload)
-        if event_type in (MODEL_REGISTERED, MODEL_RENAMED):
-            names[p["model_id"]] = p["model_name"]  # the name the model had at that moment
-            continue
-        who = actor_text(user, host, origin)
-        when = at.replace("T", " ").rstrip("Z")
-        model = names.get(p["model_id"], f"#{p['model_id']}")
-        if event_type == MODEL_DELETED:
-            row += 1
-            n = len(p["snapshot"]["metrics"])
-            for column, value in enumerate((when, who, "model deleted", model, None, None, f"{n} metrics", None,
-                                            None), 1):
-                _put(ws, row, column, value)
-            continue
-        for m in p["metrics"]:
-            row += 1
-            for column, value in enumerate((when, who, "overwritten", model, p.get("step"), m["family"],
-                                            m["metric_name"], m["previous_value"], m["value"]), 1):
-                _put(ws, row, column, value)
+    for entry in overwrites_and_deletes(conn):
+        row += 1
+        when = entry.at.replace("T", " ").rstrip("Z")
+        if entry.metrics_deleted is not None:
+            cells = (when, entry.actor, "model deleted", entry.model, None, None, f"{entry.metrics_deleted} metrics",
+                     None, None)
+        else:
+            cells = (when, entry.actor, "overwritten", entry.model, entry.step, entry.family, entry.metric,
+                     entry.previous_value, entry.value)
+        for column, value in enumerate(cells, 1):
+            _put(ws, row, column, value)
     _finish(ws, row - 1, len(headers), {1: 26, 2: 24, 3: 14, 4: 24, 6: 16, 7: 24})
 
 
@@ -238,19 +194,14 @@ def export_excel(db_path: str | os.PathLike, output_path: str | os.PathLike | No
     tmp = output.with_name(output.name + ".tmp")
     store.refuse_registry_file(output, db_path, "the output")
     store.refuse_registry_file(tmp, db_path, "the output's temporary file")  # written first, then renamed
-    conn = opening.open_registry_readonly(db_path)
-    try:
-        conn.execute("BEGIN")  # one snapshot: a writer elsewhere cannot tear the report
-        reg = _Registry(conn, include_hidden)
+    with reading(db_path, snapshot=True) as conn:  # one snapshot: a writer elsewhere cannot tear the report
+        reg = report_data(conn, include_hidden)
         wb = Workbook()
         _overview(wb, reg, include_hidden)
         families = sorted(reg.values)
         for family, title in sheet_names(families).items():
             _family_sheet(wb, conn, reg, family, title)
         _history(wb, conn)
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         wb.save(tmp)

@@ -1,24 +1,24 @@
 """The dashboard's Starlette app: the page, its static files and the JSON API.
 
-Reads go through aiosqlite read-only connections (``lightml.web.data``); the compare,
-history and Excel endpoints reuse the library's synchronous functions in a worker thread,
-on their own read-only connection. The two edit endpoints (notes, hide) write through a
-handle and need the per-process token that only the served page knows: no CORS headers are
-sent, so another origin can neither read the page to learn it nor send the custom header.
-Their bodies are capped (MAX_EDIT_BODY_BYTES, 413), and an edit of a registry that cannot
-be written is refused with 409 before it is tried.
+Reads run the library's read queries (``lightml.read``) on aiosqlite read-only connections:
+the same definitions the handles and the CLI run on sqlite3 (``lightml.read.sql``). The
+compare, history and Excel endpoints reuse the library's synchronous functions in a worker
+thread, on their own read-only connection. The two edit endpoints (notes, hide) write
+through a handle and need the per-process token that only the served page knows: no CORS
+headers are sent, so another origin can neither read the page to learn it nor send the
+custom header. Their bodies are capped (MAX_EDIT_BODY_BYTES, 413), and an edit of a
+registry that cannot be written is refused with 409 before it is tried.
 
 Every answer is JSON, errors included: bad input is a 4xx naming the problem (integers are
 bounded to SQLite's 64-bit range), a locked registry 503, and anything unexpected a JSON 500.
 
-Against DNS rebinding (a foreign page re-pointing its own name to 127.0.0.1, which makes the
-browser treat the dashboard as that page's origin) only requests addressed to a local name or
-to the configured ``--host`` are answered, and a POST whose ``Origin`` names another host is
-refused.
+Against DNS rebinding only requests addressed to a local name or to the configured ``--host``
+are answered, and a POST whose ``Origin`` names another host is refused (``web.security``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import os
@@ -29,28 +29,26 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lightml.log import opening
 from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
+from lightml.read import catalog, dashboard
+from lightml.read.pivot import PivotTables
+from lightml.read.sql import Query, reading, reading_async, run_async
+from lightml.web.security import LOCAL_HOSTS, LocalHostsOnly, RefuseForeignOrigin
 from lightml.write.validation import check_int_range
-from lightml.web import data
-from lightml.web.pivot import PivotTables, log_position
 
 TOKEN_HEADER = "X-LightML-Token"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # An edit's body is a model name, a run name and a note: a megabyte is far more than any of
 # them needs, and a bigger body is refused before it is read into memory.
 MAX_EDIT_BODY_BYTES = 1024 * 1024
@@ -137,85 +135,23 @@ def _refuse_if_read_only(db: str) -> None:
                                    "the dashboard can show it but not edit it")
 
 
-class LocalHostsOnly:
-    """Answers 400 to a request whose ``Host`` header names a host not in ``hosts`` (any port).
-
-    Parsed here rather than with Starlette's TrustedHostMiddleware, which in the Starlette
-    versions we accept cuts ``[::1]:5050`` at its first colon and so refuses IPv6 hosts."""
-
-    def __init__(self, app: ASGIApp, hosts: set[str]) -> None:
-        self.app = app
-        self.hosts = hosts
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            host = _host_of_header(Headers(scope=scope).get("host", ""))
-            if host not in self.hosts:
-                response = JSONResponse({"error": "this dashboard answers only to 127.0.0.1, localhost, [::1] "
-                                                  "and its --host"}, status_code=400)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def _host_of_header(value: str) -> str:
-    """The host of a ``Host`` header, lower case, without port or IPv6 brackets."""
-    value = value.strip().lower()
-    if value.startswith("["):  # [::1]:5050
-        return value[1:value.find("]")] if "]" in value else ""
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-
-
-class RefuseForeignOrigin:
-    """Refuses (403) a POST whose ``Origin`` header is present and names a host not in ``hosts``.
-
-    Browsers send ``Origin`` with every cross-site POST; a request without one comes from a
-    non-browser client, which the token check still covers."""
-
-    def __init__(self, app: ASGIApp, hosts: set[str]) -> None:
-        self.app = app
-        self.hosts = hosts
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            origin = Headers(scope=scope).get("origin")
-            if origin is not None and _host_of(origin) not in self.hosts:
-                response = JSONResponse({"error": f"origin {origin!r} may not edit this dashboard"}, status_code=403)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def _host_of(origin: str) -> str | None:
-    """The host of an ``Origin`` header, lower case, IPv6 without brackets; None for "null"
-    (sandboxed pages, file://) and anything unparsable."""
-    try:
-        return urlsplit(origin).hostname
-    except ValueError:
-        return None
-
-
 def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
     """The dashboard of the registry at ``db_path``. ``host`` is the address or name the server
     listens on (``lightml gui --host``): besides the local names, requests must be addressed to it."""
     db = str(Path(db_path).resolve())
-    opening.open_registry_readonly(db).close()  # fail now, with a clear error, if it is not a registry
+    with reading(db):
+        pass  # fail now, with a clear error, if it is not a registry
     token = secrets.token_urlsafe(32)
 
-    async def with_conn(work: Callable) -> Any:
-        conn = await data.connect(db)
-        try:
-            return await work(conn)
-        finally:
-            await conn.close()
+    async def answer(query: Query, *args: Any) -> Any:
+        """The query's answer, on a read-only connection of its own."""
+        async with reading_async(db) as conn:
+            return await query.run_async(conn, *args)
 
     def in_thread(work: Callable[[sqlite3.Connection], Any]) -> Any:
         def run() -> Any:
-            conn = opening.open_registry_readonly(db)
-            try:
+            with reading(db) as conn:
                 return work(conn)
-            finally:
-                conn.close()
         return anyio.to_thread.run_sync(run)
 
     async def page(request: Request) -> HTMLResponse:
@@ -233,51 +169,34 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         return Response(body, media_type=STATIC[name])
 
     async def api_runs(request: Request) -> JSONResponse:
-        return JSONResponse(await with_conn(data.runs))
+        return JSONResponse([{"id": r["id"], "run": r["run"], "models": r["models"]}
+                             for r in await answer(catalog.list_runs)])
 
     async def api_families(request: Request) -> JSONResponse:
-        return JSONResponse(await with_conn(data.families))
+        return JSONResponse(await answer(dashboard.metric_families))
 
-    # The registry changes only through events (or a replay): a pivot computed at a log
-    # position is the answer until the position moves. (key) -> (position, encoded JSON).
-    pivot_cache: dict[tuple, tuple[tuple, bytes]] = {}
-    # After a change, the table is rebuilt from per-family blocks: only the changed families'.
+    # The registry changes only through events (or a replay): a table computed at a log
+    # position is the answer until the position moves; after a change, it is rebuilt from
+    # per-family blocks, only the changed families' (``read.pivot``). One request at a time
+    # uses those caches.
     pivot_tables = PivotTables()
+    pivot_lock = asyncio.Lock()
 
     async def api_pivot(request: Request) -> Response:
         family = _param(request, "family", required=False)
         run = _param(request, "run", required=False)
         checkpoints = _flag_param(request, "checkpoints")
         include_hidden = _flag_param(request, "include_hidden")
-        key = (family, run, checkpoints, include_hidden)
-
-        async def work(conn) -> bytes:
-            position = await log_position(conn)
-            cached = pivot_cache.get(key)
-            if cached is not None and cached[0] == position:
-                return cached[1]
-            if family is not None:
-                await data.require_metric(conn, family)
-            if run is not None and not await data.rows(conn, "SELECT 1 FROM run WHERE run_name = ?", (run,)):
-                raise NotFoundError(f"run {run!r} not found")
-            body = await pivot_tables.table(conn, family, run, checkpoints, include_hidden)
-            if len(pivot_cache) > 64:
-                pivot_cache.clear()
-            pivot_cache[key] = (position, body)
-            return body
-        return Response(await with_conn(work), media_type="application/json")
+        async with reading_async(db) as conn, pivot_lock:
+            body = await run_async(conn, pivot_tables.table(family, run, checkpoints, include_hidden))
+        return Response(body, media_type="application/json")
 
     async def api_lineage(request: Request) -> JSONResponse:
-        return JSONResponse(await with_conn(data.lineage))
+        return JSONResponse(await answer(dashboard.lineage))
 
     async def api_curves(request: Request) -> JSONResponse:
         family, metric = _param(request, "family"), _param(request, "metric")
-
-        async def work(conn) -> list[dict[str, Any]]:
-            # An unknown family or metric is a 404; a known metric no checkpoint has is an empty chart.
-            await data.require_metric(conn, family, metric)
-            return await data.curves(conn, family, metric)
-        return JSONResponse(await with_conn(work))
+        return JSONResponse(await answer(dashboard.curves, family, metric))
 
     async def api_compare(request: Request) -> JSONResponse:
         from lightml.read.compare import compare_in
@@ -303,14 +222,14 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         if not entries:
             # Say what is missing: the family, its metric, or only this model's value of it.
             # (Checked only now: a deleted model's history may name a family no live row has.)
-            await with_conn(lambda conn: data.require_metric(conn, family, metric))
+            await answer(dashboard.require_family, family, metric)
             at_step = f" at step {step_value}" if step_value is not None else ""
             raise NotFoundError(f"model {model!r} has no value of {family}/{metric}{at_step}")
         return JSONResponse(entries)
 
     async def api_events(request: Request) -> JSONResponse:
         after = _int_param(request, "after", 0)
-        return JSONResponse(await with_conn(lambda conn: data.events_after(conn, after)))
+        return JSONResponse(await answer(dashboard.events_after, after))
 
     async def api_export(request: Request) -> Response:
         from lightml.report.export import export_excel
@@ -350,11 +269,8 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
             from lightml.read.resolve import find_model
 
             _refuse_if_read_only(db)
-            conn = opening.open_registry_readonly(db)
-            try:
+            with reading(db) as conn:
                 ref = find_model(conn, body["model"], body.get("run"))
-            finally:
-                conn.close()
             with LightMLHandle(db, ref.run_name, origin="web", create=False) as handle:
                 return apply(handle, ref.model_name)
         return JSONResponse({"changed": await anyio.to_thread.run_sync(work)})

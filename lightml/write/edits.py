@@ -14,7 +14,8 @@ from lightml.read import resolve
 from lightml.write import ids, symlinks
 from lightml.write.lifecycle import relinkable_by_a_restore
 from lightml.errors import ConflictError, InvalidInputError
-from lightml.log.writer import Command, WriteTransaction
+from lightml.log.transaction import WriteTransaction
+from lightml.log.writer import Command
 
 
 def _model(tx: WriteTransaction, run_name: str | None, model_name: str) -> int:
@@ -27,7 +28,7 @@ def set_notes(run_name: str | None, model_name: str, notes: str | None) -> Comma
         (previous,) = tx.conn.execute("SELECT notes FROM model WHERE id = ?", (mid,)).fetchone()
         if previous == notes:
             return False
-        tx.emit([(ev.MODEL_NOTES_SET, {"model_id": mid, "notes": notes, "previous": previous})])
+        tx.emit([ev.model_notes_set(model_id=mid, notes=notes, previous=previous)])
         return True
 
     return command
@@ -42,8 +43,7 @@ def rename_model(run_name: str | None, old_name: str, new_name: str, registry_di
         run_id, path = conn.execute("SELECT run_id, path FROM model WHERE id = ?", (mid,)).fetchone()
         if conn.execute("SELECT 1 FROM model WHERE model_name = ? AND run_id IS ?", (new_name, run_id)).fetchone():
             raise ConflictError(f"a model named {new_name!r} already exists in that run")
-        tx.emit([(ev.MODEL_RENAMED, {"model_id": mid, "run_id": run_id, "model_name": new_name,
-                                     "previous_name": old_name})])
+        tx.emit([ev.model_renamed(model_id=mid, run_id=run_id, model_name=new_name, previous_name=old_name)])
         if path:
             def move_link() -> None:
                 symlinks.remove(registry_dir, old_name, mid, path)
@@ -60,7 +60,7 @@ def set_hidden(run_name: str | None, model_name: str, hidden: bool) -> Command:
         (previous,) = tx.conn.execute("SELECT hidden FROM model WHERE id = ?", (mid,)).fetchone()
         if bool(previous) == hidden:
             return False
-        tx.emit([(ev.MODEL_HIDDEN_SET, {"model_id": mid, "hidden": int(hidden), "previous": previous})])
+        tx.emit([ev.model_hidden_set(model_id=mid, hidden=int(hidden), previous=previous)])
         return True
 
     return command
@@ -88,7 +88,7 @@ def set_parent(run_name: str | None, model_name: str, parent_name: str | None) -
             return False
         # (Saying "no parent" to a model a delete unlinked is recorded even though the row
         # does not change: it stops a later restore of that parent from re-linking it.)
-        tx.emit([(ev.MODEL_REPARENTED, {"model_id": mid, "parent_id": parent, "previous_parent_id": previous})])
+        tx.emit([ev.model_reparented(model_id=mid, parent_id=parent, previous_parent_id=previous)])
         return True
 
     return command

@@ -1,14 +1,19 @@
 """The ids a command needs, looked up inside its write transaction and cached there.
 
 A bulk call names the same run and model thousands of times; the cache (``tx.cache``) lives
-as long as one transaction, so a decision never reads an id from before BEGIN IMMEDIATE.
+as long as one transaction, so a decision never reads an id from before BEGIN IMMEDIATE,
+and forgets an id when an event of the transaction changes a table it was read from.
 """
 
 from __future__ import annotations
 
 from lightml.errors import InvalidInputError
-from lightml.log.writer import WriteTransaction
+from lightml.log.transaction import WriteTransaction
 from lightml.read import resolve
+
+# The read tables each lookup comes from.
+_RUN_TABLES = frozenset({"run"})
+_MODEL_TABLES = frozenset({"run", "model"})
 
 
 def run_id(tx: WriteTransaction, run_name: str | None) -> int:
@@ -17,7 +22,7 @@ def run_id(tx: WriteTransaction, run_name: str | None) -> int:
     key = ("run", run_name)
     rid = tx.cache.get(key)
     if rid is None:
-        rid = tx.cache[key] = resolve.require_run_id(tx.conn, run_name)
+        rid = tx.cache.put(key, resolve.require_run_id(tx.conn, run_name), _RUN_TABLES)
     return rid
 
 
@@ -34,7 +39,7 @@ def model_id(tx: WriteTransaction, run_name: str | None, model_name: str) -> int
     key = ("model", rid, model_name)
     mid = tx.cache.get(key)
     if mid is None:
-        mid = tx.cache[key] = resolve.model_id(tx.conn, model_name, rid, run_name)
+        mid = tx.cache.put(key, resolve.model_id(tx.conn, model_name, rid, run_name), _MODEL_TABLES)
     return mid
 
 

@@ -2,12 +2,14 @@
 never from the log), with the relink rule (which parent and children a restore re-links)
 stated once.
 
-Each function returns a command the writer runs inside BEGIN IMMEDIATE.
+Each function returns a command the writer runs inside BEGIN IMMEDIATE. Restore and the
+relink rule decide from the log's indexes (``model_tombstone``, ``unlinked_child``,
+``run_tombstone``, ``model_reparent``; prune's grace: ``model_arrival``), never by reading
+payloads across the log: only the one delete being undone is read, by its ``seq``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -152,9 +154,7 @@ def _run_ids_for_restore(conn, run_name: str | None) -> set[int] | None:
     if run_name is None:
         return None
     ids = {row[0] for row in conn.execute("SELECT id FROM run WHERE run_name = ?", (run_name,))}
-    ids |= {row[0] for row in conn.execute(
-        "SELECT json_extract(payload, '$.run_id') FROM events WHERE type = ? AND json_extract(payload, '$.run_name') = ?",
-        (ev.RUN_DELETED, run_name))}
+    ids |= {row[0] for row in conn.execute("SELECT run_id FROM run_tombstone WHERE run_name = ?", (run_name,))}
     if not ids:
         raise NotFoundError(f"no run {run_name!r}, live or pruned")
     return ids
@@ -163,30 +163,25 @@ def _run_ids_for_restore(conn, run_name: str | None) -> set[int] | None:
 def _run_name_live_or_pruned(conn, run_id: int | None) -> str | None:
     row = conn.execute("SELECT run_name FROM run WHERE id = ?", (run_id,)).fetchone()
     if row is None:
-        row = conn.execute(
-            "SELECT json_extract(payload, '$.run_name') FROM events WHERE type = ? "
-            "AND json_extract(payload, '$.run_id') = ? ORDER BY seq DESC LIMIT 1", (ev.RUN_DELETED, run_id)
-        ).fetchone()
+        row = conn.execute("SELECT run_name FROM run_tombstone WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+                           (run_id,)).fetchone()
     return row[0] if row else None
 
 
 def _run_to_restore(conn, run_id: int, model_name: str) -> tuple[str, dict[str, Any]]:
     """The ``run_restored`` event that brings back a run prune removed (the model's own)."""
-    row = conn.execute(
-        "SELECT seq, payload FROM events WHERE type = ? AND json_extract(payload, '$.run_id') = ? "
-        "ORDER BY seq DESC LIMIT 1", (ev.RUN_DELETED, run_id)).fetchone()
-    if row is None:
+    row = conn.execute("SELECT max(seq) FROM run_tombstone WHERE run_id = ?", (run_id,)).fetchone()
+    if row[0] is None:
         raise NotFoundError(f"the run of deleted model {model_name!r} no longer exists")
-    snapshot = json.loads(row[1])["snapshot"]
+    snapshot = resolve.event_payload(conn, row[0])["snapshot"]
     return (ev.RUN_RESTORED, {"run_id": run_id, "deleted_seq": row[0], "snapshot": snapshot})
 
 
 def _reparented_since(conn, model_id: int, seq: int) -> bool:
     """Was the model given a parent (or deliberately none) after event ``seq``? Then a
     restore must not re-link it to the restored model."""
-    return conn.execute(
-        "SELECT 1 FROM events WHERE seq > ? AND type = ? AND json_extract(payload, '$.model_id') = ? LIMIT 1",
-        (seq, ev.MODEL_REPARENTED, model_id)).fetchone() is not None
+    return conn.execute("SELECT 1 FROM model_reparent WHERE model_id = ? AND seq > ? LIMIT 1",
+                        (model_id, seq)).fetchone() is not None
 
 
 def _parent_to_restore(conn, model: dict[str, Any]) -> int | None:
@@ -194,12 +189,8 @@ def _parent_to_restore(conn, model: dict[str, Any]) -> int | None:
     have unlinked it before it was deleted itself; then the parent whose delete did that."""
     parent = model["parent_id"]
     if parent is None:
-        row = conn.execute(
-            "SELECT json_extract(e.payload, '$.model_id') FROM events e, "
-            "json_each(e.payload, '$.snapshot.children') AS child "
-            "WHERE e.type = ? AND child.value = ? ORDER BY e.seq DESC LIMIT 1",
-            (ev.MODEL_DELETED, model["id"]),
-        ).fetchone()
+        row = conn.execute("SELECT parent_id FROM unlinked_child WHERE child_id = ? ORDER BY seq DESC LIMIT 1",
+                           (model["id"],)).fetchone()
         parent = row[0] if row else None
     return parent if ids.is_live(conn, parent) else None
 
@@ -208,13 +199,8 @@ def _children_to_relink(conn, model_id: int, unlinked: list[int]) -> set[int]:
     """Children the delete unlinked, and models deleted while still this model's children
     (restored meanwhile without it, since it was gone). ``relinkable_by_a_restore``
     states the same rule from the child's side: change both together."""
-    deleted_children = {
-        child for (child,) in conn.execute(
-            "SELECT json_extract(payload, '$.model_id') FROM events "
-            "WHERE type = ? AND json_extract(payload, '$.snapshot.model.parent_id') = ?",
-            (ev.MODEL_DELETED, model_id),
-        )
-    }
+    deleted_children = {child for (child,) in conn.execute(
+        "SELECT model_id FROM model_tombstone WHERE parent_id = ?", (model_id,))}
     return set(unlinked) | deleted_children
 
 
@@ -222,23 +208,16 @@ def relinkable_by_a_restore(conn, model_id: int) -> bool:
     """Would restoring some deleted model re-link this one as its child? (As restore_model
     decides: a parent whose delete unlinked it, or the parent it had when it was deleted
     itself; unless it was reparented, or told "no parent", since that parent's delete.)"""
-    parents = {pid for (pid,) in conn.execute(
-        "SELECT json_extract(e.payload, '$.model_id') FROM events e, json_each(e.payload, '$.snapshot.children') AS child "
-        "WHERE e.type = ? AND child.value = ?", (ev.MODEL_DELETED, model_id))}
+    parents = {pid for (pid,) in conn.execute("SELECT parent_id FROM unlinked_child WHERE child_id = ?", (model_id,))}
     parents |= {pid for (pid,) in conn.execute(
-        "SELECT json_extract(payload, '$.snapshot.model.parent_id') FROM events "
-        "WHERE type = ? AND json_extract(payload, '$.model_id') = ?", (ev.MODEL_DELETED, model_id)) if pid is not None}
+        "SELECT parent_id FROM model_tombstone WHERE model_id = ? AND parent_id IS NOT NULL", (model_id,))}
     for parent in parents:
         if conn.execute("SELECT 1 FROM model WHERE id = ?", (parent,)).fetchone():
             continue  # live: nothing to restore
-        (deleted_seq,) = conn.execute(
-            "SELECT max(seq) FROM events WHERE type = ? AND json_extract(payload, '$.model_id') = ?",
-            (ev.MODEL_DELETED, parent)).fetchone()
+        (deleted_seq,) = conn.execute("SELECT max(seq) FROM model_tombstone WHERE model_id = ?", (parent,)).fetchone()
         if deleted_seq is not None and not _reparented_since(conn, model_id, deleted_seq):
             return True
     return False
-
-
 
 
 @dataclass
@@ -294,9 +273,9 @@ def prune_candidates(conn, now: datetime, grace_seconds: float) -> PruneCandidat
 def _arrival_times(conn) -> dict[int, datetime]:
     """model id -> when it last came into the tables: its registration or its latest restore."""
     found = conn.execute(
-        "SELECT json_extract(payload, '$.model_id'), max(at) FROM events WHERE type IN (?, ?) GROUP BY 1",
-        (ev.MODEL_REGISTERED, ev.MODEL_RESTORED)).fetchall()
-    times = {mid: _event_time(at) for mid, at in found if mid is not None}
+        "SELECT a.model_id, max(e.at) FROM model_arrival a JOIN events e ON e.seq = a.seq GROUP BY a.model_id"
+    ).fetchall()
+    times = {mid: _event_time(at) for mid, at in found}
     return {mid: at for mid, at in times.items() if at is not None}
 
 

@@ -1,16 +1,17 @@
-"""Logging metrics: what to log (``MetricInput``), where (a model or a checkpoint), and
+"""Logging metrics: what to log (``MetricInput``), where (a model or a checkpoint),
 ``LogMetrics``, the command that deduplicates against the read tables and emits
-``metric_inserted`` / ``metric_overwritten``.
+``metric_inserted`` / ``metric_overwritten``, and ``MetricBuffer``, where a transaction
+holds those events back so that a group of small logs is appended as a few events.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, NamedTuple
 
 from lightml.errors import SchemaViolationError
 from lightml.log import events as ev
-from lightml.log.writer import WriteTransaction
+from lightml.log.engine import Connection, ExistingMetrics, engine_of
+from lightml.log.transaction import Actor, Entry, WriteTransaction
 from lightml.read import resolve
 from lightml.results import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED
 from lightml.write import ids
@@ -19,7 +20,8 @@ from lightml.write import ids
 class MetricInput(NamedTuple):
     """One validated metric to log: scores already encoded as JSON text. (A named tuple:
     bulk calls build tens of thousands, and a tuple is several times cheaper to create
-    than a frozen dataclass.)"""
+    than a frozen dataclass.) Its fields are ``events.metric_item``'s after the metric id,
+    in the same order: ``metric_item(metric_id, *item)``."""
 
     family: str
     metric_name: str
@@ -27,16 +29,6 @@ class MetricInput(NamedTuple):
     scores: str | None = None
     n_samples: int | None = None
     doc_keys: str | None = None
-
-    def payload(self, metric_id: int) -> dict[str, Any]:
-        """The event payload item; scores only when there are some (keeps bulk events small)."""
-        item = {"metric_id": metric_id, "family": self.family, "metric_name": self.metric_name, "value": self.value}
-        if self.scores is not None:
-            item["scores"] = self.scores
-            item["n_samples"] = self.n_samples
-        if self.doc_keys is not None:
-            item["doc_keys"] = self.doc_keys
-        return item
 
 
 class ModelTarget(NamedTuple):  # named tuples: made once per logged metric, cheaply
@@ -48,10 +40,17 @@ class CheckpointTarget(NamedTuple):
     checkpoint_id: int
 
 
+# The read tables each cached lookup comes from (the cache forgets it when they change).
+_SCHEMA_TABLES = frozenset({"registry_schema"})
+_MODEL_TARGET_TABLES = frozenset({"run", "model"})
+_CHECKPOINT_TARGET_TABLES = frozenset({"checkpoint"})
+
+
 def _check_schema(tx: WriteTransaction, items: list[MetricInput]) -> None:
     allowed = tx.cache.get("schema")
     if allowed is None:
-        allowed = tx.cache["schema"] = set(tx.conn.execute("SELECT family, metric_name FROM registry_schema"))
+        allowed = tx.cache.put("schema", set(tx.conn.execute("SELECT family, metric_name FROM registry_schema")),
+                               _SCHEMA_TABLES)
     if not allowed:
         return  # no rules: anything goes
     for item in items:
@@ -62,73 +61,118 @@ def _check_schema(tx: WriteTransaction, items: list[MetricInput]) -> None:
             )
 
 
-def _existing_metrics(conn, key_column: str, key: int, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
-    """(family, metric_name) -> (metric id, value) for the pairs that already exist.
+def _existing_metrics(conn: Connection, key_column: str, key: int, pairs: set[tuple[str, str]]) -> ExistingMetrics:
+    """(family, metric_name) -> (metric id, value) for the pairs that already exist, asked
+    of the connection's storage engine in few queries (on SQLite: the pairs as one JSON
+    array through ``json_each``; see ``lightml.log.sqlite_lookups``)."""
+    return engine_of(conn).existing_metrics(conn, key_column, key, pairs)
 
-    The pairs go in as one JSON array, and each is looked up in the unique index: a
-    query linear in the pairs asked for, however many metrics the target already has.
-    A bulk call asks first which of its families the target has at all (new families,
-    the usual case, then cost one probe each instead of one per metric).
+
+def _existing_metrics_one_by_one(conn: Connection, key_column: str, key: int,
+                                 pairs: set[tuple[str, str]]) -> ExistingMetrics:
+    """As ``_existing_metrics``, with one query per pair: the slow twin the fast path is
+    pinned to (tests/write/test_metric_lookup_twins.py)."""
+    return engine_of(conn).existing_metrics_one_by_one(conn, key_column, key, pairs)
+
+
+# The highest metric id ever given. Metric ids come only from metric_inserted events, whose id
+# ranges never overlap and are never removed, so the last range holds the highest one (a
+# counter row, as runs and models have, would cost a page per commit).
+_LAST_METRIC_ID = "SELECT last_metric_id FROM metric_insert_range ORDER BY first_metric_id DESC LIMIT 1"
+
+
+class MetricBuffer:
+    """A transaction's metric events, decided and not appended yet, and what later
+    decisions in the same transaction must see of them (a ``Buffer``, see
+    ``lightml.log.transaction``).
+
+    ``pending``: (key column, key) -> {(family, metric): (metric id, value)} decided, not
+    yet in the tables. ``prefetched``: (key column, key) -> (pairs asked about, {pair:
+    (metric id, value)} of those that exist), looked up once for a stretch of queued
+    ``LogMetrics`` (see ``LogMetrics.prefetch``). Both are forgotten at every flush: the
+    tables then say what they said, and the next append may change them.
     """
-    if len(pairs) == 1:  # a single log_model_metric: one plain indexed lookup
-        return _existing_metrics_one_by_one(conn, key_column, key, pairs)
-    families = list({family for family, _ in pairs})
-    if len(families) * 4 <= len(pairs):
-        families_json = _json_names(families)
-        if families_json is None:
-            return _existing_metrics_one_by_one(conn, key_column, key, pairs)
-        present = {family for (family,) in conn.execute(
-            "SELECT wanted.value FROM json_each(?) AS wanted WHERE EXISTS (SELECT 1 FROM metrics AS m "
-            f"WHERE m.{key_column} = ? AND m.{key_column} IS NOT NULL AND m.family = wanted.value)",
-            (families_json, key))}
-        if not present:
-            return {}
-        if len(present) < len(families):
-            pairs = {pair for pair in pairs if pair[0] in present}
-    pairs_json = _json_names(list(pairs))
-    if pairs_json is None:
-        return _existing_metrics_one_by_one(conn, key_column, key, pairs)
-    sql = (
-        "SELECT m.family, m.metric_name, m.id, m.value FROM json_each(?) AS wanted CROSS JOIN metrics AS m "
-        f"WHERE m.{key_column} = ? AND m.{key_column} IS NOT NULL "
-        "AND m.family = json_extract(wanted.value, '$[0]') AND m.metric_name = json_extract(wanted.value, '$[1]')"
-    )
-    rows = conn.execute(sql, (pairs_json, key))
-    return {(family, name): (mid, value) for family, name, mid, value in rows}
 
+    EVENT_TYPES = (ev.METRIC_INSERTED, ev.METRIC_OVERWRITTEN)
 
-def _json_names(values: list) -> str | None:
-    """The JSON text of names (or name pairs) for a lookup through json_each, or None when
-    a name holds a NUL character, which SQLite's JSON functions do not give back intact
-    (names from the API never do: only a merged 1.x file can bring one)."""
-    text = json.dumps(values, ensure_ascii=False)  # a lone surrogate fails here, in its own call
-    return None if "\\u0000" in text else text
+    def __init__(self) -> None:
+        self._events: list[Entry] = []
+        self._last_ids: set[int] = set()  # the metric ids the last held overwrite changes
+        self._last_metric_id: int | None = None  # the highest metric id given, once looked up
+        self.pending: dict[tuple, dict[tuple, tuple]] = {}
+        self.prefetched: dict[tuple, tuple] = {}
 
+    def peek_metric_id(self, conn) -> int:
+        """The next never-used metric id, not taken (see ``take_metric_ids``)."""
+        last = self._last_metric_id
+        if last is None:
+            row = conn.execute(_LAST_METRIC_ID).fetchone()
+            last = self._last_metric_id = row[0] if row else 0
+        return last + 1
 
-def _existing_metrics_one_by_one(conn, key_column: str, key: int, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
-    """As ``_existing_metrics``, with one query per pair."""
-    sql = (f"SELECT id, value FROM metrics WHERE {key_column} = ? AND {key_column} IS NOT NULL "
-           "AND family = ? AND metric_name = ?")
-    existing = {}
-    for family, name in pairs:
-        row = conn.execute(sql, (key, family, name)).fetchone()
-        if row is not None:
-            existing[(family, name)] = row
-    return existing
+    def take_metric_ids(self, last: int) -> None:
+        """Take the metric ids from ``peek_metric_id`` up to ``last``."""
+        if self._last_metric_id is None or last < self._last_metric_id:
+            raise RuntimeError(f"metric ids up to {last} were already taken")
+        self._last_metric_id = last
+
+    def defer(self, event_type: str, payload: dict[str, Any], actor: Actor) -> None:
+        """Hold a metric event; it joins the one held just before it when that one has the
+        same type, target (model_id, checkpoint_id, step) and actor.
+
+        When the async handle batches a hundred single-metric calls into one transaction,
+        one event listing a hundred metrics costs a fraction of a hundred events (one JSON
+        text, one log row, one id range) and says the same thing. Log order is kept (only
+        neighbours join), and an overwrite of a metric the held event already changes
+        starts a new event, so that an event changes each metric at most once (a metric's
+        history has one row per event). (Inserts never repeat an id.) The payload, and its
+        metrics list, become the buffer's: the caller builds them fresh for each call.
+        """
+        metrics = payload["metrics"]
+        overwrite = event_type == ev.METRIC_OVERWRITTEN
+        if self._events:
+            last_type, last_payload, last_actor = self._events[-1]
+            if (last_type == event_type and (last_actor is actor or last_actor == actor)
+                    and last_payload["model_id"] == payload["model_id"]
+                    and last_payload["checkpoint_id"] == payload["checkpoint_id"]
+                    and last_payload["step"] == payload["step"]):
+                ids = [m["metric_id"] for m in metrics] if overwrite else ()
+                if self._last_ids.isdisjoint(ids):
+                    last_payload["metrics"].extend(metrics)
+                    self._last_ids.update(ids)
+                    return
+        self._events.append((event_type, payload, actor))
+        self._last_ids = {m["metric_id"] for m in metrics} if overwrite else set()
+
+    def flush(self, tx: WriteTransaction) -> None:
+        """Append the held events, all in one batch; forget pending and prefetched."""
+        events, self._events, self._last_ids = self._events, [], set()
+        try:
+            if events:
+                tx.append(events)
+        finally:  # appended, or failed and about to be rolled back: either way no longer pending
+            self.pending.clear()
+            self.prefetched.clear()
+
+    def discard(self) -> None:
+        """Forget everything (the savepoint was rolled back); the highest metric id is read
+        again, so the ids of what was rolled back are given again (no gap)."""
+        self._events, self._last_ids, self._last_metric_id = [], set(), None
+        self.pending.clear()
+        self.prefetched.clear()
 
 
 class LogMetrics:
     """Insert new metrics, skip existing ones, or overwrite them when ``force``.
 
-    The writer calls ``decide`` for a run of queued LogMetrics commands and appends all of
-    their events in one go (one INSERT per table for the whole group instead of several per
-    call: what makes many concurrent small logs cheap). ``decide`` writes nothing and checks
+    A ``BufferedCommand``: the writer calls ``decide`` for a stretch of queued LogMetrics
+    commands and appends all of their events in one go (one INSERT per table for the whole
+    group instead of several per call: what makes many concurrent small logs cheap).
+    ``decide`` defers its events to the transaction's ``MetricBuffer`` and checks
     everything before it touches the transaction, so a command that fails leaves no trace.
-    Metrics decided earlier in the same group are seen through ``tx.pending_metrics``, and
-    ``prefetch`` looks up what the whole run will ask for in one query per target.
+    Metrics decided earlier in the same group are seen through ``MetricBuffer.pending``,
+    and ``prefetch`` looks up what the whole stretch will ask for in one query per target.
     """
-
-    deferrable = True
 
     def __init__(self, target: ModelTarget | CheckpointTarget, items: list[MetricInput], force: bool,
                  single: bool) -> None:
@@ -148,19 +192,20 @@ class LogMetrics:
         if resolved is None:
             if isinstance(target, CheckpointTarget):
                 model_id, step = resolve.checkpoint_owner(tx.conn, target.checkpoint_id)
-                resolved = (model_id, target.checkpoint_id, step, "checkpoint_id", target.checkpoint_id)
+                resolved = tx.cache.put(cache_key, (model_id, target.checkpoint_id, step, "checkpoint_id",
+                                                    target.checkpoint_id), _CHECKPOINT_TARGET_TABLES)
             else:
                 model_id = ids.model_id(tx, target.run_name, target.model_name)
-                resolved = (model_id, None, None, "model_id", model_id)
-            tx.cache[cache_key] = resolved
+                resolved = tx.cache.put(cache_key, (model_id, None, None, "model_id", model_id),
+                                        _MODEL_TARGET_TABLES)
         return resolved
 
-    @staticmethod
-    def prefetch(tx: WriteTransaction, commands: list["LogMetrics"]) -> None:
-        """Look up, in one query per target, the metrics a run of commands will ask about.
+    @classmethod
+    def prefetch(cls, tx: WriteTransaction, commands: list["LogMetrics"]) -> None:
+        """Look up, in one query per target, the metrics a stretch of commands will ask about.
 
         A target that does not resolve is left out: its command's ``decide`` raises the
-        error itself. The answers are valid until the next ``tx.flush``, which forgets them.
+        error itself. The answers are valid until the buffer's next flush, which forgets them.
         """
         wanted: dict[tuple[str, int], set[tuple[str, str]]] = {}
         for command in commands:
@@ -170,52 +215,60 @@ class LogMetrics:
                 continue
             wanted.setdefault((key_column, key), set()).update(
                 (item.family, item.metric_name) for item in command.items)
+        prefetched = tx.buffer(MetricBuffer).prefetched
         for (key_column, key), pairs in wanted.items():
             try:
                 existing = _existing_metrics(tx.conn, key_column, key, pairs)
-            except Exception:  # e.g. a name SQLite cannot take: each command meets the error itself
+            except Exception:  # e.g. a name the database cannot take: each command meets the error itself
                 continue
-            tx.prefetched[(key_column, key)] = (pairs, existing)
+            prefetched[(key_column, key)] = (pairs, existing)
 
     def decide(self, tx: WriteTransaction) -> Any:
         items = self.items
         model_id, checkpoint_id, step, key_column, key = self._resolve(tx)
         _check_schema(tx, items)
+        buffer = tx.buffer(MetricBuffer)
 
         pairs = {item[:2] for item in items}  # (family, metric_name)
-        known = tx.prefetched.get((key_column, key))
+        if len(pairs) != len(items) and self.force:
+            # A hand-made list naming one metric twice (builders take dicts, so they cannot): the
+            # last value wins, as if logged one after the other; one overwrite per metric keeps
+            # the event valid (an event listing a metric twice would fail the whole group at COMMIT).
+            items = list({item[:2]: item for item in items}.values())
+        known = buffer.prefetched.get((key_column, key))
         if known is not None and pairs <= known[0]:
             existing = known[1]
         else:
             existing = _existing_metrics(tx.conn, key_column, key, pairs)
-        pending = tx.pending_metrics.setdefault((key_column, key), {})
-        next_metric_id = tx.peek_id("metric")
+        pending = buffer.pending.setdefault((key_column, key), {})
+        next_metric_id = buffer.peek_metric_id(tx.conn)
         inserted, overwritten, skipped = [], [], 0
+        metric_item, overwritten_item = ev.metric_item, ev.overwritten_item
         # Bulk calls run this loop tens of thousands of times: plain tuples and dicts.
         for item in items:
             pair = item[:2]
             found = pending.get(pair) or existing.get(pair)
             if found is None:
-                if item.scores is None and item.doc_keys is None:
-                    metric = {"metric_id": next_metric_id, "family": item.family,
-                              "metric_name": item.metric_name, "value": item.value}
+                if item.scores is None and item.doc_keys is None:  # the bulk case: no optional keys to pass
+                    metric = metric_item(next_metric_id, item.family, item.metric_name, item.value)
                 else:
-                    metric = item.payload(next_metric_id)
+                    metric = metric_item(next_metric_id, *item)
                 inserted.append(metric)
                 pending[pair] = (next_metric_id, item.value)
                 next_metric_id += 1
             elif self.force:
-                overwritten.append({**item.payload(found[0]), "previous_value": found[1]})
+                overwritten.append(overwritten_item(found[0], *item, previous_value=found[1]))
                 pending[pair] = (found[0], item.value)
             else:
                 skipped += 1
+        # Deferred through the transaction, which hands them to its MetricBuffer (and which a
+        # caller may wrap: merge marks each item with where its value comes from).
         if inserted:
-            tx.take_ids("metric", next_metric_id - 1)
-            tx.defer(ev.METRIC_INSERTED,
-                     {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step, "metrics": inserted})
+            buffer.take_metric_ids(next_metric_id - 1)
+            tx.defer(*ev.metric_inserted(model_id=model_id, checkpoint_id=checkpoint_id, step=step, metrics=inserted))
         if overwritten:
-            tx.defer(ev.METRIC_OVERWRITTEN,
-                     {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step, "metrics": overwritten})
+            tx.defer(*ev.metric_overwritten(model_id=model_id, checkpoint_id=checkpoint_id, step=step,
+                                            metrics=overwritten))
         if self.single:
             return METRIC_INSERTED if inserted else METRIC_UPDATED if overwritten else METRIC_SKIPPED
         return {"inserted": len(inserted), "updated": len(overwritten), "skipped": skipped}

@@ -257,7 +257,7 @@ class CommitCounter:
 
         def counting(writer_self, conn, group):
             counter.commits += 1
-            counter.commands += sum(len(item[0]) for item in group)  # (commands, actor, future, many)
+            counter.commands += sum(len(task.commands) for task in group)  # writer.WriteTask
             return original(writer_self, conn, group)
 
         self._writer_cls._commit_group = counting
@@ -329,12 +329,14 @@ def build_replay_registry(db: Path, n_events: int, n_models: int = 10) -> float:
     from lightml.log import events as ev
     from lightml.log import store
     from lightml.runner import Registry
-    from lightml.log.writer import Actor, WriteTransaction
+    from lightml.log.transaction import Actor, WriteTransaction
+    from lightml.write import builders
 
     t0 = time.perf_counter()
     reg = Registry(db, "bench")
     try:
-        model_ids = [reg.submit(reg.register_model(f"org/model-{k}", f"org/model-{k}")).result() for k in range(n_models)]
+        model_ids = [reg.submit(builders.register_model(reg.scope, f"org/model-{k}", f"org/model-{k}")).result()
+                     for k in range(n_models)]
     finally:
         reg.close()
     setup_events = 1 + n_models
@@ -356,7 +358,7 @@ def build_replay_registry(db: Path, n_events: int, n_models: int = 10) -> float:
                     j = i // n_models
                     items.append((ev.METRIC_INSERTED, {
                         "model_id": model_ids[i % n_models], "checkpoint_id": None, "step": None,
-                        "metrics": [{"metric_id": tx.next_id("metric"), "family": f"task_{j // 100:05d}",
+                        "metrics": [{"metric_id": i + 1, "family": f"task_{j // 100:05d}",  # a fresh registry
                                      "metric_name": f"metric_{j % 100:02d}", "value": (i % 997) / 997}],
                     }))
                 tx.emit(items)

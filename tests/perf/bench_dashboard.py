@@ -51,7 +51,7 @@ def build(db: Path, n_models: int) -> None:
                     cid = h.register_checkpoint(f"model-{m:04d}", step * 1000, f"/ckpt/{m}/{step}")
                     items = [metric_log.MetricInput("family_0", f"metric_{j:02d}", float(v))
                              for j, v in enumerate(rng.random(PER_FAMILY))]
-                    h._write(metric_log.LogMetrics(metric_log.CheckpointTarget(cid), items, False, single=False))
+                    h._run(metric_log.LogMetrics(metric_log.CheckpointTarget(cid), items, False, single=False))
 
 
 def free_port() -> int:

@@ -1,0 +1,248 @@
+"""One model folder of a scan, read: which files it has, what they say (lm-eval results and
+samples files, or generic JSON), which values and per-sample scores to log, and every
+problem met on the way. Nothing here touches a registry: ``lightml.ingest.scan`` writes
+what this reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lightml.errors import InvalidInputError
+from lightml.ingest import lm_eval_format
+from lightml.write import metric_log
+from lightml.write.validation import check_name
+
+
+@dataclass
+class Skip:
+    """A file, folder or value a scan left out, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class ValueSource:
+    """The results file (and its task) that gave a metric its value: only that file's
+    samples may give the metric its per-sample scores."""
+
+    results: lm_eval_format.ResultsFile
+    task: lm_eval_format.TaskResult
+    family: str
+
+
+@dataclass
+class ParsedFolder:
+    """One model folder, parsed: what to log, and the problems met on the way (reported
+    only if the folder is imported: an unchanged folder stays quiet)."""
+
+    model: str
+    path: str
+    metrics: dict[tuple[str, str], float] = field(default_factory=dict)
+    sources: dict[tuple[str, str], ValueSource] = field(default_factory=dict)
+    scores: dict[tuple[str, str], lm_eval_format.SampleScores] = field(default_factory=dict)
+    skips: list[Skip] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# -- the files of a model folder -------------------------------------------------------------
+
+
+def _results_files(folder: Path) -> list[Path]:
+    """lm-eval results files, oldest first (their names carry the time)."""
+    named = sorted(p for p in folder.glob("results_*.json") if p.is_file())
+    if named:
+        return named
+    return sorted(p for p in folder.glob("*.json") if p.is_file())  # 1.2: any JSON with "results"
+
+
+def _json_files(folder: Path) -> list[Path]:
+    preferred = sorted(p for p in folder.glob("*.json") if p.is_file() and p.name.startswith(("metrics", "results")))
+    return preferred or sorted(p for p in folder.glob("*.json") if p.is_file())
+
+
+def candidate_files(folder: Path, fmt: str) -> list[Path]:
+    if fmt == "json":
+        return _json_files(folder)
+    return _results_files(folder) + sorted(p for p in folder.glob("samples_*.jsonl") if p.is_file())
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+
+def check_family_template(template: str) -> bool:
+    """Refuse a template that could fail or mislead later (before anything is written);
+    return whether it uses ``{nshot}``. Fields: ``{task}`` (required) and ``{nshot}`` (an int,
+    or empty when the results give no n-shot), with an optional conversion and format spec."""
+    how = "fields {task} (required) and {nshot}, e.g. '{task}_{nshot}shot'"
+    if not isinstance(template, str):
+        raise InvalidInputError(f"family_template must be a string ({how})")
+    try:
+        fields = [(name, spec) for _, name, spec, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:  # e.g. an unclosed "{task"
+        raise InvalidInputError(f"bad family_template {template!r}: {exc} ({how})") from None
+    for name, spec in fields:
+        # Attribute or index access ({task.name}, {task[0]}), positional fields and fields
+        # nested in a spec would reach into Python objects or need arguments we do not give.
+        if name not in ("task", "nshot"):
+            raise InvalidInputError(f"bad family_template {template!r}: unknown field {{{name}}} ({how})")
+        if "{" in spec:
+            raise InvalidInputError(f"bad family_template {template!r}: a field inside a format spec ({how})")
+    if "task" not in {name for name, _ in fields}:
+        raise InvalidInputError(f"bad family_template {template!r}: it must use {{task}} ({how})")
+    for nshot in (0, ""):  # both values the template will meet
+        try:
+            template.format(task="t", nshot=nshot)
+        except (ValueError, TypeError) as exc:  # a bad conversion or format spec
+            raise InvalidInputError(f"bad family_template {template!r}: {exc} ({how})") from None
+    return lm_eval_format.template_uses_nshot(template)
+
+
+def parse_lm_eval(folder: Path, model: str, family_template: str, name_from: str) -> ParsedFolder:
+    """The results files only (small); the samples come later, if the folder is imported."""
+    parsed = ParsedFolder(model=model, path=str(folder))
+    results = []
+    for path in _results_files(folder):
+        read = lm_eval_format.read_results(path)
+        if isinstance(read, str):
+            parsed.skips.append(Skip(str(path), read))
+            continue
+        results.append(read)
+        parsed.skips.extend(Skip(str(path), problem) for problem in read.problems)
+    if not results:
+        return parsed
+    if name_from == "results":
+        newest = results[-1]
+        parsed.model = newest.model_name or newest.pretrained or model
+        parsed.path = newest.pretrained or parsed.path
+    uses_nshot = check_family_template(family_template)
+    # A task evaluated at two n-shot values must not overwrite itself: those get "_<n>shot".
+    shots: dict[str, set] = {}
+    for r in results:
+        for task, result in r.tasks.items():
+            shots.setdefault(task, set()).add(result.nshot)
+    owner: dict[str, str] = {}  # family -> the task it was made from
+    for r in results:  # oldest first: the newest value of a metric wins, with its own samples only
+        for task, result in r.tasks.items():
+            family = lm_eval_format.family_for(task, result.nshot, shots[task], family_template)
+            if owner.setdefault(family, task) != task:  # e.g. "{task:.4}" cuts two names to one
+                parsed.skips.append(Skip(str(r.path), f"{task}: the family template names it {family!r}, like "
+                                                      f"{owner[family]}: not imported (two tasks, one family)"))
+                continue
+            source = ValueSource(r, result, family)
+            for name, value in result.metrics.items():
+                _supersede(parsed, family, name, r.path)
+                parsed.metrics[(family, name)] = value
+                parsed.sources[(family, name)] = source
+    for task, values in shots.items():
+        known = sorted(v for v in values if v is not None)
+        if len(known) > 1 and not uses_nshot:
+            parsed.notes.append(f"{model}: {task} has results at {known} shots: "
+                                f"imported as separate families {task}_<n>shot")
+    return parsed
+
+
+def _supersede(parsed: ParsedFolder, family: str, name: str, newer: Path) -> None:
+    """A value an older results file gave, replaced by a newer file's: reported on the older."""
+    older = parsed.sources.get((family, name))
+    if older is not None:
+        parsed.skips.append(Skip(str(older.results.path), f"{family}/{name}: superseded by the newer results "
+                                                          f"file {newer.name} (same task, same or unknown n-shot)"))
+
+
+def attach_samples(folder: Path, parsed: ParsedFolder, skips: list[Skip]) -> dict[Path, str]:
+    """Per-sample scores from the samples file of the results file that gave each value
+    (problems go to ``skips``). Returns the SHA-256 of each samples file read."""
+    by_source: dict[int, tuple[ValueSource, list[str]]] = {}
+    for (_, name), source in parsed.sources.items():
+        by_source.setdefault(id(source), (source, []))[1].append(name)
+    hashes = {}
+    for source, names in by_source.values():
+        if source.results.time is None:
+            continue
+        path = folder / f"samples_{source.task.task}_{source.results.time}.jsonl"
+        if not path.is_file():
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            skips.append(Skip(str(path), f"cannot read it ({exc.__class__.__name__}: {exc})"))
+            continue
+        hashes[path] = hashlib.sha256(data).hexdigest()  # the ledger's hash, without a second read
+        samples, problems = lm_eval_format.parse_samples(data)
+        skips.extend(Skip(str(path), problem) for problem in problems)
+        expected = source.task.n_effective
+        for name in names:
+            sample = samples.get(name)
+            if sample is None:
+                continue  # e.g. a stderr: no per-sample values
+            if expected is not None and len(sample.scores) != expected:
+                skips.append(Skip(str(path), f"{name}: {len(sample.scores)} documents, but the results say "
+                                                  f"{expected}: scores not attached"))
+                continue
+            parsed.scores[(source.family, name)] = sample
+    return hashes
+
+
+def parse_json(folder: Path, model: str) -> ParsedFolder:
+    """``{"metric": value}`` (family = file stem) or ``{"family": {"metric": value}}``."""
+    parsed = ParsedFolder(model=model, path=str(folder))
+    for path in _json_files(folder):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            parsed.skips.append(Skip(str(path), f"not readable JSON ({exc.__class__.__name__}: {exc})"))
+            continue
+        if not isinstance(data, dict):
+            parsed.skips.append(Skip(str(path), "not a JSON object"))
+            continue
+        for key, value in data.items():
+            pairs = value.items() if isinstance(value, dict) else [(key, value)]
+            family = key if isinstance(value, dict) else path.stem
+            for name, number in pairs:
+                if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+                    parsed.skips.append(Skip(str(path), f"{family}/{name}: {number!r} is not a finite number"))
+                    continue
+                parsed.metrics[(family, name)] = float(number)
+    return parsed
+
+
+def drop_bad_names(parsed: ParsedFolder) -> None:
+    """Names the registry refuses are left out here, so what remains is exactly what an
+    import would log (and what an unchanged folder is compared with)."""
+    for family, name in list(parsed.metrics):
+        try:
+            check_name(family, "family")
+            check_name(name, "metric_name")
+        except InvalidInputError as exc:
+            parsed.skips.append(Skip(parsed.path, f"{family}/{name}: {exc}"))
+            del parsed.metrics[(family, name)]
+
+
+# -- what to log -----------------------------------------------------------------------------
+
+
+def metric_inputs(parsed: ParsedFolder) -> list[metric_log.MetricInput]:
+    items = []
+    for (family, name), value in parsed.metrics.items():
+        sample = parsed.scores.get((family, name))
+        if sample is None:
+            items.append(metric_log.MetricInput(family, name, value))
+            continue
+        # The parser checked every score (finite numbers) and every key (distinct): encode directly.
+        items.append(metric_log.MetricInput(family, name, value, _encode_scores(sample.scores), len(sample.scores),
+                                          json.dumps(sample.doc_keys, separators=(",", ":"), ensure_ascii=False)))
+    return items
+
+
+def _encode_scores(scores: list[float]) -> str:
+    """As JSON; 0/1 scores as ``[1,0,...]`` (half the size of ``[1.0,0.0,...]``)."""
+    if set(scores) <= {0.0, 1.0}:
+        return "[" + ",".join(["1" if v else "0" for v in scores]) + "]"
+    return json.dumps(scores, separators=(",", ":"))

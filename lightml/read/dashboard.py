@@ -1,0 +1,77 @@
+"""The dashboard's own answers: its family tabs, the lineage graph, the training curves, the
+feed of new events, and the checks behind its 404s.
+
+``lightml.read.sql`` queries like every read (the dashboard runs them on aiosqlite; the
+tests run them on sqlite3 too). Shaped here, so the browser gets compact JSON. The pivot
+table has its own module, ``lightml.read.pivot``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightml.errors import NotFoundError
+from lightml.read.catalog import EVENT_COLUMNS, event_entries, family_names
+from lightml.read.sql import Statement, Steps, query
+
+
+@query
+def metric_families() -> Steps[list[dict[str, Any]]]:
+    """Every family with its number of metric names, counting every metric row (checkpoints'
+    and hidden models' too: the tabs of the pivot, which shows both). ``catalog.list_families``
+    counts the visible models' own values instead."""
+    return [{"family": f, "metrics": n} for f, n in (yield Statement(
+        "SELECT family, count(DISTINCT metric_name) FROM metrics GROUP BY family ORDER BY family"))]
+
+
+@query
+def require_family(family: str, metric: str | None = None) -> Steps[None]:
+    """NotFoundError naming the family, or the metric in it, when no metric row has it."""
+    if not (yield Statement("SELECT 1 FROM metrics WHERE family = ? LIMIT 1", (family,))):
+        raise NotFoundError(f"no family {family!r}")
+    if metric is not None and not (yield Statement(
+            "SELECT 1 FROM metrics WHERE family = ? AND metric_name = ? LIMIT 1", (family, metric))):
+        raise NotFoundError(f"no metric {metric!r} in family {family!r}")
+
+
+@query
+def lineage() -> Steps[dict[str, Any]]:
+    """Nodes (models, with the families they have metrics in, and their checkpoints) and edges."""
+    evaluated: dict[int, list[str]] = {}
+    for mid, family in (yield Statement("SELECT DISTINCT model_id, family FROM metrics WHERE model_id IS NOT NULL "
+                                        "ORDER BY family")):
+        evaluated.setdefault(mid, []).append(family)
+    ckpts: dict[int, list[dict]] = {}
+    for cid, mid, step in (yield Statement("SELECT id, model_id, step FROM checkpoint ORDER BY step, id")):
+        ckpts.setdefault(mid, []).append({"id": cid, "step": step})
+    nodes = [
+        {"id": mid, "model": name, "run": run, "parent": parent, "families": evaluated.get(mid, []),
+         "checkpoints": ckpts.get(mid, [])}
+        for mid, name, run, parent in (yield Statement(
+            "SELECT m.id, m.model_name, r.run_name, m.parent_id FROM model m LEFT JOIN run r ON r.id = m.run_id "
+            "WHERE m.hidden = 0 ORDER BY m.id"))
+    ]
+    return {"nodes": nodes, "families": (yield from family_names.steps())}
+
+
+@query
+def curves(family: str, metric: str) -> Steps[list[dict[str, Any]]]:
+    """One series per model: its checkpoints' values of the metric by step. An unknown family
+    or metric is a NotFoundError; a known metric no checkpoint has, no series (an empty chart)."""
+    yield from require_family.steps(family, metric)
+    series: dict[int, dict[str, Any]] = {}
+    for mid, name, run, step, value in (yield Statement(
+            "SELECT m.id, m.model_name, r.run_name, c.step, x.value FROM metrics x "
+            "JOIN checkpoint c ON c.id = x.checkpoint_id JOIN model m ON m.id = c.model_id "
+            "LEFT JOIN run r ON r.id = m.run_id WHERE x.family = ? AND x.metric_name = ? AND m.hidden = 0 "
+            "ORDER BY m.model_name, c.step, c.id", (family, metric))):
+        series.setdefault(mid, {"model": name, "run": run, "points": []})["points"].append([step, value])
+    return list(series.values())
+
+
+@query
+def events_after(seq: int, limit: int = 200) -> Steps[dict[str, Any]]:
+    """The feed: up to ``limit`` events after ``seq``, oldest first, and the last event's seq."""
+    found = yield Statement(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+    (last,), = yield Statement("SELECT coalesce(max(seq), 0) FROM events")
+    return {"last": last, "events": event_entries(found)}

@@ -1,0 +1,325 @@
+"""The dashboard in real headless Chromium (Debian's chromium, driven by playwright).
+
+Skipped, with the reason, where Chromium or the playwright package is missing; .ci/run
+installs both. Screenshots go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lightml.handle import LightMLHandle
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip("Chromium is not installed (Debian: apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # tests/artifacts/, ignored by git
+XSS = '<img src=x onerror=alert(1)>'
+# As root in a container, and on a machine whose network is closed: no sandbox, no background traffic.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("web") / "reg.db"
+    with LightMLHandle(db, "pretrain") as h:
+        h.register_model("base", "org/base")
+        h.log_model_metric("base", "reasoning", "arc", 0.30, scores=[1] * 30 + [0] * 70)
+        h.log_model_metric("base", "reasoning", "loss", 2.1)
+        h.log_model_metric("base", "knowledge", "mmlu", 0.40)
+    with LightMLHandle(db, "sft") as h:
+        h.register_model("sft", "org/sft", parent_name="base")
+        h.log_model_metric("sft", "reasoning", "arc", 0.45, scores=[1] * 45 + [0] * 55)
+        h.log_model_metric("sft", "reasoning", "loss", 1.8)
+        for step, value in ((100, 0.35), (200, 0.41)):
+            cid = h.register_checkpoint("sft", step, f"/ckpt/sft-{step}")
+            h.log_checkpoint_metric(cid, "reasoning", "arc", value)
+        h.register_model(XSS, "org/xss", parent_name="sft")
+        h.log_model_metric(XSS, "reasoning", "arc", 0.2)
+        h.log_model_metric("sft", "reasoning", "arc", 0.46, scores=[1] * 46 + [0] * 54, force=True)
+    return db
+
+
+@contextlib.contextmanager
+def serve(registry: Path):
+    """A real `lightml gui` process on a free port; yields its URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lightml", "gui", "--db", str(registry), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/runs", timeout=1).read()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"the dashboard did not start: {proc.stderr.read().decode()}")
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(registry: Path):
+    with serve(registry) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@contextlib.contextmanager
+def open_page(browser, url: str):
+    """The dashboard at url, interactive; fails on any page error or dialog."""
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='1']")
+    yield page
+    context.close()
+    assert not problems, problems
+
+
+@pytest.fixture
+def page(browser, server):
+    with open_page(browser, server) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def odd_registry(tmp_path_factory) -> Path:
+    """Names that are also Object.prototype's property names, and a model to edit."""
+    db = tmp_path_factory.mktemp("odd") / "odd.db"
+    with LightMLHandle(db, "r") as h:
+        h.register_model("alpha", "org/alpha")
+        h.log_model_metric("alpha", "reasoning", "arc", 0.3)
+        h.register_model("odd", "org/odd")
+        h.log_metrics("odd", {"__proto__": {"toString": 0.5}, "reasoning": {"constructor": 0.7}})
+    return db
+
+
+@pytest.fixture
+def odd_page(browser, odd_registry: Path):
+    with serve(odd_registry) as url, open_page(browser, url) as page:
+        yield page
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def model_order(page) -> list[str]:
+    return page.eval_on_selector_all("#pivot tbody tr:not([hidden]) td.model-name", "cells => cells.map(c => c.textContent)")
+
+
+def test_table_tabs_sort_filter_checkpoints(page) -> None:
+    assert page.locator("#family-tabs button").all_text_contents() == ["knowledge", "reasoning", "All families"]
+    page.click("#family-tabs button:has-text('reasoning')")
+    page.wait_for_function("document.querySelectorAll('#pivot thead th').length === 5")
+    headers = page.locator("#pivot thead th").all_text_contents()
+    assert headers == ["✓", "Model", "Run", "arc", "loss"]
+    page.click("#pivot thead th[data-sort='0']")  # arc, best first
+    assert model_order(page) == ["sft", "base", XSS]
+    page.click("#pivot thead th[data-sort='0']")
+    assert model_order(page) == [XSS, "base", "sft"]
+    # direction-aware colours: loss is lower-is-better
+    assert page.locator("#pivot tbody tr:has(td.model-name:text-is('sft')) td.num").nth(1).get_attribute("class") \
+        == "num best"
+    page.fill("#search", "ba")
+    assert model_order(page) == ["base"]
+    page.fill("#search", "")
+    page.check("#show-checkpoints")
+    page.wait_for_selector("#pivot tr.checkpoint")
+    assert page.locator("#pivot tr.checkpoint").count() == 2
+    shot(page, "table")
+
+
+def test_xss_name_is_text(page) -> None:
+    cell = page.locator("#pivot td.model-name", has_text="onerror")
+    assert cell.text_content() == XSS
+    assert page.locator("#pivot img").count() == 0
+
+
+def test_selection_syncs_with_graph_and_compare(page) -> None:
+    for name in ("base", "sft"):
+        page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{name}')) input[type=checkbox]").check()
+    assert page.locator("#selection-count").text_content() == "2 selected"
+    page.click("button.view-tab[data-view='graph']")
+    page.wait_for_selector("#graph .node")
+    assert page.locator("#graph .node.selected").count() == 2
+    assert page.locator("#graph .node text", has_text="onerror").text_content().startswith("<img")
+    page.locator("#graph .node").first.hover()
+    assert page.locator("#tooltip").is_visible() and "reasoning" in page.locator("#tooltip").text_content()
+    page.fill("#graph-search", "sf")
+    assert page.locator("#graph .node.highlight").count() == 1
+    shot(page, "graph")
+    page.click("#compare-selected")
+    page.wait_for_selector("#modal:not([hidden]) table.compare")
+    body = page.locator("#modal-body").text_content()
+    assert "base vs sft" in page.locator("#modal-title").text_content()
+    assert "✱" in body  # arc: 30% -> 46% on 100 paired samples, significant
+    assert page.locator("#modal td.up").count() >= 2  # arc up and loss down are both improvements
+    shot(page, "compare")
+    page.click("#modal-close")
+    page.click("#clear-selected")
+    assert page.locator("#selection-bar").is_hidden()
+
+
+def test_metric_history_modal(page) -> None:
+    page.click("#family-tabs button:has-text('reasoning')")
+    page.wait_for_function("document.querySelectorAll('#pivot thead th').length === 5")
+    page.locator("#pivot tbody tr:has(td.model-name:text-is('sft')) td.num").first.click()
+    page.wait_for_selector("#modal:not([hidden]) table.history")
+    rows = page.locator("#modal table.history tr").all_text_contents()
+    assert len(rows) == 3 and "inserted" in rows[1] and "overwritten" in rows[2] and "0.4600" in rows[2]
+    shot(page, "history")
+
+
+def test_checkpoint_curves(page) -> None:
+    page.click("button.view-tab[data-view='curves']")
+    page.select_option("#curve-family", "reasoning")
+    page.wait_for_selector("#curve-metric option[value='arc']", state="attached")
+    page.select_option("#curve-metric", "arc")
+    page.wait_for_selector("#curves polyline")
+    assert page.locator("#curves circle").count() == 2
+    shot(page, "curves")
+
+
+def test_live_update_keeps_sort_filter_and_selection(page, registry: Path) -> None:
+    page.click("#family-tabs button:has-text('reasoning')")
+    page.wait_for_function("document.querySelectorAll('#pivot thead th').length === 5")
+    page.click("#pivot thead th[data-sort='0']")
+    page.fill("#search", "sft")
+    page.locator("#pivot tbody tr:has(td.model-name:text-is('sft')) input[type=checkbox]").check()
+    with LightMLHandle(registry, "sft") as h:  # another process (here, this one) logs a new model
+        h.register_model("sft-v2", "org/sft-v2", parent_name="sft")
+        h.log_model_metric("sft-v2", "reasoning", "arc", 0.50)
+    started = time.monotonic()
+    page.wait_for_selector("#pivot td.model-name:text-is('sft-v2')", timeout=5_000)
+    assert time.monotonic() - started < 2.5
+    assert model_order(page) == ["sft-v2", "sft"]  # still sorted by arc, still filtered
+    assert page.locator("#selection-count").text_content() == "1 selected"
+    assert page.input_value("#search") == "sft"
+
+
+def test_excel_download(page, tmp_path: Path) -> None:
+    import openpyxl
+
+    with page.expect_download() as info:
+        page.click("#excel")
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    assert path.name == "reg_report.xlsx"
+    assert "reasoning" in openpyxl.load_workbook(path).sheetnames
+
+
+def row_of(page, name: str):
+    return page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{name}'))")
+
+
+def test_names_like_object_properties_are_plain_names(odd_page) -> None:
+    page = odd_page
+    page.click("#family-tabs button:has-text('All families')")
+    page.wait_for_function("document.querySelectorAll('#pivot thead th').length === 6")
+    assert page.locator("#pivot thead th").all_text_contents()[3:] == ["__proto__toString", "reasoningarc",
+                                                                      "reasoningconstructor"]
+    # alpha has neither __proto__/toString nor reasoning/constructor: empty cells, not Object's properties
+    assert row_of(page, "alpha").locator("td.num").all_text_contents() == ["—", "0.3000", "—"]
+    assert row_of(page, "odd").locator("td.num").all_text_contents() == ["0.5000", "—", "0.7000"]
+
+
+def model_row(db: Path, name: str) -> tuple:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute("SELECT notes, hidden FROM model WHERE model_name = ?", (name,)).fetchone()
+
+
+def test_edit_notes_and_hide_then_unhide(odd_page, odd_registry: Path) -> None:
+    page = odd_page
+    page.click("#family-tabs button:has-text('reasoning')")
+    page.wait_for_function("document.querySelectorAll('#pivot thead th').length === 5")
+    # notes: the edit button opens a form; saving writes through the token-checked API
+    row_of(page, "alpha").locator("button.edit").click()
+    page.wait_for_selector("#modal:not([hidden]) #edit-notes")
+    assert page.input_value("#edit-notes") == ""
+    page.fill("#edit-notes", "lr 3e-4 <b>not bold</b>")
+    shot(page, "edit")
+    page.click("#save-notes")
+    page.wait_for_selector("#modal", state="hidden")
+    assert model_row(odd_registry, "alpha") == ("lr 3e-4 <b>not bold</b>", 0)
+    # the table was refreshed: the button now shows the notes, and the form starts from them
+    page.wait_for_function("""document.querySelector("#pivot tr[data-model-id] button.edit[title^='notes:']")""")
+    assert row_of(page, "alpha").locator("button.edit").get_attribute("title") == "notes: lr 3e-4 <b>not bold</b>"
+    row_of(page, "alpha").locator("button.edit").click()
+    assert page.input_value("#edit-notes") == "lr 3e-4 <b>not bold</b>"
+    page.click("#modal-close")
+
+    def toggle_hidden(name: str, label: str) -> None:
+        row_of(page, name).locator("button.edit").click()
+        assert page.locator("#toggle-hidden").text_content() == label
+        page.click("#toggle-hidden")
+
+    # hide: the row leaves the table
+    toggle_hidden("odd", "Hide")
+    page.wait_for_selector("#pivot td.model-name:text-is('odd')", state="detached")
+    assert model_row(odd_registry, "odd")[1] == 1
+    # "hidden" shows it again, greyed; "Unhide" brings it back for good
+    page.check("#show-hidden")
+    page.wait_for_selector("#pivot tr.hidden-model td.model-name:text-is('odd')")
+    toggle_hidden("odd", "Unhide")
+    page.wait_for_selector("#pivot tr.hidden-model", state="detached")
+    assert model_row(odd_registry, "odd")[1] == 0
+    page.uncheck("#show-hidden")
+    page.wait_for_selector("#pivot td.model-name:text-is('odd')")
+
+
+def test_an_edit_of_a_read_only_registry_shows_why_in_the_form(odd_page, odd_registry: Path) -> None:
+    page = odd_page
+    page.click("#family-tabs button:has-text('reasoning')")
+    row_of(page, "alpha").locator("button.edit").click()
+    page.wait_for_selector("#modal:not([hidden]) #edit-notes")
+    before = model_row(odd_registry, "alpha")
+    mode = odd_registry.stat().st_mode
+    odd_registry.chmod(mode & ~0o222)  # chmod a-w (the tests run as root, which could still write)
+    try:
+        page.fill("#edit-notes", "not saved")
+        page.click("#save-notes")
+        page.wait_for_function("document.querySelector('#edit-error').textContent.includes('read-only')")
+    finally:
+        odd_registry.chmod(mode)
+    assert "the dashboard can show it but not edit it" in page.text_content("#edit-error")
+    assert page.is_visible("#modal")  # the form stays open with the reason
+    assert model_row(odd_registry, "alpha") == before
+    page.click("#modal-close")
