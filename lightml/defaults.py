@@ -9,3 +9,4 @@ DEFAULT_RUN = "benchmarks"
 # model on a full suite takes hours; pruning it meanwhile makes the script's logs fail. A day
 # covers an overnight run, and keeping an empty model one day longer costs one row.
 PRUNE_GRACE_SECONDS = 86400.0
+DEFAULT_TIMEOUT = 30.0  # seconds a writer waits for the registry's write lock before RegistryLockedError

@@ -28,12 +28,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
+from lightml.defaults import DEFAULT_TIMEOUT
 from lightml.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import aiosqlite
 
-DEFAULT_TIMEOUT = 30.0  # seconds a writer waits for the lock before RegistryLockedError
 
 # (family, metric_name) -> (metric id, value): what ``existing_metrics`` answers.
 ExistingMetrics = dict[tuple[str, str], tuple[Any, Any]]

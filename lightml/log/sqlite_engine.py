@@ -16,9 +16,9 @@ import sqlite3
 from pathlib import Path
 
 import projections
+from lightml.defaults import DEFAULT_TIMEOUT
 from lightml.errors import InvalidInputError, NotARegistryError, RegistryLockedError
 from lightml.log import sqlite_files, sqlite_lookups
-from lightml.log.engine import DEFAULT_TIMEOUT
 
 EVENTS_DDL = [
     """

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import TYPE_CHECKING
 
 from lightml.log import events as ev
-from lightml.log.engine import ExistingMetrics
+
+if TYPE_CHECKING:  # the adapter module is imported by engine_for: no import back at run time
+    from lightml.log.engine import ExistingMetrics
 
 
 def existing_metrics(conn, key_column: str, key: int, pairs: set[tuple[str, str]]) -> ExistingMetrics:

@@ -29,9 +29,8 @@ def _snapshot(conn, model_id: int) -> dict[str, Any]:
     model_row = conn.execute(
         "SELECT id, model_name, path, parent_id, notes, hidden, run_id FROM model WHERE id = ?", (model_id,)
     ).fetchone()
-    keys = ("id", "model_name", "path", "parent_id", "notes", "hidden", "run_id")
     checkpoints = [
-        dict(zip(("id", "model_id", "step", "path", "created_at"), row))
+        ev.checkpoint_row(*row)
         for row in conn.execute(
             "SELECT id, model_id, step, path, created_at FROM checkpoint WHERE model_id = ? ORDER BY id", (model_id,)
         )
@@ -42,10 +41,10 @@ def _snapshot(conn, model_id: int) -> dict[str, Any]:
         "FROM metrics m JOIN checkpoint c ON c.id = m.checkpoint_id WHERE c.model_id = ? ORDER BY 1",
         (model_id, model_id),
     ).fetchall()
-    metrics = [dict(zip(("id", "model_id", "checkpoint_id", "family", "metric_name", "value"), r)) for r in metric_rows]
+    metrics = [ev.metric_row(*r) for r in metric_rows]
     scores = [
-        {"metric_id": mid, "scores": text, "n_samples": n, **({"doc_keys": keys} if keys is not None else {})}
-        for mid, text, n, keys in conn.execute(
+        ev.scores_row(*row)
+        for row in conn.execute(
             "SELECT d.metric_id, d.scores, d.n_samples, k.doc_keys FROM detailed_scores d "
             "LEFT JOIN score_docs k ON k.metric_id = d.metric_id WHERE d.metric_id IN "
             "(SELECT id FROM metrics WHERE model_id = ? UNION ALL "
@@ -55,10 +54,7 @@ def _snapshot(conn, model_id: int) -> dict[str, Any]:
         )
     ]
     children = [r[0] for r in conn.execute("SELECT id FROM model WHERE parent_id = ? ORDER BY id", (model_id,))]
-    return {
-        "model": dict(zip(keys, model_row)), "checkpoints": checkpoints, "metrics": metrics,
-        "detailed_scores": scores, "children": children,
-    }
+    return ev.model_snapshot(ev.model_row(*model_row), checkpoints, metrics, scores, children)
 
 
 def delete_model(run_name: str | None, model_name: str, registry_dir: Path, model_id: int | None = None) -> Command:
@@ -72,9 +68,8 @@ def delete_model(run_name: str | None, model_name: str, registry_dir: Path, mode
             mid = resolve.model_id(conn, model_name, ids.optional_run_id(tx, run_name), run_name)
         snapshot = _snapshot(conn, mid)
         model = snapshot["model"]
-        (event,) = tx.emit([(ev.MODEL_DELETED, {
-            "model_id": mid, "model_name": model_name, "run_id": model["run_id"], "snapshot": snapshot,
-        })])
+        (event,) = tx.emit([ev.model_deleted(model_id=mid, model_name=model_name, run_id=model["run_id"],
+                                             snapshot=snapshot)])
         # Same name, same path in another run: that model shares the link, keep it.
         shared = conn.execute(
             "SELECT 1 FROM model WHERE model_name = ? AND path = ? AND id != ?", (model_name, model["path"], mid)
@@ -137,10 +132,8 @@ def restore_model(run_name: str | None, model_name: str, registry_dir: Path) -> 
             if conn.execute("SELECT 1 FROM model WHERE id = ? AND parent_id IS NULL", (child,)).fetchone()
             and not _reparented_since(conn, child, deleted_seq)
         )
-        tx.emit(restored_run + [(ev.MODEL_RESTORED, {
-            "model_id": mid, "deleted_seq": deleted_seq, "snapshot": {**snapshot, "model": model},
-            "relinked_children": relinked,
-        })])
+        tx.emit(restored_run + [ev.model_restored(model_id=mid, deleted_seq=deleted_seq,
+                                                  snapshot={**snapshot, "model": model}, relinked_children=relinked)])
         if model["path"]:
             tx.after_commit.append(lambda: symlinks.create(registry_dir, model_name, mid, model["path"]))
         return mid
@@ -174,7 +167,7 @@ def _run_to_restore(conn, run_id: int, model_name: str) -> tuple[str, dict[str, 
     if row[0] is None:
         raise NotFoundError(f"the run of deleted model {model_name!r} no longer exists")
     snapshot = resolve.event_payload(conn, row[0])["snapshot"]
-    return (ev.RUN_RESTORED, {"run_id": run_id, "deleted_seq": row[0], "snapshot": snapshot})
+    return ev.run_restored(run_id=run_id, deleted_seq=row[0], snapshot=snapshot)
 
 
 def _reparented_since(conn, model_id: int, seq: int) -> bool:
@@ -304,8 +297,7 @@ def prune(registry_dir: Path, grace_seconds: float = PRUNE_GRACE_SECONDS) -> Com
         for rid, name in found.runs:
             row = conn.execute("SELECT id, run_name, description, metadata, created_at FROM run WHERE id = ?",
                                (rid,)).fetchone()
-            snapshot = dict(zip(("id", "run_name", "description", "metadata", "created_at"), row))
-            tx.emit([(ev.RUN_DELETED, {"run_id": rid, "run_name": name, "snapshot": snapshot})])
+            tx.emit([ev.run_deleted(run_id=rid, run_name=name, snapshot=ev.run_row(*row))])
             result.runs.append(name)
         return result
 

@@ -91,6 +91,10 @@ class MetricBuffer:
     (metric id, value)} of those that exist), looked up once for a stretch of queued
     ``LogMetrics`` (see ``LogMetrics.prefetch``). Both are forgotten at every flush: the
     tables then say what they said, and the next append may change them.
+
+    It remembers the highest metric id it gave for the whole transaction, so metric ids come
+    only from here: a ``metric_inserted`` event appended any other way (``migrate`` builds its
+    own transaction, without a buffer) must not share a transaction with it.
     """
 
     EVENT_TYPES = (ev.METRIC_INSERTED, ev.METRIC_OVERWRITTEN)
