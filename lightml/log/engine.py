@@ -34,7 +34,6 @@ from lightml.errors import InvalidInputError
 if TYPE_CHECKING:
     import aiosqlite
 
-
 # (family, metric_name) -> (metric id, value): what ``existing_metrics`` answers.
 ExistingMetrics = dict[tuple[str, str], tuple[Any, Any]]
 

@@ -21,19 +21,25 @@ def _visible(alias: str, include_hidden: bool) -> str:
     return "1" if include_hidden else f"{alias}.hidden = 0"
 
 
-@query
-def list_models(run: int | None = None, include_hidden: bool = False) -> Steps[list[dict[str, Any]]]:
+def _models_where(run: int | None, include_hidden: bool) -> tuple[str, list[Any]]:
+    """The WHERE of a listing of models ``m``: visible ones (unless ``include_hidden``), in ``run``."""
     where = [_visible("m", include_hidden)]
     params: list[Any] = []
     if run is not None:
         where.append("m.run_id = ?")
         params.append(run)
+    return " AND ".join(where), params
+
+
+@query
+def list_models(run: int | None = None, include_hidden: bool = False) -> Steps[list[dict[str, Any]]]:
+    where, params = _models_where(run, include_hidden)
     rows = yield Statement(
         "SELECT m.id, m.model_name, r.run_name, m.path, p.model_name, m.hidden, m.notes, "
         "(SELECT count(*) FROM checkpoint c WHERE c.model_id = m.id), "
         "(SELECT count(*) FROM metrics x WHERE x.model_id = m.id) "
         "FROM model m LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id "
-        f"WHERE {' AND '.join(where)} ORDER BY r.run_name, m.model_name",
+        f"WHERE {where} ORDER BY r.run_name, m.model_name",
         params,
     )
     return [
@@ -57,14 +63,10 @@ def list_runs(include_hidden: bool = False) -> Steps[list[dict[str, Any]]]:
 @query
 def list_families(run: int | None = None, include_hidden: bool = False) -> Steps[list[dict[str, Any]]]:
     """Families of model-level metrics: how many distinct metrics and models each has."""
-    where = [_visible("m", include_hidden)]
-    params: list[Any] = []
-    if run is not None:
-        where.append("m.run_id = ?")
-        params.append(run)
+    where, params = _models_where(run, include_hidden)
     rows = yield Statement(
         "SELECT x.family, count(DISTINCT x.metric_name), count(DISTINCT x.model_id), count(*) "
-        f"FROM metrics x JOIN model m ON m.id = x.model_id WHERE {' AND '.join(where)} "
+        f"FROM metrics x JOIN model m ON m.id = x.model_id WHERE {where} "
         "GROUP BY x.family ORDER BY x.family",
         params,
     )
@@ -239,11 +241,9 @@ def top(family: str, metric_name: str, n: int = 10, run: int | None = None,
 
     A stderr-like metric (``direction.is_uncertainty``) is not a score: its rows are listed
     by value, smallest first, with ``rank`` None (nothing is best or worst)."""
-    where = ["x.family = ?", "x.metric_name = ?", "x.value IS NOT NULL", _visible("m", include_hidden)]
-    params: list[Any] = [family, metric_name]
-    if run is not None:
-        where.append("m.run_id = ?")
-        params.append(run)
+    models, run_params = _models_where(run, include_hidden)
+    where = ["x.family = ?", "x.metric_name = ?", "x.value IS NOT NULL", models]
+    params: list[Any] = [family, metric_name, *run_params]
     unranked = is_uncertainty(metric_name)
     order = "ASC" if unranked or lower_is_better(metric_name) else "DESC"
     rows = yield Statement(
