@@ -10,15 +10,15 @@ from lightml.log.events import Change
 TABLE = "model_event"
 DDL = """
 CREATE TABLE model_event (
-    model_id INTEGER NOT NULL,
-    seq      INTEGER NOT NULL,
-    PRIMARY KEY (model_id, seq)
-) WITHOUT ROWID"""
-INDEXES: list[str] = []
+    seq      INTEGER PRIMARY KEY,
+    model_id INTEGER NOT NULL
+)"""
+# Keyed by seq, so a replay appends its rows in log order, and the index by model is built
+# once after them: replay pays about half what a (model_id, seq) key cost it. An index of a
+# rowid table holds the rowid, so this one answers "the events of model M in order" alone.
+INDEXES = ["CREATE INDEX IF NOT EXISTS model_event_by_model ON model_event(model_id)"]
 
 
 def on_event_about_a_model(conn, events: list[Change]) -> None:
-    # In key order: a replay's batch of 20,000 events then fills each model's pages once,
-    # not once per event (several times faster with many models).
-    conn.executemany("INSERT INTO model_event (model_id, seq) VALUES (?, ?)",
-                     sorted((e.payload["model_id"], e.seq) for e in events))
+    conn.executemany("INSERT INTO model_event (seq, model_id) VALUES (?, ?)",
+                     [(e.seq, e.payload["model_id"]) for e in events])

@@ -47,7 +47,7 @@ SEQ = 50
 
 # The rows one event of each type makes, per table (a type not named makes none there).
 EXPECTED: dict[str, dict[str, list[tuple]]] = {
-    "model_event": {t: [(PAYLOADS[t]["model_id"], SEQ)] for t in (
+    "model_event": {t: [(SEQ, PAYLOADS[t]["model_id"])] for t in (
         ev.MODEL_REGISTERED, ev.CHECKPOINT_REGISTERED, ev.METRIC_INSERTED, ev.METRIC_OVERWRITTEN, ev.MODEL_DELETED,
         ev.MODEL_RESTORED, ev.MODEL_NOTES_SET, ev.MODEL_RENAMED, ev.MODEL_HIDDEN_SET, ev.MODEL_REPARENTED,
         ev.FILE_IMPORTED)},
@@ -138,7 +138,7 @@ def test_a_live_registry_records_its_lifecycle_in_the_log_indexes(tmp_path: Path
         ids = dict(conn.execute("SELECT model_name, id FROM model"))
         seqs = {t: [s for (s,) in conn.execute("SELECT seq FROM events WHERE type = ? ORDER BY seq", (t,))]
                 for t in ev.EVENT_TYPES}
-        about = {(m, s) for s, m in conn.execute(
+        about = {(s, m) for s, m in conn.execute(
             "SELECT seq, json_extract(payload, '$.model_id') FROM events WHERE json_extract(payload, '$.model_id') IS NOT NULL")}
     rows = _log_index_rows(db)
     sft, dpo, empty = ids["sft-v2"], ids["dpo"], ids["empty"]
@@ -149,7 +149,7 @@ def test_a_live_registry_records_its_lifecycle_in_the_log_indexes(tmp_path: Path
     assert rows["run_tombstone"] == [(seqs[ev.RUN_DELETED][0], 2, "scratch")]
     assert rows["model_reparent"] == [(dpo, seqs[ev.MODEL_REPARENTED][0])]
     assert sorted(rows["model_arrival"]) == sorted(
-        [(m, s) for m, s in about if s in seqs[ev.MODEL_REGISTERED] + seqs[ev.MODEL_RESTORED]])
+        [(m, s) for s, m in about if s in seqs[ev.MODEL_REGISTERED] + seqs[ev.MODEL_RESTORED]])
     assert len(rows["model_arrival"]) == len(seqs[ev.MODEL_REGISTERED]) + len(seqs[ev.MODEL_RESTORED])
 
 
