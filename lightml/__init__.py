@@ -20,6 +20,8 @@ _EXPORTS = {
     "LightMLError": "lightml.errors",
     "RegistryLockedError": "lightml.errors",
     "NotARegistryError": "lightml.errors",
+    "NetworkFilesystemError": "lightml.errors",
+    "RegistryUnavailableError": "lightml.errors",
     "replay": "lightml.log.replay",
     "verify": "lightml.log.replay",
     "backup": "lightml.log.backup",

@@ -52,11 +52,19 @@ def _deliver(batch: list[tuple[Any, asyncio.Future]], outcomes: list | None, exc
 
 
 class AsyncLightMLHandle:
+    """``LightMLHandle``'s API as coroutines, with the same arguments (see its docstring):
+    ``timeout``, ``synchronous``, ``origin``, ``create``, and ``allow_network_filesystem``
+    (write a SQLite registry on a network filesystem anyway: only one machine writes it;
+    without it, ``NetworkFilesystemError`` at ``open()``, or with ``create=False`` at the
+    first write). The registry is opened by ``open()``, ``async with``, or the first call.
+    """
+
     def __init__(self, db: str | os.PathLike, run_name: str | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL", origin: str = "api",
-                 create: bool = True) -> None:
+                 create: bool = True, allow_network_filesystem: bool = False) -> None:
         self._open_args = (db, run_name)
-        self._open_kwargs = {"timeout": timeout, "synchronous": synchronous, "origin": origin, "create": create}
+        self._open_kwargs = {"timeout": timeout, "synchronous": synchronous, "origin": origin, "create": create,
+                             "allow_network_filesystem": allow_network_filesystem}
         self._core: Registry | None = None
         self._closed = False
         # Write calls of this loop turn, waiting to be sent to the writer as one batch.

@@ -42,3 +42,15 @@ class NotARegistryError(LightMLError, ValueError):
 
 class HandleClosedError(LightMLError, RuntimeError):
     """A method was called on a handle after ``close()``."""
+
+
+class NetworkFilesystemError(InvalidInputError):
+    """A SQLite registry opened for writing on a network filesystem (NFS, SMB, Lustre, GPFS,
+    BeeGFS, a FUSE network mount), where writers on several machines can corrupt it.
+    ``LIGHTML_ALLOW_NETWORK_FS=1`` or ``allow_network_filesystem=True`` lets it through."""
+
+
+class RegistryUnavailableError(LightMLError, ConnectionError):
+    """The connection to a server's registry (PostgreSQL) was lost during a call: the call's
+    transaction was not committed (or, lost during COMMIT, not confirmed); the next call
+    connects again."""

@@ -30,12 +30,19 @@ class LightMLHandle:
     fsynced, survives power loss) or ``"NORMAL"`` (survives a crash of the process, not of
     the machine; several times faster per commit). ``create=False`` opens an existing
     registry and run for reading and creates neither.
+
+    A SQLite registry on a network filesystem (NFS, SMB, Lustre, GPFS, BeeGFS, a FUSE
+    network mount) is refused for writing with ``NetworkFilesystemError`` (at opening, or
+    with ``create=False`` at the first write; reading is never refused):
+    ``allow_network_filesystem=True`` (or ``LIGHTML_ALLOW_NETWORK_FS=1``) lets it through
+    when you know only one machine writes it.
     """
 
     def __init__(self, db: str | os.PathLike, run_name: str | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL", origin: str = "api",
-                 create: bool = True) -> None:
-        self._core = Registry(db, run_name, timeout=timeout, synchronous=synchronous, origin=origin, create=create)
+                 create: bool = True, allow_network_filesystem: bool = False) -> None:
+        self._core = Registry(db, run_name, timeout=timeout, synchronous=synchronous, origin=origin, create=create,
+                              allow_network_filesystem=allow_network_filesystem)
         self._scope = self._core.scope
 
     @property

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lightml.log import writer
+from lightml.log import network_fs, writer
+from lightml.log.engine import engine_for
 from lightml.runner import Registry
 from lightml.write import builders
 from lightml.errors import ConflictError, InvalidInputError
@@ -27,19 +28,33 @@ def _schema_rules(metrics_schema: Any) -> list[tuple[str, str]]:
     return rules
 
 
-def init_registry(path: str | os.PathLike, name: str, overwrite: bool = False,
-                  metrics_schema: list[dict[str, Any]] | None = None) -> Path:
+def init_registry(path: str | os.PathLike, name: str | None = None, overwrite: bool = False,
+                  metrics_schema: list[dict[str, Any]] | None = None, *,
+                  allow_network_filesystem: bool = False) -> Path | str:
     """Create ``<path>/<name>.db`` (folders as needed) and return its path.
 
     An existing registry is left alone (its path returned) unless ``overwrite``, which
     replaces it with an empty one. ``metrics_schema`` restricts which (family, metric)
-    pairs can be logged.
+    pairs can be logged. On a network filesystem it raises ``NetworkFilesystemError``
+    before any folder or file is made or removed, unless ``allow_network_filesystem`` (or
+    ``LIGHTML_ALLOW_NETWORK_FS=1``): only one machine will write it.
+
+    ``path`` may instead be a ``postgresql://`` URL (and ``name`` omitted): the registry's
+    tables are created in that empty database (or its ``?schema=``), an existing registry
+    is left alone, and the URL is returned without its password. A database holding other
+    tables is refused and left untouched; ``overwrite`` does not apply (drop the tables
+    with PostgreSQL's own tools).
     """
+    if engine_for(path).dialect != "sqlite":
+        return _init_server_registry(path, name, overwrite, metrics_schema)
+    if name is None:
+        raise InvalidInputError("init_registry needs the registry's name (the file is <path>/<name>.db)")
     check_name(name, "registry name")
     if "/" in name or "\\" in name:
         raise InvalidInputError(f"registry name must not contain path separators: {name!r}")
     rules = _schema_rules(metrics_schema) if metrics_schema is not None else []
     folder = Path(path).expanduser()
+    network_fs.refuse_writing(engine_for(folder / f"{name}.db"), allow=allow_network_filesystem)
     folder.mkdir(parents=True, exist_ok=True)
     db = (folder / f"{name}.db").resolve()
     if db.exists() and overwrite:
@@ -47,13 +62,29 @@ def init_registry(path: str | os.PathLike, name: str, overwrite: bool = False,
             raise ConflictError(f"{db} is open in this process; close its handles before overwriting it")
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
-    registry = Registry(db)
+    registry = Registry(db, allow_network_filesystem=allow_network_filesystem)
     try:
         if rules:
             registry.run(builders.add_schema_rules(rules))
     finally:
         registry.close()
     return db
+
+
+def _init_server_registry(url, name, overwrite: bool, metrics_schema) -> str:
+    if name is not None:
+        raise InvalidInputError("a PostgreSQL registry has no name: give its URL only (the database names it)")
+    if overwrite:
+        raise InvalidInputError("overwrite does not apply to a PostgreSQL registry: drop its tables with "
+                                "PostgreSQL's tools (psql), then init again")
+    rules = _schema_rules(metrics_schema) if metrics_schema is not None else []
+    registry = Registry(url)  # creates the schema in an empty database; refuses one holding other tables
+    try:
+        if rules:
+            registry.run(builders.add_schema_rules(rules))
+        return registry.engine.location
+    finally:
+        registry.close()
 
 
 __all__ = ["init_registry"]

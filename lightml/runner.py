@@ -16,8 +16,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from lightml.log import store, writer
-from lightml.log.engine import engine_for
+from lightml.log import network_fs, store, writer
+from lightml.log.engine import engine_for, result_location
 from lightml.log.opening import add_missing_read_tables, needs_upgrade
 from lightml.log.transaction import Actor
 from lightml.log.writer import Command
@@ -33,9 +33,18 @@ T = TypeVar("T")
 
 
 class Registry:
+    """One handle's registry: its read connection, the process's writer, its run.
+
+    ``create``: open to write, making the file and the run if missing. A SQLite registry on
+    a network filesystem is refused for writing (``lightml.log.network_fs``) unless
+    ``allow_network_filesystem``: with ``create``, when it opens (before anything is made);
+    without, at its first write (reading it is never refused).
+    """
+
     def __init__(
         self, db: str | os.PathLike, run_name: str | None = None, *, origin: str = "api",
         timeout: float = store.DEFAULT_TIMEOUT, synchronous: str = "FULL", create: bool = True,
+        allow_network_filesystem: bool = False,
     ) -> None:
         if run_name is not None:
             check_name(run_name, "run_name")
@@ -43,8 +52,13 @@ class Registry:
             raise InvalidInputError("synchronous must be 'FULL' or 'NORMAL'")
         # The registry's engine, at its absolute location; a missing file is created only if asked.
         self.engine = engine_for(db).checked(create=create)
-        self.path = Path(self.engine.location)
-        self.registry_dir = self.path.parent
+        self._allow_network_filesystem = bool(allow_network_filesystem)
+        self._may_write = False  # set once the network filesystem guard has let writes through
+        if create:
+            self._check_may_write()
+        self.path = result_location(self.engine)  # a Path, or a server registry's URL (no password)
+        # Model links go beside a registry file; a server's registry has no folder of its own.
+        self.registry_dir = self.path.parent if isinstance(self.path, Path) else None
         self.run_name = run_name
         self.actor = Actor.current(origin)
         self._read_lock = threading.Lock()
@@ -57,7 +71,7 @@ class Registry:
                 if store.registry_format(self._conn) is None:
                     raise NotARegistryError(f"{self.path} is an empty database, not a LightML registry")
             if needs_upgrade(self._conn):  # tables or guards of an earlier build
-                add_missing_read_tables(self.path, timeout=timeout)
+                add_missing_read_tables(self.engine.db, timeout=timeout)
         except BaseException:
             self._conn.close()
             raise
@@ -83,6 +97,19 @@ class Registry:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def _check_may_write(self) -> None:
+        """The network filesystem guard, asked once per handle (the mount table is read once)."""
+        network_fs.refuse_writing(self.engine, allow=self._allow_network_filesystem)
+        self._may_write = True
+
+    def _writer_for_a_write(self) -> writer.Writer:
+        """The writer, refused on a closed handle and (see the class) on a network filesystem."""
+        if self._closed:
+            raise HandleClosedError("this LightML handle is closed")
+        if not self._may_write:
+            self._check_may_write()
+        return self._writer
+
     def close(self) -> None:
         if self._closed:
             return
@@ -97,21 +124,15 @@ class Registry:
 
     def submit(self, command: Command) -> Future:
         """Queue a command; the future resolves to its result after COMMIT."""
-        if self._closed:
-            raise HandleClosedError("this LightML handle is closed")
-        return self._writer.submit(command, self.actor)
+        return self._writer_for_a_write().submit(command, self.actor)
 
     def run(self, command: Command) -> Any:
         """Run a command and return its result (after COMMIT), raising its error."""
-        if self._closed:
-            raise HandleClosedError("this LightML handle is closed")
-        return self._writer.run_now(command, self.actor).result()
+        return self._writer_for_a_write().run_now(command, self.actor).result()
 
     def submit_many(self, commands_: list[Command]) -> Future:
         """Queue several commands for one transaction; the future resolves to their outcomes."""
-        if self._closed:
-            raise HandleClosedError("this LightML handle is closed")
-        return self._writer.submit_many(commands_, self.actor)
+        return self._writer_for_a_write().submit_many(commands_, self.actor)
 
     def read(self, query: Callable[..., T], *args: Any) -> T:
         """Run a query on this handle's read connection (serialized across threads)."""

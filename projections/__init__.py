@@ -179,14 +179,16 @@ def first_mistyped_value(conn: sqlite3.Connection) -> str | None:
     """A read-table value whose storage class is not its column's, or an infinite REAL
     ("table.column = value"), or None. A rebuilt table holds one only if an event carried a value of the wrong type:
     one scan per table, the cheap check that replay makes after every rebuild."""
+    postgres = guard.dialect(conn) == "postgresql"
     for table in READ_TABLES:
-        checks = [(name, _STORAGE_CLASSES[kind.upper()])
-                  for _, name, kind, *_ in conn.execute(f'PRAGMA main.table_info("{table}")')
+        checks = [(name, _STORAGE_CLASSES[kind.upper()]) for name, kind in _declared_types(conn, table)
                   if kind.upper() in _STORAGE_CLASSES]
         if not checks:
             continue
         columns = ", ".join(f'"{name}"' for name, _ in checks)
-        wrong = " OR ".join(f"""typeof("{name}") NOT IN ('{classes[0]}', 'null')""" for name, classes in checks)
+        # (PostgreSQL's columns hold only values of their type: there only infinity can be wrong.)
+        wrong = "FALSE" if postgres else " OR ".join(
+            f"""typeof("{name}") NOT IN ('{classes[0]}', 'null')""" for name, classes in checks)
         # Infinity is a REAL SQLite keeps (NaN it turns into NULL), and no value may be one.
         wrong += "".join(f' OR abs("{name}") > {_FLOAT_MAX!r}' for name, classes in checks if classes == ("real",))
         row = conn.execute(f'SELECT {columns} FROM main."{table}" WHERE {wrong} LIMIT 1').fetchone()
@@ -196,12 +198,24 @@ def first_mistyped_value(conn: sqlite3.Connection) -> str | None:
                                                          or (type(value) is float and abs(value) > _FLOAT_MAX)))
             return f"{table}.{name} = {value!r}"
     for module in MODULES:
-        damaged = getattr(module, "DAMAGED_ROW", None)
+        damaged = None if postgres else getattr(module, "DAMAGED_ROW", None)  # (SQLite's JSON functions)
         if damaged is not None:
             row = conn.execute(f'SELECT rowid FROM main."{module.TABLE}" WHERE {damaged} LIMIT 1').fetchone()
             if row is not None:
                 return f"{module.TABLE} row {row[0]} (a value that is not what its event type holds)"
     return None
+
+
+_PG_TYPES = {"bigint": "INTEGER", "integer": "INTEGER", "double precision": "REAL", "text": "TEXT"}
+
+
+def _declared_types(conn, table: str) -> list[tuple[str, str]]:
+    """(column, declared type as SQLite names it) of a read table."""
+    if guard.dialect(conn) == "postgresql":
+        return [(name, _PG_TYPES.get(kind, kind)) for name, kind in conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position", (table,))]
+    return [(name, kind) for _, name, kind, *_ in conn.execute(f'PRAGMA main.table_info("{table}")')]
 
 
 def _storage_class(value: object) -> str:

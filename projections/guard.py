@@ -31,8 +31,31 @@ def _trigger_ddl(table: str, operation: str) -> str:
             f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END")
 
 
+# On PostgreSQL the mark is a transaction-local setting (``SET LOCAL lightml.writing = 'on'``,
+# see lightml/log/postgres_engine.py), and one trigger function serves every table.
+PG_SETTING = "lightml.writing"
+_PG_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION lightml_guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    f"IF coalesce(current_setting('{PG_SETTING}', true), '') <> 'on' THEN RAISE EXCEPTION '{MESSAGE}'; END IF; "
+    "IF TG_OP = 'DELETE' THEN RETURN OLD; END IF; RETURN NEW; END $$")
+
+
+def dialect(conn) -> str:
+    """The SQL dialect of ``conn``: "postgresql" for the PostgreSQL adapter's connections."""
+    return getattr(conn, "dialect", "sqlite")
+
+
 def create_guards(conn: sqlite3.Connection, tables: list[str]) -> None:
     """The marker table and the guard triggers of ``tables`` (those missing)."""
+    if dialect(conn) == "postgresql":
+        conn.execute_native(_PG_FUNCTION)
+        present = _pg_triggers(conn)
+        for table in tables:
+            for operation in _OPERATIONS:
+                if trigger_name(table, operation) not in present:
+                    conn.execute_native(f'CREATE TRIGGER "{trigger_name(table, operation)}" BEFORE {operation} '
+                                     f'ON "{table}" FOR EACH ROW EXECUTE FUNCTION lightml_guard()')
+        return
     conn.execute(MARKER_DDL)
     for table in tables:
         for operation in _OPERATIONS:
@@ -42,7 +65,16 @@ def create_guards(conn: sqlite3.Connection, tables: list[str]) -> None:
 def unguarded_tables(conn: sqlite3.Connection, tables: list[str]) -> list[str]:
     """The tables (of those that exist) that lack one of their guard triggers: a registry
     written before the guard existed."""
+    if dialect(conn) == "postgresql":
+        present, existing = _pg_triggers(conn), conn.engine.table_names(conn)
+        return [t for t in tables if t in existing and any(trigger_name(t, op) not in present for op in _OPERATIONS)]
     present = {row[0] for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'trigger'")}
     existing = {row[0] for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
     return [t for t in tables if t in existing
             and (MARKER_TABLE not in existing or any(trigger_name(t, op) not in present for op in _OPERATIONS))]
+
+
+def _pg_triggers(conn) -> set[str]:
+    return {row[0] for row in conn.execute_native(
+        "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal")}

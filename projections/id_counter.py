@@ -17,7 +17,8 @@ INDEXES: list[str] = []
 
 _UPSERT = (
     "INSERT INTO id_counter (entity, last_id) VALUES (?, ?) "
-    "ON CONFLICT(entity) DO UPDATE SET last_id = max(last_id, excluded.last_id)"
+    "ON CONFLICT(entity) DO UPDATE SET last_id = "
+    "CASE WHEN excluded.last_id > id_counter.last_id THEN excluded.last_id ELSE id_counter.last_id END"
 )
 
 

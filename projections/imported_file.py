@@ -21,7 +21,9 @@ INDEXES = ["CREATE INDEX IF NOT EXISTS imported_file_model ON imported_file(mode
 
 def on_file_imported(conn, events: list[Change]) -> None:
     conn.executemany(
-        "INSERT OR REPLACE INTO imported_file (path, sha256, size, mtime_ns, model_id, seq) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO imported_file (path, sha256, size, mtime_ns, model_id, seq) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, "
+        "mtime_ns = excluded.mtime_ns, model_id = excluded.model_id, seq = excluded.seq",
         [(p["path"], p["sha256"], p["size"], p["mtime_ns"], p["model_id"], e.seq)
          for e, p in ((e, e.payload) for e in events)],
     )

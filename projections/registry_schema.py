@@ -14,6 +14,6 @@ INDEXES: list[str] = []
 
 def on_schema_rule_added(conn, events: list[Change]) -> None:
     conn.executemany(
-        "INSERT OR IGNORE INTO registry_schema (family, metric_name) VALUES (?, ?)",
+        "INSERT INTO registry_schema (family, metric_name) VALUES (?, ?) ON CONFLICT DO NOTHING",
         [(e.payload["family"], e.payload["metric_name"]) for e in events],
     )

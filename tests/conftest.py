@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from registries import build_lineage  # tests/registries.py
 
 from lightml import AsyncLightMLHandle, LightMLHandle, verify
 
@@ -47,6 +48,33 @@ DATA = Path(__file__).resolve().parent / "data"  # real lm-eval outputs (tests/d
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "tampered: the test writes behind the log on purpose; its registries are not verified at teardown")
+    config.addinivalue_line(
+        "markers", "sqlite_only(why): a test of a SQLite file's own behaviour; the store fixture skips its PostgreSQL case")
+
+
+# -- PostgreSQL: a throwaway server for the run, a fresh database per test ---------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The PostgreSQL server of this test run (``tests/postgres_server.py``: a cluster in a
+    temporary folder, or the one ``LIGHTML_TEST_POSTGRES`` names); the test skips, saying
+    why, where there is none."""
+    from postgres_server import postgres_unavailable_reason, server_for_tests
+
+    reason = postgres_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with server_for_tests() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped when the test ends."""
+    url = postgres_server.create_database(request.node.name)
+    yield url
+    postgres_server.drop_database(url)
 
 
 # -- verify after every test ------------------------------------------------------------------
@@ -59,13 +87,23 @@ def verify_at_teardown(request: pytest.FixtureRequest) -> Iterator[Callable[[Pat
     paths: list[Path] = []
 
     def register(path: Path) -> Path:
-        paths.append(Path(path))
+        paths.append(path if str(path).startswith("postgresql://") else Path(path))
         return path
 
     yield register
     if request.node.get_closest_marker("tampered"):
         return
     for path in paths:
+        if isinstance(path, str):  # a PostgreSQL registry (its URL): checked when it has an event log
+            import psycopg
+
+            with psycopg.connect(path) as conn:
+                if conn.execute("SELECT to_regclass('events') IS NULL").fetchone()[0]:
+                    continue
+            result = verify(path)
+            if not result.ok:
+                pytest.fail(f"verify failed after the test ({path}): {result.differences}")
+            continue
         if not path.is_file():
             continue
         with contextlib.closing(sqlite3.connect(path)) as conn:
@@ -107,26 +145,8 @@ def lineage(tmp_path: Path, verify_at_teardown) -> Path:
     """Run r1: base -> sft -> dpo; eval/acc with per-sample scores on all three (dpo: 90 of
     them), eval/f1 with scores on base and sft, eval/loss, knowledge/mmlu, sft's eval/bleu, and
     a checkpoint of sft (no metrics). Run r2: its own base (acc 0.5, with scores) and solo."""
-    scores = LINEAGE_SCORES
     db = tmp_path / "reg.db"
-    with LightMLHandle(db, run_name="r1") as h:
-        h.register_model("base", "org/base")
-        h.register_model("sft", "org/sft", parent_name="base")
-        h.register_model("dpo", "org/dpo", parent_name="sft")
-        h.log_model_metric("base", "eval", "acc", 0.6, scores=scores.base_acc)
-        h.log_model_metric("sft", "eval", "acc", 0.7, scores=scores.sft_acc)
-        h.log_model_metric("dpo", "eval", "acc", 0.72, scores=[1] * 90)
-        h.log_model_metric("base", "eval", "f1", 0.5495, scores=scores.base_f1)
-        h.log_model_metric("sft", "eval", "f1", 0.6495, scores=scores.sft_f1)
-        h.log_metrics("base", {"eval": {"loss": 2.0}, "knowledge": {"mmlu": 0.3}})
-        h.log_metrics("sft", {"eval": {"loss": 1.8, "bleu": 10.5}, "knowledge": {"mmlu": 0.3}})
-        h.log_metrics("dpo", {"eval": {"loss": 1.9}, "knowledge": {"mmlu": 0.35}})
-        h.register_checkpoint("sft", 100, "/ckpt/sft-100")  # checkpoint metrics stay out of compare
-    with LightMLHandle(db, run_name="r2") as h:
-        h.register_model("base", "org/base-r2")
-        h.log_model_metric("base", "eval", "acc", 0.5, scores=[1] * 50 + [0] * 50)
-        h.register_model("solo", "org/solo")
-        h.log_model_metric("solo", "eval", "acc", 0.1)
+    build_lineage(db, LINEAGE_SCORES)
     return verify_at_teardown(db)
 
 

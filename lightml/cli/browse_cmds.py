@@ -96,7 +96,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print_json(data)
         return 0
     c = data["counts"]
-    print(f"Registry {args.db}")
+    print(f"Registry {args.db_shown}")
     print(f"  {c['models']} models ({c['hidden_models']} hidden), {c['runs']} runs, {c['checkpoints']} checkpoints, "
           f"{c['metrics']} metrics ({c['scored_metrics']} with per-sample scores), {c['events']} events")
     print("\nRuns:")

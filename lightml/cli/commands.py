@@ -15,7 +15,8 @@ from lightml.defaults import DEFAULT_RUN, PRUNE_GRACE_SECONDS
 
 
 def add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="registry file (default: $LIGHTML_DB, ./.lightml, or the only ./*.db)")
+    parser.add_argument("--db", help="registry file or postgresql:// URL (default: $LIGHTML_DB, ./.lightml, "
+                                     "or the only ./*.db)")
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +24,11 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def _init(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--path", required=True, help="folder of the registry (created if missing)")
-    p.add_argument("--name", required=True, help="registry name: the file is <path>/<name>.db")
+    p.add_argument("--path", help="folder of the registry (created if missing); not with a postgresql:// --db")
+    p.add_argument("--name", help="registry name: the file is <path>/<name>.db")
+    # (dest "url": init never looks for a registry in $LIGHTML_DB or the folder, as --db does elsewhere)
+    p.add_argument("--db", dest="url", metavar="URL",
+                   help="a postgresql:// URL: create the registry's tables in that empty database (or ?schema=)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing registry with an empty one")
     p.add_argument("--schema", help='JSON file restricting metrics: [{"family": F, "metrics": {"name": "float"}}]')
 
@@ -275,6 +279,14 @@ def _replay(p: argparse.ArgumentParser) -> None:
     add_json(p)
 
 
+def _copy(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="source", required=True, metavar="SRC",
+                   help="the registry to copy: a .db file or a postgresql:// URL (only read)")
+    p.add_argument("--to", dest="destination", required=True, metavar="DST",
+                   help="where to: a new .db file, or an empty PostgreSQL database (postgresql:// URL)")
+    add_json(p)
+
+
 def _backup(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("--out", required=True, help="the new file to write (must not exist)")
@@ -310,7 +322,7 @@ class Command(NamedTuple):
 
 
 TABLE = (
-    Command("init", _init, "registry_cmds:cmd_init", "create a registry file"),
+    Command("init", _init, "registry_cmds:cmd_init", "create a registry (a file, or in a PostgreSQL database)"),
     Command("model-register", _model_register, "write_cmds:cmd_model_register", "register a model in a run"),
     Command("checkpoint-register", _checkpoint_register, "write_cmds:cmd_checkpoint_register",
             "register a checkpoint of a model"),
@@ -353,6 +365,8 @@ TABLE = (
     Command("replay", _replay, "registry_cmds:cmd_replay",
             "rebuild the read tables from the event log (or the past into --out)"),
     Command("verify", _db_only, "registry_cmds:cmd_verify", "check that the read tables match the event log"),
+    Command("copy", _copy, "registry_cmds:cmd_copy",
+            "copy a registry's whole log into a new file or an empty database (SQLite <-> PostgreSQL)"),
     Command("backup", _backup, "registry_cmds:cmd_backup",
             "a consistent single-file copy of the registry, also while others write"),
     Command("migrate", _db_only, "registry_cmds:cmd_migrate",

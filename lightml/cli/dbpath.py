@@ -22,6 +22,8 @@ def _from_dotfile(folder: Path) -> str | None:
     for line in dotfile.read_text(encoding="utf-8").splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip() == "db" and value.strip():
+            if "://" in value:  # a server's registry: a URL, not a path relative to this folder
+                return value.strip()
             return str(folder / Path(value.strip()).expanduser())
     raise InvalidInputError(f"{dotfile} has no 'db=...' line ({HOW_TO})")
 
@@ -45,8 +47,17 @@ def resolve_db(given: str | None, cwd: Path | None = None) -> str:
 
 
 def existing_registry(db: str) -> str:
-    """``db``, if the file exists: the commands that write never create a registry by accident
-    (a typo in --db); ``lightml init`` does."""
-    if not Path(db).expanduser().is_file():
-        raise FileNotFoundError(f"registry not found: {db} (create one with: lightml init)")
+    """``db``, if the registry exists: the commands that write never create a registry by
+    accident (a typo in --db); ``lightml init`` does."""
+    from lightml.log.engine import engine_for
+
+    engine = engine_for(db)
+    if engine.dialect == "sqlite":
+        if not Path(db).expanduser().is_file():
+            raise FileNotFoundError(f"registry not found: {db} (create one with: lightml init)")
+        return db
+    try:
+        engine.connect_readonly().close()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc} (create one with: lightml init --db {engine.location})") from None
     return db

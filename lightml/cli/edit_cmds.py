@@ -83,7 +83,7 @@ def cmd_rename(args: argparse.Namespace) -> int:
     from shlex import quote
 
     in_run = f" --run {quote(model.run_name)}" if model.run_name is not None else ""
-    return _report(args, changed, f"Renamed {name!r} to {new_name!r} (undo: lightml rename --db {quote(str(args.db))}"
+    return _report(args, changed, f"Renamed {name!r} to {new_name!r} (undo: lightml rename --db {quote(args.db_shown)}"
                    f"{in_run} --model {quote(new_name)} --to {quote(name)}).", f"{name!r} already has that name.",
                    model=new_name, previous=name)
 

@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "db"):
             from lightml.cli.dbpath import resolve_db
 
+            from lightml.log.engine import shown
+
             args.db = resolve_db(args.db)
+            args.db_shown = shown(args.db)  # what output may print: a URL loses its password
         run = COMMANDS[args.command].load_handler()
         return int(run(args) or 0)
     except KeyboardInterrupt:
@@ -79,11 +82,10 @@ def _warnings_in_one_line(command: str) -> None:
 
 
 def _is_user_error(exc: Exception) -> bool:
-    import sqlite3
-
     from lightml.errors import LightMLError
+    from lightml.log.engine import driver_errors
 
-    return isinstance(exc, (LightMLError, ValueError, LookupError, OSError, TimeoutError, sqlite3.Error))
+    return isinstance(exc, (LightMLError, ValueError, LookupError, OSError, TimeoutError, *driver_errors()))
 
 
 def _one_line(exc: Exception) -> str:

@@ -14,6 +14,6 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_dict())
     else:
-        print(f"Merged {', '.join(result.sources)} into {args.db}:")
+        print(f"Merged {', '.join(result.sources)} into {args.db_shown}:")
         print(result)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from shlex import quote
 from pathlib import Path
 
 from lightml.cli.output import print_json
@@ -24,6 +25,17 @@ def cmd_init(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"--schema {args.schema} is nested too deeply to be a schema") from None
         except UnicodeDecodeError as exc:
             raise InvalidInputError(f"--schema {args.schema} is not UTF-8 text ({exc.reason})") from None
+    if args.url is not None:
+        if args.path is not None or args.name is not None:
+            raise InvalidInputError("give --db URL for a PostgreSQL registry, or --path and --name for a file, not both")
+        from lightml.log.engine import shown
+
+        init_registry(args.url, overwrite=args.overwrite, metrics_schema=schema)
+        print(f"Registry ready at: {shown(args.url)}")
+        return 0
+    if args.path is None or args.name is None:
+        raise InvalidInputError("give --path and --name (the file is <path>/<name>.db), "
+                                "or --db postgresql://... for a PostgreSQL registry")
     db = Path(args.path).expanduser() / f"{args.name}.db"
     existed = db.exists()
     path = init_registry(args.path, args.name, overwrite=args.overwrite, metrics_schema=schema)
@@ -31,6 +43,19 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"Registry already exists: {path} (left as it is; --overwrite replaces it)")
     else:
         print(f"Registry created at: {path}")
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from lightml.log.copy import copy_registry
+
+    result = copy_registry(args.source, args.destination)
+    if args.json:
+        print_json({"from": str(result.source), "to": str(result.destination), "events": result.events,
+                    "last_seq": result.last_seq})
+    else:
+        print(f"Copied {result.events} events from {result.source} to {result.destination} "
+              f"(check it: lightml verify --db {quote(str(result.destination))})")
     return 0
 
 
@@ -81,7 +106,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         print(result.message)
         return 0
     counts = ", ".join(f"{n} {what}" for what, n in result.counts.items())
-    print(f"Migrated {args.db}: {counts}")
+    print(f"Migrated {args.db_shown}: {counts}")
     print(f"Backup of the original: {result.backup}")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -94,9 +119,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     path = backup(args.db, args.out)
     if args.json:
-        print_json({"db": str(args.db), "path": str(path)})
+        print_json({"db": args.db_shown, "path": str(path)})
     else:
-        print(f"Backed up {args.db} to {path} (one complete file)")
+        print(f"Backed up {args.db_shown} to {path} (one complete file)")
     return 0
 
 

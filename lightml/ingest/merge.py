@@ -339,6 +339,12 @@ def source_files(sources: str | os.PathLike | list[str | os.PathLike]) -> list[P
     files: list[Path] = []
     for source in sources:
         text = os.fspath(source)
+        if isinstance(text, str) and "://" in text:  # merge reads a source's SQLite file directly
+            from lightml.log.engine import shown
+
+            raise InvalidInputError(
+                f"merge takes registry files, and {shown(text)} is a server's registry: copy it into a file "
+                f"first (lightml copy --from {shown(text)} --to snapshot.db), then merge that file")
         if glob.has_magic(text) and not Path(text).exists():
             matches = sorted(m for m in glob.glob(text) if Path(m).is_file())
             if not matches:

@@ -24,6 +24,8 @@ from typing import Any
 from lightml.errors import NotARegistryError
 from lightml.ingest.lineage_order import parents_first
 from lightml.log import events as ev
+from lightml.log import network_fs
+from lightml.log.engine import engine_for
 from lightml.log import legacy_upgrade, store
 from lightml.log.replay import verify
 from lightml.log.schemas import is_json_array_text, payload_problem
@@ -79,6 +81,7 @@ def migrate(db: str | os.PathLike) -> MigrateResult:
     if fmt == store.FORMAT_VERSION:
         return MigrateResult(False, f"{path} is already an event-sourced registry; nothing to do")
 
+    network_fs.refuse_writing(engine_for(path))  # before even the backup is written
     backup = legacy_upgrade.backup_copy(path, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
     result = legacy_upgrade.upgrade_in_place(path, _OldRows.read, legacy_tables.V1_TABLES, _write_events)
     if result is None:  # another process migrated it meanwhile

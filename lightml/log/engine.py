@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
@@ -55,6 +56,8 @@ class StorageEngine(Protocol):
     """What a storage engine provides (one instance names one registry: ``location``)."""
 
     location: str  # the registry as messages name it (a path; a URL without its password)
+    db: str  # what ``engine_for`` takes to make this engine again (a URL keeps its password)
+    dialect: str  # "sqlite" or "postgresql": which SQL its connections speak
     integrity_error: type[Exception]  # what the driver raises for a broken constraint
 
     # -- where the registry is, and connections to it ----------------------------------
@@ -168,18 +171,23 @@ _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 def engine_for(db: str | os.PathLike) -> StorageEngine:
     """The storage engine of the registry ``db``: the one place that reads a ``db`` string.
 
-    A path (``~`` expanded) is a SQLite file. A URL names its engine by its scheme; no
-    engine with a URL is built into this version, so a URL is refused with the way out.
+    A path (``~`` expanded) is a SQLite file; a ``postgresql://`` (or ``postgres://``) URL
+    is a PostgreSQL database (``lightml.log.postgres_engine``, which needs the ``postgres``
+    extra). Any other URL is refused with the way out.
     """
     if not isinstance(db, (str, os.PathLike)) or not os.fspath(db):
-        raise InvalidInputError("db must be a path to the registry's .db file")
+        raise InvalidInputError("db must be a path to the registry's .db file, or a postgresql:// URL")
     text = os.fspath(db)
     if isinstance(text, str):
         url = _URL.match(text)
         if url is not None:
+            if url.group(1).lower() in ("postgresql", "postgres"):
+                from lightml.log.postgres_engine import PostgresEngine
+
+                return PostgresEngine(text)
             raise InvalidInputError(
-                f"unsupported registry {url.group(1)}:// URL: this LightML stores a registry in a SQLite "
-                "file; give the path of its .db file")
+                f"unsupported registry {url.group(1)}:// URL: give the path of a SQLite .db file "
+                "or a postgresql:// URL")
     from lightml.log.sqlite_engine import SQLiteEngine
 
     return SQLiteEngine(os.path.expanduser(text))
@@ -191,3 +199,38 @@ def engine_of(conn: Connection) -> StorageEngine:
         return conn.engine
     except AttributeError:
         raise TypeError(f"{conn!r} was not opened by a LightML storage engine (lightml.log.store.connect)") from None
+
+
+def result_location(engine: StorageEngine) -> Path | str:
+    """The registry as results and ``handle.path`` name it: a file's Path, or the URL of a
+    server's registry (without its password)."""
+    return Path(engine.location) if getattr(engine, "dialect", "sqlite") == "sqlite" else engine.location
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """The base error classes of the database drivers in use (sqlite3, and psycopg once a
+    PostgreSQL registry was opened): what the CLI and the dashboard report as one line."""
+    import sqlite3
+
+    errors: list[type[Exception]] = [sqlite3.Error]
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+def shown(db: str | os.PathLike) -> str:
+    """``db`` as output may show it: a URL without its password, a path as given."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    text = os.fspath(db)
+    if not isinstance(text, str) or _URL.match(text) is None:
+        return str(text)
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

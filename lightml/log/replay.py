@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Iterator
 
 import projections
-from lightml.log import store
+from lightml.log import network_fs, store
 from lightml.errors import ConflictError, InvalidInputError, NotARegistryError
-from lightml.log.engine import Connection, StorageEngine, engine_for, engine_of
+from lightml.log.engine import Connection, StorageEngine, engine_for, engine_of, result_location
 from lightml.log.events import Change, UnknownEventError, decode_changes
 from lightml.log.sqlite_engine import SQLiteEngine
 from lightml.write.validation import check_int_range
@@ -119,9 +119,14 @@ def rebuild_checked(conn: Connection) -> int:
     wrong storage class in a rebuilt table, and only then are the events checked one by
     one to name it."""
     chunks = _remembering_last(read_event_chunks(conn))
+    # In a savepoint: after a failed statement PostgreSQL takes no other until the rollback
+    # to it, and the log must still be read to name the event at fault.
+    conn.execute("SAVEPOINT lightml_rebuild")
     try:
         count = projections.rebuild(conn, chunks)
+        conn.execute("RELEASE SAVEPOINT lightml_rebuild")
     except (*_DAMAGE_SYMPTOMS, engine_of(conn).integrity_error) as exc:
+        conn.execute("ROLLBACK TO SAVEPOINT lightml_rebuild")
         # A schema violation names its event; a payload of the right shape that no table can
         # take (two events giving one metric id, say) is named by the chunk it is in.
         named = first_damaged_event(conn)
@@ -150,7 +155,7 @@ def parse_as_of(text: str) -> str:
 
 @dataclass
 class ReplayResult:
-    path: Path
+    path: Path | str  # a registry file, or the URL of a server's registry
     events_applied: int
     last_seq: int | None
 
@@ -218,6 +223,7 @@ def replay(db: str | os.PathLike, out: str | os.PathLike | None = None, *, as_of
 
 
 def _replay_in_place(live: StorageEngine, force: bool) -> ReplayResult:
+    network_fs.refuse_writing(live)  # rebuilding in place writes the live registry
     conn = live.connect()
     try:
         live.defer_reference_checks(conn)  # checked once at the end instead of per row
@@ -233,7 +239,7 @@ def _replay_in_place(live: StorageEngine, force: bool) -> ReplayResult:
         count, last = rebuild_and_commit(conn)
     finally:
         conn.close()
-    return ReplayResult(Path(live.location), count, last)
+    return ReplayResult(result_location(live), count, last)
 
 
 def _refuse_unexplained_rows(live: StorageEngine) -> None:

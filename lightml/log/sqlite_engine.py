@@ -56,16 +56,18 @@ class SQLiteConnection(sqlite3.Connection):
     """A sqlite3 connection that knows its engine (``engine.Connection``)."""
 
     __slots__ = ("engine",)
+    dialect = "sqlite"
 
 
 class SQLiteEngine:
     """A registry in the SQLite file ``path`` (a ``StorageEngine``)."""
 
     integrity_error = sqlite3.IntegrityError
+    dialect = "sqlite"
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.location = str(self.path)
+        self.location = self.db = str(self.path)
 
     def __repr__(self) -> str:
         return f"<SQLiteEngine {self.location}>"

@@ -18,7 +18,7 @@ from lightml.read.sql import Rows, Statement, Steps, first, query
 
 
 def _visible(alias: str, include_hidden: bool) -> str:
-    return "1" if include_hidden else f"{alias}.hidden = 0"
+    return "1 = 1" if include_hidden else f"{alias}.hidden = 0"
 
 
 def _models_where(run: int | None, include_hidden: bool) -> tuple[str, list[Any]]:

@@ -2,7 +2,7 @@
 outlive a request.
 
 A block is one family's values for every model and checkpoint that has some, as JSON text
-SQLite builds (``json_group_object``), plus each row's list of metric names (for the
+the database builds (SQLite's ``json_group_object``, PostgreSQL's ``json_object_agg``), plus each row's list of metric names (for the
 columns). A table is the rows it shows (models, optionally checkpoints, filtered by run and
 hidden flag: read fresh each time, a cheap query) joined with the blocks of the families it
 shows; a table computed at a log position is kept as the answer until the position moves.
@@ -125,10 +125,12 @@ class PivotTables:
             self._forget_all(position)
             return
         if any(t in types for t in _PER_FAMILY):
+            kinds = ", ".join("?" * len(_PER_FAMILY))
             changed = {family for (family,) in (yield Statement(
                 "SELECT DISTINCT json_extract(m.value, '$.family') FROM events e, json_each(e.payload, '$.metrics') m "
-                f"WHERE e.seq > ? AND e.seq <= ? AND e.type IN ({', '.join('?' * len(_PER_FAMILY))})",
-                (*since, *_PER_FAMILY)))}
+                f"WHERE e.seq > ? AND e.seq <= ? AND e.type IN ({kinds})", (*since, *_PER_FAMILY),
+                postgresql="SELECT DISTINCT m ->> 'family' FROM events e, json_array_elements(e.payload::json -> 'metrics') m "
+                           f"WHERE e.seq > ? AND e.seq <= ? AND e.type IN ({kinds})"))}
             for family in changed:
                 self.blocks.pop(family, None)
             if self.families is not None and not changed <= set(self.families):
@@ -156,10 +158,12 @@ class PivotTables:
         one = len(families) == 1
         # One family: the rows of that family. Several: one pass over the whole table.
         where = "WHERE family = ?" if one else ""
+        grouping = f"FROM {_BLOCK_TABLE} {where} GROUP BY family, model_id, checkpoint_id"
         for fam, model_id, checkpoint_id, values, names in (yield Statement(
-                "SELECT family, model_id, checkpoint_id, json_group_object(metric_name, value), "
-                f"json_group_array(metric_name) FROM {_BLOCK_TABLE} {where} GROUP BY family, model_id, checkpoint_id",
-                families if one else ())):
+                f"SELECT family, model_id, checkpoint_id, json_group_object(metric_name, value), "
+                f"json_group_array(metric_name) {grouping}", families if one else (),
+                postgresql="SELECT family, model_id, checkpoint_id, json_object_agg(metric_name, value)::text, "
+                           f"json_agg(metric_name)::text {grouping}")):
             block = built.get(fam)
             if block is not None:
                 key = ("m", model_id) if model_id is not None else ("c", checkpoint_id)
@@ -170,7 +174,7 @@ class PivotTables:
 def _rows(run: str | None, checkpoints: bool, include_hidden: bool) -> Steps[tuple[Rows, dict[int, list]]]:
     """The rows shown: models (id, name, run, parent, notes, hidden), and per model its
     checkpoints [(step, id)] when asked for."""
-    where, params = ["1"], []  # "1": always true, so the WHERE clause is never empty
+    where, params = ["1 = 1"], []  # always true (in every dialect), so the WHERE clause is never empty
     if not include_hidden:
         where.append("m.hidden = 0")
     if run is not None:

@@ -112,7 +112,7 @@ def model_spellings(conn: sqlite3.Connection, run: int | None = None, include_hi
     """What a picker offers: each model once (only those of ``run`` when given; only those with
     per-sample scores if ``with_scores``), spelled so that ``find_model`` finds it with ``run``
     preferred: the bare name when that is enough, else its ``RUN/MODEL`` spelling."""
-    where = ["1" if include_hidden else "m.hidden = 0"] + (["m.run_id = ?"] if run is not None else [])
+    where = ["1 = 1" if include_hidden else "m.hidden = 0"] + (["m.run_id = ?"] if run is not None else [])
     if with_scores:
         where.append("EXISTS (SELECT 1 FROM metrics x JOIN detailed_scores d ON d.metric_id = x.id "
                      "WHERE x.model_id = m.id)")

@@ -33,10 +33,18 @@ R = TypeVar("R")
 
 
 class Statement(NamedTuple):
-    """One SQL statement a query asks to have run, with its parameters."""
+    """One SQL statement a query asks to have run, with its parameters. ``postgresql``: the
+    same question in PostgreSQL's words, where the shared SQL cannot ask it (SQLite's JSON
+    functions); same parameters, same rows."""
 
     sql: str
     params: Sequence[Any] = ()
+    postgresql: str | None = None
+
+    def sql_for(self, conn: Any) -> str:
+        if self.postgresql is not None and getattr(conn, "dialect", "sqlite") == "postgresql":
+            return self.postgresql
+        return self.sql
 
 
 Rows = list[tuple[Any, ...]]
@@ -52,18 +60,19 @@ def run(conn: Connection, steps: Steps[R]) -> R:
             statement = steps.send(rows)  # (the first send, of None, starts the generator)
         except StopIteration as done:
             return done.value
-        rows = conn.execute(statement.sql, statement.params).fetchall()
+        rows = conn.execute(statement.sql_for(conn), statement.params).fetchall()
 
 
 async def run_async(conn: aiosqlite.Connection, steps: Steps[R]) -> R:
-    """Run a query's steps on an aiosqlite connection and return its answer."""
+    """Run a query's steps on an async connection (aiosqlite, or the PostgreSQL adapter's
+    reader) and return its answer."""
     rows: Rows | None = None
     while True:
         try:
             statement = steps.send(rows)
         except StopIteration as done:
             return done.value
-        rows = list(await conn.execute_fetchall(statement.sql, statement.params))
+        rows = list(await conn.execute_fetchall(statement.sql_for(conn), statement.params))
 
 
 class Query(Generic[P, R]):

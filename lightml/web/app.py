@@ -24,6 +24,8 @@ import json
 import os
 import secrets
 import sqlite3
+from urllib.parse import urlsplit
+import sys
 import stat
 import tempfile
 from importlib import resources
@@ -42,6 +44,7 @@ from starlette.routing import Route
 from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
 from lightml.read import catalog, dashboard
 from lightml.read.pivot import PivotTables
+from lightml.log.engine import engine_for
 from lightml.read.sql import Query, reading, reading_async, run_async
 from lightml.web.security import LOCAL_HOSTS, LocalHostsOnly, RefuseForeignOrigin
 from lightml.write.validation import check_int_range
@@ -138,7 +141,8 @@ def _refuse_if_read_only(db: str) -> None:
 def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
     """The dashboard of the registry at ``db_path``. ``host`` is the address or name the server
     listens on (``lightml gui --host``): besides the local names, requests must be addressed to it."""
-    db = str(Path(db_path).resolve())
+    engine = engine_for(db_path).resolved()
+    db, shown_db = engine.db, engine.location  # (the page shows the registry without a password)
     with reading(db):
         pass  # fail now, with a clear error, if it is not a registry
     token = secrets.token_urlsafe(32)
@@ -156,7 +160,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
 
     async def page(request: Request) -> HTMLResponse:
         text = resources.files("lightml.web.static").joinpath("index.html").read_text(encoding="utf-8")
-        text = text.replace("{{TOKEN}}", token).replace("{{DB}}", html.escape(db))
+        text = text.replace("{{TOKEN}}", token).replace("{{DB}}", html.escape(shown_db))
         # Never inside another site's frame: it could trick a click on the edit buttons.
         return HTMLResponse(text, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                                            "Content-Security-Policy": "frame-ancestors 'none'"})
@@ -234,7 +238,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
     async def api_export(request: Request) -> Response:
         from lightml.report.export import export_excel
 
-        name = f"{Path(db).stem}_report.xlsx"
+        name = f"{Path(db).stem if engine.dialect == 'sqlite' else Path(urlsplit(db).path).name}_report.xlsx"
 
         def build() -> bytes:
             # The report is read back into memory so that its temporary folder is removed here,
@@ -268,7 +272,8 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
             from lightml.handle import LightMLHandle
             from lightml.read.resolve import find_model
 
-            _refuse_if_read_only(db)
+            if engine.dialect == "sqlite":  # (a server's registry says so itself: see _driver_error)
+                _refuse_if_read_only(db)
             with reading(db) as conn:
                 ref = find_model(conn, body["model"], body.get("run"))
             with LightMLHandle(db, ref.run_name, origin="web", create=False) as handle:
@@ -316,6 +321,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         RegistryLockedError: lambda r, e: JSONResponse({"error": str(e)}, status_code=503),
         TimeoutError: lambda r, e: JSONResponse({"error": str(e)}, status_code=503),
         sqlite3.OperationalError: _operational_error,
+        **{error: _driver_error for error in _server_driver_errors()},
         ReadOnlyRegistry: lambda r, e: JSONResponse({"error": str(e)}, status_code=409),
         BodyTooLarge: lambda r, e: JSONResponse(
             {"error": f"the request body is larger than {MAX_EDIT_BODY_BYTES} bytes"}, status_code=413),
@@ -338,6 +344,22 @@ def _operational_error(request: Request, exc: sqlite3.OperationalError) -> JSONR
         return JSONResponse({"error": f"the registry is read-only: the dashboard can show it but not edit it ({exc})"},
                             status_code=409)
     return JSONResponse({"error": f"registry busy: {exc}"}, status_code=503)
+
+
+def _server_driver_errors() -> list[type[Exception]]:
+    """psycopg's error classes, once a PostgreSQL registry is open (never imported here)."""
+    psycopg = sys.modules.get("psycopg")
+    return [] if psycopg is None else [psycopg.Error]
+
+
+def _driver_error(request: Request, exc: Exception) -> JSONResponse:
+    """A PostgreSQL registry refusing an edit (a read-only role or server) is 409 like
+    ReadOnlyRegistry; a server that went away or any other refusal, a 503 to try again."""
+    text = " ".join(str(exc).split())[:300]
+    if getattr(exc, "sqlstate", None) in ("25006", "42501"):  # read_only_sql_transaction, insufficient_privilege
+        return JSONResponse({"error": f"the registry is read-only: the dashboard can show it but not edit it ({text})"},
+                            status_code=409)
+    return JSONResponse({"error": f"registry unavailable: {text}"}, status_code=503)
 
 
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -36,7 +36,7 @@ class Scope:
     else LightML 1.4's default run), ``registry_dir`` the folder of the model links."""
 
     run_name: str | None
-    registry_dir: Path
+    registry_dir: Path | None  # None: a server registry (no model links)
 
     @property
     def write_run(self) -> str:

@@ -29,9 +29,10 @@ def _candidates(models_dir: Path, model_name: str, model_id: int) -> list[Path]:
     return [models_dir / base, models_dir / f"{base}--{model_id}"]
 
 
-def create(registry_dir: Path, model_name: str, model_id: int, target: str) -> Path | None:
-    """Link to ``target`` if it is a local path that exists; a taken name gets the model id appended."""
-    if not os.path.exists(target):
+def create(registry_dir: Path | None, model_name: str, model_id: int, target: str) -> Path | None:
+    """Link to ``target`` if it is a local path that exists; a taken name gets the model id appended.
+    A registry with no folder of its own (a PostgreSQL database: ``registry_dir`` None) has no links."""
+    if registry_dir is None or not os.path.exists(target):
         return None
     models_dir = registry_dir / "models"
     models_dir.mkdir(exist_ok=True)
@@ -44,9 +45,9 @@ def create(registry_dir: Path, model_name: str, model_id: int, target: str) -> P
     return None
 
 
-def remove(registry_dir: Path, model_name: str, model_id: int, target: str | None) -> None:
+def remove(registry_dir: Path | None, model_name: str, model_id: int, target: str | None) -> None:
     """Remove the model's link, only if it still points where the model did."""
-    if target is None:
+    if target is None or registry_dir is None:
         return
     for link in _candidates(registry_dir / "models", model_name, model_id):
         if link.is_symlink() and os.readlink(link) == target:

@@ -1,6 +1,7 @@
 """The handles and event loops: the sync handle inside a running loop, the async handle's
 life, group commit of concurrent coroutines, and a handle never closed (in a process of
-its own: only its exit shows what it left in the file)."""
+its own: only its exit shows what it left in the registry). Each test runs on both engines
+(``db``: a SQLite file, a PostgreSQL database)."""
 
 from __future__ import annotations
 
@@ -123,7 +124,7 @@ def test_concurrent_logs_of_one_metric_insert_it_once(db, query, events):
     assert query(db, "SELECT count(*) FROM metrics") == [(1,)]
 
 
-def test_a_name_sqlite_cannot_store_fails_only_its_own_call(db, query):
+def test_a_name_no_engine_can_store_fails_only_its_own_call(db, query):
     """A lone surrogate (half of a UTF-16 pair) is refused at the call, so the calls batched
     with it still land."""
     async def main():

@@ -1,11 +1,12 @@
 """Bad input: every one gets a clear exception and leaves the registry exactly as it was.
 
 "Exactly as it was" means: every row of every table (the event log, the read tables, the
-metadata) and the ``models/`` link folder are identical before and after the failed call.
-Each case runs on both flavours (sync ``LightMLHandle`` and ``AsyncLightMLHandle``, through
+metadata) and the ``models/`` link folder are identical before and after the failed call
+(``snapshot``). Each case runs on both engines (``db``: a SQLite file and a PostgreSQL
+database) and both flavours (sync ``LightMLHandle`` and ``AsyncLightMLHandle``, through
 ``open_handle``), and the registry ``db`` must verify after it.
-Also here: files that are not registries, and odd model names that must be stored and
-found literally.
+Also here: files that are not registries (a SQLite file's own cases), text PostgreSQL cannot
+store, and odd model names that must be stored and found literally.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import shutil
 import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,25 +22,10 @@ import numpy as np
 import pytest
 
 from lightml import LightMLHandle
-from lightml.errors import AmbiguousNameError, NotARegistryError
+from lightml.errors import AmbiguousNameError, InvalidInputError, NotARegistryError
 from lightml.log.replay import verify
 
 NAN, INF = float("nan"), float("inf")
-
-
-# -- what "exactly as it was" compares -------------------------------------------------------
-
-
-def snapshot(db: Path) -> dict:
-    """Every row of every table (events included) and the link folder, in a stable order."""
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        state = {t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
-    models = db.parent / "models"
-    state["<models/>"] = sorted(
-        (p.name, os.readlink(p) if p.is_symlink() else None) for p in models.iterdir()
-    ) if models.is_dir() else None
-    return state
 
 
 def folder_state(folder: Path) -> dict:
@@ -50,14 +35,11 @@ def folder_state(folder: Path) -> dict:
 # -- a registry with some of everything --------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """Built once: run r (m with a local path, checkpoints, metrics with scores, an
-    overwrite; other; twin), run r2 (twin), run r3 (empty). Each test works on a copy."""
-    folder = tmp_path_factory.mktemp("template")
+def build_template(db, folder: Path) -> int:
+    """Run r (m with a local path, checkpoints, metrics with scores, an overwrite; other;
+    twin), run r2 (twin), run r3 (empty); returns m's checkpoint id."""
     weights = folder / "weights"
     weights.mkdir()
-    db = folder / "reg.db"
     with LightMLHandle(db, "r") as h:
         h.register_model("m", str(weights))
         h.register_model("other", "hub/other", parent_name="m")
@@ -70,17 +52,14 @@ def template(tmp_path_factory):
     with LightMLHandle(db, "r2") as h:
         h.register_model("twin", "hub/twin")
     LightMLHandle(db, "r3").close()
-    assert not Path(f"{db}-wal").exists()  # closed: everything is in the main file
-    return db, ck
+    return ck
 
 
 @pytest.fixture
-def ctx(template, tmp_path, db, open_handle):
-    """A copy of the template at ``db`` (verified after the test), with handles on runs r, r3
-    and none."""
-    src, ck = template
-    shutil.copyfile(src, db)
-    shutil.copytree(src.parent / "models", tmp_path / "models", symlinks=True)
+def ctx(from_template, db, open_handle):
+    """The template registry, built once per engine, copied to ``db`` (verified after the
+    test), with handles on runs r, r3 and none."""
+    ck = from_template("bad_input", build_template)
     ctx = SimpleNamespace(db=db, ck=ck, open=open_handle)
     ctx.h = open_handle(db, "r")
     ctx.h3 = open_handle(db, "r3")
@@ -95,6 +74,9 @@ CASES = [
     ("model-spaces", lambda c: c.h.register_model("   ", "hub/x"), ValueError, "model_name"),
     ("model-tab-newline", lambda c: c.h.register_model("\t\n", "hub/x"), ValueError, "model_name"),
     ("model-control-char", lambda c: c.h.register_model("a\nb", "hub/x"), ValueError, "control"),
+    ("model-nul", lambda c: c.h.register_model("a\x00b", "hub/x"), ValueError, "U\\+0000"),
+    ("metric-nul", lambda c: c.h.log_model_metric("m", "fam", "a\x00", 0.5), ValueError, "U\\+0000"),
+    ("run-nul", lambda c: c.h.register_model("x", "hub/x", run_name="r\x00"), ValueError, "U\\+0000"),
     ("model-None", lambda c: c.h.register_model(None, "hub/x"), ValueError, "model_name"),
     ("model-int", lambda c: c.h.register_model(42, "hub/x"), ValueError, "model_name"),
     ("parent-name-empty", lambda c: c.h.register_model("x", "hub/x", parent_name=" "), ValueError, "parent_name"),
@@ -207,7 +189,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("call, expected, match", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_raises_and_changes_nothing(ctx, call, expected, match):
+def test_bad_input_raises_and_changes_nothing(ctx, snapshot, call, expected, match):
     before = snapshot(ctx.db)
     with pytest.raises(expected, match=match) as info:
         call(ctx)
@@ -227,10 +209,8 @@ def test_failed_bulk_call_then_good_call_in_same_handle(ctx):
     assert ctx.h.log_metrics("m", {"fam": {"new1": 0.1, "new2": 0.2}}) == {"inserted": 2, "updated": 0, "skipped": 0}
 
 
-def test_schema_violation_changes_nothing(tmp_path, open_handle):
-    from lightml.registry import init_registry
-
-    db = init_registry(tmp_path, "reg", metrics_schema=[{"family": "benchmarks_ita", "metrics": {"Hella": "float"}}])
+def test_schema_violation_changes_nothing(db, open_handle, init_registry_at, snapshot):
+    init_registry_at(db, metrics_schema=[{"family": "benchmarks_ita", "metrics": {"Hella": "float"}}])
     h = open_handle(db, "r")
     h.register_model("m", "hub/m")
     before = snapshot(db)
@@ -241,9 +221,39 @@ def test_schema_violation_changes_nothing(tmp_path, open_handle):
     assert snapshot(db) == before
 
 
+# -- text PostgreSQL cannot store -----------------------------------------------------------------
+
+# Writes refuse a name with NUL (U+0000) on every engine (the "-nul" cases above); these reads
+# take one as it is. PostgreSQL's text cannot hold NUL, so there the read is refused, naming
+# it; SQLite answers that there is no such metric.
+NUL_READS = [
+    ("history-family", lambda h: h.metric_history("m", "fam\x00", "acc"), []),
+    ("history-metric", lambda h: h.metric_history("m", "fam", "acc\x00", step=10), []),
+    ("scores-family", lambda h: h.get_detailed_scores("m", "fam\x00", "acc"), None),
+    ("search-family", lambda h: h.search("m", "fam\x00"), []),
+    ("search-metric", lambda h: h.search("*", None, "acc\x00"), []),
+]
+
+
+@pytest.mark.parametrize("call, nothing", [c[1:] for c in NUL_READS], ids=[c[0] for c in NUL_READS])
+def test_a_nul_in_a_read_is_refused_by_postgresql_and_found_nowhere_by_sqlite(ctx, snapshot, engine_name, call,
+                                                                              nothing):
+    before = snapshot(ctx.db)
+    if engine_name == "postgresql":
+        with pytest.raises(InvalidInputError, match=r"U\+0000"):
+            call(ctx.h)
+    else:
+        assert call(ctx.h) == nothing
+    assert snapshot(ctx.db) == before
+    # the handle is still usable, for reads and writes
+    assert [e["value"] for e in ctx.h.metric_history("m", "fam", "acc")] == [0.5, 0.6]
+    assert ctx.h.log_model_metric("m", "fam", "after_error", 0.1) is not None
+
+
 # -- files that are not registries -----------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("a file of random bytes given as the registry")
 def test_random_bytes_is_not_a_registry(tmp_path, open_handle):
     db = tmp_path / "noise.db"
     db.write_bytes(random.Random(1234).randbytes(8192))
@@ -255,6 +265,7 @@ def test_random_bytes_is_not_a_registry(tmp_path, open_handle):
     assert sorted(os.listdir(tmp_path)) == ["noise.db"]
 
 
+@pytest.mark.sqlite_only("a text file given as the registry")
 def test_text_file_is_not_a_registry(tmp_path, open_handle):
     db = tmp_path / "notes.db"
     db.write_text("these are my notes, not a database\n" * 50)
@@ -264,16 +275,16 @@ def test_text_file_is_not_a_registry(tmp_path, open_handle):
     assert folder_state(tmp_path) == before
 
 
-def test_other_sqlite_database_is_not_a_registry(tmp_path, open_handle):
-    db = tmp_path / "app.db"
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
-        conn.execute("INSERT INTO users (name) VALUES ('ada')")
-        conn.commit()
-    before = folder_state(tmp_path)
-    with pytest.raises(NotARegistryError, match="not a LightML registry"):
-        open_handle(db, "r")
-    assert folder_state(tmp_path) == before
+def test_another_applications_database_is_not_a_registry(db, tmp_path, open_handle, write_directly, snapshot):
+    """Another application's SQLite file, or its PostgreSQL database: refused, left as it was."""
+    write_directly(db, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)",
+                   "INSERT INTO users (id, name) VALUES (1, 'ada')")
+    before, files = snapshot(db), folder_state(tmp_path)
+    for run in ("r", None):
+        with pytest.raises(NotARegistryError, match="not a LightML registry"):
+            open_handle(db, run)
+    assert snapshot(db) == before
+    assert folder_state(tmp_path) == files  # (a file: no -wal/-shm left beside it)
 
 
 LIGHTML_1X_DDL = [
@@ -289,6 +300,7 @@ LIGHTML_1X_DDL = [
 ]
 
 
+@pytest.mark.sqlite_only("a LightML 1.x file, which only SQLite had")
 def test_lightml_1x_database_asks_for_migrate(tmp_path, open_handle):
     db = tmp_path / "old.db"
     with contextlib.closing(sqlite3.connect(db)) as conn:
@@ -307,6 +319,7 @@ def test_lightml_1x_database_asks_for_migrate(tmp_path, open_handle):
     assert sorted(os.listdir(tmp_path)) == ["old.db"]
 
 
+@pytest.mark.sqlite_only("a folder given as the registry file")
 def test_folder_instead_of_file(tmp_path, open_handle):
     with pytest.raises(ValueError, match="folder"):
         open_handle(tmp_path, "r")
@@ -333,10 +346,9 @@ ODD_NAMES = {
 
 
 @pytest.mark.parametrize("name, decoy", list(ODD_NAMES.values()), ids=list(ODD_NAMES))
-def test_odd_model_names_are_stored_and_found_literally(tmp_path, open_handle, name, decoy):
+def test_odd_model_names_are_stored_and_found_literally(db, tmp_path, open_handle, query, makes_links, name, decoy):
     weights = tmp_path / "weights"
     weights.mkdir()
-    db = tmp_path / "reg.db"
     h = open_handle(db, "r")
     mid = h.register_model(name, str(weights))
     h.register_model(decoy, "hub/decoy")
@@ -346,8 +358,7 @@ def test_odd_model_names_are_stored_and_found_literally(tmp_path, open_handle, n
     h.log_model_metric(decoy, "fam", "acc", 0.1)
     ck = h.register_checkpoint(name, 100, "hub/ck")
 
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT model_name FROM model WHERE id = ?", (mid,)).fetchone() == (name,)
+    assert query(db, "SELECT model_name FROM model WHERE id = ?", (mid,)) == [(name,)]
     assert h.model_exists(name)
     assert h.metric_exists(name, "fam", "acc")
     assert h.run_metric_exists(name, "fam", "acc")
@@ -364,10 +375,13 @@ def test_odd_model_names_are_stored_and_found_literally(tmp_path, open_handle, n
     reader = open_handle(db)
     assert reader.model_exists(name)
     assert reader.get_detailed_scores(name, "fam", "acc") == [1, 1]
-    # its link is a single safe file name inside models/, pointing at the weights
-    links = [p for p in (tmp_path / "models").iterdir() if p.is_symlink() and os.readlink(p) == str(weights)]
-    assert len(links) == 1
-    assert len(links[0].name.encode()) <= 255
+    # beside a file, its link is a single safe file name inside models/, pointing at the weights
+    if makes_links:
+        links = [p for p in (tmp_path / "models").iterdir() if p.is_symlink() and os.readlink(p) == str(weights)]
+        assert len(links) == 1
+        assert len(links[0].name.encode()) <= 255
+    else:
+        assert not (tmp_path / "models").exists()
     # delete and restore by the same name
     result = h.delete_model(name)
     assert (result.model_name, result.metrics_deleted, result.checkpoints_deleted) == (name, 1, 1)

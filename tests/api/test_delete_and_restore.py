@@ -1,9 +1,10 @@
 """Deleting a model (its checkpoints, metrics, scores and link go; its children stay) and
 restoring it from the log with the same ids.
 
-Each test that takes ``open_handle`` runs on both flavours, ``LightMLHandle`` and
-``AsyncLightMLHandle`` (through the one adapter in tests/conftest.py); after each test
-the registry ``db`` must verify.
+Each test runs on both engines (``db``: a SQLite file, a PostgreSQL database) and both
+flavours, ``LightMLHandle`` and ``AsyncLightMLHandle`` (through the one adapter in
+tests/conftest.py); after each test the registry ``db`` must verify. The ``models/`` links
+exist beside a SQLite file only (``makes_links``).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ def _base_with_a_child(h, tmp_path):
 
 
 def test_delete_model_cascades_and_unlinks_children(open_handle, db, tmp_path, symlinks_to, n_events, model_row, query,
-                                                    events):
+                                                    events, makes_links):
     h = open_handle(db, "r")
     weights, base, child, c1, c2 = _base_with_a_child(h, tmp_path)
-    assert symlinks_to(tmp_path / "models", weights)
+    assert bool(symlinks_to(tmp_path / "models", weights)) == makes_links
     n = n_events(db)
     result = h.delete_model("base")
     assert isinstance(result, DeleteResult)
@@ -72,7 +73,7 @@ def test_delete_model_without_a_run(open_handle, db, events, query):
     assert query(db, "SELECT r.run_name FROM model m JOIN run r ON r.id = m.run_id") == [("B",)]
 
 
-def test_restore_model_brings_everything_back(open_handle, db, tmp_path, symlinks_to, query, model_row):
+def test_restore_model_brings_everything_back(open_handle, db, tmp_path, symlinks_to, query, model_row, makes_links):
     h = open_handle(db, "r")
     weights, base, child, c1, c2 = _base_with_a_child(h, tmp_path)
     tables = ("model", "checkpoint", "metrics", "detailed_scores")
@@ -84,7 +85,7 @@ def test_restore_model_brings_everything_back(open_handle, db, tmp_path, symlink
     assert model_row(db, child)[3] == base
     assert h.find_checkpoint("base", 10) == c1
     assert h.get_detailed_scores("base", "fam", "acc") == [1, 0]
-    assert symlinks_to(tmp_path / "models", weights)
+    assert bool(symlinks_to(tmp_path / "models", weights)) == makes_links
     assert [e["action"] for e in h.metric_history("base", "fam", "acc")] == ["inserted", "deleted", "restored"]
     with pytest.raises(ValueError):
         h.restore_model("base")  # not deleted any more
@@ -96,6 +97,7 @@ def test_restore_model_brings_everything_back(open_handle, db, tmp_path, symlink
     assert new > child
 
 
+@pytest.mark.sqlite_only("model links beside the registry file")
 def test_deleting_a_model_keeps_the_link_another_live_model_uses(open_handle, db, tmp_path, symlinks_to, query):
     """Two runs register model 'm' from the same folder: one link serves both. Deleting
     run A's model must not take the link away from run B's, which still lives there."""

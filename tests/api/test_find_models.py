@@ -1,9 +1,9 @@
 """Finding models: exists, search with globs, and which model a name means with and without
 a run.
 
-Each test that takes ``open_handle`` runs on both flavours, ``LightMLHandle`` and
-``AsyncLightMLHandle`` (through the one adapter in tests/conftest.py); after each test
-the registry ``db`` must verify.
+Each test runs on both engines (``db``: a SQLite file, a PostgreSQL database) and both
+flavours, ``LightMLHandle`` and ``AsyncLightMLHandle`` (through the one adapter in
+tests/conftest.py); after each test the registry ``db`` must verify.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Logging metrics: the insert / skip / overwrite table, per-sample scores, bulk calls in one
 transaction, the metric history, and the registry schema.
 
-Each test that takes ``open_handle`` runs on both flavours, ``LightMLHandle`` and
-``AsyncLightMLHandle`` (through the one adapter in tests/conftest.py); after each test
-the registry ``db`` must verify.
+Each test runs on both engines (``db``: a SQLite file, a PostgreSQL database) and both
+flavours, ``LightMLHandle`` and ``AsyncLightMLHandle`` (through the one adapter in
+tests/conftest.py); after each test the registry ``db`` must verify.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pytest
 
 from lightml import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED
 from lightml.log.replay import verify
-from lightml.registry import init_registry
 
 
 # -- metrics and the dedup table -------------------------------------------------------------
@@ -220,9 +219,9 @@ def test_metric_history_of_a_deleted_model_stays_readable(open_handle, db):
 # -- registry schema -------------------------------------------------------------------------
 
 
-def test_registry_schema_restricts_what_can_be_logged(open_handle, tmp_path, events, query):
-    path = init_registry(tmp_path, "reg", metrics_schema=[{"family": "benchmarks_ita", "metrics": {"Hella": "float"}}])
-    assert path == (tmp_path / "reg.db").resolve()
+def test_registry_schema_restricts_what_can_be_logged(open_handle, db, init_registry_at, engine_name, events, query):
+    path = init_registry_at(db, metrics_schema=[{"family": "benchmarks_ita", "metrics": {"Hella": "float"}}])
+    assert path == (db if engine_name == "postgresql" else db.resolve())  # (a URL comes back without its password)
     h = open_handle(path, "r")
     h.register_model("m", "hub/m")
     assert h.log_model_metric("m", "benchmarks_ita", "Hella", 0.5) == METRIC_INSERTED

@@ -1,14 +1,14 @@
 """Opening and closing a handle, registering models (paths, links, parents) and checkpoints.
 
-Each test that takes ``open_handle`` runs on both flavours, ``LightMLHandle`` and
-``AsyncLightMLHandle`` (through the one adapter in tests/conftest.py); after each test
-the registry ``db`` must verify.
+Each test runs on both engines (``db``: a SQLite file, a PostgreSQL database); each that
+takes ``open_handle`` on both flavours, ``LightMLHandle`` and ``AsyncLightMLHandle``
+(through the one adapter in tests/conftest.py); after each test the registry ``db`` must
+verify. The ``models/`` links live beside a SQLite file: their tests are SQLite's own.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,10 +20,10 @@ from lightml.errors import AmbiguousNameError, HandleClosedError, NotFoundError
 # -- opening and closing ---------------------------------------------------------------------
 
 
-def test_open_creates_missing_file_and_the_run(open_handle, db, n_events, query):
-    assert not db.exists()
+def test_open_creates_missing_file_and_the_run(open_handle, db, n_events, query, registry_created):
+    assert not registry_created(db)
     h = open_handle(db, "run-1")
-    assert db.exists()
+    assert registry_created(db)
     assert query(db, "SELECT run_name FROM run") == [("run-1",)]
     before = n_events(db)
     open_handle(db, "run-1")  # an existing run is reused, not created again
@@ -32,11 +32,22 @@ def test_open_creates_missing_file_and_the_run(open_handle, db, n_events, query)
     assert h.run_name == "run-1"
 
 
-def test_open_in_missing_folder_is_file_not_found(open_handle, tmp_path):
-    missing = tmp_path / "nope" / "reg.db"
-    with pytest.raises(FileNotFoundError):
+def test_open_in_missing_folder_is_file_not_found(open_handle, db, engine_name, tmp_path):
+    """LightML makes a registry's file or tables, never the place they go in: a folder that
+    does not exist (SQLite), a database that does not exist (PostgreSQL)."""
+    if engine_name == "sqlite":
+        missing = tmp_path / "nope" / "reg.db"
+        with pytest.raises(FileNotFoundError, match="folder .* does not exist"):
+            open_handle(missing, "r")
+        assert not missing.parent.exists()
+        return
+    import psycopg
+
+    missing = f"{db}_nope"
+    with pytest.raises(FileNotFoundError, match="its database does not exist"):
         open_handle(missing, "r")
-    assert not missing.parent.exists()
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):  # not created
+        psycopg.connect(missing).close()
 
 
 def test_context_manager_closes_and_closed_handle_refuses_use(open_handle, db, query):
@@ -103,6 +114,7 @@ def test_local_path_made_absolute_and_hub_id_kept(open_handle, db, tmp_path, mon
     assert model_row(db, missing_abs)[2] == str(tmp_path / "not-there")
 
 
+@pytest.mark.sqlite_only("model links beside the registry file")
 def test_symlink_created_for_existing_local_path(open_handle, db, tmp_path):
     weights = tmp_path / "weights" / "m1"
     weights.mkdir(parents=True)
@@ -116,6 +128,7 @@ def test_symlink_created_for_existing_local_path(open_handle, db, tmp_path):
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["m1"]
 
 
+@pytest.mark.sqlite_only("model links beside the registry file")
 def test_symlink_for_name_with_slash_is_safe(open_handle, db, tmp_path, symlinks_to, model_row):
     weights = tmp_path / "weights" / "llama"
     weights.mkdir(parents=True)
@@ -129,6 +142,7 @@ def test_symlink_for_name_with_slash_is_safe(open_handle, db, tmp_path, symlinks
     assert model_row(db, mid)[1] == "org/llama-7b"
 
 
+@pytest.mark.sqlite_only("model links beside the registry file (here a file is in their folder's way)")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_link_that_cannot_be_made_never_fails_the_call(open_handle, db, tmp_path):
     weights = tmp_path / "weights"
@@ -190,13 +204,11 @@ def test_parent_id(open_handle, db, events, model_row):
     assert events(db) == before
 
 
-def test_register_model_into_another_run_creates_it_with_the_model(tmp_path: Path) -> None:
-    db = tmp_path / "reg.db"
+def test_register_model_into_another_run_creates_it_with_the_model(db, events) -> None:
     with LightMLHandle(db) as h:  # a handle without a run
         with pytest.raises(NotFoundError, match="ghost"):
             h.register_model("m", "/x/m", parent_name="ghost", run_name="new-run")
-        with sqlite3.connect(db) as conn:  # the refused registration left no run behind
-            assert conn.execute("SELECT count(*) FROM events WHERE type = 'run_created'").fetchone() == (0,)
+        assert events(db, "run_created") == []  # the refused registration left no run behind
         mid = h.register_model("m", "/x/m", run_name="new-run")
         assert h.register_model("m", "/x/m", run_name="new-run") == mid  # idempotent, as in the handle's run
     with LightMLHandle(db, "new-run") as h:

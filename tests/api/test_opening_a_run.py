@@ -1,12 +1,11 @@
 """Opening a handle on a run: an existing run opens without waiting for another process's
 write lock, and a handle without a run writes into LightML 1.4's default run ``benchmarks``,
-which its first successful write creates."""
+which its first successful write creates. Each test runs on both engines (``db``: a SQLite
+file, a PostgreSQL database)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -20,18 +19,22 @@ from lightml import AsyncLightMLHandle, LightMLHandle
 RUN = "r"
 
 
+# Another writer inside its decision: the registry's write lock, as LightML's writer takes it
+# (BEGIN IMMEDIATE on SQLite, the transaction's advisory lock on PostgreSQL).
 LOCK_HOLDER = textwrap.dedent("""
-    import sqlite3, sys, time
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
+    import sys, time
+    from lightml.log.engine import engine_for
+    engine = engine_for(sys.argv[1])
+    conn = engine.connect()
+    engine.begin_decide_lock(conn)
     print("locked", flush=True)
     time.sleep(60)
 """)
 
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])
-def test_opening_an_existing_run_does_not_wait_for_the_write_lock(tmp_path, flavour, make_small_registry):
-    db = make_small_registry(tmp_path / "reg.db")
+def test_opening_an_existing_run_does_not_wait_for_the_write_lock(db, flavour, make_small_registry):
+    make_small_registry(db)
     holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(db)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -55,8 +58,7 @@ def test_opening_an_existing_run_does_not_wait_for_the_write_lock(tmp_path, flav
 
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])
-def test_a_handle_without_run_writes_into_the_benchmarks_run(tmp_path, flavour):
-    db = tmp_path / "reg.db"
+def test_a_handle_without_run_writes_into_the_benchmarks_run(db, flavour, query):
     if flavour == "sync":
         with LightMLHandle(db) as h:
             assert not h.run_metric_exists("m", "fam", "acc")  # no 'benchmarks' yet: False
@@ -80,18 +82,14 @@ def test_a_handle_without_run_writes_into_the_benchmarks_run(tmp_path, flavour):
                 return await h.run_metric_exists("m", "fam", "acc"), await h.run_metric_exists("m", "fam", "nope")
         exists = asyncio.run(write())
     assert exists == (True, False)
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        rows = conn.execute("SELECT r.run_name, m.model_name FROM model m JOIN run r ON r.id = m.run_id "
-                            "ORDER BY m.id").fetchall()
+    rows = query(db, "SELECT r.run_name, m.model_name FROM model m JOIN run r ON r.id = m.run_id ORDER BY m.id")
     assert rows == [("benchmarks", "m"), ("other", "elsewhere")]
     with LightMLHandle(db) as reader:  # reads still span runs
         assert reader.model_exists("elsewhere") and len(reader.search("m", "fam")) == 2
 
 
-def test_a_refused_first_write_leaves_no_benchmarks_run(tmp_path):
-    db = tmp_path / "reg.db"
+def test_a_refused_first_write_leaves_no_benchmarks_run(db, query):
     with LightMLHandle(db) as h:
         with pytest.raises(LookupError):
             h.register_model("m", "hub/m", parent_name="ghost")
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT count(*) FROM run").fetchone()[0] == 0
+    assert query(db, "SELECT count(*) FROM run") == [(0,)]

@@ -17,9 +17,17 @@ from lightml.web.app import TOKEN_HEADER, create_app
 XSS = '<img src=x onerror=alert(1)>'
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Path:
-    db = tmp_path / "reg.db"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """The dashboard's registry, on each storage engine: a SQLite file, or a PostgreSQL
+    database (its URL) of the test run's server."""
+    if request.param == "sqlite":
+        db = tmp_path / "reg.db"
+    else:
+        only = request.node.get_closest_marker("sqlite_only")
+        if only is not None:
+            pytest.skip(f"a SQLite file's own behaviour ({only.args[0]})")
+        db = request.getfixturevalue("postgres_url")
     with LightMLHandle(db, "r1") as h:
         h.register_model("base", "org/base")
         h.register_model("sft", "org/sft", parent_name="base")
@@ -191,11 +199,11 @@ def test_pivot_follows_every_change(client: TestClient, registry: Path) -> None:
 @pytest.mark.parametrize("path, body", [("/api/notes", {"model": "sft", "notes": "x"}),
                                         ("/api/hidden", {"model": "sft", "hidden": True})])
 def test_a_locked_registry_answers_503_not_500(client: TestClient, registry: Path, path: str, body: dict) -> None:
-    import sqlite3
+    from lightml.log import store
 
     token = token_of(client)
-    holder = sqlite3.connect(registry, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    holder = store.connect(registry)
+    store.begin_immediate(holder)  # another process holds the write lock
     try:
         from lightml.handle import LightMLHandle as Handle
 
@@ -393,6 +401,7 @@ def test_pivot_blocks_follow_metric_logs_deletes_and_restores(client: TestClient
     assert table()["rows"][("base", None)] == after["rows"][("base", None)]
 
 
+@pytest.mark.sqlite_only("the registry file replaced under the running dashboard")
 def test_pivot_after_a_replay_or_a_replaced_file_shows_the_file(client: TestClient, registry: Path,
                                                                 tmp_path: Path) -> None:
     import sqlite3
@@ -453,11 +462,14 @@ def test_the_largest_64_bit_integer_is_still_an_answer(client: TestClient) -> No
     assert response.status_code == 404 and "at step 9223372036854775807" in response.json()["error"]
 
 
-def notes_of(registry: Path, model: str) -> str | None:
-    import sqlite3
+def notes_of(registry: Path | str, model: str) -> str | None:
+    from lightml.log import store
 
-    with sqlite3.connect(registry) as conn:
+    conn = store.connect_readonly(registry)
+    try:
         return conn.execute("SELECT notes FROM model WHERE model_name = ?", (model,)).fetchone()[0]
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("path", ["/api/notes", "/api/hidden"])
@@ -489,6 +501,7 @@ def test_a_long_note_under_the_limit_is_kept(client: TestClient, registry: Path)
 @pytest.mark.parametrize("path, body", [("/api/notes", {"model": "sft", "notes": "x"}),
                                         ("/api/hidden", {"model": "sft", "hidden": True})])
 @pytest.mark.parametrize("read_only", ["file", "folder"])
+@pytest.mark.sqlite_only("a read-only file or folder")
 def test_edits_of_a_read_only_registry_are_refused_with_409(client: TestClient, registry: Path, path: str,
                                                             body: dict, read_only: str) -> None:
     # chmod a-w: root (the tests' user) could still write, but the dashboard honours it
@@ -506,6 +519,7 @@ def test_edits_of_a_read_only_registry_are_refused_with_409(client: TestClient, 
     assert registry.read_bytes() == before
 
 
+@pytest.mark.sqlite_only("the registry file overwritten with bytes that are not SQLite")
 def test_an_unexpected_error_is_a_short_json_500(registry: Path) -> None:
     client = TestClient(create_app(registry), base_url=LOCAL, raise_server_exceptions=False)
     for leftover in registry.parent.glob(registry.name + "-*"):
