@@ -28,7 +28,8 @@ def _init(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="registry name: the file is <path>/<name>.db")
     # (dest "url": init never looks for a registry in $LIGHTML_DB or the folder, as --db does elsewhere)
     p.add_argument("--db", dest="url", metavar="URL",
-                   help="a postgresql:// URL: create the registry's tables in that empty database (or ?schema=)")
+                   help="a postgresql:// URL: create the registry's tables in that empty database (or ?schema=); "
+                        "or a .db file (as --path and --name)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing registry with an empty one")
     p.add_argument("--schema", help='JSON file restricting metrics: [{"family": F, "metrics": {"name": "float"}}]')
 

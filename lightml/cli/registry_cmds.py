@@ -27,12 +27,17 @@ def cmd_init(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"--schema {args.schema} is not UTF-8 text ({exc.reason})") from None
     if args.url is not None:
         if args.path is not None or args.name is not None:
-            raise InvalidInputError("give --db URL for a PostgreSQL registry, or --path and --name for a file, not both")
-        from lightml.log.engine import shown
+            raise InvalidInputError("give --db (a postgresql:// URL or a .db file), or --path and --name, not both")
+        from lightml.log.engine import engine_for, shown
 
-        init_registry(args.url, overwrite=args.overwrite, metrics_schema=schema)
-        print(f"Registry ready at: {shown(args.url)}")
-        return 0
+        if engine_for(args.url).dialect != "sqlite":
+            init_registry(args.url, overwrite=args.overwrite, metrics_schema=schema)
+            print(f"Registry ready at: {shown(args.url)}")
+            return 0
+        file = Path(args.url).expanduser()  # --db main.db: the same as --path . --name main
+        if file.suffix != ".db":
+            raise InvalidInputError(f"--db {args.url}: give a postgresql:// URL or a file name ending in .db")
+        args.path, args.name = str(file.parent), file.stem
     if args.path is None or args.name is None:
         raise InvalidInputError("give --path and --name (the file is <path>/<name>.db), "
                                 "or --db postgresql://... for a PostgreSQL registry")

@@ -219,18 +219,15 @@ def driver_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
+# The password of a URL: "//user:PASSWORD@" and a "password=" query parameter (libpq's forms).
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:?#]*):[^@/?#]*@")
+_QUERY_PASSWORD = re.compile(r"([?&])password=[^&#]*&?")
+
+
 def shown(db: str | os.PathLike) -> str:
     """``db`` as output may show it: a URL without its password, a path as given."""
-    from urllib.parse import urlsplit, urlunsplit
-
     text = os.fspath(db)
     if not isinstance(text, str) or _URL.match(text) is None:
         return str(text)
-    parts = urlsplit(text)
-    if parts.password is None:
-        return text
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    text = _URL_PASSWORD.sub(r"\1@", text, count=1)
+    return _QUERY_PASSWORD.sub(r"\1", text).rstrip("?&")

@@ -9,7 +9,7 @@ import sqlite3
 
 import projections
 from lightml.log import store
-from lightml.log.engine import engine_of
+from lightml.log.engine import engine_of, shown
 from lightml.errors import NotARegistryError
 from lightml.log.replay import read_event_chunks, rebuild_and_commit
 
@@ -21,7 +21,7 @@ def open_registry_readonly(path: str | os.PathLike, *, timeout: float = store.DE
     try:
         store.check_format(conn, path)
         if store.registry_format(conn) is None:
-            raise NotARegistryError(f"{path} is an empty database, not a LightML registry")
+            raise NotARegistryError(f"{shown(path)} is an empty database, not a LightML registry")
         if store.missing_read_tables(conn):
             _add_missing_read_tables_or_stand_ins(conn, path, timeout)
     except BaseException:
@@ -76,9 +76,9 @@ def add_missing_read_tables(path: str | os.PathLike, *, timeout: float = store.D
         except sqlite3.OperationalError as exc:  # e.g. a read-only file or folder
             engine_of(conn).rollback(conn)
             raise NotARegistryError(
-                f"{path} was written by an earlier LightML 2 and lacks the tables or guards "
+                f"{shown(path)} was written by an earlier LightML 2 and lacks the tables or guards "
                 f"of this one; adding them failed ({exc}). Make the file writable and run: "
-                f"lightml replay --db {path}"
+                f"lightml replay --db {shown(path)}"
             ) from None
     finally:
         conn.close()

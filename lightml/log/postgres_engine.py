@@ -24,6 +24,7 @@ PostgreSQL's part of every promise:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -87,6 +88,11 @@ def _psycopg():
     return psycopg
 
 
+# "INSERT INTO t (a, b) VALUES (%s, %s)" and nothing after: rows can be sent together.
+_PLAIN_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+[^()]+\([^()]*\)\s*VALUES\s*(\([^()]*\))\s*$", re.IGNORECASE)
+_ROWS_PER_INSERT = 1000
+
+
 class PostgresConnection:
     """A psycopg connection speaking LightML's shared SQL (``engine.Connection``).
 
@@ -106,17 +112,31 @@ class PostgresConnection:
         self._reconnect = reconnect
         self._in_transaction = False  # a BEGIN of ours not yet ended by COMMIT or ROLLBACK
         self._lost: str | None = None  # why the open transaction was lost, until its ROLLBACK
+        self._last_error = ""  # the last statement's error, for the message of an aborted COMMIT
 
     def execute(self, sql: str, parameters: Any = (), /) -> Any:
         bound = _bindable(parameters)
         return self._run(sql, lambda raw: raw.execute(translate(sql), bound), [bound])
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Any:
+        """One statement per row, except a plain ``INSERT ... VALUES (...)`` of several rows:
+        that goes as multi-row INSERTs of up to ``_ROWS_PER_INSERT`` rows (one statement and
+        one round trip each, not one per row; each row's values are composed by psycopg as
+        for a single row). An INSERT with ON CONFLICT keeps one statement per row, where a
+        later row may change one an earlier row wrote."""
         bound = [_bindable(p) for p in parameters]
+        translated = translate(sql)
+        values = _PLAIN_INSERT.match(translated) if len(bound) > 1 else None
 
         def many(raw: Any) -> Any:
             cursor = raw.cursor()
-            cursor.executemany(translate(sql), bound)
+            if values is None:
+                cursor.executemany(translated, bound)
+                return cursor
+            head, row = translated[:values.start(1)], values.group(1)
+            for start in range(0, len(bound), _ROWS_PER_INSERT):
+                rows = ", ".join(cursor.mogrify(row, p) for p in bound[start:start + _ROWS_PER_INSERT])
+                cursor.execute(head + rows)  # (no parameters: the values are in the text)
             return cursor
         return self._run(sql, many, bound)
 
@@ -133,18 +153,27 @@ class PostgresConnection:
                 return None
             raise self._unavailable(self._lost, committing=word.startswith("COMMIT"))
         if not self._in_transaction and self._gone():
-            self.raw = self._reconnect()
+            self._connect_again("")
+        if word.startswith("COMMIT") and self._aborted():
+            # A statement of this transaction failed (a statement_timeout, say) and the server
+            # aborted it; COMMIT would then answer ROLLBACK without an error: say so instead.
+            self.raw.execute("ROLLBACK")
+            self._in_transaction = False
+            raise RegistryUnavailableError(
+                f"{self.engine.location} aborted this transaction after an error ({self._last_error}); "
+                "nothing of it was committed: try again")
         try:
             result = statement(self.raw)
         except Exception as exc:
             _refuse_nul(exc, bound)
+            self._last_error = _first_line(exc)
             if not self._gone():
                 if ends:
                     self._in_transaction = False
                 raise
             why = _first_line(exc)
             if not self._in_transaction:  # nothing was begun: connect again and try once more
-                self.raw = self._reconnect()
+                self._connect_again(why)
                 result = statement(self.raw)
             elif ends:
                 self._in_transaction = False
@@ -160,6 +189,15 @@ class PostgresConnection:
 
     def _gone(self) -> bool:
         return self.raw.closed or self.raw.broken
+
+    def _aborted(self) -> bool:
+        return self.raw.info.transaction_status == _psycopg().pq.TransactionStatus.INERROR
+
+    def _connect_again(self, why: str) -> None:
+        try:
+            self.raw = self._reconnect()
+        except NotARegistryError as exc:  # the server is still away
+            raise RegistryUnavailableError(f"{exc}; nothing of this call was written, try again") from None
 
     def _unavailable(self, why: str, *, committing: bool) -> RegistryUnavailableError:
         outcome = ("its COMMIT was not confirmed (look before you log it again: a metric that exists is "
@@ -251,7 +289,8 @@ class PostgresEngine:
     def _raw_connect(self, *, readonly: bool, timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL",
                      missing_ok: bool = True) -> Any:
         psycopg = _psycopg()
-        options = [f"-c lock_timeout={int(timeout * 1000)}", "-c client_min_messages=warning"]
+        # (at least 1 ms: PostgreSQL's lock_timeout 0 means "wait for ever", SQLite's 0 "do not wait")
+        options = [f"-c lock_timeout={max(1, math.ceil(timeout * 1000))}", "-c client_min_messages=warning"]
         if readonly:
             options.append("-c default_transaction_read_only=on")
         if synchronous.upper() == "NORMAL":
@@ -266,6 +305,9 @@ class PostgresEngine:
             if not missing_ok and "does not exist" in str(exc) and "database" in str(exc):
                 raise FileNotFoundError(f"registry not found: {self.location} ({_first_line(exc)})") from None
             raise NotARegistryError(f"cannot connect to {self.location}: {_first_line(exc)}") from None
+        except psycopg.Error as exc:  # the URL itself could not be read: its text may hold the password
+            raise InvalidInputError(f"cannot read the URL {self.location} ({type(exc).__name__}; check its "
+                                    "percent-encoding)") from None
         _numeric_as_float(raw)
         return raw
 
@@ -302,6 +344,8 @@ class PostgresEngine:
                 application_name="lightml-dashboard")
         except psycopg.OperationalError as exc:
             raise NotARegistryError(f"cannot connect to {self.location}: {_first_line(exc)}") from None
+        except psycopg.Error as exc:
+            raise InvalidInputError(f"cannot read the URL {self.location} ({type(exc).__name__})") from None
         _numeric_as_float(raw)
         return AsyncPostgresReader(raw)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import projections
 from lightml.errors import InvalidInputError, NotARegistryError
-from lightml.log.engine import DEFAULT_TIMEOUT, Connection, engine_for, engine_of
+from lightml.log.engine import DEFAULT_TIMEOUT, Connection, engine_for, engine_of, shown
 # A new SQLite file's companions (what a command's output writes beside it); readonly_uri is
 # the SQLite adapter's, importable from here as before.
 from lightml.log.sqlite_files import companion_files, readonly_uri  # noqa: F401
@@ -66,6 +66,7 @@ def registry_format(conn: Connection) -> int | None:
 def check_format(conn: Connection, path: str | os.PathLike) -> None:
     """Refuse databases this version cannot write to, with the way out in the message."""
     fmt = registry_format(conn)
+    path = shown(path)  # (a URL's password is never in a message)
     if fmt == 1:
         raise NotARegistryError(
             f"{path} is a LightML 1.x registry; upgrade it first with: lightml migrate --db {path}"

@@ -322,12 +322,15 @@ def bench_async(tmp: TempDirs, sizes: Sizes) -> None:
 # -- 4. replay and verify -------------------------------------------------------------------
 
 
-def build_replay_registry(db: Path, n_events: int, n_models: int = 10) -> float:
+def build_replay_registry(db: Path | str, n_events: int, n_models: int = 10, *, synchronous: str = "OFF",
+                          batch: int = 2_000) -> float:
     """A registry whose log holds ~n_events metric_inserted events, one metric each (what
     n_events single log_model_metric calls write), appended with the library's own
-    WriteTransaction.emit in big transactions."""
+    WriteTransaction.emit in big transactions. ``db``: a file, or a PostgreSQL URL
+    (bench_postgres, with ``synchronous="NORMAL"``: set-up, not measured)."""
     from lightml.log import events as ev
     from lightml.log import store
+    from lightml.log.engine import engine_of
     from lightml.runner import Registry
     from lightml.log.transaction import Actor, WriteTransaction
     from lightml.write import builders
@@ -342,9 +345,9 @@ def build_replay_registry(db: Path, n_events: int, n_models: int = 10) -> float:
     setup_events = 1 + n_models
     to_write = n_events - setup_events
 
-    conn = store.connect(db, synchronous="OFF")
+    conn = store.connect(db, synchronous=synchronous)
     actor = Actor.current("api")
-    batch, per_tx = 2_000, 100_000
+    per_tx = 100_000
     try:
         written = 0
         while written < to_write:
@@ -364,7 +367,7 @@ def build_replay_registry(db: Path, n_events: int, n_models: int = 10) -> float:
                 tx.emit(items)
                 written += len(items)
             store.commit_write(conn)
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine_of(conn).checkpoint(conn)  # (SQLite: the WAL folded into the file)
     finally:
         conn.close()
     return time.perf_counter() - t0
