@@ -204,7 +204,7 @@ def engine_of(conn: Connection) -> StorageEngine:
 def result_location(engine: StorageEngine) -> Path | str:
     """The registry as results and ``handle.path`` name it: a file's Path, or the URL of a
     server's registry (without its password)."""
-    return Path(engine.location) if getattr(engine, "dialect", "sqlite") == "sqlite" else engine.location
+    return Path(engine.location) if engine.dialect == "sqlite" else engine.location
 
 
 def driver_errors() -> tuple[type[Exception], ...]:

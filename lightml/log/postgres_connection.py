@@ -87,7 +87,7 @@ class PostgresConnection:
                 return None
             raise self._unavailable(self._lost, committing=word.startswith("COMMIT"))
         if not self._in_transaction and self._gone():
-            self._connect_again("")
+            self._connect_again()
         if word.startswith("COMMIT") and self._aborted():
             # A statement of this transaction failed (a statement_timeout, say) and the server
             # aborted it; COMMIT would then answer ROLLBACK without an error: say so instead.
@@ -105,9 +105,9 @@ class PostgresConnection:
                 if ends:
                     self._in_transaction = False
                 raise
-            why = _first_line(exc)
+            why = self._last_error
             if not self._in_transaction:  # nothing was begun: connect again and try once more
-                self._connect_again(why)
+                self._connect_again()
                 result = statement(self.raw)
             elif ends:
                 self._in_transaction = False
@@ -127,7 +127,7 @@ class PostgresConnection:
     def _aborted(self) -> bool:
         return self.raw.info.transaction_status == _psycopg().pq.TransactionStatus.INERROR
 
-    def _connect_again(self, why: str) -> None:
+    def _connect_again(self) -> None:
         try:
             self.raw = self._reconnect()
         except NotARegistryError as exc:  # the server is still away
