@@ -41,7 +41,11 @@ ExistingMetrics = dict[tuple[str, str], tuple[Any, Any]]
 
 class Connection(Protocol):
     """A connection made by an engine (DB-API calls, autocommit: LightML begins and ends
-    its transactions itself), carrying the engine that made it."""
+    its transactions itself), carrying the engine that made it.
+
+    Inside a transaction a write's answer (its cursor, its row count) is never read: an
+    engine may send the write later, with the next statement that is answered, which then
+    raises the write's error (PostgreSQL's adapter does, to save round trips)."""
 
     engine: "StorageEngine"
 

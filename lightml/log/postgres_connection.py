@@ -9,7 +9,7 @@ import re
 from typing import Any, Callable, Iterable
 
 from lightml.errors import InvalidInputError, NotARegistryError, RegistryUnavailableError
-from lightml.log.postgres_dialect import translate
+from lightml.log.postgres_dialect import translate, without_references
 
 EXTRA = "pip install 'light-ml-registry[postgres]'"
 
@@ -22,20 +22,36 @@ def _psycopg():
     return psycopg
 
 
-# "INSERT INTO t (a, b) VALUES (%s, %s)" and nothing after: rows can be sent together.
-_PLAIN_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+[^()]+\([^()]*\)\s*VALUES\s*(\([^()]*\))\s*$", re.IGNORECASE)
-_ROWS_PER_INSERT = 1000
+# "INSERT INTO t (a, b) VALUES (%s, %s)" and nothing after: rows can go by COPY.
+_PLAIN_INSERT = re.compile(
+    r"^\s*INSERT\s+INTO\s+([^()\s]+)\s*(\([^()]*\))\s*VALUES\s*\(\s*%s(?:\s*,\s*%s)*\s*\)\s*$",
+    re.IGNORECASE)
+# A statement whose answer nobody reads: a write without RETURNING (LightML reads no row
+# counts), or the write mark.
+_ANSWERLESS = re.compile(r"^\s*(?:INSERT|UPDATE|DELETE|SET\s+LOCAL)\b(?!.*\bRETURNING\b)", re.IGNORECASE | re.DOTALL)
+_COPY_FROM_ROWS = 64  # from this many rows a plain INSERT goes by COPY (several times faster)
+_QUEUE_LIMIT = 1 << 20  # characters of held-back statements, sent by themselves beyond this
 
 
 class PostgresConnection:
     """A psycopg connection speaking LightML's shared SQL (``engine.Connection``).
 
+    Round trips are what a small write costs on a server, so inside a transaction a
+    statement whose answer nobody reads (``BEGIN``, an INSERT, UPDATE or DELETE, the write
+    mark) is held back, composed, and sent in one round trip with the next statement that
+    is answered (a SELECT, SAVEPOINT, RELEASE, COMMIT): a one-metric log is one round trip
+    for its writes and its COMMIT together. An error of a held-back statement is therefore
+    raised by that next statement, still inside the same transaction, so nothing of it is
+    committed. ``ROLLBACK`` (and ``ROLLBACK TO``, issued after the savepoint that sent
+    everything before it) drops what is held back. A plain INSERT of many rows goes by
+    COPY.
+
     It outlives the server's connection: when the server goes away (a restart, a network
-    cut), a statement outside a transaction connects again and is tried once more (nothing
-    was done yet); inside a transaction the transaction is lost, so that statement and the
-    ones after it raise RegistryUnavailableError until the caller's ROLLBACK, and the next
-    transaction connects again. A COMMIT that loses the connection says its outcome is not
-    confirmed."""
+    cut), a statement outside a transaction, or the first round trip of one (nothing of it
+    was done yet), connects again and is tried once more; later in a transaction the
+    transaction is lost, so that statement and the ones after it raise
+    RegistryUnavailableError until the caller's ROLLBACK, and the next transaction connects
+    again. A COMMIT that loses the connection says its outcome is not confirmed."""
 
     dialect = "postgresql"
 
@@ -47,36 +63,125 @@ class PostgresConnection:
         self._in_transaction = False  # a BEGIN of ours not yet ended by COMMIT or ROLLBACK
         self._lost: str | None = None  # why the open transaction was lost, until its ROLLBACK
         self._last_error = ""  # the last statement's error, for the message of an aborted COMMIT
+        self._held: list[str] = []  # composed statements not sent yet (see the class's text)
+        self._held_size = 0
+        self._unsent_begin = False  # the transaction's BEGIN is still held: nothing was sent
+        # While references are deferred (a bulk rebuild): the ALTER TABLEs that add the
+        # references of the tables created since, taken out of their CREATE TABLE.
+        self._deferred_references: list[str] | None = None
 
     def execute(self, sql: str, parameters: Any = (), /) -> Any:
-        bound = _bindable(parameters)
-        return self._run(sql, lambda raw: raw.execute(translate(sql), bound), [bound])
-
-    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Any:
-        """One statement per row, except a plain ``INSERT ... VALUES (...)`` of several rows:
-        that goes as multi-row INSERTs of up to ``_ROWS_PER_INSERT`` rows (one statement and
-        one round trip each, not one per row; each row's values are composed by psycopg as
-        for a single row). An INSERT with ON CONFLICT keeps one statement per row, where a
-        later row may change one an earlier row wrote."""
-        bound = [_bindable(p) for p in parameters]
+        """The statement's cursor; None for one held back (its answer is never read)."""
+        bound = parameters
         translated = translate(sql)
-        values = _PLAIN_INSERT.match(translated) if len(bound) > 1 else None
+        if self._deferred_references is not None:
+            translated, references = without_references(translated)
+            self._deferred_references.extend(references)
+        if self._holds(sql):
+            self._hold([self._compose(translated, bound)])
+            return None
+        return self._run(sql, lambda raw: self._send(raw, translated, bound), [bound])
 
-        def many(raw: Any) -> Any:
-            cursor = raw.cursor()
-            if values is None:
-                cursor.executemany(translated, bound)
-                return cursor
-            head, row = translated[:values.start(1)], values.group(1)
-            for start in range(0, len(bound), _ROWS_PER_INSERT):
-                rows = ", ".join(cursor.mogrify(row, p) for p in bound[start:start + _ROWS_PER_INSERT])
-                cursor.execute(head + rows)  # (no parameters: the values are in the text)
-            return cursor
-        return self._run(sql, many, bound)
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> None:
+        """Inside a transaction: a plain ``INSERT ... VALUES (%s, ...)`` of many rows by COPY,
+        any other write held back, one composed statement per row. Outside one (rare: a
+        schema's set-up): psycopg's ``executemany``."""
+        bound = parameters if isinstance(parameters, list) else list(parameters)
+        if not bound:
+            return None
+        translated = translate(sql)
+        if not self._holds(sql):
+            self._run(sql, lambda raw: raw.cursor().executemany(translated, bound), bound)
+            return None
+        plain = _PLAIN_INSERT.match(translated) if len(bound) >= _COPY_FROM_ROWS else None
+        if plain is None:
+            self._hold([self._compose(translated, p) for p in bound])
+            return None
+        copy = f"COPY {plain.group(1)} {plain.group(2)} FROM STDIN"
+
+        def copy_rows(raw: Any) -> None:
+            self._send_held(raw)
+            with raw.cursor().copy(copy) as rows:
+                for row in bound:
+                    rows.write_row(row)
+        self._run(sql, copy_rows, bound)
+        return None
 
     def execute_native(self, sql: str, parameters: Any = None) -> Any:
-        """A statement in PostgreSQL's own words (DDL, arrays): not translated."""
-        return self._run(sql, lambda raw: raw.execute(sql, parameters), [])
+        """A statement in PostgreSQL's own words (DDL, arrays): not translated, never held."""
+        return self._run(sql, lambda raw: (self._send_held(raw), raw.execute(sql, parameters))[1], [])
+
+    # -- references added after the rows ---------------------------------------------------
+
+    def defer_references(self) -> None:
+        """Tables created from now on get their references (foreign keys) only at
+        ``add_deferred_references``: a rebuild then checks them once, over all rows, instead
+        of once per row (about three times faster)."""
+        self._deferred_references = []
+
+    @property
+    def references_deferred(self) -> bool:
+        return bool(self._deferred_references)
+
+    def add_deferred_references(self) -> list[str]:
+        """Add the deferred references; the first broken one's error, or [] when all hold."""
+        statements, self._deferred_references = self._deferred_references or [], None
+        for statement in statements:
+            try:
+                self.execute_native(statement)
+            except _psycopg().errors.ForeignKeyViolation as exc:
+                return [_first_line(exc)]
+        return []
+
+    # -- holding statements back ---------------------------------------------------------
+
+    def _holds(self, sql: str) -> bool:
+        """Whether ``sql`` is held back rather than sent now; a held BEGIN starts the transaction."""
+        if self._lost is not None:
+            return False  # (_run refuses it with the reason)
+        if not self._in_transaction:
+            if not sql.lstrip()[:5].upper() == "BEGIN":
+                return False
+            if self._gone():  # a server known to be away: connect before anything else
+                self._connect_again()
+            self._in_transaction = self._unsent_begin = True
+            return True
+        return bool(_ANSWERLESS.match(sql))
+
+    def _compose(self, translated: str, bound: Any) -> str:
+        """The statement with its values in it, as psycopg's ClientCursor writes them."""
+        try:
+            return self.raw.cursor().mogrify(translated, bound)
+        except Exception as exc:
+            _refuse_nul(exc, [bound])
+            raise
+
+    def _hold(self, statements: list[str]) -> None:
+        self._held.extend(statements)
+        self._held_size += sum(map(len, statements))
+        if self._held_size > _QUEUE_LIMIT:  # a bulk write: send what is held, answer unread
+            self._run("(held statements)", self._send_held, [])
+
+    def _take_held(self) -> list[str]:
+        held, self._held, self._held_size = self._held, [], 0
+        return held
+
+    def _send_held(self, raw: Any) -> None:
+        held = self._take_held()
+        if held:
+            raw.execute("; ".join(held))  # (no parameters: psycopg sends the text as it is)
+
+    def _send(self, raw: Any, translated: str, bound: Any) -> Any:
+        """The held statements and this one, in one round trip; the cursor of this one."""
+        if not self._held:
+            return raw.execute(translated, bound)
+        this = raw.cursor().mogrify(translated, bound)  # (a value it refuses leaves the held ones held)
+        cursor = raw.execute("; ".join([*self._take_held(), this]))
+        while cursor.nextset():  # (the cursor starts at the first statement's result)
+            pass
+        return cursor
+
+    # -- sending -------------------------------------------------------------------------
 
     def _run(self, sql: str, statement: Callable[[Any], Any], bound: list[Any]) -> Any:
         word = sql.lstrip()[:8].upper()
@@ -86,16 +191,26 @@ class PostgresConnection:
                 self._in_transaction, self._lost = False, None
                 return None
             raise self._unavailable(self._lost, committing=word.startswith("COMMIT"))
+        if word.startswith("ROLLBACK"):  # what is held back would be undone anyway
+            self._take_held()
+            if ends and self._deferred_references:  # (the tables that lacked them are gone)
+                self._deferred_references = None
+            if ends and self._unsent_begin:  # nothing of the transaction reached the server
+                self._in_transaction = self._unsent_begin = False
+                return None
         if not self._in_transaction and self._gone():
             self._connect_again()
-        if word.startswith("COMMIT") and self._aborted():
+        if word.startswith("COMMIT") and not self._unsent_begin and self._aborted():
             # A statement of this transaction failed (a statement_timeout, say) and the server
             # aborted it; COMMIT would then answer ROLLBACK without an error: say so instead.
+            self._take_held()
             self.raw.execute("ROLLBACK")
             self._in_transaction = False
             raise RegistryUnavailableError(
                 f"{self.engine.location} aborted this transaction after an error ({self._last_error}); "
                 "nothing of it was committed: try again")
+        first_round_trip, self._unsent_begin = self._unsent_begin, False
+        held = list(self._held) if first_round_trip else []
         try:
             result = statement(self.raw)
         except Exception as exc:
@@ -104,10 +219,15 @@ class PostgresConnection:
             if not self._gone():
                 if ends:
                     self._in_transaction = False
+                    if self._server_in_transaction():  # a held statement failed before the COMMIT
+                        self.raw.execute("ROLLBACK")
                 raise
             why = self._last_error
-            if not self._in_transaction:  # nothing was begun: connect again and try once more
+            if not self._in_transaction or first_round_trip:
+                # Nothing was begun, or the transaction's first round trip never arrived:
+                # connect again and try once more.
                 self._connect_again()
+                self._held, self._held_size = held, sum(map(len, held))
                 result = statement(self.raw)
             elif ends:
                 self._in_transaction = False
@@ -126,6 +246,9 @@ class PostgresConnection:
 
     def _aborted(self) -> bool:
         return self.raw.info.transaction_status == _psycopg().pq.TransactionStatus.INERROR
+
+    def _server_in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != _psycopg().pq.TransactionStatus.IDLE
 
     def _connect_again(self) -> None:
         try:
@@ -148,13 +271,6 @@ class PostgresConnection:
 
     def __repr__(self) -> str:
         return f"<PostgresConnection {self.engine.location}>"
-
-
-def _bindable(parameters: Any) -> Any:
-    """SQLite's parameter values as PostgreSQL takes them: a bool is an integer there too."""
-    if isinstance(parameters, dict):
-        return {k: int(v) if type(v) is bool else v for k, v in parameters.items()}
-    return [int(v) if type(v) is bool else v for v in parameters]
 
 
 def _refuse_nul(exc: Exception, bound: list[Any]) -> None:
@@ -183,11 +299,10 @@ class AsyncPostgresReader:
         self.raw = raw
 
     async def execute_fetchall(self, sql: str, parameters: Any = ()) -> list[tuple]:
-        bound = _bindable(parameters)
         try:
-            cursor = await self.raw.execute(translate(sql), bound)
+            cursor = await self.raw.execute(translate(sql), parameters)
         except Exception as exc:
-            _refuse_nul(exc, [bound])
+            _refuse_nul(exc, [parameters])
             raise
         return await cursor.fetchall()
 
@@ -195,11 +310,24 @@ class AsyncPostgresReader:
         await self.raw.close()
 
 
-def _numeric_as_float(raw: Any) -> None:
-    """``avg`` and ``sum`` give NUMERIC in PostgreSQL: read it as a float, as SQLite gives."""
+def _adapt_types(raw: Any) -> None:
+    """Values as SQLite gives and takes them: ``avg`` and ``sum`` give NUMERIC in PostgreSQL,
+    read as a float; a bool is written as the integer 0 or 1 (SQLite has no bool type, and
+    LightML's columns are integers)."""
+    from psycopg.adapt import Dumper
     from psycopg.types.numeric import FloatLoader
 
+    class BoolAsInteger(Dumper):
+        oid = _psycopg().postgres.types["int8"].oid
+
+        def dump(self, obj: bool) -> bytes:
+            return b"1" if obj else b"0"
+
+        def quote(self, obj: bool) -> bytes:  # (a literal in a composed statement: no quotes)
+            return self.dump(obj)
+
     raw.adapters.register_loader("numeric", FloatLoader)
+    raw.adapters.register_dumper(bool, BoolAsInteger)
 
 
 def _first_line(exc: BaseException) -> str:

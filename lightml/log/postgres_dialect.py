@@ -11,7 +11,9 @@ statement through ``translate`` (cached: the code has a few hundred distinct sta
 - ``LIKE`` -> ``ILIKE`` (SQLite's LIKE ignores ASCII case; callers filter exactly after);
 - in ``CREATE TABLE``: 64-bit integers, doubles, text compared byte by byte as SQLite
   does (``COLLATE "C"``), no ``WITHOUT ROWID``. References are checked at every
-  statement, as on SQLite (the projections' handlers keep them valid in that order).
+  statement, as on SQLite (the projections' handlers keep them valid in that order),
+  except in a bulk rebuild: ``without_references`` takes them out of a ``CREATE TABLE``,
+  to be added once the rows are in (one check of all rows instead of one per row).
 
 String literals and quoted identifiers are left as they are (their ``%`` aside). What
 cannot be said in shared SQL (triggers, catalog queries, JSON functions) is not
@@ -64,3 +66,25 @@ def translate(sql: str) -> str:
         token = _NAMED.sub(r"%(\1)s", token.replace("?", "%s"))
         out.append(token)
     return "".join(out)
+
+
+# "column TYPE ... REFERENCES table(column)" in a column's definition.
+_REFERENCE = re.compile(r"^\s*(\w+)\b([^,\n]*?)\s+REFERENCES\s+(\w+)\s*\(\s*(\w+)\s*\)", re.MULTILINE)
+_TABLE_NAME = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+
+
+def without_references(ddl: str) -> tuple[str, list[str]]:
+    """A translated ``CREATE TABLE`` without its columns' ``REFERENCES`` clauses, and the
+    ``ALTER TABLE ... ADD FOREIGN KEY`` statements that put them back (PostgreSQL names
+    the constraints as it names inline ones, ``<table>_<column>_fkey``). Anything else
+    is returned as it is, with no statements."""
+    table = _TABLE_NAME.match(ddl)
+    if table is None:
+        return ddl, []
+    added = []
+
+    def drop(match: re.Match) -> str:
+        column, definition, target, target_column = match.groups()
+        added.append(f"ALTER TABLE {table.group(1)} ADD FOREIGN KEY ({column}) REFERENCES {target} ({target_column})")
+        return f"{match.group(0)[:match.start(2) - match.start(0)]}{definition}"
+    return _REFERENCE.sub(drop, ddl), added

@@ -38,7 +38,7 @@ from lightml.log import events as ev
 from lightml.log import sqlite_lookups
 from lightml.log.engine import shown as redacted
 from lightml.log.postgres_connection import (AsyncPostgresReader, PostgresConnection, _first_line,
-                                              _numeric_as_float, _psycopg)
+                                              _adapt_types, _psycopg)
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -149,7 +149,7 @@ class PostgresEngine:
         except psycopg.Error as exc:  # the URL itself could not be read: its text may hold the password
             raise InvalidInputError(f"cannot read the URL {self.location} ({type(exc).__name__}; check its "
                                     "percent-encoding)") from None
-        _numeric_as_float(raw)
+        _adapt_types(raw)
         return raw
 
     def connect(self, *, timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL") -> PostgresConnection:
@@ -187,7 +187,7 @@ class PostgresEngine:
             raise NotARegistryError(f"cannot connect to {self.location}: {_first_line(exc)}") from None
         except psycopg.Error as exc:
             raise InvalidInputError(f"cannot read the URL {self.location} ({type(exc).__name__})") from None
-        _numeric_as_float(raw)
+        _adapt_types(raw)
         return AsyncPostgresReader(raw)
 
     def begin_snapshot(self, conn: PostgresConnection) -> None:
@@ -228,6 +228,10 @@ class PostgresEngine:
             raise
 
     def commit_write(self, conn: PostgresConnection) -> None:
+        if conn.references_deferred:  # (never a table without its references)
+            problems = conn.add_deferred_references()
+            if problems:
+                raise NotARegistryError(f"broken references: {problems[0]}")
         conn.execute("COMMIT")  # (the SET LOCAL mark ends with the transaction)
 
     def rollback(self, conn: PostgresConnection) -> None:
@@ -256,25 +260,27 @@ class PostgresEngine:
         pass  # nothing to switch on: every PostgreSQL session can write alongside readers
 
     def defer_reference_checks(self, conn: PostgresConnection) -> None:
-        pass  # references are checked at every statement (a broken one fails the rebuild at once)
+        conn.defer_references()  # the tables created next get their references after the rows
 
     def reference_problems(self, conn: PostgresConnection) -> list:
-        return []  # (see defer_reference_checks: none can be left at this point)
+        return conn.add_deferred_references()
 
     # -- the dialect's lookups -----------------------------------------------------------
 
     def existing_metrics(self, conn: PostgresConnection, key_column: str, key: int,
                          pairs: set[tuple[str, str]]) -> dict:
-        """The pairs go in as two arrays, unnested side by side, each pair one probe of the
-        unique index."""
+        """The target's metrics in the families asked about, with one of the names asked
+        about (one index range per family), kept when the pair itself was asked: arrays of
+        the distinct families and names cost a fraction of an array of every pair, which
+        the server parses and joins (about 8x slower for 1,000 families x 10 metrics)."""
         if len(pairs) <= 1:
             return self.existing_metrics_one_by_one(conn, key_column, key, pairs)
-        families, names = zip(*pairs)
+        families = sorted({family for family, _ in pairs})
+        names = sorted({name for _, name in pairs})
         rows = conn.execute_native(
-            f"SELECT m.family, m.metric_name, m.id, m.value FROM unnest(%s::text[], %s::text[]) AS w(family, name) "
-            f"JOIN metrics m ON m.{key_column} = %s AND m.family = w.family AND m.metric_name = w.name",
-            (list(families), list(names), key))
-        return {(family, name): (mid, value) for family, name, mid, value in rows}
+            f"SELECT family, metric_name, id, value FROM metrics WHERE {key_column} = %s "
+            "AND family = ANY(%s::text[]) AND metric_name = ANY(%s::text[])", (key, families, names))
+        return {(family, name): (mid, value) for family, name, mid, value in rows if (family, name) in pairs}
 
     # The one-by-one twin is shared SQL (one indexed lookup per pair): SQLite's, translated.
     existing_metrics_one_by_one = staticmethod(sqlite_lookups.existing_metrics_one_by_one)

@@ -124,18 +124,33 @@ _LAST_ID = "SELECT last_id FROM id_counter WHERE entity = ?"
 _INSERT_EVENT = f"INSERT INTO events ({store.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What a committed transaction knew (its read cache and last ids), and the log's last
+    event then: a writer's next transaction starts from it when the log has not moved since
+    (no one else wrote, so every answer in it is still true), which saves a lookup of the
+    run, model, schema rules and counters per call (a round trip each on a server)."""
+
+    last_seq: int
+    cache: ReadCache
+    last_ids: dict[str, int]
+
+
 class WriteTransaction:
     """What a command sees: the connection (inside the transaction), ids, time, events."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, known: Known | None = None) -> None:
         self.conn = conn
         row = conn.execute("SELECT seq, at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         self._next_seq = row[0] + 1 if row else 1
         self._last_at = row[1] if row else ""
-        self._last_ids: dict[str, int] = {}
         self.actor: Actor | None = None  # the current command's caller (set by the writer)
         self.after_commit: list[Callable[[], None]] = []
-        self.cache = ReadCache()  # shared by the commands of one group
+        if known is not None and known.last_seq == self._next_seq - 1:
+            self.cache, self._last_ids = known.cache, dict(known.last_ids)
+        else:
+            self.cache = ReadCache()  # shared by the commands of one group
+            self._last_ids: dict[str, int] = {}
         self._buffers: dict[type, Buffer] = {}
         self._buffer_of: dict[str, Buffer] = {}  # event type -> the buffer that holds it back
 
@@ -147,17 +162,24 @@ class WriteTransaction:
         self._last_ids[entity] = new_id
         return new_id
 
-    def peek_id(self, entity: str) -> int:
-        """The id ``next_id`` would give, not taken (see ``take_ids``)."""
+    def peek_id(self, entity: str, last_id_query: str | None = None) -> int:
+        """The id ``next_id`` would give, not taken (see ``take_ids``). The last id given is
+        read from ``id_counter``, or by ``last_id_query`` (one value, or no row: none yet)
+        for ids counted elsewhere; then remembered by the transaction."""
         last = self._last_ids.get(entity)
         if last is None:
-            row = self.conn.execute(_LAST_ID, (entity,)).fetchone()
+            if last_id_query is None:
+                row = self.conn.execute(_LAST_ID, (entity,)).fetchone()
+            else:
+                row = self.conn.execute(last_id_query).fetchone()
             last = self._last_ids[entity] = row[0] if row else 0
         return last + 1
 
     def take_ids(self, entity: str, last: int) -> None:
         """Take every id from ``peek_id`` up to ``last`` (a block of new ids)."""
-        if last < self.peek_id(entity) - 1:
+        if entity not in self._last_ids:
+            raise RuntimeError(f"take_ids({entity!r}) before peek_id")
+        if last < self._last_ids[entity]:
             raise RuntimeError(f"ids of {entity} up to {last} were already taken")
         self._last_ids[entity] = last
 
@@ -215,10 +237,12 @@ class WriteTransaction:
         self.cache.forget_if_changed(events)
         return events
 
-    def commit(self) -> None:
-        """Append what the buffers hold, then COMMIT (``store.commit_write``)."""
+    def commit(self) -> Known:
+        """Append what the buffers hold, then COMMIT (``store.commit_write``); what it
+        knew, for the writer's next transaction."""
         self.flush()
         store.commit_write(self.conn)
+        return Known(self._next_seq - 1, self.cache, self._last_ids)
 
     # -- one command's share -------------------------------------------------------------
 
@@ -244,15 +268,24 @@ class Savepoint:
         tx.conn.execute("SAVEPOINT command")
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        tx = self._tx
         if kind is not None and issubclass(kind, Exception):
-            tx.conn.execute("ROLLBACK TO command")
-            tx.conn.execute("RELEASE command")
-            tx._next_seq, tx._last_at, tx._last_ids, n_hooks = self._mark
-            del tx.after_commit[n_hooks:]
-            tx.cache.clear()
-            for buffer in tx._buffers.values():
-                buffer.discard()
+            self._roll_back()
         elif kind is None:
-            tx.conn.execute("RELEASE command")
+            try:
+                # (On PostgreSQL the command's last writes go with this statement: their error
+                # is raised here, and undoes the command like any other.)
+                self._tx.conn.execute("RELEASE command")
+            except Exception:
+                self._roll_back()
+                raise
         return False
+
+    def _roll_back(self) -> None:
+        tx = self._tx
+        tx.conn.execute("ROLLBACK TO command")
+        tx.conn.execute("RELEASE command")
+        tx._next_seq, tx._last_at, tx._last_ids, n_hooks = self._mark
+        del tx.after_commit[n_hooks:]
+        tx.cache.clear()
+        for buffer in tx._buffers.values():
+            buffer.discard()

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from lightml.log import store
 from lightml.log.engine import Connection, StorageEngine
-from lightml.log.transaction import Actor, WriteTransaction
+from lightml.log.transaction import Actor, Known, WriteTransaction
 
 MAX_GROUP = 512  # commands per transaction; bounds how long one group holds the lock
 # Seconds without a commit after which the writer checkpoints (folds the WAL into the .db),
@@ -105,6 +105,7 @@ class Writer:
         self._queued = 0  # queue items not finished yet (under _lock): run_now never overtakes them
         # Commits so far, and as of the last checkpoint / the last idle check (see _idle).
         self._commits = self._checkpointed = self._seen = 0
+        self._known: Known | None = None  # what the last transaction knew (see Known)
 
     def submit(self, command: Command, actor: Actor) -> Future:
         """Queue one command; the future resolves to its result (or error) after COMMIT."""
@@ -281,7 +282,8 @@ class Writer:
                 return
             if not begun:
                 store.begin_write(conn)
-            tx = WriteTransaction(conn)
+            tx = WriteTransaction(conn, self._known)
+            self._known = None  # (until this transaction commits: a rollback forgets it)
             for i, (actor, command, task_outcomes) in enumerate(flat):
                 tx.actor = actor
                 kind = type(command)
@@ -296,7 +298,7 @@ class Writer:
                     task_outcomes.append((command.decide(tx), None))
                 except Exception as exc:
                     task_outcomes.append((None, exc))
-            tx.commit()
+            self._known = tx.commit()
             self._commits += 1
         except BaseException as exc:  # Ctrl-C on a caller's thread included: never leave a transaction open
             self.engine.rollback(conn)

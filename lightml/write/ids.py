@@ -32,9 +32,12 @@ def optional_run_id(tx: WriteTransaction, run_name: str | None) -> int | None:
 
 
 def model_id(tx: WriteTransaction, run_name: str | None, model_name: str) -> int:
-    if run_name is not None and ("run", run_name) not in tx.cache and resolve.run_id(tx.conn, run_name) is None:
-        # e.g. the default run before its first write: say where the model is, not that a run is missing
-        raise resolve.not_in_run(tx.conn, model_name, run_name)
+    if run_name is not None and ("run", run_name) not in tx.cache:
+        found = resolve.run_id(tx.conn, run_name)
+        if found is None:
+            # e.g. the default run before its first write: say where the model is, not that a run is missing
+            raise resolve.not_in_run(tx.conn, model_name, run_name)
+        tx.cache.put(("run", run_name), found, _RUN_TABLES)
     rid = run_id(tx, run_name)
     key = ("model", rid, model_name)
     mid = tx.cache.get(key)

@@ -92,9 +92,9 @@ class MetricBuffer:
     ``LogMetrics`` (see ``LogMetrics.prefetch``). Both are forgotten at every flush: the
     tables then say what they said, and the next append may change them.
 
-    It remembers the highest metric id it gave for the whole transaction, so metric ids come
-    only from here: a ``metric_inserted`` event appended any other way (``migrate`` builds its
-    own transaction, without a buffer) must not share a transaction with it.
+    The highest metric id given is the transaction's (``peek_metric_id``), so metric ids
+    come only from here: a ``metric_inserted`` event appended any other way (``migrate``
+    builds its own transaction, without a buffer) must not share a transaction with it.
     """
 
     EVENT_TYPES = (ev.METRIC_INSERTED, ev.METRIC_OVERWRITTEN)
@@ -102,23 +102,17 @@ class MetricBuffer:
     def __init__(self) -> None:
         self._events: list[Entry] = []
         self._last_ids: set[int] = set()  # the metric ids the last held overwrite changes
-        self._last_metric_id: int | None = None  # the highest metric id given, once looked up
         self.pending: dict[tuple, dict[tuple, tuple]] = {}
         self.prefetched: dict[tuple, tuple] = {}
 
-    def peek_metric_id(self, conn) -> int:
-        """The next never-used metric id, not taken (see ``take_metric_ids``)."""
-        last = self._last_metric_id
-        if last is None:
-            row = conn.execute(_LAST_METRIC_ID).fetchone()
-            last = self._last_metric_id = row[0] if row else 0
-        return last + 1
+    def peek_metric_id(self, tx: WriteTransaction) -> int:
+        """The next never-used metric id, not taken (see ``take_metric_ids``); the
+        transaction remembers the last one given (``WriteTransaction.peek_id``)."""
+        return tx.peek_id("metric", _LAST_METRIC_ID)
 
-    def take_metric_ids(self, last: int) -> None:
+    def take_metric_ids(self, tx: WriteTransaction, last: int) -> None:
         """Take the metric ids from ``peek_metric_id`` up to ``last``."""
-        if self._last_metric_id is None or last < self._last_metric_id:
-            raise RuntimeError(f"metric ids up to {last} were already taken")
-        self._last_metric_id = last
+        tx.take_ids("metric", last)
 
     def defer(self, event_type: str, payload: dict[str, Any], actor: Actor) -> None:
         """Hold a metric event; it joins the one held just before it when that one has the
@@ -159,9 +153,9 @@ class MetricBuffer:
             self.prefetched.clear()
 
     def discard(self) -> None:
-        """Forget everything (the savepoint was rolled back); the highest metric id is read
-        again, so the ids of what was rolled back are given again (no gap)."""
-        self._events, self._last_ids, self._last_metric_id = [], set(), None
+        """Forget everything (the savepoint was rolled back; it gave the transaction back its
+        last ids, so the ids of what was rolled back are given again: no gap)."""
+        self._events, self._last_ids = [], set()
         self.pending.clear()
         self.prefetched.clear()
 
@@ -245,7 +239,7 @@ class LogMetrics:
         else:
             existing = _existing_metrics(tx.conn, key_column, key, pairs)
         pending = buffer.pending.setdefault((key_column, key), {})
-        next_metric_id = buffer.peek_metric_id(tx.conn)
+        next_metric_id = buffer.peek_metric_id(tx)
         inserted, overwritten, skipped = [], [], 0
         metric_item, overwritten_item = ev.metric_item, ev.overwritten_item
         # Bulk calls run this loop tens of thousands of times: plain tuples and dicts.
@@ -268,7 +262,7 @@ class LogMetrics:
         # Deferred through the transaction, which hands them to its MetricBuffer (and which a
         # caller may wrap: merge marks each item with where its value comes from).
         if inserted:
-            buffer.take_metric_ids(next_metric_id - 1)
+            buffer.take_metric_ids(tx, next_metric_id - 1)
             tx.defer(*ev.metric_inserted(model_id=model_id, checkpoint_id=checkpoint_id, step=step, metrics=inserted))
         if overwritten:
             tx.defer(*ev.metric_overwritten(model_id=model_id, checkpoint_id=checkpoint_id, step=step,

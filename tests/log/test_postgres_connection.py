@@ -1,5 +1,5 @@
 """The PostgreSQL adapter's connection: LightML's shared SQL translated (no server needed for
-that), and the multi-row INSERT fast path pinned to one statement per row, its slow twin."""
+that), and the COPY fast path for many rows pinned to one statement per row, its slow twin."""
 
 from __future__ import annotations
 
@@ -52,22 +52,32 @@ def _rows_inserted(postgres_url, rows, *, one_by_one: bool) -> list[tuple]:
         conn.close()
 
 
-def test_a_multi_row_insert_stores_what_one_statement_per_row_stores(postgres_url):
-    many = EDGE_ROWS + [(10 + i, i * 3, f"row {i}", i / 7) for i in range(2_500)]  # several INSERTs of 1,000
+def test_rows_sent_by_copy_are_stored_as_one_statement_per_row_stores_them(postgres_url):
+    many = EDGE_ROWS + [(10 + i, i * 3, f"row {i}", i / 7) for i in range(2_500)]
     fast = _rows_inserted(postgres_url, many, one_by_one=False)
     assert fast == _rows_inserted(postgres_url, many, one_by_one=True)
     assert fast[:5] == EDGE_ROWS and len(fast) == len(many)
 
 
-def test_a_nul_in_any_row_refuses_the_whole_insert(postgres_url):
+@pytest.mark.parametrize("n_rows", [1, 100], ids=["one statement", "copy"])
+def test_a_bool_is_stored_as_the_integer_sqlite_stores(postgres_url, n_rows):
+    rows = [(i, i % 2 == 0, "flag", 0.5) for i in range(n_rows)]
+    assert _rows_inserted(postgres_url, rows, one_by_one=False) == [(i, int(i % 2 == 0), "flag", 0.5)
+                                                                    for i in range(n_rows)]
+
+
+@pytest.mark.parametrize("n_rows", [2, 100], ids=["statements", "copy"])
+def test_a_nul_in_any_row_refuses_the_whole_insert(postgres_url, n_rows):
     from lightml.log.engine import engine_for
 
     conn = engine_for(postgres_url).connect()
     try:
         conn.execute("CREATE TABLE sample (id INTEGER PRIMARY KEY, name TEXT)")
         conn.execute("BEGIN")
+        rows = [(i, "fine") for i in range(n_rows - 1)] + [(n_rows, "bad\x00name")]
         with pytest.raises(InvalidInputError, match=r"contains NUL \(U\+0000\)"):
-            conn.executemany("INSERT INTO sample (id, name) VALUES (?, ?)", [(1, "fine"), (2, "bad\x00name")])
+            conn.executemany("INSERT INTO sample (id, name) VALUES (?, ?)", rows)
+            conn.execute("SELECT 1")  # (a held statement is sent with the next answered one)
         conn.execute("ROLLBACK")
         assert conn.execute("SELECT count(*) FROM sample").fetchall() == [(0,)]
     finally:

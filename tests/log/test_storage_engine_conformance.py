@@ -129,7 +129,8 @@ def test_the_database_refuses_to_change_an_appended_event(registry, statement):
             conn.execute(statement)
         store.begin_write(conn)  # LightML's own transactions may not either
         with pytest.raises(Exception, match="append-only"):
-            conn.execute(statement)
+            conn.execute(statement)  # (PostgreSQL sends a write with the next answered statement)
+            store.commit_write(conn)
         registry.rollback(conn)
     finally:
         conn.close()
@@ -213,7 +214,8 @@ def test_a_read_table_refuses_a_write_outside_a_marked_transaction(registry):
             conn.execute(insert)  # outside any transaction
         store.begin_immediate(conn)  # the lock alone is not the mark
         with pytest.raises(Exception, match="a LightML 1.x client cannot write to it"):
-            conn.execute(insert)
+            conn.execute(insert)  # (PostgreSQL sends a write with the next answered statement)
+            conn.execute("SELECT 1")
         registry.rollback(conn)
         store.begin_write(conn)  # the marked transaction may
         conn.execute(insert)
@@ -349,6 +351,13 @@ def test_a_checkpoint_never_runs_inside_a_transaction_and_never_raises(registry)
 # -- a damaged log ----------------------------------------------------------------------------
 
 
+def _log_one_metric(engine: StorageEngine) -> None:
+    """Events #1-#3: run r, model m in it, its fam/acc = 0.5."""
+    with LightMLHandle(engine.db, "r") as h:
+        h.register_model("m", "org/m")
+        h.log_model_metric("m", "fam", "acc", 0.5)
+
+
 def _append_raw(engine: StorageEngine, seq: int, event_type: str, payload: str) -> None:
     """An event appended behind LightML's back (as a tool with the database's own driver could)."""
     conn = engine.connect()
@@ -366,9 +375,7 @@ def _append_raw(engine: StorageEngine, seq: int, event_type: str, payload: str) 
 def test_a_damaged_event_is_named_by_replay_and_verify_and_nothing_is_rebuilt(registry, damage, named):
     from lightml.log.replay import DamagedLogError, replay, verify
 
-    with LightMLHandle(registry.db, "r") as h:
-        h.register_model("m", "org/m")
-        h.log_model_metric("m", "fam", "acc", 0.5)
+    _log_one_metric(registry)
     good = _log(registry)
     payload = json.loads(good[-1][3])
     if damage == "not of its shape":
@@ -382,3 +389,34 @@ def test_a_damaged_event_is_named_by_replay_and_verify_and_nothing_is_rebuilt(re
     assert not result.ok and result.differences
     with LightMLHandle(registry.db, "r") as h:  # the read tables are as they were
         assert [e["value"] for e in h.metric_history("m", "fam", "acc")] == [0.5]
+
+
+def test_a_log_whose_rows_break_a_reference_is_refused_by_replay_and_nothing_is_rebuilt(registry):
+    from lightml.log.replay import replay
+
+    _log_one_metric(registry)
+    payload = json.loads(_log(registry)[-1][3])
+    payload["model_id"] = 99  # no such model: the references are checked once, after the rows
+    payload["metrics"][0]["metric_id"] += 1
+    _append_raw(registry, 4, ev.METRIC_INSERTED, json.dumps(payload))
+    with pytest.raises(NotARegistryError, match="broken references"):
+        replay(registry.db)
+    with LightMLHandle(registry.db, "r") as h:  # the read tables are as they were
+        assert [e["value"] for e in h.metric_history("m", "fam", "acc")] == [0.5]
+
+
+def test_after_a_replay_the_read_tables_still_refuse_a_broken_reference(registry):
+    from lightml.log.replay import replay
+
+    _log_one_metric(registry)
+    replay(registry.db)  # (its rebuild adds the references after the rows)
+    conn = registry.connect()
+    try:
+        store.begin_write(conn)
+        with pytest.raises(Exception, match="(?i)foreign key"):
+            conn.execute("INSERT INTO metrics (id, model_id, checkpoint_id, family, metric_name, value) "
+                         "VALUES (99, 42, NULL, 'fam', 'f1', 0.5)")
+            conn.execute("SELECT 1")  # (PostgreSQL sends a write with the next answered statement)
+        registry.rollback(conn)
+    finally:
+        conn.close()

@@ -206,8 +206,9 @@ class StatementCounter:
     ClientCursor.execute and executemany (LightML binds values on the client with it; the
     baselines use plain cursors and are not counted). Observation only.
 
-    An ``execute`` is one statement and one round trip; an ``executemany`` sends one
-    statement per row, pipelined (psycopg's pipeline mode), so about one round trip."""
+    An ``execute`` is one round trip; it may carry several statements (LightML sends the
+    writes it held back with the next statement that is answered: "INSERT ...; COMMIT"),
+    counted each, and labelled by the last one. A COPY (many rows) is one call."""
 
     def __init__(self) -> None:
         self.totals = Tally()
@@ -216,15 +217,22 @@ class StatementCounter:
 
     def _add(self, query: Any, seconds: float, rows: int) -> None:
         text = " ".join(query.split()) if isinstance(query, str) else type(query).__name__
+        parts = text.split("; ")
+        last = parts[-1]
+        if " VALUES " in last:  # (composed values: one label for all of them)
+            last = last[:last.index(" VALUES ")] + " VALUES ..."
+        label = last if len(parts) == 1 else f"{last} (with the held writes before it)"
+        if "pg_advisory_xact_lock" in text:
+            label = text  # (BEGIN; SELECT pg_...lock: which lock is in the label)
         with self._lock:
-            self.totals.add(text, seconds, rows)
+            self.totals.add(label, seconds, max(rows, len(parts)))
 
     def __enter__(self) -> "StatementCounter":
         import psycopg
 
         cls, counter = psycopg.ClientCursor, self
-        execute, executemany = cls.execute, cls.executemany
-        self._saved = {name: cls.__dict__.get(name) for name in ("execute", "executemany")}
+        execute, executemany, copy = cls.execute, cls.executemany, cls.copy
+        self._saved = {name: cls.__dict__.get(name) for name in ("execute", "executemany", "copy")}
 
         def counted_execute(cur, query, params=None, **kwargs):
             t0 = time.perf_counter()
@@ -241,7 +249,16 @@ class StatementCounter:
             finally:
                 counter._add(query, time.perf_counter() - t0, len(params_seq))
 
-        cls.execute, cls.executemany = counted_execute, counted_executemany
+        @contextlib.contextmanager
+        def counted_copy(cur, statement, *args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                with copy(cur, statement, *args, **kwargs) as rows:
+                    yield rows
+            finally:
+                counter._add(statement, time.perf_counter() - t0, 1)
+
+        cls.execute, cls.executemany, cls.copy = counted_execute, counted_executemany, counted_copy
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -275,7 +292,7 @@ class Tally:
         self.calls += 1
         self.statements += rows
         self.seconds += seconds
-        if text.upper() == "COMMIT":
+        if text.upper().startswith("COMMIT"):  # (a COMMIT with the writes held before it)
             self.commits += 1
         elif "pg_advisory_xact_lock" in text:  # the decide lock: waiting for other writers
             self.lock_seconds += seconds
