@@ -62,12 +62,7 @@ def init_registry(path: str | os.PathLike, name: str | None = None, overwrite: b
             raise ConflictError(f"{db} is open in this process; close its handles before overwriting it")
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
-    registry = Registry(db, allow_network_filesystem=allow_network_filesystem)
-    try:
-        if rules:
-            registry.run(builders.add_schema_rules(rules))
-    finally:
-        registry.close()
+    _add_rules_and_close(Registry(db, allow_network_filesystem=allow_network_filesystem), rules)
     return db
 
 
@@ -79,10 +74,15 @@ def _init_server_registry(url, name, overwrite: bool, metrics_schema) -> str:
                                 "PostgreSQL's tools (psql), then init again")
     rules = _schema_rules(metrics_schema) if metrics_schema is not None else []
     registry = Registry(url)  # creates the schema in an empty database; refuses one holding other tables
+    _add_rules_and_close(registry, rules)
+    return registry.engine.location
+
+
+def _add_rules_and_close(registry: Registry, rules: list[tuple[str, str]]) -> None:
+    """The new registry's schema rules added (if any); the registry closed whatever happens."""
     try:
         if rules:
             registry.run(builders.add_schema_rules(rules))
-        return registry.engine.location
     finally:
         registry.close()
 

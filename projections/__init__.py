@@ -15,6 +15,7 @@ from operator import attrgetter
 from typing import Callable, Collection, Iterable
 
 from lightml.log import events as ev
+from lightml.log.engine import dialect_of
 from lightml.log.events import Change
 from projections import (
     checkpoint,
@@ -179,7 +180,7 @@ def first_mistyped_value(conn: sqlite3.Connection) -> str | None:
     """A read-table value whose storage class is not its column's, or an infinite REAL
     ("table.column = value"), or None. A rebuilt table holds one only if an event carried a value of the wrong type:
     one scan per table, the cheap check that replay makes after every rebuild."""
-    postgres = guard.dialect(conn) == "postgresql"
+    postgres = dialect_of(conn) == "postgresql"
     for table in READ_TABLES:
         checks = [(name, _STORAGE_CLASSES[kind.upper()]) for name, kind in _declared_types(conn, table)
                   if kind.upper() in _STORAGE_CLASSES]
@@ -211,7 +212,7 @@ _PG_TYPES = {"bigint": "INTEGER", "integer": "INTEGER", "double precision": "REA
 
 def _declared_types(conn, table: str) -> list[tuple[str, str]]:
     """(column, declared type as SQLite names it) of a read table."""
-    if guard.dialect(conn) == "postgresql":
+    if dialect_of(conn) == "postgresql":
         return [(name, _PG_TYPES.get(kind, kind)) for name, kind in conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position", (table,))]

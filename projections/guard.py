@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from lightml.log.engine import dialect_of
+
 MARKER_TABLE = "lightml_writing"
 MARKER_DDL = f"CREATE TABLE IF NOT EXISTS main.{MARKER_TABLE} (token INTEGER PRIMARY KEY)"
 MESSAGE = ("this is a LightML 2 registry (made by LightML 2, or migrated with lightml migrate): a LightML 1.x "
@@ -41,14 +43,9 @@ _PG_FUNCTION = (
     "RETURN NULL; END $$")  # (a statement trigger: the mark is the transaction's, not a row's)
 
 
-def dialect(conn) -> str:
-    """The SQL dialect of ``conn``: "postgresql" for the PostgreSQL adapter's connections."""
-    return getattr(conn, "dialect", "sqlite")
-
-
 def create_guards(conn: sqlite3.Connection, tables: list[str]) -> None:
     """The marker table and the guard triggers of ``tables`` (those missing)."""
-    if dialect(conn) == "postgresql":
+    if dialect_of(conn) == "postgresql":
         conn.execute_native(_PG_FUNCTION)
         present = _pg_triggers(conn)
         for table in tables:
@@ -66,7 +63,7 @@ def create_guards(conn: sqlite3.Connection, tables: list[str]) -> None:
 def unguarded_tables(conn: sqlite3.Connection, tables: list[str]) -> list[str]:
     """The tables (of those that exist) that lack one of their guard triggers: a registry
     written before the guard existed."""
-    if dialect(conn) == "postgresql":
+    if dialect_of(conn) == "postgresql":
         present, existing = _pg_triggers(conn), conn.engine.table_names(conn)
         return [t for t in tables if t in existing and any(trigger_name(t, op) not in present for op in _OPERATIONS)]
     present = {row[0] for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'trigger'")}

@@ -22,7 +22,6 @@ from lightml.log.replay import rebuild_and_commit
 
 _CHUNK = 20_000
 _ROWS = f"SELECT {store.EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT {_CHUNK}"
-_INSERT = f"INSERT INTO events ({store.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 @dataclass
@@ -92,5 +91,5 @@ def _copy_into(reader, dst) -> tuple[int, int | None]:
 def _copy_events(reader, writer) -> None:
     last = 0
     while rows := reader.execute(_ROWS, (last,)).fetchall():
-        writer.executemany(_INSERT, [tuple(row) for row in rows])
+        writer.executemany(store.INSERT_EVENT, [tuple(row) for row in rows])
         last = rows[-1][0]

@@ -205,6 +205,12 @@ def engine_of(conn: Connection) -> StorageEngine:
         raise TypeError(f"{conn!r} was not opened by a LightML storage engine (lightml.log.store.connect)") from None
 
 
+def dialect_of(conn: Any) -> str:
+    """The SQL dialect a connection speaks ("sqlite" or "postgresql"): its ``dialect``, which
+    every engine's connections carry; an aiosqlite connection (the dashboard's) has none."""
+    return getattr(conn, "dialect", "sqlite")
+
+
 def result_location(engine: StorageEngine) -> Path | str:
     """The registry as results and ``handle.path`` name it: a file's Path, or the URL of a
     server's registry (without its password)."""
@@ -213,14 +219,17 @@ def result_location(engine: StorageEngine) -> Path | str:
 
 def driver_errors() -> tuple[type[Exception], ...]:
     """The base error classes of the database drivers in use (sqlite3, and psycopg once a
-    PostgreSQL registry was opened): what the CLI and the dashboard report as one line."""
+    PostgreSQL registry was opened): what the CLI reports as one line."""
     import sqlite3
 
-    errors: list[type[Exception]] = [sqlite3.Error]
+    return (sqlite3.Error, *server_driver_errors())
+
+
+def server_driver_errors() -> tuple[type[Exception], ...]:
+    """psycopg's base error class once a PostgreSQL registry was opened, else none (the
+    driver is never imported to ask)."""
     psycopg = sys.modules.get("psycopg")
-    if psycopg is not None:
-        errors.append(psycopg.Error)
-    return tuple(errors)
+    return () if psycopg is None else (psycopg.Error,)
 
 
 # The password of a URL: "//user:PASSWORD@" and a "password=" query parameter (libpq's forms).

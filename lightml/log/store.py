@@ -21,6 +21,7 @@ from lightml.log.sqlite_files import companion_files, readonly_uri  # noqa: F401
 FORMAT_VERSION = 2  # LightML 1.x databases (read tables only) are format 1.
 
 EVENT_COLUMNS = "seq, type, version, payload, at, user, host, pid, origin"
+INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"  # one row, in that order
 
 
 def connect(db: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT, synchronous: str = "FULL") -> Connection:

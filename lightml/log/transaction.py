@@ -121,7 +121,6 @@ class ReadCache:
 
 
 _LAST_ID = "SELECT last_id FROM id_counter WHERE entity = ?"
-_INSERT_EVENT = f"INSERT INTO events ({store.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +231,7 @@ class WriteTransaction:
             rows.append((seq, event_type, CURRENT_VERSION[event_type], encode(payload), at,
                          actor.user, actor.host, actor.pid, actor.origin))
             events.append(Change(seq, event_type, payload))
-        self.conn.executemany(_INSERT_EVENT, rows)
+        self.conn.executemany(store.INSERT_EVENT, rows)
         projections.apply(self.conn, events)
         self.cache.forget_if_changed(events)
         return events

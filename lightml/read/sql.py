@@ -23,6 +23,8 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Generator, Generic, Iterator, NamedTuple, ParamSpec,
                     Sequence, TypeVar)
 
+from lightml.log.engine import dialect_of
+
 if TYPE_CHECKING:  # aiosqlite is imported by the dashboard only
     import aiosqlite
 
@@ -42,7 +44,7 @@ class Statement(NamedTuple):
     postgresql: str | None = None
 
     def sql_for(self, conn: Any) -> str:
-        if self.postgresql is not None and getattr(conn, "dialect", "sqlite") == "postgresql":
+        if self.postgresql is not None and dialect_of(conn) == "postgresql":
             return self.postgresql
         return self.sql
 

@@ -24,14 +24,12 @@ import json
 import os
 import secrets
 import sqlite3
-from urllib.parse import urlsplit
-import sys
 import stat
 import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -44,7 +42,7 @@ from starlette.routing import Route
 from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
 from lightml.read import catalog, dashboard
 from lightml.read.pivot import PivotTables
-from lightml.log.engine import engine_for
+from lightml.log.engine import engine_for, server_driver_errors
 from lightml.read.sql import Query, reading, reading_async, run_async
 from lightml.web.security import LOCAL_HOSTS, LocalHostsOnly, RefuseForeignOrigin
 from lightml.write.validation import check_int_range
@@ -321,7 +319,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         RegistryLockedError: lambda r, e: JSONResponse({"error": str(e)}, status_code=503),
         TimeoutError: lambda r, e: JSONResponse({"error": str(e)}, status_code=503),
         sqlite3.OperationalError: _operational_error,
-        **{error: _driver_error for error in _server_driver_errors()},
+        **{error: _driver_error for error in server_driver_errors()},
         ReadOnlyRegistry: lambda r, e: JSONResponse({"error": str(e)}, status_code=409),
         BodyTooLarge: lambda r, e: JSONResponse(
             {"error": f"the request body is larger than {MAX_EDIT_BODY_BYTES} bytes"}, status_code=413),
@@ -344,12 +342,6 @@ def _operational_error(request: Request, exc: sqlite3.OperationalError) -> JSONR
         return JSONResponse({"error": f"the registry is read-only: the dashboard can show it but not edit it ({exc})"},
                             status_code=409)
     return JSONResponse({"error": f"registry busy: {exc}"}, status_code=503)
-
-
-def _server_driver_errors() -> list[type[Exception]]:
-    """psycopg's error classes, once a PostgreSQL registry is open (never imported here)."""
-    psycopg = sys.modules.get("psycopg")
-    return [] if psycopg is None else [psycopg.Error]
 
 
 def _driver_error(request: Request, exc: Exception) -> JSONResponse:

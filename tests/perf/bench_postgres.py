@@ -421,6 +421,23 @@ def finish_spent(server: Any, url: str, spent: Spent, cpu0: float | None, fsyncs
     return spent
 
 
+def measured_on_new_registry(server: Any, hint: str, spents: list[Spent],
+                             measure: Callable[[str], Spent]) -> Spent:
+    """A fresh database holding a registry with one model, org/model (run "bench"), left to
+    settle; ``measure(url)`` returns the Spent of its measured window, which gets the
+    server's share (``finish_spent``) and is appended to ``spents``."""
+    from lightml import LightMLHandle
+
+    with fresh_database(server, hint) as url:
+        with LightMLHandle(url, "bench") as h:
+            h.register_model("org/model", "org/model")
+        settle(server, url)
+        fsyncs0, cpu0 = wal_syncs(server), server_cpu(server)
+        spent = measure(url)
+        spents.append(finish_spent(server, url, spent, cpu0, fsyncs0))
+    return spent
+
+
 def median_spent(spents: list[Spent]) -> Spent:
     """The run of median duration (its costs go with the median figure)."""
     return sorted(spents, key=lambda s: s.wall)[len(spents) // 2]
@@ -458,19 +475,16 @@ def bench_bulk(server: Any, sizes: Sizes, counter: StatementCounter) -> None:
     n_metrics = sizes.bulk_calls * FAMILIES * PER_FAMILY
     spents: list[Spent] = []
 
+    def measure(url: str) -> Spent:
+        with LightMLHandle(url, "bench") as h:
+            with Window(counter) as w:
+                for payload in payloads:
+                    result = h.log_metrics("org/model", payload)
+                    assert result["inserted"] == FAMILIES * PER_FAMILY, result
+        return w.spent
+
     def lib_run() -> float:
-        with fresh_database(server, "bulk") as url:
-            with LightMLHandle(url, "bench") as h:
-                h.register_model("org/model", "org/model")
-            settle(server, url)
-            fsyncs0, cpu0 = wal_syncs(server), server_cpu(server)
-            with LightMLHandle(url, "bench") as h:
-                with Window(counter) as w:
-                    for payload in payloads:
-                        result = h.log_metrics("org/model", payload)
-                        assert result["inserted"] == FAMILIES * PER_FAMILY, result
-            spents.append(finish_spent(server, url, w.spent, cpu0, fsyncs0))
-        return n_metrics / w.spent.wall
+        return n_metrics / measured_on_new_registry(server, "bulk", spents, measure).wall
 
     rows = [(i + 1, 1, None, family, name, value) for i, (family, name, value) in enumerate(
         (family, name, value) for payload in payloads for family, values in payload.items()
@@ -512,18 +526,15 @@ def bench_sync(server: Any, sizes: Sizes, counter: StatementCounter) -> None:
     section(f"2. sync log_model_metric: {n:,} calls, one durable commit each")
     spents: list[Spent] = []
 
+    def measure(url: str) -> Spent:
+        with LightMLHandle(url, "bench") as h:
+            with Window(counter) as w:
+                for i in range(n):
+                    h.log_model_metric("org/model", "task", f"metric_{i}", i / n)
+        return w.spent
+
     def lib_run() -> float:
-        with fresh_database(server, "sync") as url:
-            with LightMLHandle(url, "bench") as h:
-                h.register_model("org/model", "org/model")
-            settle(server, url)
-            fsyncs0, cpu0 = wal_syncs(server), server_cpu(server)
-            with LightMLHandle(url, "bench") as h:
-                with Window(counter) as w:
-                    for i in range(n):
-                        h.log_model_metric("org/model", "task", f"metric_{i}", i / n)
-            spents.append(finish_spent(server, url, w.spent, cpu0, fsyncs0))
-        return n / w.spent.wall
+        return n / measured_on_new_registry(server, "sync", spents, measure).wall
 
     raw_fsyncs: list[float] = []
 
@@ -556,7 +567,7 @@ def bench_sync(server: Any, sizes: Sizes, counter: StatementCounter) -> None:
 
 
 def bench_async(server: Any, sizes: Sizes, counter: StatementCounter) -> None:
-    from lightml import AsyncLightMLHandle, LightMLHandle
+    from lightml import AsyncLightMLHandle
 
     tasks, per_task = sizes.async_tasks, sizes.async_per_task
     total = tasks * per_task
@@ -576,14 +587,8 @@ def bench_async(server: Any, sizes: Sizes, counter: StatementCounter) -> None:
         return w.spent
 
     def one() -> float:
-        with fresh_database(server, "async") as url:
-            with LightMLHandle(url, "bench") as h:
-                h.register_model("org/model", "org/model")
-            settle(server, url)
-            fsyncs0, cpu0 = wal_syncs(server), server_cpu(server)
-            spent = asyncio.run(run_once(url))
-            spents.append(finish_spent(server, url, spent, cpu0, fsyncs0))
-        return total / spent.wall
+        return total / measured_on_new_registry(server, "async", spents,
+                                                lambda url: asyncio.run(run_once(url))).wall
 
     rate, runs = median_of(REPEATS, one)
     spent = median_spent(spents)
