@@ -215,6 +215,10 @@ def test_checkpoint_curves(page) -> None:
     page.select_option("#curve-metric", "arc")
     page.wait_for_selector("#curves polyline")
     assert page.locator("#curves circle").count() == 2
+    # Two loads in flight at once (the metric list loading the curves as a metric is picked)
+    # draw one chart, not both answers.
+    page.evaluate("() => Promise.all([loadCurves(), loadCurves()])")
+    assert page.locator("#curves circle").count() == 2
     shot(page, "curves")
 
 

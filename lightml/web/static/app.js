@@ -515,7 +515,13 @@ async function loadCurveMetrics() {
   await loadCurves();
 }
 
+// The latest loadCurves call: only its answer is drawn. (Two calls can be in flight at once,
+// e.g. a family's metric list loading the curves while the user picks a metric: if each
+// drew its answer, the chart would hold both.)
+let curvesCall = 0;
+
 async function loadCurves() {
+  const call = ++curvesCall;
   const family = $("curve-family").value, metric = $("curve-metric").value;
   const chart = $("curves");
   chart.replaceChildren();
@@ -525,12 +531,14 @@ async function loadCurves() {
   try {
     series = await api(`/api/curves?${new URLSearchParams({family, metric})}`);
   } catch (error) {
+    if (call !== curvesCall) return;
     // e.g. 404: the family or metric went away (a model was deleted) since the lists were loaded
     empty.textContent = error.message;
     empty.hidden = false;
     return;
   }
-  if ($("curve-family").value !== family || $("curve-metric").value !== metric) return;  // a stale answer
+  if (call !== curvesCall) return;  // a later call draws its own answer
+  chart.replaceChildren();
   empty.textContent = "No checkpoint has this metric.";
   empty.hidden = series.length > 0;
   if (!series.length) return;
