@@ -21,7 +21,6 @@ sections do not depend on each other.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import io
@@ -38,9 +37,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from registries import build_lineage  # tests/registries.py
+from registries import build_lineage, skip_if_sqlite_only, verify_registry  # tests/registries.py
 
-from lightml import AsyncLightMLHandle, LightMLHandle, verify
+from lightml import AsyncLightMLHandle, LightMLHandle
 
 DATA = Path(__file__).resolve().parent / "data"  # real lm-eval outputs (tests/data/README.md)
 
@@ -82,36 +81,41 @@ def postgres_url(postgres_server, request) -> Iterator[str]:
 
 @pytest.fixture
 def verify_at_teardown(request: pytest.FixtureRequest) -> Iterator[Callable[[Path], Path]]:
-    """``verify_at_teardown(path)`` returns ``path``; when the test ends, a registry there (a
-    file with an event log) must have read tables equal to a rebuild from that log."""
-    paths: list[Path] = []
+    """``verify_at_teardown(path)`` returns ``path``; when the test ends, a registry there
+    must pass ``verify_registry``."""
+    paths: list[Path | str] = []
 
     def register(path: Path) -> Path:
-        paths.append(path if str(path).startswith("postgresql://") else Path(path))
+        paths.append(path)
         return path
 
     yield register
     if request.node.get_closest_marker("tampered"):
         return
     for path in paths:
-        if isinstance(path, str):  # a PostgreSQL registry (its URL): checked when it has an event log
-            import psycopg
+        verify_registry(path)
 
-            with psycopg.connect(path) as conn:
-                if conn.execute("SELECT to_regclass('events') IS NULL").fetchone()[0]:
-                    continue
-            result = verify(path)
-            if not result.ok:
-                pytest.fail(f"verify failed after the test ({path}): {result.differences}")
-            continue
-        if not path.is_file():
-            continue
-        with contextlib.closing(sqlite3.connect(path)) as conn:
-            has_log = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone()
-        if has_log:
-            result = verify(path)
-            if not result.ok:
-                pytest.fail(f"verify failed after the test ({path.name}): {result.differences}")
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_engine_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The test's registry on each storage engine: the path of a SQLite file (not created),
+    or the URL of a new PostgreSQL database of the run's server (dropped after the test).
+    After the test, a registry there must pass ``verify_registry`` (unless the test is
+    marked ``tampered``); a test marked ``sqlite_only`` skips its PostgreSQL case."""
+    server = None
+    if request.param == "sqlite":
+        db = str(tmp_path / "reg.db")
+    else:
+        skip_if_sqlite_only(request)
+        server = request.getfixturevalue("postgres_server")
+        db = server.create_database(request.node.name)
+    try:
+        yield db
+        if not request.node.get_closest_marker("tampered"):
+            verify_registry(db)
+    finally:
+        if server is not None:
+            server.drop_database(db)
 
 
 # -- the lineage registry ---------------------------------------------------------------------

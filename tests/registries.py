@@ -1,8 +1,43 @@
-"""Registries several test folders build the same way (imported by their conftest.py files)."""
+"""Registries several test folders build the same way, and the checks their fixtures make
+of the test's registry (imported by their conftest.py files)."""
 
 from __future__ import annotations
 
-from lightml import LightMLHandle
+import contextlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from lightml import LightMLHandle, verify
+
+
+def verify_registry(db: Path | str) -> None:
+    """Fail the test unless the registry at ``db`` (a file's path, or a PostgreSQL URL), where
+    it exists and has an event log, has read tables equal to a rebuild from that log."""
+    if isinstance(db, str) and db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            if conn.execute("SELECT to_regclass('events') IS NULL").fetchone()[0]:
+                return
+    else:
+        db = Path(db)
+        if not db.is_file():
+            return
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone() is None:
+                return
+    result = verify(db)
+    if not result.ok:
+        pytest.fail(f"verify failed after the test ({db}): {result.differences}")
+
+
+def skip_if_sqlite_only(request: pytest.FixtureRequest) -> None:
+    """Skip the PostgreSQL case of a test marked ``sqlite_only(why)``, saying why."""
+    only = request.node.get_closest_marker("sqlite_only")
+    if only is not None:
+        pytest.skip(f"a SQLite file's own behaviour ({only.args[0]})")
 
 
 def build_lineage(db, scores) -> None:

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,6 @@ from postgres_server import (
     PostgresServer,
     find_server_binaries,
     postgres_unavailable_reason,
-    server_for_tests,
 )
 
 try:
@@ -38,21 +36,16 @@ except ImportError:  # every test below skips first, with the reason
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer | ExistingPostgresServer]:
-    reason = postgres_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    with server_for_tests() as started:
-        yield started
+@pytest.fixture
+def server(postgres_server) -> PostgresServer | ExistingPostgresServer:
+    """The test run's server (tests/conftest.py's ``postgres_server``)."""
+    return postgres_server
 
 
 @pytest.fixture
-def database(server, request: pytest.FixtureRequest) -> Iterator[str]:
+def database(postgres_url: str) -> str:
     """The name of a fresh database for the test, dropped after it."""
-    url = server.create_database(request.node.name)
-    yield url.rsplit("/", 1)[1]
-    server.drop_database(url)
+    return postgres_url.rsplit("/", 1)[1]
 
 
 def need(server, feature: str) -> None:

@@ -28,9 +28,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from registries import build_lineage  # tests/registries.py
+from registries import build_lineage, skip_if_sqlite_only, verify_registry  # tests/registries.py
 
-from lightml import LightMLHandle, verify
+from lightml.log.postgres_dialect import translate
 
 POSTGRES = "postgresql"
 
@@ -56,8 +56,8 @@ def plain_connection(db: Any) -> Iterator[Any]:
 
 
 def _rows(conn, db, sql, params=()) -> list[tuple]:
-    if is_postgres(db):  # psycopg's parameters are %s; ``user`` is a keyword there
-        sql = sql.replace("%", "%%").replace("?", "%s").replace(" user", ' "user"')
+    if is_postgres(db):  # in PostgreSQL's words, as LightML's adapter sends it
+        sql = translate(sql)
     return [tuple(row) for row in conn.execute(sql, params).fetchall()]
 
 
@@ -73,11 +73,6 @@ def _table_names(conn, db) -> list[str]:
     else:
         sql = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
     return [name for (name,) in _rows(conn, db, sql)]
-
-
-def _has_log(db) -> bool:
-    with plain_connection(db) as conn:
-        return "events" in _table_names(conn, db)
 
 
 @pytest.fixture
@@ -182,9 +177,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "sqlite":
         yield request.getfixturevalue("verify_at_teardown")(tmp_path / "reg.db")
         return
-    only = request.node.get_closest_marker("sqlite_only")
-    if only is not None:
-        pytest.skip(f"a SQLite file's own behaviour ({only.args[0]})")
+    skip_if_sqlite_only(request)
     server = request.getfixturevalue("postgres_server")
     if "from_template" in request.fixturenames:  # it makes the database, as a copy of its template
         url = server.url(f"t_from_template_{secrets.token_hex(6)}")
@@ -192,10 +185,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         url = server.create_database(request.node.name)
     try:
         yield url
-        if not request.node.get_closest_marker("tampered") and _has_log(url):
-            result = verify(url)
-            if not result.ok:
-                pytest.fail(f"verify failed after the test ({url}): {result.differences}")
+        if not request.node.get_closest_marker("tampered"):
+            verify_registry(url)
     finally:
         server.drop_database(url)
 
@@ -255,7 +246,7 @@ def as_an_older_tool(as_an_older_tool) -> Callable[[Any, str, tuple], None]:
 
         with plain_connection(db) as conn, conn.transaction():
             conn.execute(f"SET LOCAL {PG_SETTING} = 'on'")
-            conn.execute(sql.replace("?", "%s"), params)
+            conn.execute(translate(sql), params)
 
     return write
 

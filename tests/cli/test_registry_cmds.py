@@ -148,12 +148,11 @@ def test_replay_upto_beyond_64_bits_is_one_line(tmp_path: Path, assert_user_erro
     assert not (tmp_path / "past.db").exists()
 
 
-def test_init_with_db_of_a_file_is_path_and_name(cli, tmp_path):
+def test_init_with_db_of_a_file_is_path_and_name(cli, tmp_path, assert_user_error):
     done = cli("init", "--db", str(tmp_path / "main.db"))
     assert done.returncode == 0 and (tmp_path / "main.db").is_file()
     for argv, problem in ((("--db", str(tmp_path / "main.txt")), "give a postgresql:// URL or a file name ending in .db"),
                           (("--db", str(tmp_path / "b.db"), "--name", "b"), "not both"),
                           ((), "give --path and --name")):
-        refused = cli("init", *argv)
-        assert refused.returncode == 2 and problem in refused.stderr, refused.stderr
+        assert_user_error(cli("init", *argv), problem)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["main.db"]

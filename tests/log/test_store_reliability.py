@@ -14,7 +14,6 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -28,10 +27,10 @@ N_LOGS = 300
 DEADLINE = 240  # hang guard for a multi-process scenario, far above its normal runtime
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def registry(request, tmp_path: Path) -> str:
+@pytest.fixture
+def registry(any_engine_db: str) -> str:
     """A registry with run ``r`` and models ``m0`` .. ``m7`` on the engine under test."""
-    db = str(tmp_path / "reg.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    db = any_engine_db
     with LightMLHandle(db, "r") as h:
         for k in range(8):
             h.register_model(f"m{k}", f"org/m{k}")

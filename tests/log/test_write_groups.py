@@ -98,34 +98,27 @@ def test_the_read_cache_refuses_a_table_that_is_not_a_read_table() -> None:
     assert "key" not in cache
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def registry_db(request: pytest.FixtureRequest, tmp_path: Path, verify_at_teardown) -> str:
-    if request.param == "postgresql":
-        return request.getfixturevalue("postgres_url")
-    return str(verify_at_teardown(tmp_path / "reg.db"))
-
-
 def _in_another_process(db: str, code: str) -> None:
     """Run ``code`` with ``handle`` open on ``db`` in a new interpreter: another writer."""
     program = f"import lightml\nhandle = lightml.LightMLHandle({db!r}, run_name='r')\n{code}\nhandle.close()\n"
     subprocess.run([sys.executable, "-c", program], check=True, timeout=120)
 
 
-def test_a_writer_forgets_what_it_knew_when_another_writer_changed_the_registry(registry_db: str) -> None:
+def test_a_writer_forgets_what_it_knew_when_another_writer_changed_the_registry(any_engine_db: str) -> None:
     """A writer's next transaction reuses what its last one looked up (ids, schema rules,
     counters) only when no one wrote since: another process's delete, re-register and
     schema rule are seen by the very next call."""
-    handle = LightMLHandle(registry_db, run_name="r")
+    handle = LightMLHandle(any_engine_db, run_name="r")
     try:
         handle.register_model("m", "hub/m")
         handle.log_model_metric("m", "fam", "acc", 0.5)  # this writer now knows m's id, and no schema rules
         handle.log_model_metric("m", "fam", "f1", 0.25)
-        _in_another_process(registry_db, "handle.delete_model('m')\nhandle.register_model('m', 'hub/m-again')")
+        _in_another_process(any_engine_db, "handle.delete_model('m')\nhandle.register_model('m', 'hub/m-again')")
         handle.log_model_metric("m", "fam", "acc", 0.75)  # to the new model: its first acc, and no f1
         assert [(row["action"], row["value"]) for row in handle.metric_history("m", "fam", "acc")] == [
             ("inserted", 0.75)]
         assert not handle.metric_exists("m", "fam", "f1")
-        _in_another_process(registry_db, "handle.add_schema_rule('fam', 'acc')")
+        _in_another_process(any_engine_db, "handle.add_schema_rule('fam', 'acc')")
         with pytest.raises(SchemaViolationError):
             handle.log_model_metric("m", "fam", "em", 1.0)
         assert not handle.metric_exists("m", "fam", "em")

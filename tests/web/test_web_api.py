@@ -17,17 +17,11 @@ from lightml.web.app import TOKEN_HEADER, create_app
 XSS = '<img src=x onerror=alert(1)>'
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+@pytest.fixture
+def registry(any_engine_db: str) -> Path | str:
     """The dashboard's registry, on each storage engine: a SQLite file, or a PostgreSQL
     database (its URL) of the test run's server."""
-    if request.param == "sqlite":
-        db = tmp_path / "reg.db"
-    else:
-        only = request.node.get_closest_marker("sqlite_only")
-        if only is not None:
-            pytest.skip(f"a SQLite file's own behaviour ({only.args[0]})")
-        db = request.getfixturevalue("postgres_url")
+    db = Path(any_engine_db) if "://" not in any_engine_db else any_engine_db
     with LightMLHandle(db, "r1") as h:
         h.register_model("base", "org/base")
         h.register_model("sft", "org/sft", parent_name="base")
@@ -519,6 +513,7 @@ def test_edits_of_a_read_only_registry_are_refused_with_409(client: TestClient, 
     assert registry.read_bytes() == before
 
 
+@pytest.mark.tampered
 @pytest.mark.sqlite_only("the registry file overwritten with bytes that are not SQLite")
 def test_an_unexpected_error_is_a_short_json_500(registry: Path) -> None:
     client = TestClient(create_app(registry), base_url=LOCAL, raise_server_exceptions=False)
