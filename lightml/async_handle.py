@@ -214,6 +214,15 @@ class AsyncLightMLHandle:
         return await self._read(lambda c: c.compare_stats_all(
             model_a, model_b, family, resamples=resamples, confidence=confidence, seed=seed))
 
+    async def flips(self, model_a: str, model_b: str, family: str, metric_name: str,
+                    step_a: int | None = None, step_b: int | None = None, *,
+                    limit: int | None = None) -> list[dict[str, Any]]:
+        return await self._read(lambda c: c.flips(model_a, model_b, family, metric_name, step_a, step_b, limit))
+
+    async def check_regression(self, base: str, candidate: str, family: str | None = None, *,
+                               alpha: float = 0.05) -> dict[str, Any]:
+        return await self._read(lambda c: c.check_regression(base, candidate, family, alpha))
+
     async def model_history(self, model_name: str) -> list[dict[str, Any]]:
         return await self._read(lambda c: c.model_history(model_name))
 

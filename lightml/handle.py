@@ -172,6 +172,19 @@ class LightMLHandle:
         return self._core.compare_stats_all(model_a, model_b, family,
                                             resamples=resamples, confidence=confidence, seed=seed)
 
+    def flips(self, model_a: str, model_b: str, family: str, metric_name: str,
+              step_a: int | None = None, step_b: int | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The documents where the two models' per-sample scores of one metric differ (of their
+        checkpoints at ``step_a`` / ``step_b`` if given; the first ``limit``): ``doc``, ``a``,
+        ``b``, ``better``, and the texts where scan recorded the samples files."""
+        return self._core.flips(model_a, model_b, family, metric_name, step_a, step_b, limit)
+
+    def check_regression(self, base: str, candidate: str, family: str | None = None, *,
+                         alpha: float = 0.05) -> dict[str, Any]:
+        """The regression gate: ``passed`` is False when a metric of ``candidate`` is
+        significantly worse than ``base``'s (paired tests, Holm-adjusted, at ``alpha``)."""
+        return self._core.check_regression(base, candidate, family, alpha)
+
     def model_history(self, model_name: str) -> list[dict[str, Any]]:
         """Every event about the model, oldest first: registration, notes, renames, hide,
         reparent, checkpoints, metric logs, delete, restore (``seq``, ``at``, ``type``,

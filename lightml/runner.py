@@ -214,6 +214,30 @@ class Registry:
         return self.read(lambda c: significance.compare_stats_all(
             c, model_a, model_b, family, self._run_id, **options))
 
+    def flips(self, model_a: str, model_b: str, family: str, metric_name: str,
+              step_a: int | None = None, step_b: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        from lightml.read import flips
+
+        for value, what in ((model_a, "model_a"), (model_b, "model_b"), (family, "family"),
+                            (metric_name, "metric_name")):
+            check_name(value, what)
+        step_a = None if step_a is None else check_step(step_a)
+        step_b = None if step_b is None else check_step(step_b)
+        flips.check_limit(limit)
+        return self.read(lambda c: flips.flips(
+            c, model_a, model_b, family, metric_name, step_a, step_b, self._run_id, limit).items)
+
+    def check_regression(self, base: str, candidate: str, family: str | None = None,
+                         alpha: float = 0.05) -> dict[str, Any]:
+        from lightml.read import regression
+
+        check_name(base, "base")
+        check_name(candidate, "candidate")
+        if family is not None:
+            check_name(family, "family")
+        regression.check_alpha(alpha)
+        return self.read(lambda c: regression.regression_check(c, base, candidate, family, alpha, self._run_id))
+
     def model_history(self, model_name: str) -> list[dict[str, Any]]:
         check_name(model_name, "model_name")
         return self.read(queries.model_events, model_name, self._run_id, self.run_name)

@@ -35,12 +35,13 @@ from projections import (
     run,
     run_tombstone,
     score_docs,
+    score_sources,
     unlinked_child,
 )
 
 # Creation order respects foreign keys (run <- model <- checkpoint <- metrics <- scores).
 MODULES = [
-    run, model, checkpoint, metrics, detailed_scores, score_docs, registry_schema, metric_insert_range, metric_history,
+    run, model, checkpoint, metrics, detailed_scores, score_docs, score_sources, registry_schema, metric_insert_range, metric_history,
     id_counter, imported_file, model_event, model_tombstone, unlinked_child, run_tombstone, model_arrival,
     model_reparent,
 ]
@@ -75,6 +76,7 @@ HANDLERS: dict[str, list[Handler]] = {
         metrics.on_metric_inserted,
         detailed_scores.on_metric_inserted,
         score_docs.on_metric_inserted,
+        score_sources.on_metric_inserted,
         metric_insert_range.on_metric_inserted,
         model_event.on_event_about_a_model,
     ],
@@ -82,11 +84,13 @@ HANDLERS: dict[str, list[Handler]] = {
         metrics.on_metric_overwritten,
         detailed_scores.on_metric_overwritten,
         score_docs.on_metric_overwritten,
+        score_sources.on_metric_overwritten,
         metric_history.on_metric_overwritten,
         model_event.on_event_about_a_model,
     ],
     ev.MODEL_DELETED: [
         metric_history.on_model_deleted,
+        score_sources.on_model_deleted,
         score_docs.on_model_deleted,
         detailed_scores.on_model_deleted,
         metrics.on_model_deleted,
@@ -103,6 +107,7 @@ HANDLERS: dict[str, list[Handler]] = {
         metrics.on_model_restored,
         detailed_scores.on_model_restored,
         score_docs.on_model_restored,
+        score_sources.on_model_restored,
         metric_history.on_model_restored,
         model_event.on_event_about_a_model,
         model_arrival.on_model_arrived,

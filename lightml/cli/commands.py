@@ -91,14 +91,33 @@ def _no_color(p: argparse.ArgumentParser) -> None:
 
 def _compare(p: argparse.ArgumentParser) -> None:
     add_db(p)
-    p.add_argument("--model-a", help="the reference model (asked for on a terminal if left out)")
-    p.add_argument("--model-b", help="the model compared with it; deltas are B - A")
+    p.add_argument("--model-a", "--a", dest="model_a",
+                   help="the reference (base) model (asked for on a terminal if left out)")
+    p.add_argument("--model-b", "--b", dest="model_b", help="the model compared with it (candidate); deltas are B - A")
     p.add_argument("--run", help="look both models up in this run")
     p.add_argument("--run-a", help="run of model A (overrides --run)")
     p.add_argument("--run-b", help="run of model B (overrides --run)")
     p.add_argument("--family", help="only this family")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when a metric of B is significantly worse than A's (paired tests on per-sample "
+                        "scores, Holm-adjusted); 0 otherwise")
+    p.add_argument("--alpha", type=float, help="significance level of --fail-on-regression (default 0.05)")
     _include_hidden(p)
     _no_color(p)
+    add_json(p)
+
+
+def _flips(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--model-a", "--a", dest="model_a", help="model A (asked for on a terminal if left out)")
+    p.add_argument("--model-b", "--b", dest="model_b", help="model B")
+    p.add_argument("--family", help="family of the metric")
+    p.add_argument("--metric", help="metric with per-sample scores on both sides")
+    p.add_argument("--step-a", type=int, help="A's checkpoint at this step instead of the model")
+    p.add_argument("--step-b", type=int, help="B's checkpoint at this step instead of the model")
+    p.add_argument("--run", help="look the models up in this run first")
+    p.add_argument("--limit", type=int, help="show at most N documents (default: 50 in the table, all with --json)")
+    _include_hidden(p)
     add_json(p)
 
 
@@ -337,6 +356,8 @@ TABLE = (
             "the metrics of two or more models side by side, best and worst marked"),
     Command("stats", _stats, "analysis_cmds:cmd_stats",
             "is the difference real? exact McNemar / paired bootstrap on per-sample scores"),
+    Command("flips", _flips, "analysis_cmds:cmd_flips",
+            "the documents where two models' per-sample scores differ (which questions flipped)"),
     Command("list", _list, "browse_cmds:cmd_list", "list models (default), runs or families"),
     Command("summary", _db_only, "browse_cmds:cmd_summary", "counts, runs, families and the newest events"),
     Command("info", _info, "browse_cmds:cmd_info",

@@ -213,25 +213,40 @@ class SampleScores:
 
     scores: list[float]
     doc_keys: list[str]  # "<doc_id>:<doc_hash prefix>": the document, and its content
+    offsets: list[int] | None = None  # byte offset of each document's line in the samples file
+
+
+def line_starts(data: bytes, count: int) -> list[int]:
+    """The byte offsets of the first ``count`` lines of ``data``."""
+    starts, at, find = [0], 0, data.find
+    for _ in range(count - 1):
+        at = find(b"\n", at) + 1
+        starts.append(at)
+    return starts
 
 
 def parse_samples(data: bytes) -> tuple[dict[str, SampleScores], list[str]]:
-    """The content of a samples file -> metric name -> its per-document scores, and the
-    problems met (bad lines are skipped)."""
+    """The content of a samples file -> metric name -> its per-document scores (with the byte
+    offset of each document's line), and the problems met (bad lines are skipped)."""
     samples = usual_samples(data)
     if samples is not None:
-        scores = _by_column(samples)
+        # (usual_samples checked: one sample per line, from the first line on)
+        starts = line_starts(data, len(samples))
+        scores = _by_column(samples, starts)
         if scores is not None:
             return scores, []
-        return collect_scores((f"line {number}", sample) for number, sample in enumerate(samples, 1))
+        return collect_scores((f"line {number}", sample, start)
+                              for number, (sample, start) in enumerate(zip(samples, starts), 1))
     problems: list[str] = []
 
     def every_line():  # the general case: each line parsed in full, a bad one reported and skipped
+        start = 0
         for number, line in enumerate(data.split(b"\n"), 1):
+            line_start, start = start, start + len(line) + 1
             if not line.strip():
                 continue
             try:
-                yield f"line {number}", json.loads(line)
+                yield f"line {number}", json.loads(line), line_start
             except (ValueError, RecursionError):  # JSONDecodeError, bytes that are not UTF-8, deep nesting
                 problems.append(f"line {number} is not a complete sample (truncated?): skipped")
 
@@ -280,7 +295,7 @@ def usual_samples(data: bytes) -> list[dict[str, Any]] | None:
     return samples
 
 
-def _by_column(samples: list[dict[str, Any]]) -> dict[str, SampleScores] | None:
+def _by_column(samples: list[dict[str, Any]], starts: list[int]) -> dict[str, SampleScores] | None:
     """``collect_scores`` for the usual file, a column at a time (a third of the time): per
     filter, every sample names the same metrics, each value is a finite float, and doc_ids
     (ints, checked by ``usual_samples``) increase. None if anything else: ``collect_scores``
@@ -288,6 +303,12 @@ def _by_column(samples: list[dict[str, Any]]) -> dict[str, SampleScores] | None:
     by_filter: dict[str, list[dict[str, Any]]] = {}
     for sample in samples:
         by_filter.setdefault(sample["filter"], []).append(sample)
+    if len(by_filter) == 1:
+        lines_of = {filter_name: starts for filter_name in by_filter}
+    else:  # several filters: each has its own lines
+        lines_of = {}
+        for sample, start in zip(samples, starts):
+            lines_of.setdefault(sample["filter"], []).append(start)
     result = {}
     for filter_name, group in by_filter.items():
         names = group[0]["metrics"]
@@ -303,18 +324,22 @@ def _by_column(samples: list[dict[str, Any]]) -> dict[str, SampleScores] | None:
             if full_name in result or not all(v.__class__ is float for v in values) \
                     or not all(map(math.isfinite, values)):
                 return None
-            result[full_name] = SampleScores(scores=values, doc_keys=keys)
+            result[full_name] = SampleScores(scores=values, doc_keys=keys, offsets=lines_of[filter_name])
     return result
 
 
 def collect_scores(samples) -> tuple[dict[str, SampleScores], list[str]]:
     """Per-sample dicts as lm-eval writes them (``doc_id``, ``filter``, ``metrics``, ``doc_hash``
-    and one value per metric), given as (where, sample) pairs -> metric name -> scores by doc_id.
-    Also what ``lm_eval.simple_evaluate(..., log_samples=True)["samples"][task]`` holds."""
-    per_metric: dict[str, list[tuple[Any, str, float]]] = {}
+    and one value per metric), given as (where, sample) pairs, or (where, sample, byte offset
+    of its line) from a samples file -> metric name -> scores by doc_id (with their lines'
+    offsets when every one is known). Also what
+    ``lm_eval.simple_evaluate(..., log_samples=True)["samples"][task]`` holds."""
+    per_metric: dict[str, list[tuple[Any, str, float, int | None]]] = {}
     problems: list[str] = []
     names_of: dict[tuple[str, str], str] = {}  # (metric, filter) -> stored name, computed once
-    for where, sample in samples:
+    for item in samples:
+        where, sample = item[0], item[1]
+        line_start = item[2] if len(item) > 2 else None
         try:
             doc_id = sample["doc_id"]
             filter_name = sample.get("filter", "none")
@@ -338,16 +363,18 @@ def collect_scores(samples) -> tuple[dict[str, SampleScores], list[str]]:
             full_name = names_of.get((name, filter_name))
             if full_name is None:
                 full_name = names_of[(name, filter_name)] = metric_name(f"{name},{filter_name}")
-            per_metric.setdefault(full_name, []).append((doc_id, key, value))
+            per_metric.setdefault(full_name, []).append((doc_id, key, value, line_start))
     result = {}
     for name, rows in per_metric.items():
         if not _sorted_by_doc_id(rows):
             rows.sort(key=lambda row: (0, row[0], "") if isinstance(row[0], int) else (1, 0, str(row[0])))
-        keys = [k for _, k, _ in rows]
+        keys = [row[1] for row in rows]
         if len(set(keys)) != len(keys):
             problems.append(f"{name}: a document appears twice: scores not attached")
             continue
-        result[name] = SampleScores(scores=[v for _, _, v in rows], doc_keys=keys)
+        offsets = [row[3] for row in rows]
+        result[name] = SampleScores(scores=[row[2] for row in rows], doc_keys=keys,
+                                    offsets=None if None in offsets else offsets)
     return result, problems
 
 
@@ -357,3 +384,68 @@ def _sorted_by_doc_id(rows: list[tuple]) -> bool:
     if not all(i.__class__ is int for i in ids):
         return False
     return all(a < b for a, b in zip(ids, ids[1:]))
+
+
+# -- the texts of one sample (for ``flips``) -------------------------------------------------
+
+
+def _requests(sample: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """(context, continuation or generation kwargs) of each request of the sample: 0.4.3 and
+    later write ``{"gen_args_0": {"arg_0": ..., "arg_1": ...}, ...}``, earlier 0.4 releases a
+    list of ``[context, continuation]``."""
+    arguments = sample.get("arguments")
+    if isinstance(arguments, dict):
+        pairs = [value for _, value in sorted(arguments.items(), key=lambda kv: _request_number(kv[0]))]
+        return [(pair.get("arg_0"), pair.get("arg_1")) for pair in pairs if isinstance(pair, dict)]
+    if isinstance(arguments, list):
+        return [(pair[0], pair[1] if len(pair) > 1 else None) for pair in arguments
+                if isinstance(pair, (list, tuple)) and pair]
+    return []
+
+
+def _request_number(key: str) -> int:
+    digits = key.rpartition("_")[2]
+    return int(digits) if digits.isdigit() else 0
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def sample_texts(sample: dict[str, Any]) -> dict[str, str | None]:
+    """``prompt``, ``target`` and ``response`` of one lm-eval sample, as a reader wants them.
+
+    A multiple-choice sample (several requests, each a context and a continuation) shows the
+    gold choice as its target and the choice with the highest log-likelihood (acc's rule) as
+    its response, each as ``"<index>: <choice>"``; a generation sample its target and its
+    filtered response (what the metric scored)."""
+    requests = _requests(sample)
+    prompt = _text(requests[0][0]) if requests else None
+    choices = [continuation for _, continuation in requests]
+    multiple_choice = len(choices) > 1 and all(isinstance(choice, str) for choice in choices)
+    target, response = sample.get("target"), sample.get("filtered_resps")
+    if multiple_choice:
+        index = target if isinstance(target, int) else int(target) if isinstance(target, str) and target.isdigit() else None
+        if index is not None and 0 <= index < len(choices):
+            target = f"{index}: {choices[index].strip()}"
+        likelihoods = [_first_number(choice) for choice in response] if isinstance(response, list) else []
+        if len(likelihoods) == len(choices) and None not in likelihoods:
+            best = max(range(len(choices)), key=likelihoods.__getitem__)
+            response = f"{best}: {choices[best].strip()}"
+    elif isinstance(response, list) and len(response) == 1:
+        response = response[0]
+    return {"prompt": prompt, "target": _text(target), "response": _text(response)}
+
+
+def _first_number(value: Any) -> float | None:
+    """A log-likelihood as lm-eval writes it in filtered_resps: ``[loglik, is_greedy]``, the
+    numbers sometimes as text."""
+    if isinstance(value, (list, tuple)) and value:
+        value = value[0]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lightml.errors import InvalidInputError
 from lightml.ingest import lm_eval_format
+from lightml.log import events as ev
 from lightml.write import metric_log
 from lightml.write.validation import check_name
 
@@ -47,6 +48,8 @@ class ParsedFolder:
     metrics: dict[tuple[str, str], float] = field(default_factory=dict)
     sources: dict[tuple[str, str], ValueSource] = field(default_factory=dict)
     scores: dict[tuple[str, str], lm_eval_format.SampleScores] = field(default_factory=dict)
+    # (family, metric) -> the samples file its scores came from: (absolute path, SHA-256)
+    score_files: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     skips: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -175,6 +178,7 @@ def attach_samples(folder: Path, parsed: ParsedFolder, skips: list[Skip]) -> dic
             skips.append(Skip(str(path), f"cannot read it ({exc.__class__.__name__}: {exc})"))
             continue
         hashes[path] = hashlib.sha256(data).hexdigest()  # the ledger's hash, without a second read
+        located = (str(path.absolute()), hashes[path])
         samples, problems = lm_eval_format.parse_samples(data)
         skips.extend(Skip(str(path), problem) for problem in problems)
         expected = source.task.n_effective
@@ -187,6 +191,7 @@ def attach_samples(folder: Path, parsed: ParsedFolder, skips: list[Skip]) -> dic
                                                   f"{expected}: scores not attached"))
                 continue
             parsed.scores[(source.family, name)] = sample
+            parsed.score_files[(source.family, name)] = located
     return hashes
 
 
@@ -236,8 +241,13 @@ def metric_inputs(parsed: ParsedFolder) -> list[metric_log.MetricInput]:
             items.append(metric_log.MetricInput(family, name, value))
             continue
         # The parser checked every score (finite numbers) and every key (distinct): encode directly.
+        located = parsed.score_files.get((family, name))
+        samples = None
+        if located is not None and sample.offsets is not None:
+            samples = ev.samples_location(*located, "[" + ",".join(map(str, sample.offsets)) + "]")
         items.append(metric_log.MetricInput(family, name, value, _encode_scores(sample.scores), len(sample.scores),
-                                          json.dumps(sample.doc_keys, separators=(",", ":"), ensure_ascii=False)))
+                                          json.dumps(sample.doc_keys, separators=(",", ":"), ensure_ascii=False),
+                                          samples))
     return items
 
 

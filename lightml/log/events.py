@@ -71,6 +71,7 @@ ModelSnapshot = dict[str, Any]
 RunRow = dict[str, Any]
 MetricItem = dict[str, Any]
 OverwrittenItem = dict[str, Any]
+SamplesLocation = dict[str, Any]
 
 
 # Rows as the projections store them (in delete and restore snapshots).
@@ -93,12 +94,23 @@ def metric_row(id: SqlInt, model_id: SqlInt | None, checkpoint_id: SqlInt | None
             "metric_name": metric_name, "value": value}
 
 
+def samples_location(path: str, sha256: str, offsets: JsonArrayText) -> SamplesLocation:
+    """Where the documents behind a metric's per-sample scores are written out: the lm-eval
+    samples file ``scan`` read them from (absolute path, SHA-256 of its content then) and the
+    byte offset of each score's line in it, in the scores' order (JSON array of ints). The
+    texts stay in the file; ``flips`` reads them from there when asked."""
+    return {"path": path, "sha256": sha256, "offsets": offsets}
+
+
 def scores_row(metric_id: SqlInt, scores: JsonArrayText, n_samples: SqlInt | None,
-               doc_keys: JsonArrayText | None = None) -> ScoresRow:
-    """``doc_keys``: which document each score is for (absent: unknown)."""
+               doc_keys: JsonArrayText | None = None, samples: SamplesLocation | None = None) -> ScoresRow:
+    """``doc_keys``: which document each score is for (absent: unknown); ``samples``: where
+    those documents' texts are (absent: unknown)."""
     row = {"metric_id": metric_id, "scores": scores, "n_samples": n_samples}
     if doc_keys is not None:
         row["doc_keys"] = doc_keys
+    if samples is not None:
+        row["samples"] = samples
     return row
 
 
@@ -120,25 +132,29 @@ def run_row(id: SqlInt, run_name: str, description: str | None, metadata: str | 
 
 def metric_item(metric_id: SqlInt, family: str, metric_name: str, value: Number | None,
                 scores: JsonArrayText | None = None, n_samples: SqlInt | None = None,
-                doc_keys: JsonArrayText | None = None) -> MetricItem:
+                doc_keys: JsonArrayText | None = None, samples: SamplesLocation | None = None) -> MetricItem:
     """One metric's value. ``scores``: the per-sample scores, as the exact JSON text stored in
     detailed_scores, with their ``n_samples``; ``doc_keys``: the documents they are for, in the
-    same order (JSON array of ids or hashes)."""
+    same order (JSON array of ids or hashes); ``samples``: where their texts are
+    (``samples_location``, version 3)."""
     item = {"metric_id": metric_id, "family": family, "metric_name": metric_name, "value": value}
     if scores is not None:
         item["scores"] = scores
         item["n_samples"] = n_samples
     if doc_keys is not None:
         item["doc_keys"] = doc_keys
+    if samples is not None:
+        item["samples"] = samples
     return item
 
 
 def overwritten_item(metric_id: SqlInt, family: str, metric_name: str, value: Number | None,
                      scores: JsonArrayText | None = None, n_samples: SqlInt | None = None,
-                     doc_keys: JsonArrayText | None = None, *, previous_value: Number | None) -> OverwrittenItem:
+                     doc_keys: JsonArrayText | None = None, samples: SamplesLocation | None = None, *,
+                     previous_value: Number | None) -> OverwrittenItem:
     """A metric's new value, as ``metric_item``, with the value it replaces; the new scores
     replace the old."""
-    item = metric_item(metric_id, family, metric_name, value, scores, n_samples, doc_keys)
+    item = metric_item(metric_id, family, metric_name, value, scores, n_samples, doc_keys, samples)
     item["previous_value"] = previous_value
     return item
 
@@ -273,21 +289,27 @@ EVENT_TYPES = tuple(CONSTRUCTORS)
 # that validate the log, so that opening a handle does not pay for building the models.
 # Version 2 of the metric events: a metric item may carry merged_from, original_at and
 # original_actor (a value brought in by ``merge``, with its time and actor in the source).
+# Version 3 of the metric events, version 2 of the model delete and restore events: a metric
+# item, and a snapshot's scores row, may carry ``samples`` (where the documents' texts are).
 CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in EVENT_TYPES} | {
-    METRIC_INSERTED: 2, METRIC_OVERWRITTEN: 2}
+    METRIC_INSERTED: 3, METRIC_OVERWRITTEN: 3, MODEL_DELETED: 2, MODEL_RESTORED: 2}
 
 
-def _metric_items_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
-    """A version-1 metric event is a version-2 one whose values were not merged: the new
-    fields are optional and absent means "written here", so the payload is unchanged (and
-    replay of an old log stays byte-identical)."""
+def _with_optional_keys(payload: dict[str, Any]) -> dict[str, Any]:
+    """An older version is the next one without its new keys: each is optional, and absent
+    means what the older version meant (not merged; texts unknown), so the payload is
+    unchanged (and replay of an old log stays byte-identical)."""
     return payload
 
 
 # (event type, version) -> function turning that version's payload into the next version's.
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
-    (METRIC_INSERTED, 1): _metric_items_v1_to_v2,
-    (METRIC_OVERWRITTEN, 1): _metric_items_v1_to_v2,
+    (METRIC_INSERTED, 1): _with_optional_keys,
+    (METRIC_OVERWRITTEN, 1): _with_optional_keys,
+    (METRIC_INSERTED, 2): _with_optional_keys,
+    (METRIC_OVERWRITTEN, 2): _with_optional_keys,
+    (MODEL_DELETED, 1): _with_optional_keys,
+    (MODEL_RESTORED, 1): _with_optional_keys,
 }
 
 

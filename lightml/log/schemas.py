@@ -69,6 +69,7 @@ def _model_of(name: str, *constructors: Callable[..., Any]) -> type[_Payload]:
 ModelRow = _model_of("ModelRow", ev.model_row)
 CheckpointRow = _model_of("CheckpointRow", ev.checkpoint_row)
 MetricRow = _model_of("MetricRow", ev.metric_row)
+SamplesLocation = _model_of("SamplesLocation", ev.samples_location)
 ScoresRow = _model_of("ScoresRow", ev.scores_row)
 ModelSnapshot = _model_of("ModelSnapshot", ev.model_snapshot)
 RunRow = _model_of("RunRow", ev.run_row)

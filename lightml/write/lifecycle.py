@@ -43,10 +43,12 @@ def _snapshot(conn, model_id: int) -> dict[str, Any]:
     ).fetchall()
     metrics = [ev.metric_row(*r) for r in metric_rows]
     scores = [
-        ev.scores_row(*row)
-        for row in conn.execute(
-            "SELECT d.metric_id, d.scores, d.n_samples, k.doc_keys FROM detailed_scores d "
-            "LEFT JOIN score_docs k ON k.metric_id = d.metric_id WHERE d.metric_id IN "
+        ev.scores_row(metric_id, scores, n_samples, doc_keys,
+                      None if path is None else ev.samples_location(path, sha256, offsets))
+        for metric_id, scores, n_samples, doc_keys, path, sha256, offsets in conn.execute(
+            "SELECT d.metric_id, d.scores, d.n_samples, k.doc_keys, s.path, s.sha256, s.offsets FROM detailed_scores d "
+            "LEFT JOIN score_docs k ON k.metric_id = d.metric_id "
+            "LEFT JOIN score_sources s ON s.metric_id = d.metric_id WHERE d.metric_id IN "
             "(SELECT id FROM metrics WHERE model_id = ? UNION ALL "
             " SELECT m.id FROM metrics m JOIN checkpoint c ON c.id = m.checkpoint_id WHERE c.model_id = ?) "
             "ORDER BY d.metric_id",

@@ -29,6 +29,7 @@ class MetricInput(NamedTuple):
     scores: str | None = None
     n_samples: int | None = None
     doc_keys: str | None = None
+    samples: dict | None = None  # events.samples_location: where the scores' documents are (scan)
 
 
 class ModelTarget(NamedTuple):  # named tuples: made once per logged metric, cheaply

@@ -180,6 +180,18 @@ def check_doc_keys(doc_ids: Any, n_scores: int) -> str:
     return json.dumps(keys, separators=(",", ":"), ensure_ascii=False)
 
 
+def are_doc_keys(keys: list) -> bool:
+    """Would ``check_doc_keys`` accept these keys as they come back from their stored JSON
+    (strings and ints only, all distinct)? The read side's twin of it: a check, without
+    building the JSON text again (a paired test reads 100,000 keys per side)."""
+    if not set(map(type, keys)) <= _KEY_TYPES:  # (a bool's type is bool, not int)
+        return False
+    return len(set(keys)) == len(keys)
+
+
+_KEY_TYPES = frozenset({str, int})
+
+
 def check_int_range(value: Any, what: str, minimum: int, maximum: int = SQLITE_INT_MAX) -> int:
     """An integer in [minimum, maximum] (booleans are not integers here). The default maximum
     is SQLite's: a larger step or id would be a bare OverflowError at the INSERT."""

@@ -170,3 +170,100 @@ def test_stats_without_any_scores(tmp_path: Path, cli, assert_user_error) -> Non
     result = cli("stats", "--db", tmp_path / "plain.db")
     assert_user_error(result)
     assert "no detailed scores in this registry" in result.stderr
+
+
+# -- the regression gate and flips ----------------------------------------------------------------
+
+
+GATE_FAIL = """
+  regression gate: base vs sft, 2 metric(s) tested, Holm-adjusted alpha 0.05
+  FAIL: 1 metric(s) of base significantly worse:
+    eval/f1: 0.6495 -> 0.5495 (bootstrap, p_holm 0.0004)
+
+"""
+
+
+def test_compare_fails_on_a_significant_regression_and_passes_otherwise(lineage: Path, cli) -> None:
+    failed = cli("compare", "--db", lineage, "--a", "sft", "--b", "base", "--run", "r1", "--fail-on-regression")
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stdout.endswith(GATE_FAIL)
+    assert failed.stdout.startswith("\n  Compare: sft  vs  base\n")  # the usual table comes first
+    passed = cli("compare", "--db", lineage, "--a", "base", "--b", "sft", "--run", "r1", "--fail-on-regression")
+    assert passed.returncode == 0, passed.stderr
+    assert "  PASS: no metric of sft is significantly worse\n" in passed.stdout
+    strict = cli("compare", "--db", lineage, "--a", "sft", "--b", "base", "--run", "r1", "--fail-on-regression",
+                 "--alpha", "0.0001")
+    assert strict.returncode == 0 and "Holm-adjusted alpha 0.0001" in strict.stdout
+    as_json = cli("compare", "--db", lineage, "--a", "sft", "--b", "base", "--run", "r1", "--fail-on-regression",
+                  "--json")
+    assert as_json.returncode == 1
+    gate = json.loads(as_json.stdout)["gate"]
+    assert (gate["passed"], gate["tested"], [i["metric_name"] for i in gate["regressed"]]) == (False, 2, ["f1"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--a", "base", "--b", "sft", "--family", "knowledge", "--fail-on-regression"],
+     "nothing to test: 'base' and 'sft' have no metric with per-sample scores in common in family 'knowledge'"),
+    (["--a", "base", "--b", "sft", "--alpha", "0.1"], "--alpha is the level of --fail-on-regression"),
+    (["--a", "base", "--b", "sft", "--fail-on-regression", "--alpha", "1.5"], "alpha must be a number between 0 and 1"),
+    (["--a", "base", "--b", "sft", "--fail-on-regression", "--run-a", "r2"], "--run-a/--run-b are not supported"),
+])
+def test_the_gate_exits_2_on_bad_input(lineage: Path, args: list[str], message: str, cli, assert_user_error) -> None:
+    assert_user_error(cli("compare", "--db", lineage, "--run", "r1", *args), message)
+
+
+FLIPS_TEXT = """
+  Flips: base  vs  sft, eval/acc
+  30 of 100 documents differ: base better on 10, sft better on 20 (paired by position)
+  doc               A          B  better
+  0            1.0000     0.0000  base
+  1            1.0000     0.0000  base
+  ... 28 more (--limit N to show more, --json for all)
+
+"""
+
+
+def test_flips_text_and_json(lineage: Path, cli) -> None:
+    text = cli("flips", "--db", lineage, "--run", "r1", "--a", "base", "--b", "sft", "--family", "eval",
+               "--metric", "acc", "--limit", "2")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout == FLIPS_TEXT
+    data = json.loads(cli("flips", "--db", lineage, "--run", "r1", "--a", "base", "--b", "sft", "--family", "eval",
+                          "--metric", "acc", "--json").stdout)
+    assert (data["documents"], data["flipped"], data["better_a"], data["better_b"], data["paired_by"]) == \
+        (100, 30, 10, 20, "position")
+    assert [item["doc"] for item in data["flips"]] == list(range(10)) + list(range(60, 80))
+
+
+def test_flips_show_the_texts_and_say_when_a_file_moved(lm_eval_results: Path, tmp_path: Path, cli) -> None:
+    db = tmp_path / "reg.db"
+    assert cli("init", "--db", db).returncode == 0
+    assert cli("scan", "--db", db, "--path", lm_eval_results, "--run", "r").returncode == 0
+    args = ["flips", "--db", db, "--a", "dummy-a", "--b", "dummy-b", "--family", "tiny_mc", "--metric", "acc",
+            "--limit", "1"]
+    shown = cli(*args)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[4:9] == [
+        "  8:da280f3ffe61de26     0.0000     1.0000  dummy-b",
+        "      prompt : Question: What is 18 + 6?⏎Answer:",
+        "      target : 3: 24",
+        "      A      : 0: 25",
+        "      B      : 3: 24",
+    ]
+    for samples in (lm_eval_results / "dummy-b").glob("samples_tiny_mc_*"):
+        samples.unlink()
+    moved = cli(*args)
+    assert moved.returncode == 0
+    assert "      B      : —" in moved.stdout
+    assert "  texts: samples file " in moved.stdout and "moved or deleted since the scan?" in moved.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--a", "base", "--b", "sft", "--family", "eval", "--metric", "loss"], "no per-sample scores for model 'base'"),
+    (["--a", "base", "--b", "dpo", "--family", "eval", "--metric", "acc"], "'base' has 100 scores and 'dpo' has 90"),
+    (["--a", "base", "--b", "sft", "--family", "eval", "--metric", "acc", "--limit", "-1"], "limit must be"),
+    (["--a", "sft", "--b", "sft", "--family", "eval", "--metric", "acc", "--step-a", "5"],
+     "'sft' has no checkpoint at step 5"),
+])
+def test_flips_errors(lineage: Path, args: list[str], message: str, cli, assert_user_error) -> None:
+    assert_user_error(cli("flips", "--db", lineage, "--run", "r1", *args), message)

@@ -139,12 +139,14 @@ def test_one_family_rule_for_scan_and_the_example() -> None:
 def parse_in_full(data: bytes):
     """The reference: every line parsed in full (what the import did before the fast path)."""
     problems, samples = [], []
-    for number, line in enumerate(data.decode("utf-8").split("\n"), 1):
+    line_start = 0
+    for number, line in enumerate(data.split(b"\n"), 1):
+        start, line_start = line_start, line_start + len(line) + 1
         if not line.strip():
             continue
         try:
-            samples.append((f"line {number}", json.loads(line)))
-        except json.JSONDecodeError:
+            samples.append((f"line {number}", json.loads(line), start))
+        except ValueError:
             problems.append(f"line {number} is not a complete sample (truncated?): skipped")
     scores, more = collect_scores(samples)
     return scores, problems + more
@@ -164,6 +166,27 @@ def test_fast_path_matches_the_full_parse_on_real_files(path: Path) -> None:
         assert tail == {key: full[key] for key in tail}
         assert {"doc_id", "filter", "metrics", "doc_hash", *full["metrics"]} <= tail.keys()
     assert parse_samples(data) == parse_in_full(data)
+
+
+@pytest.mark.parametrize("path", SAMPLES_FILES, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}/{p.name}")
+def test_each_score_knows_the_byte_offset_of_its_documents_line(path: Path) -> None:
+    data = path.read_bytes()
+    scores, _ = parse_samples(data)
+    assert scores
+    for name, sample in scores.items():
+        assert len(sample.offsets) == len(sample.scores) == len(sample.doc_keys)
+        for offset, key in zip(sample.offsets, sample.doc_keys):
+            line = json.loads(data[offset:].split(b"\n", 1)[0])
+            assert key == f"{line['doc_id']}:{line['doc_hash'][:16]}", name
+
+
+def test_samples_given_without_lines_have_no_offsets() -> None:
+    sample = {"doc_id": 0, "filter": "none", "metrics": ["acc"], "doc_hash": "ab", "acc": 1.0}
+    scores, problems = collect_scores([("sample 1", sample, None), ("sample 2", {**sample, "doc_id": 1}, 10)])
+    assert problems == [] and scores["acc"].offsets is None and scores["acc"].scores == [1.0, 1.0]
+    # (where, sample) pairs, as simple_evaluate's samples are given (examples/lm_eval/run_eval.py)
+    pairs, problems = collect_scores([("sample 1", sample), ("sample 2", {**sample, "doc_id": 1})])
+    assert problems == [] and pairs == scores
 
 
 def test_fast_path_falls_back_on_anything_unusual() -> None:

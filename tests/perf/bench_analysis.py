@@ -1,4 +1,4 @@
-"""Analysis benchmarks: compare_stats against a plain numpy index bootstrap, and `lightml diff`.
+"""Analysis benchmarks: compare_stats against a plain numpy index bootstrap, flips, and `lightml diff`.
 
 Run on demand (not part of the test suite):
 
@@ -6,13 +6,16 @@ Run on demand (not part of the test suite):
     python tests/perf/bench_analysis.py --quick   # smaller registry for the diff
 
 Nothing is asserted. Each figure is a median, printed with its target and, for
-compare_stats, its ratio to a baseline measured in the same run.
+compare_stats and flips, its ratio to a baseline measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import sqlite3
 import platform
 import shutil
 import statistics
@@ -26,6 +29,7 @@ import numpy as np
 
 from lightml.read import stats
 from lightml.handle import LightMLHandle
+from lightml.ingest.scan import scan_and_import
 
 N_SAMPLES = 100_000
 RESAMPLES = 10_000
@@ -85,6 +89,88 @@ def bench_compare_stats(tmp: Path) -> None:
           f"median of 11 (min {min(runs) * 1000:.2f})")
 
 
+FLIPPED = 0.12  # of the documents, where B's answer differs from A's in the flips benchmark
+
+
+def doc_hash(doc_id: int) -> str:
+    return hashlib.sha256(str(doc_id).encode()).hexdigest()
+
+
+def flip_pair() -> tuple[np.ndarray, np.ndarray]:
+    a = binary_scores(3, 0.70)
+    changed = np.random.default_rng(5).random(N_SAMPLES) < FLIPPED
+    return a, np.where(changed, 1 - a, a)
+
+
+def write_samples_folder(folder: Path, correct: np.ndarray) -> None:
+    """An lm-eval output folder of one generation task with N_SAMPLES documents, its samples
+    file in lm-eval's shape (a prompt, a target and a response of a few hundred bytes)."""
+    folder.mkdir(parents=True)
+    stamp = "2026-01-01T00-00-00.000000"
+    with open(folder / f"samples_gen_{stamp}.jsonl", "w", encoding="utf-8") as out:
+        for doc_id, score in enumerate(correct.tolist()):
+            answer = str(doc_id * 7)
+            out.write(json.dumps({
+                "doc_id": doc_id, "doc": {"question": f"What is {doc_id} times 7?", "answer": answer},
+                "target": answer, "arguments": {"gen_args_0": {"arg_0": f"Question: What is {doc_id} times 7?\n"
+                                                               "Answer:", "arg_1": {"until": ["\n"]}}},
+                "resps": [[answer if score else "no idea"]], "filtered_resps": [answer if score else "no idea"],
+                "filter": "none", "metrics": ["exact_match"], "doc_hash": doc_hash(doc_id), "prompt_hash": "p",
+                "target_hash": "t", "exact_match": float(score)}) + "\n")
+    (folder / f"results_{stamp}.json").write_text(json.dumps({
+        "results": {"gen": {"alias": "gen", "exact_match,none": float(correct.mean())}}, "n-shot": {"gen": 0},
+        "n-samples": {"gen": {"original": N_SAMPLES, "effective": N_SAMPLES}},
+        "config": {"model_args": f"pretrained={folder.name}"}}), encoding="utf-8")
+
+
+def bench_flips(tmp: Path) -> None:
+    print(f"\n== flips: two models x {N_SAMPLES:,} documents with keys (0/1 scores), samples files scanned; "
+          f"B is A with {FLIPPED:.0%} of its answers changed (two checkpoints of one model agree on most)")
+    results = tmp / "flips-results"
+    scores_a, scores_b = flip_pair()
+    write_samples_folder(results / "a", scores_a)
+    write_samples_folder(results / "b", scores_b)
+    db = tmp / "flips.db"
+    with LightMLHandle(db, "bench"):
+        pass
+    scan_and_import(db, "bench", results)
+
+    def floor() -> None:  # what any flip list must do: read both vectors and keys, decode them
+        with sqlite3.connect(db) as conn:
+            for (scores, keys) in conn.execute(
+                    "SELECT d.scores, k.doc_keys FROM detailed_scores d JOIN score_docs k USING (metric_id) "
+                    "ORDER BY metric_id LIMIT 2"):  # (a's and b's)
+                json.loads(scores)
+                json.loads(keys)
+
+    with LightMLHandle(db, "bench") as h:
+        n_flips = len(h.flips("a", "b", "gen", "exact_match"))  # (also warms the page cache)
+        # limit=0: every document paired and counted, no flip listed (no texts read)
+        counted, counted_runs = median_time(lambda: h.flips("a", "b", "gen", "exact_match", limit=0), 11)
+        first_100, first_100_runs = median_time(lambda: h.flips("a", "b", "gen", "exact_match", limit=100), 11)
+        every_flip, _ = median_time(lambda: h.flips("a", "b", "gen", "exact_match"), 5)
+        first = h.flips("a", "b", "gen", "exact_match", limit=1)[0]
+        # The same scores and keys logged through the API (no samples files known): every flip.
+        keys = [f"{i}:{doc_hash(i)[:16]}" for i in range(N_SAMPLES)]
+        for name, scores in (("a-api", scores_a), ("b-api", scores_b)):
+            h.register_model(name, f"org/{name}")
+            h.log_model_metric(name, "gen", "exact_match", float(scores.mean()), scores=scores, doc_ids=keys)
+        no_texts, no_texts_runs = median_time(lambda: h.flips("a-api", "b-api", "gen", "exact_match"), 11)
+    base, _ = median_time(floor, 11)
+    print(f"  {n_flips:,} of {N_SAMPLES:,} documents flipped")
+    print(f"  flips, every flip, no samples files known   : {no_texts * 1000:.1f} ms median of 11 "
+          f"(min {min(no_texts_runs) * 1000:.1f})   target <= 50 ms")
+    print(f"  flips, paired and counted only (limit=0)    : {counted * 1000:.1f} ms median of 11 "
+          f"(min {min(counted_runs) * 1000:.1f})")
+    print(f"  flips, the first 100 with texts from files  : {first_100 * 1000:.1f} ms median of 11 "
+          f"(min {min(first_100_runs) * 1000:.1f})   target <= 200 ms")
+    print(f"  flips, all {n_flips:,} with texts              : {every_flip * 1000:.0f} ms median of 5")
+    print(f"  baseline, read both score vectors and key lists and json.loads them: {base * 1000:.1f} ms "
+          f"median of 11 -> every flip without texts {no_texts / base:.2f}x of it")
+    print(f"  first flip: {first['doc']}: prompt {first['prompt']!r}, a {first['response_a']!r}, "
+          f"b {first['response_b']!r}")
+
+
 def build_diff_registry(db: Path, n_models: int, metrics_per_model: int) -> float:
     start = time.perf_counter()
     families = [f"family_{k}" for k in range(5)]
@@ -128,6 +214,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="lightml-bench-"))
     try:
         bench_compare_stats(tmp)
+        bench_flips(tmp)
         bench_diff(tmp, 200 if args.quick else 2_000)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

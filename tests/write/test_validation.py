@@ -4,6 +4,7 @@ with its per-sample scores."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from lightml import LightMLHandle
 from lightml.errors import InvalidInputError
-from lightml.write.validation import check_name, scores_disagreement
+from lightml.write.validation import are_doc_keys, check_doc_keys, check_name, scores_disagreement
 
 
 REFUSED = ["\x85", "\x9b", "\x80", "\x9f", "\u2028", "\u2029", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
@@ -90,3 +91,17 @@ def test_scores_disagreement_rule() -> None:
     assert scores_disagreement(0.3333, [1, 0, 0]) is None and scores_disagreement(0.33, [1, 0, 0]) is None
     assert scores_disagreement(0.334, [1, 0, 0]) is not None
     assert scores_disagreement(0.9, [0.5, 0.25]) is None    # not 0/1 scores: their mean need not be the value
+
+
+@pytest.mark.parametrize("keys", [
+    ["q1", "q2", 3], [0, 1, 2], [], ["é", "ü"],
+    ["q1", "q1"], [1, 1], [True, 2], [1.0, 2], [None], [["nested"]], [{"a": 1}], ["1", 1],
+])
+def test_the_read_side_check_of_stored_keys_agrees_with_the_rule_they_are_logged_by(keys) -> None:
+    # are_doc_keys (the paired tests' check of keys read back from JSON) is the fast twin of
+    # check_doc_keys: it accepts exactly what check_doc_keys would store again unchanged.
+    try:
+        logged = json.loads(check_doc_keys(keys, len(keys))) == keys
+    except InvalidInputError:
+        logged = False
+    assert are_doc_keys(keys) is logged
