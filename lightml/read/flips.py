@@ -61,8 +61,15 @@ def flips(conn: sqlite3.Connection, model_a: str, model_b: str, family: str, met
     ``prompt``, ``target``, ``response_a``, ``response_b`` (cut to ``TEXT_LIMIT``), and
     ``text_note`` when a file can no longer give them (moved, changed).
     Models are named by ``resolve.find_model``'s rule (``run``: the preferred run's id)."""
-    check_limit(limit)
     ref_a, ref_b = significance.models_for(conn, model_a, model_b, run)
+    return flips_of(conn, ref_a, ref_b, family, metric_name, step_a, step_b, limit)
+
+
+def flips_of(conn: sqlite3.Connection, ref_a: resolve.ModelRef, ref_b: resolve.ModelRef, family: str,
+             metric_name: str, step_a: int | None = None, step_b: int | None = None,
+             limit: int | None = None) -> FlipList:
+    """``flips`` of two models already found (the dashboard finds each in its own run)."""
+    check_limit(limit)
     pair = significance.paired(conn, target(conn, ref_a, step_a), target(conn, ref_b, step_b), family, metric_name)
     differ = np.flatnonzero(pair.scores_a != pair.scores_b)
     a_lower = pair.scores_a[differ] < pair.scores_b[differ]

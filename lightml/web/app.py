@@ -53,6 +53,9 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # An edit's body is a model name, a run name and a note: a megabyte is far more than any of
 # them needs, and a bigger body is refused before it is read into memory.
 MAX_EDIT_BODY_BYTES = 1024 * 1024
+# Flips listed per request (the page shows the first ones; the CLI's --json gives them all).
+FLIPS_SHOWN = 100
+FLIPS_SHOWN_MAX = 1000
 
 
 class BadRequest(Exception):
@@ -208,6 +211,22 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         result = await in_thread(lambda conn: compare_in(conn, a, b, run_a=run_a, run_b=run_b))
         return JSONResponse(result.to_dict())
 
+    async def api_flips(request: Request) -> JSONResponse:
+        from lightml.read import flips, resolve
+
+        a, b = _param(request, "a"), _param(request, "b")
+        family, metric = _param(request, "family"), _param(request, "metric")
+        run_a, run_b = _param(request, "run_a", False), _param(request, "run_b", False)
+        limit = min(_int_param(request, "limit", FLIPS_SHOWN), FLIPS_SHOWN_MAX)
+
+        def work(conn):
+            ref_a, ref_b = resolve.find_model(conn, a, run_a), resolve.find_model(conn, b, run_b)
+            return flips.flips_of(conn, ref_a, ref_b, family, metric, limit=limit)
+        found = await in_thread(work)
+        return JSONResponse({"documents": found.documents, "flipped": found.flipped, "better_a": found.better_a,
+                             "better_b": found.flipped - found.better_a,
+                             "paired_by": "document" if found.by_document else "position", "flips": found.items})
+
     async def api_history(request: Request) -> JSONResponse:
         from lightml.read import queries, resolve
 
@@ -304,6 +323,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         Route("/api/lineage", api_lineage),
         Route("/api/curves", api_curves),
         Route("/api/compare", api_compare),
+        Route("/api/flips", api_flips),
         Route("/api/history", api_history),
         Route("/api/events", api_events),
         Route("/api/export", api_export),

@@ -92,6 +92,19 @@ def test_pivot(client: TestClient) -> None:
     assert client.get("/api/families").json() == [{"family": "eval", "metrics": 2}, {"family": "other", "metrics": 1}]
 
 
+def test_flips_of_a_compared_metric(client: TestClient) -> None:
+    flips = client.get("/api/flips", params={"a": "base", "b": "sft", "family": "eval", "metric": "acc"}).json()
+    assert (flips["documents"], flips["flipped"], flips["better_a"], flips["better_b"], flips["paired_by"]) == \
+        (100, 30, 0, 30, "position")
+    assert flips["flips"][0] == {"doc": 50, "a": 0.0, "b": 1.0, "better": "b"}
+    assert [f["doc"] for f in flips["flips"]] == list(range(50, 80))
+    first = client.get("/api/flips", params={"a": "base", "b": "sft", "family": "eval", "metric": "acc", "limit": "2"})
+    assert [f["doc"] for f in first.json()["flips"]] == [50, 51] and first.json()["flipped"] == 30
+    same_run = client.get("/api/flips", params={"a": "base", "b": "sft", "family": "eval", "metric": "acc",
+                                                "run_a": "r1", "run_b": "r1"}).json()
+    assert same_run == flips
+
+
 def test_lineage_curves_compare_history(client: TestClient) -> None:
     lineage = client.get("/api/lineage").json()
     by_name = {n["model"]: n for n in lineage["nodes"]}
@@ -133,6 +146,11 @@ def test_excel_download(client: TestClient) -> None:
     ("/api/pivot", {"run": "nope"}, 404, "run 'nope' not found"),
     ("/api/compare", {"a": "base"}, 400, "missing parameter 'b'"),
     ("/api/compare", {"a": "base", "b": "ghost"}, 404, "model 'ghost' not found"),
+    ("/api/flips", {"a": "base", "b": "sft", "family": "eval"}, 400, "missing parameter 'metric'"),
+    ("/api/flips", {"a": "base", "b": "sft", "family": "eval", "metric": "loss"}, 404, "no per-sample scores"),
+    ("/api/flips", {"a": "base", "b": "sft", "family": "eval", "metric": "acc", "limit": "-3"}, 400,
+     "must not be negative"),
+    ("/api/flips", {"a": "base", "b": "sft", "family": "eval", "metric": "acc", "run_a": "nope"}, 404, "nope"),
     ("/api/history", {"model": "base", "family": "eval"}, 400, "missing parameter 'metric'"),
     ("/api/history", {"model": "base", "family": "eval", "metric": "acc", "step": "x"}, 400, "must be an integer"),
     ("/api/history", {"model": "ghost", "family": "eval", "metric": "acc"}, 404, "not found"),

@@ -193,6 +193,15 @@ def test_selection_syncs_with_graph_and_compare(page) -> None:
     assert "✱" in body  # arc: 30% -> 46% on 100 paired samples, significant
     assert page.locator("#modal td.up").count() >= 2  # arc up and loss down are both improvements
     shot(page, "compare")
+    # arc has scores on both sides: its name opens the documents that flipped
+    page.click("#modal table.compare button.flips")
+    page.wait_for_selector("#modal:not([hidden]) table.flips")
+    assert page.locator("#modal-title").text_content() == "Flips of reasoning/arc: base vs sft"
+    assert "16 of 100 documents differ: base better on 0, sft better on 16" in page.locator("#modal-body").text_content()
+    assert page.locator("#modal table.flips tr.flip").count() == 16
+    shot(page, "flips")
+    page.click("#modal-body button.link >> text=back to the comparison")
+    page.wait_for_selector("#modal:not([hidden]) table.compare")
     page.click("#modal-close")
     page.click("#clear-selected")
     assert page.locator("#selection-bar").is_hidden()
@@ -327,3 +336,26 @@ def test_an_edit_of_a_read_only_registry_shows_why_in_the_form(odd_page, odd_reg
     assert page.is_visible("#modal")  # the form stays open with the reason
     assert model_row(odd_registry, "alpha") == before
     page.click("#modal-close")
+
+
+def test_flips_show_the_texts_of_scanned_samples(browser, tmp_path: Path) -> None:
+    from lightml.ingest.scan import scan_and_import
+
+    results = Path(shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "lm_eval_0413", tmp_path / "res"))
+    db = tmp_path / "scanned.db"
+    with LightMLHandle(db, "scan"):
+        pass
+    scan_and_import(db, "scan", results)
+    with serve(db) as url, open_page(browser, url) as page:
+        page.click("#family-tabs button[data-family='tiny_mc']")
+        for name in ("dummy-a", "dummy-b"):
+            page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{name}')) input[type=checkbox]").check()
+        page.click("#compare-selected")
+        page.wait_for_selector("#modal:not([hidden]) table.compare")
+        page.locator("#modal table.compare tr:has(td:text-is('tiny_mc')) button.flips:text-is('acc')").click()
+        page.wait_for_selector("#modal:not([hidden]) table.flips")
+        first = page.locator("#modal tr.flip-texts").first
+        assert first.locator("dt").all_text_contents() == ["prompt", "target", "dummy-a", "dummy-b"]
+        assert first.locator("dd").all_text_contents() == ["Question: What is 18 + 6?\nAnswer:", "3: 24", "0: 25",
+                                                           "3: 24"]
+        shot(page, "flips-texts")

@@ -298,8 +298,12 @@ async function showCompare() {
   for (const d of result.deltas) {
     const better = d.delta == null || d.delta === 0 ? "" : ((d.delta > 0) !== d.lower_is_better ? "up" : "down");
     const p = d.p_value == null ? "" : (d.p_value < 0.0001 ? "<0.0001" : d.p_value.toFixed(4)) + (d.significant ? " ✱" : "");
+    // A metric both models have per-sample scores for opens the documents that flipped.
+    const metricCell = d.p_value == null ? el("td", {text: d.metric})
+      : el("td", {}, el("button", {class: "link flips", title: "which documents flipped", text: d.metric}));
+    if (d.p_value != null) metricCell.firstChild.addEventListener("click", () => showFlips(a, b, d.family, d.metric));
     table.append(el("tr", {},
-      el("td", {text: d.family}), el("td", {text: d.metric}),
+      el("td", {text: d.family}), metricCell,
       el("td", {class: "num", text: fmt(d.value_a)}), el("td", {class: "num", text: fmt(d.value_b)}),
       el("td", {class: `num ${better}`, text: d.delta == null ? "—" : (d.delta > 0 ? "+" : "") + d.delta.toFixed(4)}),
       el("td", {class: "num", text: d.pct_change == null ? "—" : `${d.pct_change > 0 ? "+" : ""}${d.pct_change.toFixed(1)}%`}),
@@ -308,7 +312,39 @@ async function showCompare() {
   const s = result.summary;
   openModal(`${a.model} vs ${b.model}`, table,
     el("p", {text: `${s.improved} improved, ${s.regressed} regressed, ${s.unchanged} unchanged, ${s.missing} missing. ` +
-      "p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise); ✱ p < 0.05."}));
+      "p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise); ✱ p < 0.05. " +
+      "A metric with p opens the documents that flipped."}));
+}
+
+// The documents where the two models' scores differ, with the texts where scan recorded them.
+async function showFlips(a, b, family, metric) {
+  const params = new URLSearchParams({a: a.model, b: b.model, family, metric});
+  if (a.run) params.set("run_a", a.run);
+  if (b.run) params.set("run_b", b.run);
+  const back = el("button", {class: "link", text: "← back to the comparison"});
+  back.addEventListener("click", showCompare);
+  const title = `Flips of ${family}/${metric}: ${a.model} vs ${b.model}`;
+  let result;
+  try { result = await api(`/api/flips?${params}`); } catch (error) { openModal(title, back, el("p", {text: error.message})); return; }
+  const summary = el("p", {text: `${result.flipped} of ${result.documents} documents differ: ${a.model} better on ` +
+    `${result.better_a}, ${b.model} better on ${result.better_b} (paired by ${result.paired_by}).` +
+    (result.flips.length < result.flipped ? ` The first ${result.flips.length} are listed.` : "")});
+  const table = el("table", {class: "flips"});
+  table.append(el("tr", {}, ...["document", a.model, b.model, "better"].map((h) => el("th", {text: h}))));
+  const notes = new Set();
+  for (const flip of result.flips) {
+    table.append(el("tr", {class: "flip"}, el("td", {text: String(flip.doc)}), el("td", {class: "num", text: fmt(flip.a)}),
+      el("td", {class: "num", text: fmt(flip.b)}), el("td", {text: flip.better === "a" ? a.model : b.model})));
+    if ("prompt" in flip) {
+      const texts = el("dl", {class: "flip-texts"});
+      for (const [label, text] of [["prompt", flip.prompt], ["target", flip.target], [a.model, flip.response_a], [b.model, flip.response_b]]) {
+        texts.append(el("dt", {text: label}), el("dd", {text: text == null ? "—" : text}));
+      }
+      table.append(el("tr", {class: "flip-texts"}, el("td", {colspan: "4"}, texts)));
+    }
+    if (flip.text_note) notes.add(flip.text_note);
+  }
+  openModal(title, back, summary, table, ...[...notes].map((note) => el("p", {class: "note", text: `Texts: ${note}`})));
 }
 
 async function showHistory(row, column) {
