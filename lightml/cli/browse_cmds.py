@@ -186,11 +186,19 @@ def cmd_top(args: argparse.Namespace) -> int:
         return 0
     order = "lower is better" if lower_is_better(metric) else "higher is better"
     print(f"Top {args.n} on {family}/{metric} ({order}):")
-    print_table(["rank", "model", "run", "value"],
-                [[f"{r['rank']}=" if r["tie"] else r["rank"], r["model"], r["run"], format_value(r["value"])]
-                 for r in board])
+    rows = [[f"{r['rank']}=" if r["tie"] else r["rank"], r["model"], r["run"], format_value(r["value"])]
+            for r in board]
+    with_stderr = any(r["stderr"] is not None for r in board)
+    if with_stderr:  # the stderr beside each value, and which models the leader does not beat
+        for row, r in zip(rows, board):
+            row += ["" if r["stderr"] is None else f"±{format_value(r['stderr'])}",
+                    "≈ #1" if r["same_as_leader"] else ""]
+    print_table(["rank", "model", "run", "value"] + (["stderr", "vs #1"] if with_stderr else []), rows)
     if any(r["tie"] for r in board):
         print("(= : tied on the same value)")
+    if any(r["same_as_leader"] for r in board):
+        print("(≈ #1: not significantly different from the first, p >= 0.05: a z-test of the two values from "
+              "their stderrs)")
     return 0
 
 

@@ -13,8 +13,12 @@ from typing import Any
 
 from lightml.errors import NotFoundError
 from lightml.log.events import actor_text
+from lightml.read import uncertainty
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import Rows, Statement, Steps, first, query
+
+
+SIGNIFICANCE = 0.05  # the level below which a difference from the leader is called significant
 
 
 def _visible(alias: str, include_hidden: bool) -> str:
@@ -240,7 +244,9 @@ def top(family: str, metric_name: str, n: int = 10, run: int | None = None,
     the cut is kept whole.
 
     A stderr-like metric (``direction.is_uncertainty``) is not a score: its rows are listed
-    by value, smallest first, with ``rank`` None (nothing is best or worst)."""
+    by value, smallest first, with ``rank`` None (nothing is best or worst). The rows of a
+    score also carry ``stderr``, ``p_vs_leader`` and ``same_as_leader``
+    (``_compare_with_leader``)."""
     models, run_params = _models_where(run, include_hidden)
     where = ["x.family = ?", "x.metric_name = ?", "x.value IS NOT NULL", models]
     params: list[Any] = [family, metric_name, *run_params]
@@ -264,7 +270,31 @@ def top(family: str, metric_name: str, n: int = 10, run: int | None = None,
     if unranked:
         for row in board:
             row["rank"], row["tie"] = None, False
+        return board
+    stderrs = yield Statement(
+        "SELECT m.model_name, r.run_name, x.value FROM metrics x JOIN model m ON m.id = x.model_id "
+        f"LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)}",
+        [family, uncertainty.stderr_name(metric_name), *run_params],
+    )
+    _compare_with_leader(board, {(model, run_name): value for model, run_name, value in stderrs})
     return board
+
+
+def _compare_with_leader(board: list[dict[str, Any]], stderrs: dict[tuple[str, str | None], float]) -> None:
+    """Each row's ``stderr`` (lm-eval's ``<metric>_stderr`` of the model, None if unknown) and,
+    for the rows after the first, ``p_vs_leader`` (the z-test of the two values from their
+    stderrs) and ``same_as_leader`` (p >= 0.05: not significantly different; None when a
+    stderr is missing). Equal values are the same whatever their stderrs."""
+    for row in board:
+        row["stderr"] = uncertainty.usable_stderr(stderrs.get((row["model"], row["run"])))
+        row["p_vs_leader"] = row["same_as_leader"] = None
+    leader = board[0] if board else None
+    for row in board[1:]:
+        if row["value"] == leader["value"]:
+            row["p_vs_leader"], row["same_as_leader"] = 1.0, True
+        elif row["stderr"] is not None and leader["stderr"] is not None:
+            p = uncertainty.z_test_p_value(leader["value"], leader["stderr"], row["value"], row["stderr"])
+            row["p_vs_leader"], row["same_as_leader"] = p, p >= SIGNIFICANCE
 
 
 @query

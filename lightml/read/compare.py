@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 from lightml.read import resolve, significance
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import reading
+from lightml.read.uncertainty import stderr_name, usable_stderr
 from lightml.report.ansi import GREEN, RED, paint
 
 
@@ -36,6 +37,8 @@ class MetricDelta(BaseModel):
     significant: bool | None = None
     test: str | None = None           # "mcnemar" or "bootstrap"
     note: str | None = None           # why scores exist but could not be tested
+    stderr_a: float | None = None     # lm-eval's <metric>_stderr of each side, where logged
+    stderr_b: float | None = None
 
     @model_validator(mode="after")
     def _fill_in(self) -> "MetricDelta":
@@ -117,7 +120,7 @@ class CompareResult(BaseModel):
                     "family": d.family, "metric": d.metric_name, "value_a": d.value_a, "value_b": d.value_b,
                     "delta": d.delta, "pct_change": d.pct_change, "lower_is_better": d.lower_is_better,
                     "uncertainty": d.uncertainty, "p_value": d.p_value, "significant": d.significant,
-                    "test": d.test, "note": d.note,
+                    "test": d.test, "note": d.note, "stderr_a": d.stderr_a, "stderr_b": d.stderr_b,
                 }
                 for d in self.deltas
             ],
@@ -157,10 +160,12 @@ def compare_in(conn: sqlite3.Connection, model_a: str, model_b: str, run_name: s
     deltas = []
     for key in sorted(values_a.keys() | values_b.keys()):
         verdict = verdicts.get(key, {})
+        stderr_key = (key[0], stderr_name(key[1]))
         deltas.append(MetricDelta(
             family=key[0], metric_name=key[1], value_a=values_a.get(key), value_b=values_b.get(key),
             p_value=verdict.get("p_value"), significant=verdict.get("significant"), test=verdict.get("test"),
-            note=verdict.get("error"),
+            note=verdict.get("error"), stderr_a=usable_stderr(values_a.get(stderr_key)),
+            stderr_b=usable_stderr(values_b.get(stderr_key)),
         ))
     return CompareResult(model_a=ref_a.model_name, model_b=ref_b.model_name, run_name=run_name,
                          run_a=ref_a.run_name, run_b=ref_b.run_name, deltas=deltas)
@@ -170,6 +175,10 @@ def _number(value: float | None, decimals: int, signed: bool = False) -> str:
     if value is None:
         return "—"
     return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
+
+
+def _stderr_text(stderr: float | None) -> str:
+    return "" if stderr is None else f"±{stderr:.4f}"
 
 
 def _format_p(p: float | None, significant: bool | None) -> str:
@@ -188,7 +197,10 @@ def format_compare(result: CompareResult, *, color: bool = True) -> str:
     fam_w = max([18] + [len(d.family) for d in result.deltas])
     met_w = max([14] + [len(d.metric_name) for d in result.deltas])
     with_p = any(d.p_value is not None for d in result.deltas)
+    with_stderr = any(d.stderr_a is not None or d.stderr_b is not None for d in result.deltas)
     header = f"  {'Family':<{fam_w}} {'Metric':<{met_w}} {'A':>10} {'B':>10} {'Δ':>10} {'%':>8}"
+    if with_stderr:
+        header += f" {'±A':>8} {'±B':>8}"
     if with_p:
         header += f" {'p':>9}"
     rule = "  " + "─" * (len(header) - 2)
@@ -206,6 +218,8 @@ def format_compare(result: CompareResult, *, color: bool = True) -> str:
         colour = {1: GREEN, -1: RED}.get(d.direction)
         line = (f"  {d.family:<{fam_w}} {d.metric_name:<{met_w}} {_number(d.value_a, decimals):>10} "
                 f"{_number(d.value_b, decimals):>10} {paint(delta, colour, color)} {pct:>8}")
+        if with_stderr:
+            line += f" {_stderr_text(d.stderr_a):>8} {_stderr_text(d.stderr_b):>8}"
         if with_p:
             line += f" {_format_p(d.p_value, d.significant):>9}"
         lines.append(line.rstrip())
@@ -214,6 +228,9 @@ def format_compare(result: CompareResult, *, color: bool = True) -> str:
                  f"➖ {len(result.unchanged)} unchanged  ❓ {len(result.missing)} missing")
     if result.uncertainties:
         lines.append(f"  ({len(result.uncertainties)} stderr row(s) shown, not counted: an uncertainty is not a score)")
+    if with_stderr:
+        lines.append("  ±: the standard error lm-eval logged with the value (<metric>_stderr); "
+                     "value ± 1.96 x stderr is its 95% interval")
     if with_p:
         lines.append("  p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise); "
                      "* p < 0.05")

@@ -1,14 +1,20 @@
-"""stderr rows are shown, never counted, coloured, averaged or ranked: in compare, diff and top."""
+"""stderr rows are shown, never counted, coloured, averaged or ranked: in compare, diff and top.
+And what they allow: each score shown with its stderr (linked by lm-eval's name rule), and top
+marking the models not significantly different from the leader (z-test, checked against the
+standard library's NormalDist)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from statistics import NormalDist
 
 import pytest
 
 from lightml.handle import LightMLHandle
 from lightml.read.compare import compare_models
 from lightml.read.diff import diff_models, format_diff
+from lightml.read.uncertainty import Z95, interval, stderr_name, usable_stderr, z_test_p_value
 
 
 @pytest.fixture
@@ -67,3 +73,80 @@ def test_top_lists_a_stderr_without_ranking_it(with_stderr: Path, cli) -> None:
         (None, "dpo"), (None, "sft"), (None, "base")]
     text = cli("top", "--db", with_stderr, "--family", "eval", "--metric", "acc_stderr").stdout
     assert "not a score" in text and text.splitlines()[1].split() == ["model", "run", "value"]
+
+
+
+# -- a score with its stderr ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric, stderr", [
+    ("acc", "acc_stderr"), ("acc_norm", "acc_norm_stderr"),
+    ("exact_match,strict-match", "exact_match_stderr,strict-match"), ("f1,", "f1_stderr,"),
+])
+def test_the_stderr_of_a_metric_is_named_as_lm_eval_names_it(metric: str, stderr: str) -> None:
+    assert stderr_name(metric) == stderr
+
+
+@pytest.mark.parametrize("a, se_a, b, se_b", [
+    (0.30, 0.011, 0.32, 0.0101), (0.5, 0.05, 0.2, 0.04), (0.7, 0.01, 0.7, 0.02), (12.0, 0.3, 14.5, 0.5),
+    (0.1, 1e-6, 0.1000001, 1e-6),
+])
+def test_the_z_test_matches_the_normal_distribution(a: float, se_a: float, b: float, se_b: float) -> None:
+    z = abs(a - b) / math.sqrt(se_a ** 2 + se_b ** 2)
+    reference = 2 * (1 - NormalDist().cdf(z))  # the standard library's normal, not erfc
+    assert z_test_p_value(a, se_a, b, se_b) == pytest.approx(reference, rel=1e-6, abs=1e-12)
+    assert z_test_p_value(b, se_b, a, se_a) == z_test_p_value(a, se_a, b, se_b)
+
+
+def test_intervals_and_degenerate_stderrs() -> None:
+    assert Z95 == pytest.approx(NormalDist().inv_cdf(0.975), rel=1e-12)
+    low, high = interval(0.5, 0.01)
+    assert (low, high) == pytest.approx((0.5 - 0.0195996, 0.5 + 0.0195996), rel=1e-6)
+    assert z_test_p_value(0.5, 0.0, 0.5, 0.0) == 1.0 and z_test_p_value(0.5, 0.0, 0.6, 0.0) == 0.0
+    assert [usable_stderr(v) for v in (0.01, 0, -0.1, float("nan"), float("inf"), None, True)] == [
+        0.01, 0.0, None, None, None, None, None]
+
+
+def test_compare_shows_each_value_with_its_stderr(with_stderr: Path) -> None:
+    result = compare_models(with_stderr, "base", "sft")
+    acc = next(d for d in result.deltas if d.metric_name == "acc")
+    assert (acc.stderr_a, acc.stderr_b) == (0.011, 0.0101)
+    assert next(d for d in result.deltas if d.metric_name == "word_perplexity").stderr_a is None
+    row = next(r for r in result.to_dict()["deltas"] if r["metric"] == "acc")
+    assert (row["stderr_a"], row["stderr_b"]) == (0.011, 0.0101)
+    text = result.to_text(color=False)
+    acc_line = next(line for line in text.splitlines() if " acc " in line)
+    assert acc_line.split()[-2:] == ["±0.0110", "±0.0101"]
+    assert "  ±: the standard error lm-eval logged with the value (<metric>_stderr)" in text
+
+
+TOP_TEXT = """Top 10 on eval/acc (higher is better):
+rank  model  run  value   stderr   vs #1
+----  -----  ---  ------  -------  -----
+1     far    r    0.4000  ±0.0100
+2     dpo    r    0.3400  ±0.0099
+3=    near   r    0.3200  ±0.0500  ≈ #1
+3=    sft    r    0.3200  ±0.0101
+5     base   r    0.3000  ±0.0110
+6     bare   r    0.2000
+(= : tied on the same value)
+(≈ #1: not significantly different from the first, p >= 0.05: a z-test of the two values from their stderrs)
+"""
+
+
+def test_top_marks_the_models_the_leader_does_not_beat_significantly(with_stderr: Path, cli) -> None:
+    import json
+
+    with LightMLHandle(with_stderr, "r") as h:
+        for model, acc, se in (("far", 0.40, 0.0100), ("near", 0.32, 0.0500)):
+            h.register_model(model, f"org/{model}")
+            h.log_metrics(model, {"eval": {"acc": acc, "acc_stderr": se}})
+        h.register_model("bare", "org/bare")
+        h.log_metrics("bare", {"eval": {"acc": 0.2}})  # no stderr: nothing to say
+    text = cli("top", "--db", with_stderr, "--family", "eval", "--metric", "acc")
+    assert text.stdout == TOP_TEXT
+    rows = json.loads(cli("top", "--db", with_stderr, "--family", "eval", "--metric", "acc", "--json").stdout)["rows"]
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["far"]["p_vs_leader"] is None and by_model["bare"]["same_as_leader"] is None
+    assert by_model["near"]["p_vs_leader"] == pytest.approx(2 * (1 - NormalDist().cdf(0.08 / math.hypot(0.01, 0.05))))
+    assert by_model["dpo"]["same_as_leader"] is False and by_model["dpo"]["stderr"] == 0.0099

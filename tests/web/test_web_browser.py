@@ -338,7 +338,7 @@ def test_an_edit_of_a_read_only_registry_shows_why_in_the_form(odd_page, odd_reg
     page.click("#modal-close")
 
 
-def test_flips_show_the_texts_of_scanned_samples(browser, tmp_path: Path) -> None:
+def test_compare_shows_stderrs_and_flips_show_the_texts_of_scanned_samples(browser, tmp_path: Path) -> None:
     from lightml.ingest.scan import scan_and_import
 
     results = Path(shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "lm_eval_0413", tmp_path / "res"))
@@ -352,6 +352,9 @@ def test_flips_show_the_texts_of_scanned_samples(browser, tmp_path: Path) -> Non
             page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{name}')) input[type=checkbox]").check()
         page.click("#compare-selected")
         page.wait_for_selector("#modal:not([hidden]) table.compare")
+        # each value with lm-eval's stderr of it
+        acc_row = page.locator("#modal table.compare tr:has(button.flips:text-is('acc'))")
+        assert acc_row.locator("td.num").all_text_contents()[:2] == ["0.1500 ±0.0465", "0.3000 ±0.0597"]
         page.locator("#modal table.compare tr:has(td:text-is('tiny_mc')) button.flips:text-is('acc')").click()
         page.wait_for_selector("#modal:not([hidden]) table.flips")
         first = page.locator("#modal tr.flip-texts").first

@@ -285,6 +285,11 @@ function openModal(title, ...content) {
   $("modal").hidden = false;
 }
 
+// A value with lm-eval's standard error of it, where one was logged.
+function withStderr(value, stderr) {
+  return stderr == null ? fmt(value) : `${fmt(value)} ±${fmt(stderr)}`;
+}
+
 async function showCompare() {
   const [a, b] = [...state.selected].map(modelOf);
   if (!a || !b) return;
@@ -304,7 +309,7 @@ async function showCompare() {
     if (d.p_value != null) metricCell.firstChild.addEventListener("click", () => showFlips(a, b, d.family, d.metric));
     table.append(el("tr", {},
       el("td", {text: d.family}), metricCell,
-      el("td", {class: "num", text: fmt(d.value_a)}), el("td", {class: "num", text: fmt(d.value_b)}),
+      el("td", {class: "num", text: withStderr(d.value_a, d.stderr_a)}), el("td", {class: "num", text: withStderr(d.value_b, d.stderr_b)}),
       el("td", {class: `num ${better}`, text: d.delta == null ? "—" : (d.delta > 0 ? "+" : "") + d.delta.toFixed(4)}),
       el("td", {class: "num", text: d.pct_change == null ? "—" : `${d.pct_change > 0 ? "+" : ""}${d.pct_change.toFixed(1)}%`}),
       el("td", {class: d.significant ? "num sig" : "num", text: p})));

@@ -1,0 +1,46 @@
+"""A score's standard error, as lm-eval logs it beside the score, and what it allows: an
+interval, and a test of two independent estimates.
+
+lm-eval reports ``acc`` with ``acc_stderr`` (and ``exact_match,strict-match`` with
+``exact_match_stderr,strict-match``); ``scan`` keeps both as metrics of the family. The rule
+that links them is here, once: ``stderr_name``.
+"""
+
+from __future__ import annotations
+
+import math
+
+# The standard normal quantile of 0.975: a 95% interval is value +- Z95 * stderr.
+Z95 = 1.959963984540054
+STDERR_SUFFIX = "_stderr"
+
+
+def stderr_name(metric_name: str) -> str:
+    """The name lm-eval gives the standard error of a metric: ``acc`` -> ``acc_stderr``, the
+    filter kept after the comma (``exact_match,strict-match`` -> ``exact_match_stderr,strict-match``)."""
+    name, comma, filter_name = metric_name.partition(",")
+    return f"{name}{STDERR_SUFFIX}{comma}{filter_name}"
+
+
+def usable_stderr(value: float | None) -> float | None:
+    """A stored stderr fit to compute with (lm-eval writes ``"N/A"`` for some, which scan
+    leaves out; a negative or non-finite one is nobody's standard error)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+def z_test_p_value(value_a: float, stderr_a: float, value_b: float, stderr_b: float) -> float:
+    """Two-sided p-value of the difference of two independent normal estimates (each score
+    with its standard error): ``erfc(|a - b| / sqrt(2 (se_a^2 + se_b^2)))``. On the same
+    documents the two estimates are positively correlated, so this overstates the spread of
+    the difference: a conservative test (a paired test on per-sample scores is sharper)."""
+    spread = math.hypot(stderr_a, stderr_b)
+    if spread == 0:
+        return 1.0 if value_a == value_b else 0.0
+    return math.erfc(abs(value_a - value_b) / (spread * math.sqrt(2)))
+
+
+def interval(value: float, stderr: float) -> tuple[float, float]:
+    """The normal 95% interval of a score from its standard error."""
+    return value - Z95 * stderr, value + Z95 * stderr
