@@ -1,6 +1,7 @@
 """Side-by-side values of N models: ``diff_models``, ``format_diff`` and ``lightml diff``.
 
-Kept free of pydantic and numpy so that ``lightml diff`` starts in a blink.
+Kept free of pydantic, and of numpy until the AVG row's interval needs it, so that ``lightml
+diff`` starts in a blink.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from lightml.errors import InvalidInputError
-from lightml.read import resolve
+from lightml.read import resolve, uncertainty
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import reading
 from lightml.report.ansi import GREEN, RED, paint
@@ -61,8 +62,64 @@ def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | No
     for model_id, fam, metric, value in conn.execute(sql, params):
         table.setdefault((fam, metric), dict.fromkeys(names))[ids[model_id]] = value
     rows = [_row(fam, metric, table[(fam, metric)], names) for fam, metric in sorted(table)]
+    for row in rows:  # lm-eval's stderr of each value, where logged
+        stderrs = table.get((row["family"], uncertainty.stderr_name(row["metric"])), {})
+        known = {name: uncertainty.usable_stderr(stderrs.get(name)) for name in names}
+        row["stderr"] = known if not row["uncertainty"] and any(v is not None for v in known.values()) else None
+    average = _average(rows, names)
+    if average["values"] is not None:
+        average["interval"] = _average_interval(conn, [refs[name].id for name in names], names, average["metrics"],
+                                                rows)
     return {"models": names, "runs": {name: refs[name].run_name for name in names}, "run_name": run_name,
-            "rows": rows, "average": _average(rows, names)}
+            "rows": rows, "average": average}
+
+
+def _average_interval(conn: sqlite3.Connection, model_ids: list[int], names: list[str], metrics: list[list[str]],
+                      rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The AVG row's 95% interval per model: a paired bootstrap over documents when every
+    averaged metric has per-sample scores on the same documents for every model, else a
+    bootstrap over the averaged metrics (tasks); ``method`` says which, ``why`` why not the
+    first. None with one metric and no scores (nothing to resample)."""
+    vectors = _score_vectors(conn, model_ids, metrics)
+    if vectors is not None:
+        bounds, method, why = uncertainty.average_interval_over_documents(vectors), "bootstrap over documents", None
+    else:
+        kept = {(r["family"], r["metric"]): r for r in rows}
+        values = [[kept[(f, m)]["values"][name] for name in names] for f, m in metrics]
+        bounds, method = uncertainty.average_interval_over_tasks(values), "bootstrap over tasks"
+        why = "not every averaged metric has per-sample scores on the same documents for every model"
+    if bounds is None:
+        return None
+    return {"method": method, "why": why, "confidence": 0.95, "resamples": uncertainty.AVERAGE_RESAMPLES,
+            "seed": uncertainty.AVERAGE_SEED, "low": {n: b[0] for n, b in zip(names, bounds)},
+            "high": {n: b[1] for n, b in zip(names, bounds)}}
+
+
+def _score_vectors(conn: sqlite3.Connection, model_ids: list[int], metrics: list[list[str]]) -> list | None:
+    """Per averaged metric, every model's per-sample scores in the same document order; None
+    when one is missing, or two models were scored on other documents (or in another order)."""
+    placeholders = ",".join("?" * len(model_ids))
+    found: dict[tuple[int, str, str], tuple[str, str | None]] = {}
+    for model_id, fam, metric, scores, keys in conn.execute(
+            "SELECT m.model_id, m.family, m.metric_name, d.scores, k.doc_keys FROM metrics m "
+            "JOIN detailed_scores d ON d.metric_id = m.id LEFT JOIN score_docs k ON k.metric_id = m.id "
+            f"WHERE m.model_id IN ({placeholders})", model_ids):
+        found[(model_id, fam, metric)] = (scores, keys)
+    stored_of = [[found.get((model_id, fam, metric)) for model_id in model_ids] for fam, metric in metrics]
+    if any(None in stored or len({keys for _, keys in stored}) != 1 for stored in stored_of):
+        return None
+    from lightml.read import stats  # (numpy: only when there are vectors to read)
+
+    vectors = []
+    for stored in stored_of:
+        try:
+            per_model = [stats.vector_from_json(scores) for scores, _ in stored]
+        except (ValueError, TypeError, OverflowError, RecursionError):
+            return None
+        if len({v.shape for v in per_model}) != 1 or per_model[0].ndim != 1 or per_model[0].size == 0:
+            return None
+        vectors.append(per_model)
+    return vectors
 
 
 def _row(family: str, metric: str, values: dict[str, float | None], names: list[str]) -> dict[str, Any]:
@@ -124,7 +181,8 @@ def format_diff(data: dict[str, Any], *, color: bool = True) -> str:
     average = data.get("average") or _average(rows, models)
     fam_w = max([12] + [len(r["family"]) for r in rows])
     met_w = max([12] + [len(r["metric"]) for r in rows])
-    col_w = max([10] + [len(m) for m in models])
+    with_stderr = any(r.get("stderr") for r in rows)
+    col_w = max([15 if with_stderr else 10] + [len(m) for m in models])  # "0.6000 ±0.0110"
 
     def line(family: str, metric: str, cells: list[str]) -> str:
         return f"  {family:<{fam_w}} {metric:<{met_w}}" + "".join(f"  {c}" for c in cells)
@@ -145,9 +203,13 @@ def format_diff(data: dict[str, Any], *, color: bool = True) -> str:
             out.append("")
         previous_family = row["family"]
         cells = []
+        stderrs = row.get("stderr") or {}
         for model in models:
             value = row["values"][model]
-            text = f"{'—' if value is None else f'{value:.4f}':>{col_w}}"
+            shown = "—" if value is None else f"{value:.4f}"
+            if value is not None and stderrs.get(model) is not None:
+                shown += f" ±{stderrs[model]:.4f}"
+            text = f"{shown:>{col_w}}"
             colour = GREEN if model in row["best"] else RED if model in row["worst"] else None
             cells.append(paint(text, colour, color))
         out.append(line(row["family"], row["metric"], cells))
@@ -159,6 +221,7 @@ def format_diff(data: dict[str, Any], *, color: bool = True) -> str:
 
 def _average_lines(average: dict[str, Any], models: list[str], line, col_w: int) -> list[str]:
     lines = []
+    interval = average.get("interval")
     if average["values"] is not None:
         n = len(average["metrics"])
         lines.append(line("AVG", f"({n} metric{'s' if n != 1 else ''})",
@@ -166,6 +229,11 @@ def _average_lines(average: dict[str, Any], models: list[str], line, col_w: int)
     else:
         lines.append("  AVG: none (no metric fits the rule below)")
     lines.append(f"  AVG: {average['rule']}.")
+    if interval is not None:
+        bounds = ", ".join(f"{m} [{interval['low'][m]:.4f}, {interval['high'][m]:.4f}]" for m in models)
+        because = f" ({interval['why']})" if interval["why"] else ""
+        lines.append(f"  AVG 95% interval: {bounds}; {interval['method']}{because}, {interval['resamples']} "
+                     f"resamples, seed {interval['seed']}.")
     if average["left_out"]:
         shown = ", ".join(f"{x['metric']} ({x['reason']})" for x in average["left_out"][:4])
         more = f", and {len(average['left_out']) - 4} more" if len(average["left_out"]) > 4 else ""

@@ -9,6 +9,7 @@ that links them is here, once: ``stderr_name``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 # The standard normal quantile of 0.975: a 95% interval is value +- Z95 * stderr.
 Z95 = 1.959963984540054
@@ -44,3 +45,50 @@ def z_test_p_value(value_a: float, stderr_a: float, value_b: float, stderr_b: fl
 def interval(value: float, stderr: float) -> tuple[float, float]:
     """The normal 95% interval of a score from its standard error."""
     return value - Z95 * stderr, value + Z95 * stderr
+
+
+# -- the interval of an average of metrics (diff's AVG row) ----------------------------------
+
+AVERAGE_RESAMPLES = 1000
+AVERAGE_SEED = 42
+_GATHER_CELLS = 4_000_000  # scores gathered per block of resamples (bounds the memory to ~32 MB)
+
+
+def average_interval_over_documents(scores: list[list[Any]], resamples: int = AVERAGE_RESAMPLES,
+                                    seed: int = AVERAGE_SEED) -> list[tuple[float, float]]:
+    """95% percentile intervals of each model's average of per-metric means, by a paired
+    bootstrap over documents: ``scores[k][j]`` is model j's score vector of metric k (every
+    model scored on the same documents of each metric). Each resample draws each metric's
+    documents with replacement, the same draw for every model, and averages the metric means."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    models = len(scores[0])
+    totals = np.zeros((models, resamples))
+    for vectors in scores:
+        matrix = np.asarray(vectors, dtype=float)  # models x documents
+        n = matrix.shape[1]
+        block = max(1, _GATHER_CELLS // (n * models))
+        for start in range(0, resamples, block):
+            picks = rng.integers(0, n, size=(min(block, resamples - start), n))
+            totals[:, start:start + len(picks)] += matrix[:, picks].mean(axis=2)
+    means = totals / len(scores)
+    low, high = np.percentile(means, [2.5, 97.5], axis=1)
+    return list(zip(low.tolist(), high.tolist()))
+
+
+def average_interval_over_tasks(values: list[list[float]], resamples: int = AVERAGE_RESAMPLES,
+                                seed: int = AVERAGE_SEED) -> list[tuple[float, float]] | None:
+    """The same by a bootstrap over the metrics themselves (``values[k][j]``: model j's value
+    of metric k), the same draw of metrics for every model: how much the average depends on
+    which tasks were averaged. None with fewer than 2 metrics."""
+    if len(values) < 2:
+        return None
+    import numpy as np
+
+    matrix = np.asarray(values, dtype=float)  # metrics x models
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(values), size=(resamples, len(values)))
+    means = matrix[picks].mean(axis=1)  # resamples x models
+    low, high = np.percentile(means, [2.5, 97.5], axis=0)
+    return list(zip(low.tolist(), high.tolist()))

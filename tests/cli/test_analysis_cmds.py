@@ -44,6 +44,7 @@ DIFF_TEXT = """
   ─────────────────────────────────────────────────────────────
   AVG          (2 metrics)       0.4500      0.5000      0.5350
   AVG: mean of the higher-is-better metrics that every model has, with every value in [0, 1] (never lower-is-better metrics, other scales or stderr rows).
+  AVG 95% interval: base [0.3000, 0.6000], sft [0.3000, 0.7000], dpo [0.3500, 0.7200]; bootstrap over tasks (not every averaged metric has per-sample scores on the same documents for every model), 1000 resamples, seed 42.
   Left out: bleu (not every model has it), f1 (not every model has it), loss (lower is better).
 
 """
@@ -98,8 +99,9 @@ def test_diff_text_and_json(lineage: Path, cli) -> None:
     data = json.loads(cli("diff", "--db", lineage, "--models", "base", "sft", "--run", "r1", "--json").stdout)
     assert data["models"] == ["base", "sft"] and data["rows"][0] == {
         "family": "eval", "metric": "acc", "values": {"base": 0.6, "sft": 0.7}, "lower_is_better": False,
-        "uncertainty": False, "best": ["sft"], "worst": []}
-    # the JSON carries what the text shows: the AVG row, its rule, and what it left out
+        "uncertainty": False, "best": ["sft"], "worst": [], "stderr": None}
+    # the JSON carries what the text shows: the AVG row, its rule, its interval, and what it left out
+    assert data["average"]["interval"]["method"] == "bootstrap over tasks"  # mmlu has no scores
     assert data["average"]["values"] == {"base": pytest.approx((0.6 + 0.5495 + 0.3) / 3),
                                          "sft": pytest.approx((0.7 + 0.6495 + 0.3) / 3)}
     assert data["average"]["metrics"] == [["eval", "acc"], ["eval", "f1"], ["knowledge", "mmlu"]]

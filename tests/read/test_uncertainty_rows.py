@@ -14,7 +14,8 @@ import pytest
 from lightml.handle import LightMLHandle
 from lightml.read.compare import compare_models
 from lightml.read.diff import diff_models, format_diff
-from lightml.read.uncertainty import Z95, interval, stderr_name, usable_stderr, z_test_p_value
+from lightml.read.uncertainty import (Z95, average_interval_over_documents, average_interval_over_tasks, interval,
+                                      stderr_name, usable_stderr, z_test_p_value)
 
 
 @pytest.fixture
@@ -150,3 +151,50 @@ def test_top_marks_the_models_the_leader_does_not_beat_significantly(with_stderr
     assert by_model["far"]["p_vs_leader"] is None and by_model["bare"]["same_as_leader"] is None
     assert by_model["near"]["p_vs_leader"] == pytest.approx(2 * (1 - NormalDist().cdf(0.08 / math.hypot(0.01, 0.05))))
     assert by_model["dpo"]["same_as_leader"] is False and by_model["dpo"]["stderr"] == 0.0099
+
+
+
+# -- the interval of diff's AVG row ----------------------------------------------------------------
+
+
+def test_the_document_bootstrap_draws_the_same_documents_for_every_model() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    a1, a2 = rng.random(300), (rng.random(500) < 0.6).astype(float)
+    # B is A plus 0.1 on every document of every metric: paired draws move its interval by exactly 0.1
+    (low_a, high_a), (low_b, high_b) = average_interval_over_documents([[a1, a1 + 0.1], [a2, a2 + 0.1]])
+    assert (low_b - low_a, high_b - high_a) == pytest.approx((0.1, 0.1), abs=1e-12)
+    # one metric of many documents: the bootstrap's interval is the normal one, mean +- 1.96 sd / sqrt(n)
+    big = (np.random.default_rng(8).random(20_000) < 0.3).astype(float)
+    ((low, high),) = average_interval_over_documents([[big]])
+    half = Z95 * big.std() / math.sqrt(big.size)
+    assert (low, high) == pytest.approx((big.mean() - half, big.mean() + half), abs=half * 0.1)
+
+
+def test_the_task_bootstrap_resamples_the_averaged_metrics() -> None:
+    import numpy as np
+
+    values = np.random.default_rng(9).random((400, 2))  # 400 metrics x 2 models
+    values[:, 1] = values[:, 0] + 0.05
+    (low_a, high_a), (low_b, high_b) = average_interval_over_tasks(values.tolist())
+    assert (low_b - low_a, high_b - high_a) == pytest.approx((0.05, 0.05), abs=1e-12)
+    half = Z95 * values[:, 0].std() / math.sqrt(400)
+    assert (low_a, high_a) == pytest.approx((values[:, 0].mean() - half, values[:, 0].mean() + half), abs=half * 0.1)
+    assert average_interval_over_tasks([[0.5, 0.6]]) is None  # one metric: nothing to resample
+
+
+def test_diff_takes_the_document_bootstrap_when_every_averaged_metric_has_scores(tmp_path: Path) -> None:
+    db = tmp_path / "scored.db"
+    with LightMLHandle(db, "r") as h:
+        for model, shift in (("a", 0), ("b", 10)):
+            h.register_model(model, f"org/{model}")
+            for metric in ("x", "y"):
+                scores = [1] * (40 + shift) + [0] * (60 - shift)
+                h.log_model_metric(model, "eval", metric, sum(scores) / 100, scores=scores)
+    interval = diff_models(db, ["a", "b"])["average"]["interval"]
+    assert (interval["method"], interval["why"], interval["resamples"], interval["seed"]) == (
+        "bootstrap over documents", None, 1000, 42)
+    assert interval["low"]["a"] < 0.4 < interval["high"]["a"] and interval["low"]["b"] < 0.5 < interval["high"]["b"]
+    text = format_diff(diff_models(db, ["a", "b"]), color=False)
+    assert "; bootstrap over documents, 1000 resamples, seed 42." in text
