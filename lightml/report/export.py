@@ -23,7 +23,8 @@ from openpyxl.utils import get_column_letter
 from lightml.errors import InvalidInputError
 from lightml.log import store
 from lightml.read import significance
-from lightml.read.direction import lower_is_better
+from lightml.read.direction import is_uncertainty, lower_is_better
+from lightml.read.uncertainty import stderr_name, usable_stderr
 from lightml.read.report_data import ReportData, overwrites_and_deletes, report_data
 from lightml.read.sql import reading
 
@@ -147,7 +148,12 @@ def _family_sheet(wb: Workbook, conn, reg: ReportData, family: str, title: str) 
                     widths[column] = max(widths[column], len(value))
             for metric, value in values.items():
                 cell = _put(ws, row, column_of[metric], value)
-                cell.number_format = "0.0000"
+                # lm-eval's stderr of the value is shown beside it by the cell's format: the cell
+                # stays a number (sorting and formulas work); the stderr keeps its own column.
+                stderr = usable_stderr(values.get(stderr_name(metric))) if not is_uncertainty(metric) else None
+                cell.number_format = "0.0000" if stderr is None else f'0.0000" ±{stderr:.4f}"'
+                if stderr is not None:
+                    widths[column_of[metric]] = max(widths[column_of[metric]], 16)
                 mark = marks.get((mid, metric)) if kind == "F" else None
                 if mark:
                     gain, comment = mark

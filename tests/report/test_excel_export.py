@@ -141,3 +141,16 @@ def test_significant_regressions_are_marked_red_and_gains_green_by_direction(tmp
     acc, error = sheet["E3"], sheet["F3"]
     assert acc.font.bold and acc.font.color.rgb.endswith("9C0006") and "regression" in acc.comment.text
     assert error.font.bold and error.font.color.rgb.endswith("006100") and "gain" in error.comment.text
+
+
+def test_a_value_shows_its_stderr_and_stays_a_number(tmp_path: Path) -> None:
+    db = tmp_path / "se.db"
+    with LightMLHandle(db, "r") as h:
+        h.register_model("m", "org/m")
+        h.log_metrics("m", {"mmlu": {"acc": 0.61, "acc_stderr": 0.0123, "f1": 0.5}})
+    sheet = openpyxl.load_workbook(export_excel(db, tmp_path / "se.xlsx"))["mmlu"]
+    header = [cell.value for cell in sheet[1]]
+    acc, acc_stderr, f1 = (sheet.cell(2, header.index(name) + 1) for name in ("acc", "acc_stderr", "f1"))
+    assert (acc.value, acc.number_format) == (0.61, '0.0000" ±0.0123"')
+    assert (acc_stderr.value, acc_stderr.number_format) == (0.0123, "0.0000")  # its own column stays
+    assert f1.number_format == "0.0000"
