@@ -404,8 +404,19 @@ def _requests(sample: dict[str, Any]) -> list[tuple[Any, Any]]:
 
 
 def _request_number(key: str) -> int:
-    digits = key.rpartition("_")[2]
-    return int(digits) if digits.isdigit() else 0
+    return _small_int(key.rpartition("_")[2]) or 0
+
+
+def _small_int(text: Any) -> int | None:
+    """``"12"`` -> 12; None for anything else (a long digit string included: int() of one
+    beyond 4,300 digits raises)."""
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, int):
+        return text
+    if isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    return None
 
 
 def _text(value: Any) -> str | None:
@@ -427,7 +438,7 @@ def sample_texts(sample: dict[str, Any]) -> dict[str, str | None]:
     multiple_choice = len(choices) > 1 and all(isinstance(choice, str) for choice in choices)
     target, response = sample.get("target"), sample.get("filtered_resps")
     if multiple_choice:
-        index = target if isinstance(target, int) else int(target) if isinstance(target, str) and target.isdigit() else None
+        index = _small_int(target)  # lm-eval writes the gold choice's index, as an int or as text
         if index is not None and 0 <= index < len(choices):
             target = f"{index}: {choices[index].strip()}"
         likelihoods = [_first_number(choice) for choice in response] if isinstance(response, list) else []

@@ -47,7 +47,7 @@ def target(conn: sqlite3.Connection, ref: resolve.ModelRef, step: int | None) ->
 
 def check_limit(limit: Any) -> int | None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise InvalidInputError(f"limit must be None or an int >= 0, got {limit!r}")
+        raise InvalidInputError(f"limit must be an integer >= 0 (or None: every flip), got {limit!r}")
     return limit
 
 

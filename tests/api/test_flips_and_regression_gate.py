@@ -76,7 +76,7 @@ def test_flips_refuse_what_cannot_be_paired(lineage) -> None:
             h.flips("base", "sft", "eval", "loss")
         with pytest.raises(InvalidInputError, match="'base' has 100 scores and 'dpo' has 90"):
             h.flips("base", "dpo", "eval", "acc")
-        with pytest.raises(InvalidInputError, match="limit must be None or an int >= 0"):
+        with pytest.raises(InvalidInputError, match="limit must be an integer >= 0"):
             h.flips("base", "sft", "eval", "acc", limit=-1)
         with pytest.raises(InvalidInputError, match="limit"):
             h.flips("base", "sft", "eval", "acc", limit=True)

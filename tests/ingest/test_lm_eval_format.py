@@ -243,3 +243,28 @@ def test_a_line_break_inside_a_kept_string_is_reported_not_joined() -> None:
     assert problems == ["line 6 is not a complete sample (truncated?): skipped",
                         "line 7 is not a complete sample (truncated?): skipped"]
     assert len(scores["acc"].scores) == len(lines) - 1
+
+
+@pytest.mark.parametrize("sample, texts", [
+    # multiple choice, 0.4.3+ arguments; the target as text or as an int
+    ({"arguments": {"gen_args_0": {"arg_0": "Q?", "arg_1": " a"}, "gen_args_1": {"arg_0": "Q?", "arg_1": " b"}},
+      "target": "1", "filtered_resps": [["-2.5", "False"], ["-0.5", "False"]]},
+     {"prompt": "Q?", "target": "1: b", "response": "1: b"}),
+    ({"arguments": {"gen_args_1": {"arg_0": "Q?", "arg_1": " b"}, "gen_args_0": {"arg_0": "Q?", "arg_1": " a"}},
+      "target": 0, "filtered_resps": [[-0.1, False], [-3.0, False]]},
+     {"prompt": "Q?", "target": "0: a", "response": "0: a"}),
+    # earlier 0.4 releases: a list of [context, continuation]
+    ({"arguments": [["Q?", " a"], ["Q?", " b"]], "target": 1, "filtered_resps": [[-1.0, False], [-2.0, False]]},
+     {"prompt": "Q?", "target": "1: b", "response": "0: a"}),
+    # generation: the filtered answer
+    ({"arguments": {"gen_args_0": {"arg_0": "Compute 2+2.", "arg_1": {"until": ["\n"]}}}, "target": "4",
+      "filtered_resps": ["5"]}, {"prompt": "Compute 2+2.", "target": "4", "response": "5"}),
+    # odd targets and keys stay as they are, never an error
+    ({"arguments": {"gen_args_²": {"arg_0": "Q?", "arg_1": " a"}, "gen_args_1": {"arg_0": "Q?", "arg_1": " b"}},
+      "target": "9" * 5000, "filtered_resps": "x"}, {"prompt": "Q?", "target": "9" * 5000, "response": "x"}),
+    ({}, {"prompt": None, "target": None, "response": None}),
+])
+def test_the_texts_of_a_sample(sample: dict, texts: dict) -> None:
+    from lightml.ingest.lm_eval_format import sample_texts
+
+    assert sample_texts(sample) == texts
