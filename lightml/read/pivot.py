@@ -29,7 +29,8 @@ import projections
 from lightml.log.events import METRIC_INSERTED, METRIC_OVERWRITTEN
 from lightml.read.catalog import family_names
 from lightml.read.dashboard import require_family
-from lightml.read.direction import lower_is_better
+from lightml.read.direction import is_uncertainty, lower_is_better
+from lightml.read.uncertainty import stderr_name
 from lightml.read.run_ids import require_run_id
 from lightml.read.sql import Rows, Statement, Steps, first, query
 
@@ -222,5 +223,9 @@ def _encoded(family: str | None, blocks: list[tuple[str, Block]], model_rows: Ro
     # names, so only the distinct lists are decoded.
     keys = {(name, metric) for name, text in name_lists for metric in json.loads(text)}
     columns = [{"family": f, "metric": m, "lower_is_better": lower_is_better(m)} for f, m in sorted(keys)]
+    for column in columns:  # the column of lm-eval's stderr of a score, when shown too
+        stderr = stderr_name(column["metric"])
+        if (column["family"], stderr) in keys and not is_uncertainty(column["metric"]):
+            column["stderr"] = stderr
     return (f'{{"family":{dump(family)},"columns":{dump(columns, separators=(",", ":"))},'
             f'"rows":[{",".join(parts)}]}}').encode()

@@ -92,6 +92,16 @@ def test_pivot(client: TestClient) -> None:
     assert client.get("/api/families").json() == [{"family": "eval", "metrics": 2}, {"family": "other", "metrics": 1}]
 
 
+def test_a_score_column_names_its_stderr_column(tmp_path: Path) -> None:
+    db = tmp_path / "se.db"
+    with LightMLHandle(db, "r") as h:
+        h.register_model("m", "org/m")
+        h.log_metrics("m", {"mmlu": {"acc": 0.6, "acc_stderr": 0.01, "f1": 0.5}, "arc": {"acc": 0.4}})
+    columns = TestClient(create_app(db), base_url=LOCAL).get("/api/pivot").json()["columns"]
+    assert [(c["family"], c["metric"], c.get("stderr")) for c in columns] == [
+        ("arc", "acc", None), ("mmlu", "acc", "acc_stderr"), ("mmlu", "acc_stderr", None), ("mmlu", "f1", None)]
+
+
 def test_flips_of_a_compared_metric(client: TestClient) -> None:
     flips = client.get("/api/flips", params={"a": "base", "b": "sft", "family": "eval", "metric": "acc"}).json()
     assert (flips["documents"], flips["flipped"], flips["better_a"], flips["better_b"], flips["paired_by"]) == \

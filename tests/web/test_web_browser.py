@@ -348,6 +348,10 @@ def test_compare_shows_stderrs_and_flips_show_the_texts_of_scanned_samples(brows
     scan_and_import(db, "scan", results)
     with serve(db) as url, open_page(browser, url) as page:
         page.click("#family-tabs button[data-family='tiny_mc']")
+        page.wait_for_selector("#pivot th:text-is('acc_norm_stderr')")
+        # the table shows each score with its stderr (the stderr keeps its own column)
+        row_a = page.locator("#pivot tbody tr:has(td.model-name:text-is('dummy-a'))")
+        assert row_a.locator("td.num").all_text_contents() == ["0.1500 ±0.0465", "0.1500 ±0.0465", "0.0465", "0.0465"]
         for name in ("dummy-a", "dummy-b"):
             page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{name}')) input[type=checkbox]").check()
         page.click("#compare-selected")

@@ -116,6 +116,9 @@ async function loadPivot() {
     const byFamily = row.values;
     row.values = pivot.columns.map((c) => own(own(byFamily, c.family), c.metric) ?? null);
   }
+  // A score's stderr column (the server names it): its value is shown beside the score too.
+  const at = new Map(pivot.columns.map((c, i) => [`${c.family}\u0000${c.metric}`, i]));
+  for (const c of pivot.columns) c.stderrIndex = c.stderr == null ? null : at.get(`${c.family}\u0000${c.stderr}`);
   state.pivot = pivot;
   renderTable();
 }
@@ -180,7 +183,8 @@ function rowElement(record) {
   tr.append(el("td", {}, box, edit), el("td", {text: row.model, class: "model-name"}), el("td", {text: row.run ?? ""}));
   if (state.checkpoints) tr.append(el("td", {text: row.step == null ? "" : `step ${row.step}`}));
   row.values.forEach((value, i) => {
-    const td = el("td", {class: "num", text: fmt(value)});
+    const stderrAt = columns[i].stderrIndex;
+    const td = el("td", {class: "num", text: value == null || stderrAt == null ? fmt(value) : withStderr(value, row.values[stderrAt])});
     const e = state.extremes[i];
     if (e && value === e.best) td.classList.add("best");
     else if (e && value === e.worst) td.classList.add("worst");
