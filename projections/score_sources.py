@@ -1,8 +1,8 @@
 """The ``score_sources`` table: where the documents behind a metric's per-sample scores are.
 
 One row per scored metric that ``scan`` read from an lm-eval samples file: the file (absolute
-path, its SHA-256 when scanned) and the byte offset of each score's line, in the scores'
-order. The prompts, targets and responses stay in the file (they are most of its bytes);
+path; its SHA-256, size and modification time when scanned) and the byte offset of each
+score's line, in the scores' order. The prompts, targets and responses stay in the file (they are most of its bytes);
 ``flips`` reads the lines it needs from there, and says so when the file moved or changed.
 """
 
@@ -14,6 +14,8 @@ CREATE TABLE score_sources (
     metric_id INTEGER PRIMARY KEY REFERENCES metrics(id),
     path      TEXT NOT NULL,
     sha256    TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    mtime_ns  INTEGER NOT NULL,
     offsets   TEXT NOT NULL
 )"""
 INDEXES: list[str] = []
@@ -21,11 +23,11 @@ INDEXES: list[str] = []
 # JSON array text.
 DAMAGED_ROW = "CASE WHEN json_valid(offsets) THEN json_type(offsets) <> 'array' ELSE 1 END"
 
-_INSERT = "INSERT INTO score_sources (metric_id, path, sha256, offsets) VALUES (?, ?, ?, ?)"
+_INSERT = "INSERT INTO score_sources (metric_id, path, sha256, size, mtime_ns, offsets) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 def _row(metric_id: int, samples: dict) -> tuple:
-    return metric_id, samples["path"], samples["sha256"], samples["offsets"]
+    return metric_id, samples["path"], samples["sha256"], samples["size"], samples["mtime_ns"], samples["offsets"]
 
 
 def on_metric_inserted(conn, events: list[Change]) -> None:

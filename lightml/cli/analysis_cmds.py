@@ -158,7 +158,10 @@ def cmd_flips(args: argparse.Namespace) -> int:
                     "flipped": found.flipped, "better_a": found.better_a, "better_b": found.flipped - found.better_a,
                     "paired_by": _paired_by(found), "flips": found.items})
     else:
-        print(_format_flips(found, _side(model_a, args.step_a), _side(model_b, args.step_b), family, metric))
+        name_a, name_b = _side(model_a, args.step_a), _side(model_b, args.step_b)
+        if name_a == name_b:  # one model against itself (its own runs, say): say which side
+            name_a, name_b = f"{name_a} (A)", f"{name_b} (B)"
+        print(_format_flips(found, name_a, name_b, family, metric))
     return 0
 
 

@@ -48,8 +48,8 @@ class ParsedFolder:
     metrics: dict[tuple[str, str], float] = field(default_factory=dict)
     sources: dict[tuple[str, str], ValueSource] = field(default_factory=dict)
     scores: dict[tuple[str, str], lm_eval_format.SampleScores] = field(default_factory=dict)
-    # (family, metric) -> the samples file its scores came from: (absolute path, SHA-256)
-    score_files: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    # (family, metric) -> the samples file its scores came from: (absolute path, SHA-256, size, mtime_ns)
+    score_files: dict[tuple[str, str], tuple[str, str, int, int]] = field(default_factory=dict)
     skips: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -173,12 +173,13 @@ def attach_samples(folder: Path, parsed: ParsedFolder, skips: list[Skip]) -> dic
         if not path.is_file():
             continue
         try:
+            st = path.stat()  # (before the read: a change after it shows as a newer time)
             data = path.read_bytes()
         except OSError as exc:
             skips.append(Skip(str(path), f"cannot read it ({exc.__class__.__name__}: {exc})"))
             continue
         hashes[path] = hashlib.sha256(data).hexdigest()  # the ledger's hash, without a second read
-        located = (str(path.absolute()), hashes[path])
+        located = (str(path.absolute()), hashes[path], st.st_size, st.st_mtime_ns)
         samples, problems = lm_eval_format.parse_samples(data)
         skips.extend(Skip(str(path), problem) for problem in problems)
         expected = source.task.n_effective

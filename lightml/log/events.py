@@ -94,12 +94,13 @@ def metric_row(id: SqlInt, model_id: SqlInt | None, checkpoint_id: SqlInt | None
             "metric_name": metric_name, "value": value}
 
 
-def samples_location(path: str, sha256: str, offsets: JsonArrayText) -> SamplesLocation:
+def samples_location(path: str, sha256: str, size: SqlInt, mtime_ns: SqlInt, offsets: JsonArrayText) -> SamplesLocation:
     """Where the documents behind a metric's per-sample scores are written out: the lm-eval
-    samples file ``scan`` read them from (absolute path, SHA-256 of its content then) and the
-    byte offset of each score's line in it, in the scores' order (JSON array of ints). The
-    texts stay in the file; ``flips`` reads them from there when asked."""
-    return {"path": path, "sha256": sha256, "offsets": offsets}
+    samples file ``scan`` read them from (absolute path; SHA-256, size and modification time
+    of its content then) and the byte offset of each score's line in it, in the scores' order
+    (JSON array of ints). The texts stay in the file; ``flips`` reads them from there when
+    asked, after checking that the file is still the one scanned."""
+    return {"path": path, "sha256": sha256, "size": size, "mtime_ns": mtime_ns, "offsets": offsets}
 
 
 def scores_row(metric_id: SqlInt, scores: JsonArrayText, n_samples: SqlInt | None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from typing import Any, NamedTuple
 
@@ -47,7 +48,7 @@ def target(conn: sqlite3.Connection, ref: resolve.ModelRef, step: int | None) ->
 
 def check_limit(limit: Any) -> int | None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise InvalidInputError(f"limit must be an integer >= 0 (or None: every flip), got {limit!r}")
+        raise InvalidInputError(f"limit must be an integer >= 0 (left out: every flip), got {limit!r}")
     return limit
 
 
@@ -92,33 +93,50 @@ def flips_of(conn: sqlite3.Connection, ref_a: resolve.ModelRef, ref_b: resolve.M
 class _Source(NamedTuple):
     path: str
     sha256: str
+    size: int
+    mtime_ns: int
     offsets: list[int]
 
 
 def _source(conn: sqlite3.Connection, metric_id: int) -> _Source | None:
-    row = conn.execute("SELECT path, sha256, offsets FROM score_sources WHERE metric_id = ?", (metric_id,)).fetchone()
+    row = conn.execute("SELECT path, sha256, size, mtime_ns, offsets FROM score_sources WHERE metric_id = ?",
+                       (metric_id,)).fetchone()
     if row is None:
         return None
     try:
-        offsets = json.loads(row[2])
+        offsets = json.loads(row[4])
     except (ValueError, RecursionError):
         offsets = None
     if not isinstance(offsets, list) or not set(map(type, offsets)) <= {int} or min(offsets, default=0) < 0:
         return None  # not what scan writes (a table damaged behind the log): texts unknown
-    return _Source(row[0], row[1], offsets)
+    return _Source(row[0], row[1], row[2], row[3], offsets)
+
+
+def _unchanged(source: _Source, handle) -> bool:
+    """Is the open file still the one scan read? scan's own rule for a file it has seen: the
+    same size and modification time, or else the same content (SHA-256)."""
+    st = os.fstat(handle.fileno())
+    if st.st_size == source.size and st.st_mtime_ns == source.mtime_ns:
+        return True
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest() == source.sha256
 
 
 def _read_side(source: _Source, positions: list[int], docs: list | None) -> tuple[list[dict | None], str | None]:
     """The samples at ``positions`` of the source's scores (None where unreadable), and a note
     saying why when the file cannot give them."""
+    nothing = [None] * len(positions)
     try:
         handle = open(source.path, "rb")
     except OSError as exc:
-        return [None] * len(positions), (f"samples file {source.path} cannot be read "
-                                         f"({exc.__class__.__name__}: moved or deleted since the scan?)")
+        return nothing, (f"samples file {source.path} cannot be read "
+                         f"({exc.__class__.__name__}: moved or deleted since the scan?)")
     samples: list[dict | None] = []
-    mismatch = False
     with handle:
+        if not _unchanged(source, handle):
+            return nothing, f"samples file {source.path} changed since the scan (its SHA-256 differs): texts not shown"
         for i, position in enumerate(positions):
             sample = None
             if position < len(source.offsets):
@@ -128,29 +146,15 @@ def _read_side(source: _Source, positions: list[int], docs: list | None) -> tupl
                 except (ValueError, RecursionError):
                     sample = None
             if not isinstance(sample, dict) or (docs is not None and not _is_document(sample, docs[i])):
-                sample, mismatch = None, True
+                # (the file is the one scanned, so the registry's offsets are not its lines)
+                return nothing, f"samples file {source.path} does not hold these documents where the scan found them"
             samples.append(sample)
-    if not mismatch:
-        return samples, None
-    if _file_sha256(source.path) != source.sha256:
-        return samples, f"samples file {source.path} changed since the scan (its SHA-256 differs): texts not shown"
-    return samples, f"samples file {source.path} does not hold these documents where the scan found them"
+    return samples, None
 
 
 def _is_document(sample: dict, key: Any) -> bool:
     """Is this sample the document the stored key names (``<doc_id>:<doc_hash prefix>``)?"""
     return f"{sample.get('doc_id')}:{str(sample.get('doc_hash', ''))[:16]}" == key
-
-
-def _file_sha256(path: str) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def _cut(text: str | None, keep_end: bool = False) -> str | None:

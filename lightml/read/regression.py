@@ -51,10 +51,13 @@ def regression_check(conn: sqlite3.Connection, base: str, candidate: str, family
     tested = [item for item in items if item.get("error") is None]
     if not tested:
         where = f" in family {family!r}" if family is not None else ""
-        why = f" ({len(items)} could not be paired: {items[0]['error']})" if items else ""
+        if items:
+            raise InvalidInputError(
+                f"nothing to test: none of the {len(items)} metric(s) with per-sample scores on both {base!r} and "
+                f"{candidate!r}{where} can be paired (the first: {items[0]['error']})")
         raise InvalidInputError(
-            f"nothing to test: {base!r} and {candidate!r} have no metric with per-sample scores in common{where}"
-            f"{why}; the regression gate needs scores (log them with scores=[...], or scan lm-eval samples)")
+            f"nothing to test: {base!r} and {candidate!r} have no metric with per-sample scores in common{where}; "
+            "the regression gate needs scores (log them with scores=[...], or scan lm-eval samples)")
     significant = [item for item in tested if item["p_holm"] < alpha]
     regressed = [item for item in significant if _worse(item)]
     return {
@@ -67,8 +70,8 @@ def regression_check(conn: sqlite3.Connection, base: str, candidate: str, family
 
 def format_gate(result: dict[str, Any]) -> str:
     """The gate's verdict in a few lines, for the terminal and a CI log."""
-    head = (f"  regression gate: {result['candidate']} vs {result['base']}, {result['tested']} metric(s) tested, "
-            f"Holm-adjusted alpha {result['alpha']:g}")
+    head = (f"  regression gate: {result['base']} (base) -> {result['candidate']} (candidate), "
+            f"{result['tested']} metric(s) tested, Holm-adjusted alpha {result['alpha']:g}")
     lines = [head]
     if result["passed"]:
         lines.append(f"  PASS: no metric of {result['candidate']} is significantly worse")

@@ -44,9 +44,10 @@ def _snapshot(conn, model_id: int) -> dict[str, Any]:
     metrics = [ev.metric_row(*r) for r in metric_rows]
     scores = [
         ev.scores_row(metric_id, scores, n_samples, doc_keys,
-                      None if path is None else ev.samples_location(path, sha256, offsets))
-        for metric_id, scores, n_samples, doc_keys, path, sha256, offsets in conn.execute(
-            "SELECT d.metric_id, d.scores, d.n_samples, k.doc_keys, s.path, s.sha256, s.offsets FROM detailed_scores d "
+                      None if source[0] is None else ev.samples_location(*source))
+        for metric_id, scores, n_samples, doc_keys, *source in conn.execute(
+            "SELECT d.metric_id, d.scores, d.n_samples, k.doc_keys, s.path, s.sha256, s.size, s.mtime_ns, s.offsets "
+            "FROM detailed_scores d "
             "LEFT JOIN score_docs k ON k.metric_id = d.metric_id "
             "LEFT JOIN score_sources s ON s.metric_id = d.metric_id WHERE d.metric_id IN "
             "(SELECT id FROM metrics WHERE model_id = ? UNION ALL "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -148,13 +149,25 @@ def test_flips_carry_the_texts_of_the_scanned_samples_files(scanned) -> None:
 
 def test_a_moved_or_changed_samples_file_is_said_plainly(scanned) -> None:
     db, results = scanned
+    samples_a = next((results / "dummy-a").glob("samples_tiny_mc_*.jsonl"))
+    with LightMLHandle(db, "scan") as h:
+        shown = h.flips("dummy-a", "dummy-b", "tiny_mc", "acc", limit=1)
+        assert shown[0]["prompt"] == "Question: What is 18 + 6?\nAnswer:"
+        os.utime(samples_a, ns=(1, 1))  # touched, the same content: still the file scanned
+        assert h.flips("dummy-a", "dummy-b", "tiny_mc", "acc", limit=1) == shown
+        # an edit of the same length that keeps every document's id and hash: caught by the hash
+        samples_a.write_text(samples_a.read_text(encoding="utf-8").replace("What is 18 + 6", "What is 99 + 6"),
+                             encoding="utf-8")
+        (edited,) = h.flips("dummy-a", "dummy-b", "tiny_mc", "acc", limit=1)
+        assert edited["response_a"] is None and edited["prompt"] == shown[0]["prompt"]  # (B's file gave it)
+        assert "changed since the scan (its SHA-256 differs)" in edited["text_note"]
     samples_b = next((results / "dummy-b").glob("samples_tiny_mc_*.jsonl"))
     lines = samples_b.read_text(encoding="utf-8").splitlines(keepends=True)
     samples_b.write_text("".join(reversed(lines)), encoding="utf-8")  # same bytes, other places
     with LightMLHandle(db, "scan") as h:
         changed = h.flips("dummy-a", "dummy-b", "tiny_mc", "acc", limit=2)
         assert all("changed since the scan (its SHA-256 differs)" in item["text_note"] for item in changed)
-        assert all(item["response_b"] is None and item["response_a"] for item in changed)
+        assert all(item["response_b"] is None and str(samples_b) in item["text_note"] for item in changed)
         samples_b.rename(samples_b.with_suffix(".moved"))
         moved = h.flips("dummy-a", "dummy-b", "tiny_mc", "acc", limit=2)
         assert all("cannot be read" in item["text_note"] and str(samples_b) in item["text_note"] for item in moved)
@@ -244,7 +257,8 @@ def test_the_gate_refuses_to_pass_when_it_tests_nothing(lineage) -> None:
         with pytest.raises(InvalidInputError, match="nothing to test: 'base' and 'sft' have no metric with per-sample "
                                                     "scores in common in family 'knowledge'"):
             h.check_regression("base", "sft", "knowledge")
-        with pytest.raises(InvalidInputError, match="1 could not be paired"):
+        with pytest.raises(InvalidInputError, match="none of the 1 metric.s. with per-sample scores on both 'base' "
+                                                    "and 'dpo' can be paired .the first: cannot pair eval/acc"):
             h.check_regression("base", "dpo")  # acc: 100 scores against 90
         for alpha in (0, 1, -0.1, float("nan"), "0.05", True):
             with pytest.raises(InvalidInputError, match="alpha must be a number between 0 and 1"):

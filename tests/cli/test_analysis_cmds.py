@@ -178,7 +178,7 @@ def test_stats_without_any_scores(tmp_path: Path, cli, assert_user_error) -> Non
 
 
 GATE_FAIL = """
-  regression gate: base vs sft, 2 metric(s) tested, Holm-adjusted alpha 0.05
+  regression gate: sft (base) -> base (candidate), 2 metric(s) tested, Holm-adjusted alpha 0.05
   FAIL: 1 metric(s) of base significantly worse:
     eval/f1: 0.6495 -> 0.5495 (bootstrap, p_holm 0.0004)
 
@@ -235,6 +235,9 @@ def test_flips_text_and_json(lineage: Path, cli) -> None:
     assert (data["documents"], data["flipped"], data["better_a"], data["better_b"], data["paired_by"]) == \
         (100, 30, 10, 20, "position")
     assert [item["doc"] for item in data["flips"]] == list(range(10)) + list(range(60, 80))
+    itself = cli("flips", "--db", lineage, "--run", "r1", "--a", "sft", "--b", "sft", "--family", "eval",
+                 "--metric", "acc")
+    assert "0 of 100 documents differ: sft (A) better on 0, sft (B) better on 0" in itself.stdout
 
 
 def test_flips_show_the_texts_and_say_when_a_file_moved(lm_eval_results: Path, tmp_path: Path, cli) -> None:

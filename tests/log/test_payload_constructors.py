@@ -26,15 +26,16 @@ FULL: dict[Callable[..., Any], dict[str, Any]] = {
     ev.model_row: dict(id=1, model_name="m", path="/p", parent_id=None, notes="n", hidden=0, run_id=1),
     ev.checkpoint_row: dict(id=1, model_id=1, step=0, path=None, created_at=None),
     ev.metric_row: dict(id=1, model_id=1, checkpoint_id=None, family="f", metric_name="m", value=None),
-    ev.samples_location: dict(path="/r/m/samples_mmlu.jsonl", sha256="ab" * 32, offsets="[0]"),
+    ev.samples_location: dict(path="/r/m/samples_mmlu.jsonl", sha256="ab" * 32, size=120,
+                              mtime_ns=1_700_000_000_000_000_000, offsets="[0]"),
     ev.scores_row: dict(metric_id=1, scores="[1]", n_samples=1, doc_keys='["d"]',
-                        samples=ev.samples_location("/r/m/samples_mmlu.jsonl", "ab" * 32, "[0]")),
+                        samples=ev.samples_location("/r/m/samples_mmlu.jsonl", "ab" * 32, 120, 1, "[0]")),
     ev.model_snapshot: dict(model=MODEL_ROW, checkpoints=[], metrics=[], detailed_scores=[], children=[]),
     ev.run_row: dict(id=1, run_name="r", description=None, metadata=None, created_at=None),
     ev.metric_item: dict(metric_id=1, family="f", metric_name="m", value=0.5, scores="[1,0]", n_samples=2,
-                         doc_keys='["a","b"]', samples=ev.samples_location("/s.jsonl", "cd" * 32, "[0,120]")),
+                         doc_keys='["a","b"]', samples=ev.samples_location("/s.jsonl", "cd" * 32, 240, 5, "[0,120]")),
     ev.overwritten_item: dict(metric_id=1, family="f", metric_name="m", value=0.5, scores="[1]", n_samples=1,
-                              doc_keys='["a"]', samples=ev.samples_location("/s.jsonl", "cd" * 32, "[0]"),
+                              doc_keys='["a"]', samples=ev.samples_location("/s.jsonl", "cd" * 32, 120, 5, "[0]"),
                               previous_value=0.25),
     ev.run_created: dict(run_id=1, run_name="r", description="d", metadata="{}", created_at="2026-01-01 00:00:00"),
     ev.model_registered: dict(model_id=1, model_name="m", path="/p", parent_id=None, run_id=1, notes="n", hidden=1),
@@ -126,9 +127,10 @@ def test_payloads_keep_the_key_order_of_the_log() -> None:
         '"doc_keys":"[\\"d\\"]","previous_value":0.25,"merged_from":"/x.db","original_actor":"a@b (api)"}')
     assert ev.encode(ev.scores_row(9, "[1]", 1)) == '{"metric_id":9,"scores":"[1]","n_samples":1}'
     # Where the texts are comes after the document keys (version 3 of the metric events).
-    assert ev.encode(ev.metric_item(1, "f", "m", 0.5, "[1]", 1, '["d"]', ev.samples_location("/s", "ab", "[0]"))) == (
+    samples = ev.samples_location("/s", "ab", 9, 7, "[0]")
+    assert ev.encode(ev.metric_item(1, "f", "m", 0.5, "[1]", 1, '["d"]', samples)) == (
         '{"metric_id":1,"family":"f","metric_name":"m","value":0.5,"scores":"[1]","n_samples":1,'
-        '"doc_keys":"[\\"d\\"]","samples":{"path":"/s","sha256":"ab","offsets":"[0]"}}')
+        '"doc_keys":"[\\"d\\"]","samples":{"path":"/s","sha256":"ab","size":9,"mtime_ns":7,"offsets":"[0]"}}')
 
 
 @pytest.mark.parametrize("event_type, payload", [
@@ -143,7 +145,8 @@ def test_payloads_keep_the_key_order_of_the_log() -> None:
                           "metrics": [{"metric_id": 1, "family": "f", "metric_name": "m", "value": 1, "scores": "{}"}]}),
     (ev.METRIC_INSERTED, {"model_id": 1, "checkpoint_id": None, "step": None,  # offsets must be a JSON array
                           "metrics": [{"metric_id": 1, "family": "f", "metric_name": "m", "value": 1, "scores": "[1]",
-                                       "n_samples": 1, "samples": {"path": "/s", "sha256": "ab", "offsets": "0"}}]}),
+                                       "n_samples": 1, "samples": {"path": "/s", "sha256": "ab", "size": 1,
+                                                                             "mtime_ns": 1, "offsets": "0"}}]}),
     (ev.SCHEMA_RULE_ADDED, {"family": "f", "metric_name": "m", "extra": 1}),  # unknown keys are refused
 ])
 def test_the_derived_schemas_are_strict(event_type: str, payload: dict[str, Any]) -> None:
