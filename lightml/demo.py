@@ -115,10 +115,10 @@ NEXT_STEPS = """\
 Created {db}: 3 models (base -> SFT -> DPO) in 2 runs, 3 SFT checkpoints, 3 metric families,
 per-sample scores, one forced overwrite and one deleted model. Try:
 
-  lightml gui     --db {db}      (the dashboard, on http://127.0.0.1:5050)
+  lightml gui     --db {db}      # the dashboard, on http://127.0.0.1:5050
   lightml stats   --db {db} --model-a llama-1b-sft --model-b llama-1b-dpo --all
   lightml compare --db {db} --model-a llama-1b-base --model-b llama-1b-sft
-  lightml compare --db {db} --a llama-1b-sft --b llama-1b-dpo --fail-on-regression   (exit 1 on a regression)
+  lightml compare --db {db} --a llama-1b-sft --b llama-1b-dpo --fail-on-regression   # exit 1 on a regression
   lightml flips   --db {db} --a llama-1b-sft --b llama-1b-dpo --family reasoning --metric hellaswag/acc_norm
   lightml diff    --db {db} --models llama-1b-base llama-1b-sft llama-1b-dpo
   lightml exists  --db {db} --model 'llama-1b-*' --family reasoning
