@@ -41,9 +41,9 @@ from projections import (
 
 # Creation order respects foreign keys (run <- model <- checkpoint <- metrics <- scores).
 MODULES = [
-    run, model, checkpoint, metrics, detailed_scores, score_docs, score_sources, registry_schema, metric_insert_range, metric_history,
-    id_counter, imported_file, model_event, model_tombstone, unlinked_child, run_tombstone, model_arrival,
-    model_reparent,
+    run, model, checkpoint, metrics, detailed_scores, score_docs, score_sources, registry_schema, metric_insert_range,
+    metric_history, id_counter, imported_file, model_event, model_tombstone, unlinked_child, run_tombstone,
+    model_arrival, model_reparent,
 ]
 READ_TABLES: list[str] = [m.TABLE for m in MODULES]
 
