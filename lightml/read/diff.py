@@ -77,21 +77,22 @@ def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | No
 def _average_interval(conn: sqlite3.Connection, model_ids: list[int], names: list[str], metrics: list[list[str]],
                       rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The AVG row's 95% interval per model: a paired bootstrap over documents when every
-    averaged metric has per-sample scores on the same documents for every model, else a
-    bootstrap over the averaged metrics (tasks); ``method`` says which, ``why`` why not the
-    first. None with one metric and no scores (nothing to resample)."""
+    averaged metric has per-sample scores on the same documents for every model, else the
+    normal interval over the averaged metrics (tasks); ``method`` says which, ``why`` why not
+    the first. None with one metric and no scores (nothing to go by)."""
     vectors = _score_vectors(conn, model_ids, metrics)
     if vectors is not None:
-        bounds, method, why = uncertainty.average_interval_over_documents(vectors), "bootstrap over documents", None
+        bounds = uncertainty.average_interval_over_documents(vectors)
+        method, why, resamples = "paired bootstrap over documents", None, uncertainty.AVERAGE_RESAMPLES
     else:
         kept = {(r["family"], r["metric"]): r for r in rows}
         values = [[kept[(f, m)]["values"][name] for name in names] for f, m in metrics]
-        bounds, method = uncertainty.average_interval_over_tasks(values), "bootstrap over tasks"
+        bounds, method, resamples = uncertainty.average_interval_over_tasks(values), "normal over tasks", None
         why = "not every averaged metric has per-sample scores on the same documents for every model"
     if bounds is None:
         return None
-    return {"method": method, "why": why, "confidence": 0.95, "resamples": uncertainty.AVERAGE_RESAMPLES,
-            "seed": uncertainty.AVERAGE_SEED, "low": {n: b[0] for n, b in zip(names, bounds)},
+    return {"method": method, "why": why, "confidence": 0.95, "resamples": resamples,
+            "seed": uncertainty.AVERAGE_SEED if resamples else None, "low": {n: b[0] for n, b in zip(names, bounds)},
             "high": {n: b[1] for n, b in zip(names, bounds)}}
 
 
@@ -231,9 +232,12 @@ def _average_lines(average: dict[str, Any], models: list[str], line, col_w: int)
     lines.append(f"  AVG: {average['rule']}.")
     if interval is not None:
         bounds = ", ".join(f"{m} [{interval['low'][m]:.4f}, {interval['high'][m]:.4f}]" for m in models)
-        because = f" ({interval['why']})" if interval["why"] else ""
-        lines.append(f"  AVG 95% interval: {bounds}; {interval['method']}{because}, {interval['resamples']} "
-                     f"resamples, seed {interval['seed']}.")
+        if interval["resamples"]:
+            how = f"{interval['method']}, {interval['resamples']} resamples, seed {interval['seed']}"
+        else:
+            n = len(average["metrics"])
+            how = f"normal over the {n} tasks (mean ± 1.96 sd / √{n}), since {interval['why']}"
+        lines.append(f"  AVG 95% interval: {bounds}; {how}.")
     if average["left_out"]:
         shown = ", ".join(f"{x['metric']} ({x['reason']})" for x in average["left_out"][:4])
         more = f", and {len(average['left_out']) - 4} more" if len(average["left_out"]) > 4 else ""

@@ -77,18 +77,19 @@ def average_interval_over_documents(scores: list[list[Any]], resamples: int = AV
     return list(zip(low.tolist(), high.tolist()))
 
 
-def average_interval_over_tasks(values: list[list[float]], resamples: int = AVERAGE_RESAMPLES,
-                                seed: int = AVERAGE_SEED) -> list[tuple[float, float]] | None:
-    """The same by a bootstrap over the metrics themselves (``values[k][j]``: model j's value
-    of metric k), the same draw of metrics for every model: how much the average depends on
-    which tasks were averaged. None with fewer than 2 metrics."""
-    if len(values) < 2:
+def average_interval_over_tasks(values: list[list[float]]) -> list[tuple[float, float]] | None:
+    """The same over the metrics themselves (``values[k][j]``: model j's value of metric k),
+    taken as a sample of tasks: the normal 95% interval of their mean, ``mean +- 1.96 s /
+    sqrt(k)`` (``s`` the sample standard deviation across the metrics), how much the average
+    depends on which tasks were averaged. In closed form, without numpy (``lightml diff``
+    starts in a blink); None with fewer than 2 metrics."""
+    count = len(values)
+    if count < 2:
         return None
-    import numpy as np
-
-    matrix = np.asarray(values, dtype=float)  # metrics x models
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(values), size=(resamples, len(values)))
-    means = matrix[picks].mean(axis=1)  # resamples x models
-    low, high = np.percentile(means, [2.5, 97.5], axis=0)
-    return list(zip(low.tolist(), high.tolist()))
+    bounds = []
+    for column in zip(*values):
+        mean = math.fsum(column) / count
+        spread = math.sqrt(math.fsum((v - mean) ** 2 for v in column) / (count - 1))
+        half = Z95 * spread / math.sqrt(count)
+        bounds.append((mean - half, mean + half))
+    return bounds

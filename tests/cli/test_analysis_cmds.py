@@ -44,7 +44,7 @@ DIFF_TEXT = """
   ─────────────────────────────────────────────────────────────
   AVG          (2 metrics)       0.4500      0.5000      0.5350
   AVG: mean of the higher-is-better metrics that every model has, with every value in [0, 1] (never lower-is-better metrics, other scales or stderr rows).
-  AVG 95% interval: base [0.3000, 0.6000], sft [0.3000, 0.7000], dpo [0.3500, 0.7200]; bootstrap over tasks (not every averaged metric has per-sample scores on the same documents for every model), 1000 resamples, seed 42.
+  AVG 95% interval: base [0.1560, 0.7440], sft [0.1080, 0.8920], dpo [0.1724, 0.8976]; normal over the 2 tasks (mean ± 1.96 sd / √2), since not every averaged metric has per-sample scores on the same documents for every model.
   Left out: bleu (not every model has it), f1 (not every model has it), loss (lower is better).
 
 """
@@ -101,7 +101,7 @@ def test_diff_text_and_json(lineage: Path, cli) -> None:
         "family": "eval", "metric": "acc", "values": {"base": 0.6, "sft": 0.7}, "lower_is_better": False,
         "uncertainty": False, "best": ["sft"], "worst": [], "stderr": None}
     # the JSON carries what the text shows: the AVG row, its rule, its interval, and what it left out
-    assert data["average"]["interval"]["method"] == "bootstrap over tasks"  # mmlu has no scores
+    assert data["average"]["interval"]["method"] == "normal over tasks"  # mmlu has no scores
     assert data["average"]["values"] == {"base": pytest.approx((0.6 + 0.5495 + 0.3) / 3),
                                          "sft": pytest.approx((0.7 + 0.6495 + 0.3) / 3)}
     assert data["average"]["metrics"] == [["eval", "acc"], ["eval", "f1"], ["knowledge", "mmlu"]]

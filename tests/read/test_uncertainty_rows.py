@@ -172,16 +172,16 @@ def test_the_document_bootstrap_draws_the_same_documents_for_every_model() -> No
     assert (low, high) == pytest.approx((big.mean() - half, big.mean() + half), abs=half * 0.1)
 
 
-def test_the_task_bootstrap_resamples_the_averaged_metrics() -> None:
-    import numpy as np
+def test_the_interval_over_tasks_is_the_normal_interval_of_their_mean() -> None:
+    from statistics import mean, stdev
 
-    values = np.random.default_rng(9).random((400, 2))  # 400 metrics x 2 models
-    values[:, 1] = values[:, 0] + 0.05
-    (low_a, high_a), (low_b, high_b) = average_interval_over_tasks(values.tolist())
-    assert (low_b - low_a, high_b - high_a) == pytest.approx((0.05, 0.05), abs=1e-12)
-    half = Z95 * values[:, 0].std() / math.sqrt(400)
-    assert (low_a, high_a) == pytest.approx((values[:, 0].mean() - half, values[:, 0].mean() + half), abs=half * 0.1)
-    assert average_interval_over_tasks([[0.5, 0.6]]) is None  # one metric: nothing to resample
+    values = [[0.31, 0.41], [0.52, 0.62], [0.25, 0.35], [0.70, 0.80]]  # 4 metrics x 2 models (b = a + 0.1)
+    (low_a, high_a), (low_b, high_b) = average_interval_over_tasks(values)
+    a = [row[0] for row in values]
+    half = NormalDist().inv_cdf(0.975) * stdev(a) / math.sqrt(len(a))  # the standard library's, independently
+    assert (low_a, high_a) == pytest.approx((mean(a) - half, mean(a) + half), rel=1e-9)
+    assert (low_b - low_a, high_b - high_a) == pytest.approx((0.1, 0.1), abs=1e-12)
+    assert average_interval_over_tasks([[0.5, 0.6]]) is None  # one metric: nothing to go by
 
 
 def test_diff_takes_the_document_bootstrap_when_every_averaged_metric_has_scores(tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_diff_takes_the_document_bootstrap_when_every_averaged_metric_has_scores
                 h.log_model_metric(model, "eval", metric, sum(scores) / 100, scores=scores)
     interval = diff_models(db, ["a", "b"])["average"]["interval"]
     assert (interval["method"], interval["why"], interval["resamples"], interval["seed"]) == (
-        "bootstrap over documents", None, 1000, 42)
+        "paired bootstrap over documents", None, 1000, 42)
     assert interval["low"]["a"] < 0.4 < interval["high"]["a"] and interval["low"]["b"] < 0.5 < interval["high"]["b"]
     text = format_diff(diff_models(db, ["a", "b"]), color=False)
-    assert "; bootstrap over documents, 1000 resamples, seed 42." in text
+    assert "; paired bootstrap over documents, 1000 resamples, seed 42." in text
