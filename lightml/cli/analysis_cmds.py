@@ -23,6 +23,32 @@ def _model_names(conn, args: argparse.Namespace, run: int | None, with_scores: b
     return model_spellings(conn, run, include_hidden=getattr(args, "include_hidden", False), with_scores=with_scores)
 
 
+def _scored_models(conn, args: argparse.Namespace, run: int | None) -> tuple[str, str]:
+    """--model-a and --model-b, each picked on a terminal among the models with scores when left out."""
+    from lightml.cli.pick import choose
+
+    model_a = args.model_a or choose("--model-a", "model A (with scores)",
+                                     _model_names(conn, args, run, with_scores=True))
+    model_b = args.model_b or choose("--model-b", "model B (with scores)",
+                                     [m for m in _model_names(conn, args, run, with_scores=True) if m != model_a])
+    return model_a, model_b
+
+
+def _scored_metric(conn, args: argparse.Namespace, model_a: str, model_b: str, run: int | None) -> tuple[str, str]:
+    """--family and --metric, each picked on a terminal among the metrics both models have
+    scores for when left out."""
+    from lightml.cli.pick import choose
+    from lightml.read import queries, significance
+
+    if args.family is not None and args.metric is not None:
+        return args.family, args.metric
+    ref_a, ref_b = significance.models_for(conn, model_a, model_b, run)
+    common = sorted(set(queries.scored_metrics(conn, ref_a.id)) & set(queries.scored_metrics(conn, ref_b.id)))
+    family = args.family or choose("--family", "family", sorted({f for f, _ in common}))
+    metric = args.metric or choose("--metric", "metric", [m for f, m in common if f == family])
+    return family, metric
+
+
 EXIT_REGRESSION = 1  # --fail-on-regression found one (user errors exit 2, lightml.cli.main)
 
 
@@ -83,7 +109,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from lightml.cli.pick import choose
     from lightml.errors import InvalidInputError, NotFoundError
     from lightml.read import queries, significance, stats
     from lightml.read.sql import reading
@@ -98,19 +123,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
         if not queries.models_with_scores(conn):
             raise NotFoundError("no detailed scores in this registry: log metrics with scores=[...] "
                                 "(or import lm-eval samples) to use statistical tests")
-        model_a = args.model_a or choose("--model-a", "model A (with scores)",
-                                         _model_names(conn, args, run, with_scores=True))
-        model_b = args.model_b or choose("--model-b", "model B (with scores)",
-                                         [m for m in _model_names(conn, args, run, with_scores=True) if m != model_a])
+        model_a, model_b = _scored_models(conn, args, run)
         if args.all:
             items = significance.compare_stats_all(conn, model_a, model_b, args.family, run, **options)
         else:
-            ref_a, ref_b = significance.models_for(conn, model_a, model_b, run)
-            common = sorted(set(queries.scored_metrics(conn, ref_a.id)) & set(queries.scored_metrics(conn, ref_b.id)))
-            family = args.family or choose(
-                "--family", "family", sorted({f for f, _ in common}))
-            metric = args.metric or choose(
-                "--metric", "metric", [m for f, m in common if f == family])
+            family, metric = _scored_metric(conn, args, model_a, model_b, run)
             result = significance.compare_stats(conn, model_a, model_b, family, metric, run, **options)
     color = color_wanted(sys.stdout, args.no_color)
     if args.all:
@@ -131,8 +148,7 @@ TERMINAL_TEXT = 100  # characters of each text in the table (the JSON has TEXT_L
 
 
 def cmd_flips(args: argparse.Namespace) -> int:
-    from lightml.cli.pick import choose
-    from lightml.read import flips, queries, significance
+    from lightml.read import flips
     from lightml.read.sql import reading
 
     limit = flips.check_limit(args.limit)
@@ -140,33 +156,18 @@ def cmd_flips(args: argparse.Namespace) -> int:
         limit = DEFAULT_FLIPS_SHOWN
     with reading(args.db) as conn:
         run = _run_id(conn, args.run)
-        model_a = args.model_a or choose("--model-a", "model A (with scores)",
-                                         _model_names(conn, args, run, with_scores=True))
-        model_b = args.model_b or choose("--model-b", "model B (with scores)",
-                                         [m for m in _model_names(conn, args, run, with_scores=True) if m != model_a])
-        if args.family is None or args.metric is None:
-            ref_a, ref_b = significance.models_for(conn, model_a, model_b, run)
-            common = sorted(set(queries.scored_metrics(conn, ref_a.id)) & set(queries.scored_metrics(conn, ref_b.id)))
-            family = args.family or choose("--family", "family", sorted({f for f, _ in common}))
-            metric = args.metric or choose("--metric", "metric", [m for f, m in common if f == family])
-        else:
-            family, metric = args.family, args.metric
+        model_a, model_b = _scored_models(conn, args, run)
+        family, metric = _scored_metric(conn, args, model_a, model_b, run)
         found = flips.flips(conn, model_a, model_b, family, metric, args.step_a, args.step_b, run, limit)
     if args.json:
         print_json({"model_a": model_a, "model_b": model_b, "family": family, "metric_name": metric,
-                    "step_a": args.step_a, "step_b": args.step_b, "documents": found.documents,
-                    "flipped": found.flipped, "better_a": found.better_a, "better_b": found.flipped - found.better_a,
-                    "paired_by": _paired_by(found), "flips": found.items})
+                    "step_a": args.step_a, "step_b": args.step_b, **found.counts(), "flips": found.items})
     else:
         name_a, name_b = _side(model_a, args.step_a), _side(model_b, args.step_b)
         if name_a == name_b:  # one model against itself (its own runs, say): say which side
             name_a, name_b = f"{name_a} (A)", f"{name_b} (B)"
         print(_format_flips(found, name_a, name_b, family, metric))
     return 0
-
-
-def _paired_by(found) -> str:
-    return "document" if found.by_document else "position"
 
 
 def _side(model: str, step: int | None) -> str:
@@ -186,7 +187,7 @@ def _one_line(text: str | None, keep_end: bool = False) -> str:
 def _format_flips(found, name_a: str, name_b: str, family: str, metric: str) -> str:
     lines = ["", f"  Flips: {name_a}  vs  {name_b}, {family}/{metric}",
              f"  {found.flipped} of {found.documents} documents differ: {name_a} better on {found.better_a}, "
-             f"{name_b} better on {found.flipped - found.better_a} (paired by {_paired_by(found)})"]
+             f"{name_b} better on {found.flipped - found.better_a} (paired by {found.paired_by})"]
     if found.items:
         doc_w = max([8] + [len(str(item["doc"])) for item in found.items])
         lines.append(f"  {'doc':<{doc_w}} {'A':>10} {'B':>10}  better")

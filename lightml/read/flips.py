@@ -34,6 +34,16 @@ class FlipList(NamedTuple):
     better_a: int                # of those, where A is better
     by_document: bool            # paired by document key (False: by position, keys unknown)
 
+    def counts(self) -> dict[str, Any]:
+        """How many documents, how many flipped each way, how they were paired: what the CLI's
+        JSON and the dashboard's answer put before the flips."""
+        return {"documents": self.documents, "flipped": self.flipped, "better_a": self.better_a,
+                "better_b": self.flipped - self.better_a, "paired_by": self.paired_by}
+
+    @property
+    def paired_by(self) -> str:
+        return "document" if self.by_document else "position"
+
 
 def target(conn: sqlite3.Connection, ref: resolve.ModelRef, step: int | None) -> significance.Target:
     """The model's own metrics, or (``step``) those of its checkpoint at that step (the most

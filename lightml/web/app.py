@@ -223,9 +223,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
             ref_a, ref_b = resolve.find_model(conn, a, run_a), resolve.find_model(conn, b, run_b)
             return flips.flips_of(conn, ref_a, ref_b, family, metric, limit=limit)
         found = await in_thread(work)
-        return JSONResponse({"documents": found.documents, "flipped": found.flipped, "better_a": found.better_a,
-                             "better_b": found.flipped - found.better_a,
-                             "paired_by": "document" if found.by_document else "position", "flips": found.items})
+        return JSONResponse({**found.counts(), "flips": found.items})
 
     async def api_history(request: Request) -> JSONResponse:
         from lightml.read import queries, resolve
