@@ -134,20 +134,23 @@ class AsyncLightMLHandle:
         return await self._write(lambda s: builders.register_checkpoint(s, model_name, step, path))
 
     async def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
-                               scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
+                               scores: Any = None, force: bool = False, *, doc_ids: Any = None,
+                               settings: Mapping[str, Any] | None = None) -> int:
         # The call eval loops make by the thousand: no closure and no extra coroutine.
         core = self._core if self._core is not None else (await self.open())._core
         return await self._queue(core, builders.log_model_metric(core.scope, model_name, family, metric_name, value,
-                                                                 scores, force, doc_ids))
+                                                                 scores, force, doc_ids, settings))
 
     async def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
-                                    scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
+                                    scores: Any = None, force: bool = False, *, doc_ids: Any = None,
+                                    settings: Mapping[str, Any] | None = None) -> int:
         return await self._write(
-            lambda s: builders.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids))
+            lambda s: builders.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids,
+                                                     settings))
 
     async def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],
-                          force: bool = False) -> dict[str, int]:
-        return await self._write(lambda s: builders.log_metrics(s, model_name, metrics, force))
+                          force: bool = False, *, settings: Mapping[str, Any] | None = None) -> dict[str, int]:
+        return await self._write(lambda s: builders.log_metrics(s, model_name, metrics, force, settings))
 
     async def log_metrics_flat(self, model_name: str, metrics: Mapping[str, float], family: str,
                                force: bool = False) -> dict[str, int]:
@@ -204,15 +207,17 @@ class AsyncLightMLHandle:
         return await self._read(lambda c: c.get_detailed_scores(model_name, family, metric_name))
 
     async def compare_stats(self, model_a: str, model_b: str, family: str, metric_name: str, *,
-                            resamples: int = 10_000, confidence: float = 0.95, seed: int = 42) -> dict[str, Any]:
+                            resamples: int = 10_000, confidence: float = 0.95, seed: int = 42,
+                            strict: bool = False) -> dict[str, Any]:
         return await self._read(lambda c: c.compare_stats(
-            model_a, model_b, family, metric_name, resamples=resamples, confidence=confidence, seed=seed))
+            model_a, model_b, family, metric_name, resamples=resamples, confidence=confidence, seed=seed,
+            strict=strict))
 
     async def compare_stats_all(self, model_a: str, model_b: str, family: str | None = None, *,
                                 resamples: int = 10_000, confidence: float = 0.95,
-                                seed: int = 42) -> list[dict[str, Any]]:
+                                seed: int = 42, strict: bool = False) -> list[dict[str, Any]]:
         return await self._read(lambda c: c.compare_stats_all(
-            model_a, model_b, family, resamples=resamples, confidence=confidence, seed=seed))
+            model_a, model_b, family, resamples=resamples, confidence=confidence, seed=seed, strict=strict))
 
     async def flips(self, model_a: str, model_b: str, family: str, metric_name: str,
                     step_a: int | None = None, step_b: int | None = None, *,
@@ -225,6 +230,10 @@ class AsyncLightMLHandle:
 
     async def model_history(self, model_name: str) -> list[dict[str, Any]]:
         return await self._read(lambda c: c.model_history(model_name))
+
+    async def metric_settings(self, model_name: str, family: str, metric_name: str,
+                              step: int | None = None) -> dict[str, Any]:
+        return await self._read(lambda c: c.metric_settings(model_name, family, metric_name, step))
 
     async def metric_history(self, model_name: str, family: str, metric_name: str,
                              step: int | None = None) -> list[dict[str, Any]]:

@@ -81,18 +81,22 @@ class LightMLHandle:
         return self._run(builders.register_checkpoint(self._scope, model_name, step, path))
 
     def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
-                         scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
+                         scores: Any = None, force: bool = False, *, doc_ids: Any = None,
+                         settings: Mapping[str, Any] | None = None) -> int:
         return self._run(
-            builders.log_model_metric(self._scope, model_name, family, metric_name, value, scores, force, doc_ids))
+            builders.log_model_metric(self._scope, model_name, family, metric_name, value, scores, force, doc_ids,
+                                      settings))
 
     def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
-                              scores: Any = None, force: bool = False, *, doc_ids: Any = None) -> int:
+                              scores: Any = None, force: bool = False, *, doc_ids: Any = None,
+                              settings: Mapping[str, Any] | None = None) -> int:
         return self._run(
-            builders.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids))
+            builders.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids,
+                                           settings))
 
     def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],
-                    force: bool = False) -> dict[str, int]:
-        return self._run(builders.log_metrics(self._scope, model_name, metrics, force))
+                    force: bool = False, *, settings: Mapping[str, Any] | None = None) -> dict[str, int]:
+        return self._run(builders.log_metrics(self._scope, model_name, metrics, force, settings))
 
     def log_metrics_flat(self, model_name: str, metrics: Mapping[str, float], family: str,
                          force: bool = False) -> dict[str, int]:
@@ -159,18 +163,20 @@ class LightMLHandle:
         return self._core.get_detailed_scores(model_name, family, metric_name)
 
     def compare_stats(self, model_a: str, model_b: str, family: str, metric_name: str, *,
-                      resamples: int = 10_000, confidence: float = 0.95, seed: int = 42) -> dict[str, Any]:
+                      resamples: int = 10_000, confidence: float = 0.95, seed: int = 42,
+                      strict: bool = False) -> dict[str, Any]:
         """Paired test of two models on one metric's per-sample scores (McNemar for 0/1
         scores, bootstrap otherwise). See the README for the keys of the result."""
         return self._core.compare_stats(model_a, model_b, family, metric_name,
-                                        resamples=resamples, confidence=confidence, seed=seed)
+                                        resamples=resamples, confidence=confidence, seed=seed, strict=strict)
 
     def compare_stats_all(self, model_a: str, model_b: str, family: str | None = None, *,
-                          resamples: int = 10_000, confidence: float = 0.95, seed: int = 42) -> list[dict[str, Any]]:
+                          resamples: int = 10_000, confidence: float = 0.95, seed: int = 42,
+                          strict: bool = False) -> list[dict[str, Any]]:
         """``compare_stats`` for every metric both models have scores for, with Holm and
         Benjamini-Hochberg adjusted p-values (``p_holm``, ``p_bh``)."""
         return self._core.compare_stats_all(model_a, model_b, family,
-                                            resamples=resamples, confidence=confidence, seed=seed)
+                                            resamples=resamples, confidence=confidence, seed=seed, strict=strict)
 
     def flips(self, model_a: str, model_b: str, family: str, metric_name: str,
               step_a: int | None = None, step_b: int | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
@@ -190,6 +196,12 @@ class LightMLHandle:
         reparent, checkpoints, metric logs, delete, restore (``seq``, ``at``, ``type``,
         ``actor``, ``what``)."""
         return self._core.model_history(model_name)
+
+    def metric_settings(self, model_name: str, family: str, metric_name: str,
+                        step: int | None = None) -> dict[str, Any]:
+        """The eval settings the value was produced with (of the checkpoint at ``step`` if
+        given): what ``settings=`` or ``scan`` recorded; {} when none were."""
+        return self._core.metric_settings(model_name, family, metric_name, step)
 
     def metric_history(self, model_name: str, family: str, metric_name: str,
                        step: int | None = None) -> list[dict[str, Any]]:

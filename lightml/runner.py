@@ -242,6 +242,16 @@ class Registry:
         check_name(model_name, "model_name")
         return self.read(queries.model_events, model_name, self._run_id, self.run_name)
 
+    def metric_settings(self, model_name: str, family: str, metric_name: str,
+                        step: int | None = None) -> dict[str, Any]:
+        from lightml.read import settings
+
+        for value, what in ((model_name, "model_name"), (family, "family"), (metric_name, "metric_name")):
+            check_name(value, what)
+        step = None if step is None else check_step(step)
+        return self.read(lambda c: settings.metric_settings(c, model_name, family, metric_name, step, self._run_id,
+                                                            self.run_name))
+
     def metric_history(self, model_name: str, family: str, metric_name: str,
                        step: int | None = None) -> list[dict[str, Any]]:
         check_name(model_name, "model_name")
@@ -250,6 +260,6 @@ class Registry:
 
         def query(conn):
             ids = queries.history_metric_ids(conn, model_name, family, metric_name, step, self._run_id, self.run_name)
-            return queries.metric_history(conn, ids)
+            return queries.metric_history(conn, ids, family)
 
         return self.read(query)

@@ -20,6 +20,7 @@ from lightml.log.events import Change
 from projections import (
     checkpoint,
     detailed_scores,
+    event_settings,
     guard,
     id_counter,
     imported_file,
@@ -36,6 +37,7 @@ from projections import (
     run_tombstone,
     score_docs,
     score_sources,
+    settings,
     unlinked_child,
 )
 
@@ -43,7 +45,7 @@ from projections import (
 MODULES = [
     run, model, checkpoint, metrics, detailed_scores, score_docs, score_sources, registry_schema, metric_insert_range,
     metric_history, id_counter, imported_file, model_event, model_tombstone, unlinked_child, run_tombstone,
-    model_arrival, model_reparent,
+    model_arrival, model_reparent, settings, event_settings,
 ]
 READ_TABLES: list[str] = [m.TABLE for m in MODULES]
 
@@ -78,6 +80,7 @@ HANDLERS: dict[str, list[Handler]] = {
         score_docs.on_metric_inserted,
         score_sources.on_metric_inserted,
         metric_insert_range.on_metric_inserted,
+        event_settings.on_metric_event,
         model_event.on_event_about_a_model,
     ],
     ev.METRIC_OVERWRITTEN: [
@@ -86,6 +89,7 @@ HANDLERS: dict[str, list[Handler]] = {
         score_docs.on_metric_overwritten,
         score_sources.on_metric_overwritten,
         metric_history.on_metric_overwritten,
+        event_settings.on_metric_event,
         model_event.on_event_about_a_model,
     ],
     ev.MODEL_DELETED: [
@@ -124,6 +128,7 @@ HANDLERS: dict[str, list[Handler]] = {
     ev.RUN_DELETED: [run.on_run_deleted, run_tombstone.on_run_deleted],
     ev.RUN_RESTORED: [run.on_run_restored],
     ev.FILE_IMPORTED: [imported_file.on_file_imported, model_event.on_event_about_a_model],
+    ev.SETTINGS_RECORDED: [settings.on_settings_recorded],
 }
 
 

@@ -49,6 +49,15 @@ def _scored_metric(conn, args: argparse.Namespace, model_a: str, model_b: str, r
     return family, metric
 
 
+def warn_settings(differing: list[tuple[str, list[str]]]) -> None:
+    """One line on stderr naming the settings keys in which compared values differ."""
+    from lightml.read.settings import warning_line
+
+    line = warning_line(differing)
+    if line is not None:
+        print(f"lightml: {line}", file=sys.stderr)
+
+
 EXIT_REGRESSION = 1  # --fail-on-regression found one (user errors exit 2, lightml.cli.main)
 
 
@@ -74,11 +83,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
             alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
             gate = regression_check(conn, model_a, model_b, args.family, alpha, run)
-        result = compare_in(conn, model_a, model_b, args.run, args.family, run_a=args.run_a, run_b=args.run_b)
+        result = compare_in(conn, model_a, model_b, args.run, args.family, run_a=args.run_a, run_b=args.run_b,
+                            strict=args.strict)
     if args.family is not None and not result.deltas:
         from lightml.errors import NotFoundError
 
         raise NotFoundError(f"neither {model_a!r} nor {model_b!r} has metrics in family {args.family!r}")
+    warn_settings([(f"{d.family}/{d.metric_name}", d.settings_differ) for d in result.deltas if d.settings_differ])
     if args.json:
         print_json(result.to_dict() if gate is None else {**result.to_dict(), "gate": gate})
     else:
@@ -100,7 +111,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
             from lightml.cli.pick import choose_many
 
             models = choose_many("--models", "models to diff", _model_names(conn, args, _run_id(conn, args.run)))
-        data = diff_in(conn, models, args.run, args.family)
+        data = diff_in(conn, models, args.run, args.family, strict=args.strict)
+    warn_settings([(f"{r['family']}/{r['metric']}", r["settings_differ"]) for r in data["rows"] if r["settings_differ"]])
     if args.json:
         print_json(data)
     else:
@@ -125,10 +137,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
                                 "(or import lm-eval samples) to use statistical tests")
         model_a, model_b = _scored_models(conn, args, run)
         if args.all:
-            items = significance.compare_stats_all(conn, model_a, model_b, args.family, run, **options)
+            items = significance.compare_stats_all(conn, model_a, model_b, args.family, run, strict=args.strict,
+                                                   **options)
         else:
             family, metric = _scored_metric(conn, args, model_a, model_b, run)
-            result = significance.compare_stats(conn, model_a, model_b, family, metric, run, **options)
+            result = significance.compare_stats(conn, model_a, model_b, family, metric, run, strict=args.strict,
+                                                **options)
+            items = [result]
+    warn_settings([(f"{i['family']}/{i['metric_name']}", i["settings_differ"]) for i in items if i["settings_differ"]])
     color = color_wanted(sys.stdout, args.no_color)
     if args.all:
         if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -157,7 +158,27 @@ def _print_metrics(card: dict) -> None:
         if m["family"] != family:
             family = m["family"]
             print(f"    [{family}]")
+            shared = _shared_settings([x for x in card["metrics"] if x["family"] == family])
+            if shared:
+                print(f"      settings: {_settings_text(shared)}")
         print(f"      {m['metric']:<{width}}  {format_value(m['value'])}")
+        if m["settings"] and not shared:
+            print(f"      {'':<{width}}  settings: {_settings_text(m['settings'])}")
+
+
+def _shared_settings(metrics: list[dict]) -> dict | None:
+    """The eval settings every value of a family shares (printed once under its name), or None."""
+    first = metrics[0]["settings"]
+    return first if first and all(m["settings"] == first for m in metrics) else None
+
+
+def _settings_text(settings: dict) -> str:
+    """``num_fewshot=5, limit=100, ...``: each value cut to 60 characters."""
+    shown = []
+    for key, value in settings.items():
+        text = json.dumps(value) if isinstance(value, bool) else str(value)
+        shown.append(f"{key}={text if len(text) <= 60 else text[:57] + '...'}")
+    return ", ".join(shown)
 
 
 def cmd_top(args: argparse.Namespace) -> int:
@@ -171,7 +192,10 @@ def cmd_top(args: argparse.Namespace) -> int:
         run = run_id(conn, args.run)
         family, metric = pick_family_metric(conn, args.family, args.metric)
         catalog.require_metric(conn, family, metric)
-        board = catalog.top(conn, family, metric, args.n, run, include_hidden=args.all)
+        board = catalog.top(conn, family, metric, args.n, run, include_hidden=args.all, strict=args.strict)
+    from lightml.cli.analysis_cmds import warn_settings
+
+    warn_settings([(f"{r['model']} vs {board[0]['model']}", r["settings_differ"]) for r in board if r["settings_differ"]])
     if args.json:
         print_json({"family": family, "metric": metric, "lower_is_better": lower_is_better(metric),
                     "uncertainty": is_uncertainty(metric), "rows": board})
@@ -186,8 +210,8 @@ def cmd_top(args: argparse.Namespace) -> int:
         return 0
     order = "lower is better" if lower_is_better(metric) else "higher is better"
     print(f"Top {args.n} on {family}/{metric} ({order}):")
-    rows = [[f"{r['rank']}=" if r["tie"] else r["rank"], r["model"], r["run"], format_value(r["value"])]
-            for r in board]
+    rows = [[f"{r['rank']}=" if r["tie"] else r["rank"], r["model"], r["run"],
+             format_value(r["value"]) + (" !" if r["settings_differ"] else "")] for r in board]
     with_stderr = any(r["stderr"] is not None for r in board)
     if with_stderr:  # the stderr beside each value, and which models the leader does not beat
         for row, r in zip(rows, board):
@@ -199,6 +223,10 @@ def cmd_top(args: argparse.Namespace) -> int:
     if any(r["same_as_leader"] for r in board):
         print("(≈ #1: not significantly different from the first, p >= 0.05: a z-test of the two values from "
               "their stderrs)")
+    from lightml.read.settings import footnote
+
+    for line in footnote([(f"{r['model']} vs #1", r["settings_differ"]) for r in board if r["settings_differ"]]):
+        print(line)
     return 0
 
 

@@ -102,9 +102,17 @@ def _compare(p: argparse.ArgumentParser) -> None:
                    help="exit 1 when a metric of B is significantly worse than A's (paired tests on per-sample "
                         "scores, Holm-adjusted); 0 otherwise")
     p.add_argument("--alpha", type=float, help="significance level of --fail-on-regression (default 0.05)")
+    _strict(p)
     _include_hidden(p)
     _no_color(p)
     add_json(p)
+
+
+def _strict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="refuse to compare values whose eval settings differ in a key that changes the number "
+                        "(n-shot, limit, task version or hash, harness version, chat template, system "
+                        "instruction, generation kwargs); without it they are marked and warned about")
 
 
 def _flips(p: argparse.ArgumentParser) -> None:
@@ -126,6 +134,7 @@ def _diff(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", metavar="MODEL", help="two or more model names (picked on a terminal if left out)")
     p.add_argument("--run", help="look the models up in this run")
     p.add_argument("--family", help="only this family")
+    _strict(p)
     _include_hidden(p)
     _no_color(p)
     add_json(p)
@@ -141,6 +150,7 @@ def _stats(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", help="look the models up in this run first")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     p.add_argument("--seed", type=int, default=42, help="bootstrap seed (default 42: same data, same interval)")
+    _strict(p)
     _include_hidden(p)
     _no_color(p)
     add_json(p)
@@ -183,6 +193,7 @@ def _top(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=10, help="how many places (default 10; ties at the cut are kept)")
     _run_filter(p)
     p.add_argument("--all", "--include-hidden", dest="all", action="store_true", help="include hidden models")
+    _strict(p)
     add_json(p)
 
 

@@ -28,8 +28,12 @@ import math
 import re
 import string
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from lightml.errors import InvalidInputError
+from lightml.write.validation import check_setting
 
 NOT_METRICS = frozenset({"alias", "name", "sample_len", "sample_count"})
 _RESULTS_TIME = re.compile(r"^results_(.+)\.json$")
@@ -56,6 +60,7 @@ class TaskResult:
     nshot: int | None
     n_effective: int | None
     metrics: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # this task's part (``task_settings``)
 
 
 @dataclass
@@ -66,6 +71,7 @@ class ResultsFile:
     model_name: str | None
     pretrained: str | None
     problems: list[str] = field(default_factory=list)  # values that were not imported, and why
+    settings: dict[str, Any] = field(default_factory=dict)  # what every task shares (``run_settings``)
 
 
 def _pretrained(config: dict[str, Any]) -> str | None:
@@ -98,7 +104,7 @@ def read_results(path: Path) -> ResultsFile | str:
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     model_name = data.get("model_name") if isinstance(data.get("model_name"), str) else None
     return ResultsFile(path=path, time=results_time(path), tasks=tasks, model_name=model_name or None,
-                       pretrained=_pretrained(config), problems=problems)
+                       pretrained=_pretrained(config), problems=problems, settings=run_settings(data))
 
 
 def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -131,11 +137,78 @@ def parse_results(data: dict[str, Any]) -> tuple[dict[str, TaskResult], list[str
         effective = samples.get("effective") if isinstance(samples, dict) else None
         result = TaskResult(task=family, nshot=group_nshot(task, n_shot, subtasks),
                             n_effective=effective if isinstance(effective, int) else None)
+        result.settings = task_settings(data, task, result.nshot)
         problems.extend(_take_metrics(family, values, result.metrics))
         if task in groups and task in results:
             problems.extend(_differing_group_values(family, values, groups[task]))
         tasks[family] = result
     return tasks, problems
+
+
+# -- eval settings ---------------------------------------------------------------------------
+#
+# Every value of a results file that says how its numbers were produced, as flat settings
+# (``settings=``): the file's part, which all its tasks share, and each task's part. Names
+# follow lm-eval's own, except where the comparability check needs one name for one meaning
+# (``lightml.read.settings.DECISIVE_KEYS``): harness and harness_version, task_version and
+# task_hash, num_fewshot, chat_template_applied/_sha, system_instruction_applied/_sha.
+
+
+def run_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """The settings every task of a results file shares: the harness and its version, the
+    ``config`` section (model, model_args, batch size, limit, gen_kwargs, seeds, device, the
+    model's revision and sha when recorded...), chat template and system instruction
+    (applied or not, and their hashes), few-shot as multi-turn, git hash, date."""
+    found: dict[str, Any] = {"harness": "lm-eval"}
+    version = data.get("lm_eval_version")
+    if isinstance(version, str) and version:
+        found["harness_version"] = version
+    config = data.get("config")
+    for key, value in (config.items() if isinstance(config, dict) else ()):
+        found[str(key)] = value
+    for what in ("chat_template", "system_instruction"):
+        if what in data:
+            found[f"{what}_applied"] = bool(data.get(what))
+            if data.get(f"{what}_sha"):
+                found[f"{what}_sha"] = data.get(f"{what}_sha")
+    for key in ("fewshot_as_multiturn", "git_hash", "transformers_version"):
+        found[key] = data.get(key)
+    date = data.get("date")
+    if isinstance(date, (int, float)) and not isinstance(date, bool) and math.isfinite(date) and 0 < date < 1e11:
+        found["date"] = datetime.fromtimestamp(date, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _flat(found)
+
+
+def task_settings(data: dict[str, Any], task: str, nshot: int | None) -> dict[str, Any]:
+    """One task's (or group's) part: its version and hash, n-shot, generation arguments."""
+    found: dict[str, Any] = {"num_fewshot": nshot}
+    versions, hashes = _section(data, "versions"), _section(data, "task_hashes")
+    if versions.get(task) is not None:
+        found["task_version"] = str(versions[task])  # 1.0 in one version, "1.0" in another
+    found["task_hash"] = hashes.get(task)
+    config = _section(data, "configs").get(task)
+    if isinstance(config, dict):
+        found["generation_kwargs"] = config.get("generation_kwargs")
+    return _flat(found)
+
+
+def _flat(found: dict[str, Any]) -> dict[str, Any]:
+    """Settings as ``settings=`` takes them: None and empty values left out, a list or dict
+    as its compact JSON text, a value the registry refuses (say, a terminal escape) left out."""
+    flat: dict[str, Any] = {}
+    for key, value in found.items():
+        if value is None or value == "N/A" or (isinstance(value, (list, dict, str)) and not value):
+            continue
+        if isinstance(value, (list, dict)):
+            try:
+                value = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError, RecursionError):
+                continue
+        try:
+            flat[key] = check_setting(key, value)
+        except InvalidInputError:
+            continue
+    return flat
 
 
 def _take_metrics(family: str, values: dict[str, Any], into: dict[str, float]) -> list[str]:

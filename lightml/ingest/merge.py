@@ -39,11 +39,13 @@ from lightml.log import source_registry
 from lightml.log.events import actor_text
 from lightml.log.transaction import WriteTransaction
 from lightml.log.writer import Command
-from lightml.read import import_lookups, legacy_tables
+from lightml.read import import_lookups, legacy_tables, settings
 from lightml.read.legacy_tables import Checkpoint, DocKeys, Metric, Model, Run, Scores
 from lightml.runner import Registry
 from lightml.write import commands, metric_log
-from lightml.write.validation import check_doc_keys, check_name, check_scores, check_step, check_value
+from lightml.write.validation import (
+    check_doc_keys, check_name, check_scores, check_settings, check_step, check_value,
+)
 
 
 @dataclass
@@ -90,6 +92,21 @@ class _Source:
     scores: dict[int, str]
     doc_keys: dict[int, str]
     history: dict[int, list[_Entry]]  # source metric id -> its values, oldest first (from its log)
+    settings: dict[int, str] = field(default_factory=dict)  # source metric id -> its value's eval settings (canonical)
+
+
+def _settings(conn) -> dict[int, str]:
+    """The eval settings of the source's current values (a registry older than settings has
+    none); a set this LightML would refuse is left out, as a damaged one."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'event_settings'").fetchone() is None:
+        return {}
+    found = {}
+    for metric_id, values in settings.settings_where(conn, "1 = 1").items():
+        try:
+            found[metric_id] = check_settings(values)
+        except InvalidInputError:
+            continue
+    return found
 
 
 def _read_source(path: Path) -> _Source:
@@ -97,6 +114,7 @@ def _read_source(path: Path) -> _Source:
         return _Source(
             path=str(path.resolve()),
             history=_history(source_registry.metric_values(conn)) if fmt > 1 else {},
+            settings=_settings(conn) if fmt > 1 else {},
             runs=legacy_tables.rows(conn, Run),
             models=legacy_tables.rows(conn, Model),
             checkpoints=legacy_tables.rows(conn, Checkpoint),
@@ -273,7 +291,8 @@ def _merge_command(src: _Source, force: bool, registry_dir: Path) -> Command:
                 result.metrics_skipped += unchanged - len(items)
             if not items:
                 continue
-            counts = _log_with_history(tx, target, items, histories, force, src.path)
+            settings_of = {(row.family, row.metric_name): src.settings.get(row.id) for row in rows}  # (latest wins)
+            counts = _log_with_history(tx, target, items, histories, force, src.path, settings_of)
             result.metrics_inserted += counts["inserted"]
             result.metrics_overwritten += counts["updated"]
             result.metrics_skipped += counts["skipped"]
@@ -301,10 +320,12 @@ class _WithProvenance:
 
 
 def _log_with_history(tx: WriteTransaction, target: Any, items: list[metric_log.MetricInput],
-                      histories: dict[tuple[str, str], list[_Entry]], force: bool, source: str) -> dict[str, int]:
+                      histories: dict[tuple[str, str], list[_Entry]], force: bool, source: str,
+                      settings_of: dict[tuple[str, str], str | None]) -> dict[str, int]:
     """Log the items the way they got their values in the source: round 0 gives each metric
     its first value (inserted, or overwritten with ``force``), round k its k-th, as forced
-    overwrites, only for the metrics round 0 wrote; the last round of a metric brings its scores.
+    overwrites, only for the metrics round 0 wrote; the last round of a metric brings its
+    scores and its current value's eval settings (one logging command per distinct set).
     The counts are those of round 0 (one per metric)."""
     counts: dict[str, int] = {}
     written: set[tuple[str, str]] | None = None
@@ -322,8 +343,17 @@ def _log_with_history(tx: WriteTransaction, target: Any, items: list[metric_log.
             provenance[pair] = ev.merge_marks(source, entry.at, entry.actor)
         if not batch:
             break
+        by_settings: dict[str | None, list[metric_log.MetricInput]] = {}
+        for item in batch:
+            pair = (item.family, item.metric_name)
+            last = round_number == len(histories[pair]) - 1
+            by_settings.setdefault(settings_of.get(pair) if last else None, []).append(item)
         marked = _WithProvenance(tx, provenance)
-        round_counts = metric_log.LogMetrics(target, batch, force or round_number > 0, single=False)(marked)
+        round_counts = {"inserted": 0, "updated": 0, "skipped": 0}
+        for text, group in by_settings.items():
+            logged = metric_log.LogMetrics(target, group, force or round_number > 0, single=False,
+                                           settings=None if text is None else {"": (text,)})(marked)
+            round_counts = {key: round_counts[key] + logged[key] for key in round_counts}
         if written is None:
             counts, written = round_counts, marked.written
     return counts

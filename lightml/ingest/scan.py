@@ -24,7 +24,7 @@ from typing import Any, Callable
 from lightml.errors import InvalidInputError, LightMLError
 from lightml.ingest.scan_folder import (
     ParsedFolder, Skip, attach_samples, candidate_files, check_family_template, drop_bad_names, metric_inputs,
-    parse_json, parse_lm_eval,
+    parse_json, parse_lm_eval, settings_groups,
 )
 from lightml.log.transaction import WriteTransaction
 from lightml.read import import_lookups
@@ -149,8 +149,8 @@ def _already_imported(registry: Registry, files: list[tuple[Path, os.stat_result
 
 def _import_command(run_name: str, parsed: ParsedFolder, items: list[metric_log.MetricInput], force: bool,
                     registry_dir: Path, file_records: list[tuple[str, str, int, int]]):
-    """One model, in one transaction: register, log, record the files (hashed beforehand,
-    so the write lock is not held while reading them)."""
+    """One model, in one transaction: register, log (with each value's eval settings),
+    record the files (hashed beforehand, so the write lock is not held while reading them)."""
 
     def command(tx: WriteTransaction) -> tuple[bool, dict[str, int], int]:
         model_id, created = commands.ensure_model(run_name, parsed.model, normalize_path(parsed.path), None, None,
@@ -161,14 +161,16 @@ def _import_command(run_name: str, parsed: ParsedFolder, items: list[metric_log.
                                  and (force or (i.family, i.metric_name) not in present))
         target = metric_log.ModelTarget(run_name, parsed.model)
         counts = {"inserted": 0, "updated": 0, "skipped": 0}
-        if items:
-            late_keys = {(i.family, i.metric_name) for i in late}
-            rest = [i for i in items if (i.family, i.metric_name) not in late_keys]
-            counts = metric_log.LogMetrics(target, rest, force, single=False)(tx) if rest else counts
-        if late:
-            # The same value, now with its scores: recorded as an overwrite (old and new value equal).
-            attached = metric_log.LogMetrics(target, late, True, single=False)(tx)
-            counts = {key: counts[key] + attached[key] for key in counts}
+        late_keys = {(i.family, i.metric_name) for i in late}
+        for group, settings in settings_groups(parsed, items):
+            rest = [i for i in group if (i.family, i.metric_name) not in late_keys]
+            mine = [i for i in group if (i.family, i.metric_name) in late_keys]
+            logged = [metric_log.LogMetrics(target, rest, force, single=False, settings=settings)(tx)] if rest else []
+            if mine:
+                # The same value, now with its scores: recorded as an overwrite (old and new value equal).
+                logged.append(metric_log.LogMetrics(target, mine, True, single=False, settings=settings)(tx))
+            for one in logged:
+                counts = {key: counts[key] + one[key] for key in counts}
         commands.record_imported_files(model_id, file_records)(tx)
         return created, counts, scored
 

@@ -17,7 +17,7 @@ from lightml.errors import InvalidInputError
 from lightml.ingest import lm_eval_format
 from lightml.log import events as ev
 from lightml.write import metric_log
-from lightml.write.validation import check_name
+from lightml.write.validation import check_name, settings_text
 
 
 @dataclass
@@ -250,6 +250,47 @@ def metric_inputs(parsed: ParsedFolder) -> list[metric_log.MetricInput]:
                                           json.dumps(sample.doc_keys, separators=(",", ":"), ensure_ascii=False),
                                           samples))
     return items
+
+
+def settings_groups(parsed: ParsedFolder, items: list[metric_log.MetricInput]
+                    ) -> list[tuple[list[metric_log.MetricInput], metric_log.SettingsByFamily | None]]:
+    """The items with their eval settings, as few logging commands as can carry them: each
+    family's settings once per command (the results file's part, then the task's part). The
+    metrics of one family usually come from one results file; a family whose metrics come
+    from several (a newer file with some of them) takes one command per distinct settings."""
+    groups: list[tuple[list[metric_log.MetricInput], metric_log.SettingsByFamily]] = []
+    texts: dict[int, tuple[str, ...]] = {}  # id(source) -> its settings texts
+    parts: dict[int, str | None] = {}  # id(a results file's or a task's settings) -> its text
+    for item in items:
+        source = parsed.sources.get((item.family, item.metric_name))
+        found = () if source is None else texts.get(id(source))
+        if found is None:
+            for part in (source.results.settings, source.task.settings):
+                if id(part) not in parts:
+                    parts[id(part)] = _settings_text(parsed, source, part)
+            found = texts[id(source)] = tuple(
+                text for text in (parts[id(source.results.settings)], parts[id(source.task.settings)])
+                if text is not None)
+        for group_items, by_family in groups:  # the first command where the family has these settings or none
+            if by_family.get(item.family, found) == found:
+                break
+        else:
+            group_items, by_family = [], {}
+            groups.append((group_items, by_family))
+        group_items.append(item)
+        if found:
+            by_family[item.family] = found
+    return [(group_items, by_family or None) for group_items, by_family in groups]
+
+
+def _settings_text(parsed: ParsedFolder, source: ValueSource, part: dict) -> str | None:
+    """A part of a value's settings (already checked entry by entry by the format's reader)
+    as stored; one beyond the size limits is left out, and the scan says so."""
+    try:
+        return settings_text(part)
+    except InvalidInputError as exc:
+        parsed.skips.append(Skip(str(source.results.path), f"{source.family}: eval settings not recorded ({exc})"))
+        return None
 
 
 def _encode_scores(scores: list[float]) -> str:

@@ -29,6 +29,7 @@ MODEL_REPARENTED = "model_reparented"
 RUN_DELETED = "run_deleted"
 RUN_RESTORED = "run_restored"
 FILE_IMPORTED = "file_imported"
+SETTINGS_RECORDED = "settings_recorded"
 
 
 def actor_text(user: str | None, host: str | None, origin: str) -> str:
@@ -72,6 +73,8 @@ RunRow = dict[str, Any]
 MetricItem = dict[str, Any]
 OverwrittenItem = dict[str, Any]
 SamplesLocation = dict[str, Any]
+SettingsText = str  # a flat JSON object of scalars, keys sorted (``lightml.write.validation.check_settings``)
+SettingsIds = dict[str, list[int]]  # family ("" for every family) -> the settings ids its values were produced with
 
 
 # Rows as the projections store them (in delete and restore snapshots).
@@ -200,17 +203,26 @@ def checkpoint_registered(*, checkpoint_id: SqlInt, model_id: SqlInt, step: SqlI
 
 
 def metric_inserted(*, model_id: SqlInt, checkpoint_id: SqlInt | None, step: SqlInt | None,
-                    metrics: list[MetricItem]) -> Event:
-    """New metrics of one target: a model (checkpoint_id None) or one of its checkpoints."""
-    return METRIC_INSERTED, {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step,
-                             "metrics": metrics}
+                    metrics: list[MetricItem], settings: SettingsIds | None = None) -> Event:
+    """New metrics of one target: a model (checkpoint_id None) or one of its checkpoints.
+    ``settings`` (version 4): what produced the values (see ``settings_recorded``), once per
+    event rather than once per metric: family -> settings ids, ``""`` for every family; a
+    metric's settings are those of ``""`` and of its family, later ids winning a shared key.
+    Absent: unknown."""
+    payload = {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step, "metrics": metrics}
+    if settings is not None:
+        payload["settings"] = settings
+    return METRIC_INSERTED, payload
 
 
 def metric_overwritten(*, model_id: SqlInt, checkpoint_id: SqlInt | None, step: SqlInt | None,
-                       metrics: list[OverwrittenItem]) -> Event:
-    """Forced overwrites of existing metrics of one target."""
-    return METRIC_OVERWRITTEN, {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step,
-                                "metrics": metrics}
+                       metrics: list[OverwrittenItem], settings: SettingsIds | None = None) -> Event:
+    """Forced overwrites of existing metrics of one target; ``settings`` as for
+    ``metric_inserted`` (those of the new values: absent, the new values' are unknown)."""
+    payload = {"model_id": model_id, "checkpoint_id": checkpoint_id, "step": step, "metrics": metrics}
+    if settings is not None:
+        payload["settings"] = settings
+    return METRIC_OVERWRITTEN, payload
 
 
 def model_deleted(*, model_id: SqlInt, model_name: str, run_id: SqlInt | None, snapshot: ModelSnapshot) -> Event:
@@ -265,6 +277,13 @@ def file_imported(*, path: str, sha256: str, size: SqlInt, mtime_ns: SqlInt, mod
                            "model_id": model_id}
 
 
+def settings_recorded(*, settings_id: SqlInt, settings: SettingsText) -> Event:
+    """A set of eval settings (what produced some values: harness and task versions, n-shot,
+    limit, seeds...), recorded once however many values name it. Metric events name it by
+    ``settings_id``."""
+    return SETTINGS_RECORDED, {"settings_id": settings_id, "settings": settings}
+
+
 # Every event type and its constructor, in the order the types were introduced.
 CONSTRUCTORS: dict[str, Callable[..., Event]] = {
     RUN_CREATED: run_created,
@@ -282,6 +301,7 @@ CONSTRUCTORS: dict[str, Callable[..., Event]] = {
     RUN_DELETED: run_deleted,
     RUN_RESTORED: run_restored,
     FILE_IMPORTED: file_imported,
+    SETTINGS_RECORDED: settings_recorded,
 }
 EVENT_TYPES = tuple(CONSTRUCTORS)
 
@@ -292,13 +312,14 @@ EVENT_TYPES = tuple(CONSTRUCTORS)
 # original_actor (a value brought in by ``merge``, with its time and actor in the source).
 # Version 3 of the metric events, version 2 of the model delete and restore events: a metric
 # item, and a snapshot's scores row, may carry ``samples`` (where the documents' texts are).
+# Version 4 of the metric events: the event may carry ``settings`` (the values' eval settings).
 CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in EVENT_TYPES} | {
-    METRIC_INSERTED: 3, METRIC_OVERWRITTEN: 3, MODEL_DELETED: 2, MODEL_RESTORED: 2}
+    METRIC_INSERTED: 4, METRIC_OVERWRITTEN: 4, MODEL_DELETED: 2, MODEL_RESTORED: 2}
 
 
 def _with_optional_keys(payload: dict[str, Any]) -> dict[str, Any]:
     """An older version is the next one without its new keys: each is optional, and absent
-    means what the older version meant (not merged; texts unknown), so the payload is
+    means what the older version meant (not merged; texts or settings unknown), so the payload is
     unchanged (and replay of an old log stays byte-identical)."""
     return payload
 
@@ -309,6 +330,8 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     (METRIC_OVERWRITTEN, 1): _with_optional_keys,
     (METRIC_INSERTED, 2): _with_optional_keys,
     (METRIC_OVERWRITTEN, 2): _with_optional_keys,
+    (METRIC_INSERTED, 3): _with_optional_keys,
+    (METRIC_OVERWRITTEN, 3): _with_optional_keys,
     (MODEL_DELETED, 1): _with_optional_keys,
     (MODEL_RESTORED, 1): _with_optional_keys,
 }

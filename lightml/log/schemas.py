@@ -48,7 +48,20 @@ class _Payload(BaseModel):
 
 # What the annotations of the constructors (``lightml.log.events``) name, as pydantic types;
 # each derived model joins this namespace, for the payloads that hold it.
-_KINDS: dict[str, Any] = {"SqlInt": SqlInt, "Number": Number, "JsonArrayText": JsonArrayText}
+def _settings_text(text: str) -> str:
+    from lightml.write.validation import settings_problem
+
+    problem = settings_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+SettingsText = Annotated[str, AfterValidator(_settings_text)]
+SettingsIds = dict[str, list[SqlInt]]
+
+_KINDS: dict[str, Any] = {"SqlInt": SqlInt, "Number": Number, "JsonArrayText": JsonArrayText,
+                          "SettingsText": SettingsText, "SettingsIds": SettingsIds}
 
 
 def _model_of(name: str, *constructors: Callable[..., Any]) -> type[_Payload]:

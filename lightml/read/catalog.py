@@ -13,7 +13,7 @@ from typing import Any
 
 from lightml.errors import NotFoundError
 from lightml.log.events import actor_text
-from lightml.read import uncertainty
+from lightml.read import settings, uncertainty
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import Rows, Statement, Steps, first, query
 
@@ -189,7 +189,8 @@ def summary() -> Steps[dict[str, Any]]:
 
 @query
 def model_card(model_id: int) -> Steps[dict[str, Any]]:
-    """Everything about one model: where it is, its lineage both ways, checkpoints, metrics."""
+    """Everything about one model: where it is, its lineage both ways, checkpoints, metrics
+    (each with its eval settings, {} when none were recorded)."""
     (name, path, parent_id, notes, hidden, run_name), = yield Statement(
         "SELECT m.model_name, m.path, m.parent_id, m.notes, m.hidden, r.run_name "
         "FROM model m LEFT JOIN run r ON r.id = m.run_id WHERE m.id = ?", (model_id,))
@@ -207,8 +208,10 @@ def model_card(model_id: int) -> Steps[dict[str, Any]]:
             "SELECT c.id, c.step, c.path, (SELECT count(*) FROM metrics x WHERE x.checkpoint_id = c.id) "
             "FROM checkpoint c WHERE c.model_id = ? ORDER BY c.step, c.id", (model_id,)))
     ]
-    metrics = [{"family": f, "metric": m, "value": v} for f, m, v in (yield Statement(
-        "SELECT family, metric_name, value FROM metrics WHERE model_id = ? ORDER BY family, metric_name", (model_id,)))]
+    rows = yield Statement(
+        "SELECT family, metric_name, value, id FROM metrics WHERE model_id = ? ORDER BY family, metric_name", (model_id,))
+    recorded = yield from settings.settings_steps("metrics m WHERE m.model_id = ?", (model_id,))
+    metrics = [{"family": f, "metric": m, "value": v, "settings": recorded.get(i, {})} for f, m, v, i in rows]
     families: dict[str, int] = {}
     for metric in metrics:
         families[metric["family"]] = families.get(metric["family"], 0) + 1
@@ -238,7 +241,7 @@ def _descendants(node: int, seen: frozenset[int]) -> Steps[list[dict[str, Any]]]
 
 @query
 def top(family: str, metric_name: str, n: int = 10, run: int | None = None,
-        include_hidden: bool = False) -> Steps[list[dict[str, Any]]]:
+        include_hidden: bool = False, strict: bool = False) -> Steps[list[dict[str, Any]]]:
     """A leaderboard of model-level values, best first (ascending for lower-is-better
     metrics). Equal values share a rank (1, 2, 2, 4); ``n`` counts ranks' rows, and a tie at
     the cut is kept whole.
@@ -246,27 +249,37 @@ def top(family: str, metric_name: str, n: int = 10, run: int | None = None,
     A stderr-like metric (``direction.is_uncertainty``) is not a score: its rows are listed
     by value, smallest first, with ``rank`` None (nothing is best or worst). The rows of a
     score also carry ``stderr``, ``p_vs_leader`` and ``same_as_leader``
-    (``_compare_with_leader``)."""
+    (``_compare_with_leader``), and every row ``settings_differ``: the decisive settings keys
+    in which its value's eval settings differ from the leader's (``strict``: refused when
+    one is not empty)."""
     models, run_params = _models_where(run, include_hidden)
     where = ["x.family = ?", "x.metric_name = ?", "x.value IS NOT NULL", models]
     params: list[Any] = [family, metric_name, *run_params]
     unranked = is_uncertainty(metric_name)
     order = "ASC" if unranked or lower_is_better(metric_name) else "DESC"
     rows = yield Statement(
-        "SELECT m.model_name, r.run_name, x.value FROM metrics x JOIN model m ON m.id = x.model_id "
+        "SELECT m.model_name, r.run_name, x.value, x.id FROM metrics x JOIN model m ON m.id = x.model_id "
         f"LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)} "
         f"ORDER BY x.value {order}, m.model_name, r.run_name",
         params,
     )
     board: list[dict[str, Any]] = []
-    for position, (model, run_name, value) in enumerate(rows, 1):
+    for position, (model, run_name, value, metric_id) in enumerate(rows, 1):
         tied = bool(board) and board[-1]["value"] == value
         if position > n and not tied:
             break
         rank = board[-1]["rank"] if tied else position
         if tied:
             board[-1]["tie"] = True
-        board.append({"rank": rank, "model": model, "run": run_name, "value": value, "tie": tied})
+        board.append({"rank": rank, "model": model, "run": run_name, "value": value, "tie": tied,
+                      "metric_id": metric_id})
+    by_id = {} if not board else (yield from settings.settings_steps(
+        f"metrics m WHERE m.id IN ({','.join('?' * len(board))})", [row["metric_id"] for row in board]))
+    leader_settings = by_id.get(board[0]["metric_id"]) if board else None
+    for row in board:
+        row["settings_differ"] = settings.differing_keys([leader_settings, by_id.get(row.pop("metric_id"))])
+    settings.refuse_if_strict(strict, [(f"{row['model']} vs {board[0]['model']}", row["settings_differ"])
+                                       for row in board if row["settings_differ"]])
     if unranked:
         for row in board:
             row["rank"], row["tie"] = None, False

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from lightml.read import resolve, significance
+from lightml.read import resolve, settings, significance
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import reading
 from lightml.read.uncertainty import stderr_name, usable_stderr
@@ -39,6 +39,7 @@ class MetricDelta(BaseModel):
     note: str | None = None           # why scores exist but could not be tested
     stderr_a: float | None = None     # lm-eval's <metric>_stderr of each side, where logged
     stderr_b: float | None = None
+    settings_differ: list[str] = Field(default_factory=list)  # decisive settings keys that differ (read.settings)
 
     @model_validator(mode="after")
     def _fill_in(self) -> "MetricDelta":
@@ -121,6 +122,7 @@ class CompareResult(BaseModel):
                     "delta": d.delta, "pct_change": d.pct_change, "lower_is_better": d.lower_is_better,
                     "uncertainty": d.uncertainty, "p_value": d.p_value, "significant": d.significant,
                     "test": d.test, "note": d.note, "stderr_a": d.stderr_a, "stderr_b": d.stderr_b,
+                    "settings_differ": d.settings_differ,
                 }
                 for d in self.deltas
             ],
@@ -131,14 +133,18 @@ class CompareResult(BaseModel):
 
 
 def compare_models(db: str | os.PathLike, model_a: str, model_b: str, run_name: str | None = None,
-                   family: str | None = None, *, run_a: str | None = None, run_b: str | None = None) -> CompareResult:
+                   family: str | None = None, *, run_a: str | None = None, run_b: str | None = None,
+                   strict: bool = False) -> CompareResult:
     """Compare two models' model-level metrics (the union of both, sorted by family and name).
 
     Models are named by ``resolve.find_model``'s rule (``RUN/MODEL`` or ``MODEL@RUN`` per
     model; ``run_name`` is the run preferred for both, ``run_a`` / ``run_b`` per model).
+    A row whose two values were produced with settings that differ in a decisive key
+    (``lightml.read.settings.DECISIVE_KEYS``) lists them in ``settings_differ``; ``strict``
+    refuses such a comparison (InvalidInputError).
     """
     with reading(db) as conn:
-        return compare_in(conn, model_a, model_b, run_name, family, run_a=run_a, run_b=run_b)
+        return compare_in(conn, model_a, model_b, run_name, family, run_a=run_a, run_b=run_b, strict=strict)
 
 
 def model_values(conn: sqlite3.Connection, model_id: int, family: str | None) -> dict[tuple[str, str], float]:
@@ -151,12 +157,16 @@ def model_values(conn: sqlite3.Connection, model_id: int, family: str | None) ->
 
 
 def compare_in(conn: sqlite3.Connection, model_a: str, model_b: str, run_name: str | None = None,
-               family: str | None = None, *, run_a: str | None = None, run_b: str | None = None) -> CompareResult:
+               family: str | None = None, *, run_a: str | None = None, run_b: str | None = None,
+               strict: bool = False) -> CompareResult:
     """``compare_models`` on an open connection (the dashboard shares its own)."""
     ref_a = resolve.find_model(conn, model_a, run_a if run_a is not None else run_name)
     ref_b = resolve.find_model(conn, model_b, run_b if run_b is not None else run_name)
     values_a, values_b = model_values(conn, ref_a.id, family), model_values(conn, ref_b.id, family)
     verdicts = significance.verdicts_by_id(conn, ref_a.id, ref_b.id, ref_a.model_name, ref_b.model_name, family)
+    found = settings.settings_by_model(conn, [ref_a.id, ref_b.id], family)
+    settings_a, settings_b = found.get(ref_a.id, {}), found.get(ref_b.id, {})
+    differing = settings.DifferingKeys()
     deltas = []
     for key in sorted(values_a.keys() | values_b.keys()):
         verdict = verdicts.get(key, {})
@@ -166,7 +176,10 @@ def compare_in(conn: sqlite3.Connection, model_a: str, model_b: str, run_name: s
             p_value=verdict.get("p_value"), significant=verdict.get("significant"), test=verdict.get("test"),
             note=verdict.get("error"), stderr_a=usable_stderr(values_a.get(stderr_key)),
             stderr_b=usable_stderr(values_b.get(stderr_key)),
+            settings_differ=differing([settings_a.get(key), settings_b.get(key)]),
         ))
+    settings.refuse_if_strict(strict, [(f"{d.family}/{d.metric_name}", d.settings_differ)
+                                       for d in deltas if d.settings_differ])
     return CompareResult(model_a=ref_a.model_name, model_b=ref_b.model_name, run_name=run_name,
                          run_a=ref_a.run_name, run_b=ref_b.run_name, deltas=deltas)
 
@@ -222,6 +235,8 @@ def format_compare(result: CompareResult, *, color: bool = True) -> str:
             line += f" {_stderr_text(d.stderr_a):>8} {_stderr_text(d.stderr_b):>8}"
         if with_p:
             line += f" {_format_p(d.p_value, d.significant):>9}"
+        if d.settings_differ:
+            line += "  !"
         lines.append(line.rstrip())
     lines.append(rule)
     lines.append(f"  ✅ {len(result.improved)} improved  ❌ {len(result.regressed)} regressed  "
@@ -234,6 +249,8 @@ def format_compare(result: CompareResult, *, color: bool = True) -> str:
     if with_p:
         lines.append("  p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise); "
                      "* p < 0.05")
+    lines += settings.footnote([(f"{d.family}/{d.metric_name}", d.settings_differ)
+                                for d in result.deltas if d.settings_differ])
     untested = [d for d in result.deltas if d.note]
     for d in untested:
         lines.append(f"  not tested: {d.note}")

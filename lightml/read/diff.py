@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from lightml.errors import InvalidInputError
-from lightml.read import resolve, uncertainty
+from lightml.read import resolve, settings, uncertainty
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import reading
 from lightml.report.ansi import GREEN, RED, paint
@@ -24,7 +24,7 @@ AVERAGE_RULE = ("mean of the higher-is-better metrics that every model has, with
 
 
 def diff_models(db: str | os.PathLike, model_names: list[str], run_name: str | None = None,
-                family: str | None = None) -> dict[str, Any]:
+                family: str | None = None, *, strict: bool = False) -> dict[str, Any]:
     """The model-level metrics of several models, row per (family, metric).
 
     Models are named by ``resolve.find_model``'s rule (``RUN/MODEL`` or ``MODEL@RUN``;
@@ -32,14 +32,17 @@ def diff_models(db: str | os.PathLike, model_names: list[str], run_name: str | N
     run}, "run_name", "rows": [{"family", "metric", "values": {model: value or None},
     "lower_is_better", "uncertainty", "best": [models], "worst": [models]}], "average":
     {"rule", "values": {model: mean} or None, "metrics": [[family, metric]], "left_out":
-    [{"family", "metric", "reason"}]}}``, rows sorted by family then metric.
+    [{"family", "metric", "reason"}]}}``, rows sorted by family then metric. Each row also
+    has ``stderr`` ({model: lm-eval's stderr} or None) and ``settings_differ`` (the decisive
+    settings keys in which its values' eval settings differ); ``strict`` refuses a diff with
+    such a row (InvalidInputError).
     """
     with reading(db) as conn:
-        return diff_in(conn, model_names, run_name, family)
+        return diff_in(conn, model_names, run_name, family, strict=strict)
 
 
 def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | None = None,
-            family: str | None = None) -> dict[str, Any]:
+            family: str | None = None, *, strict: bool = False) -> dict[str, Any]:
     if isinstance(model_names, str):  # list("abc") would diff models "a", "b" and "c"
         raise InvalidInputError(f"model_names must be a list of model names, got the string {model_names!r}")
     names = list(model_names)
@@ -66,12 +69,26 @@ def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | No
         stderrs = table.get((row["family"], uncertainty.stderr_name(row["metric"])), {})
         known = {name: uncertainty.usable_stderr(stderrs.get(name)) for name in names}
         row["stderr"] = known if not row["uncertainty"] and any(v is not None for v in known.values()) else None
+    _mark_differing_settings(conn, rows, refs, names, family)
+    settings.refuse_if_strict(strict, [(f"{r['family']}/{r['metric']}", r["settings_differ"])
+                                       for r in rows if r["settings_differ"]])
     average = _average(rows, names)
     if average["values"] is not None:
         average["interval"] = _average_interval(conn, [refs[name].id for name in names], names, average["metrics"],
                                                 rows)
     return {"models": names, "runs": {name: refs[name].run_name for name in names}, "run_name": run_name,
             "rows": rows, "average": average}
+
+
+def _mark_differing_settings(conn: sqlite3.Connection, rows: list[dict[str, Any]], refs: dict, names: list[str],
+                             family: str | None) -> None:
+    """``row["settings_differ"]``: the decisive keys in which the row's values' settings differ."""
+    found = settings.settings_by_model(conn, [refs[name].id for name in names], family)
+    by_model = {name: found.get(refs[name].id, {}) for name in names}
+    differing = settings.DifferingKeys()
+    for row in rows:
+        key = (row["family"], row["metric"])
+        row["settings_differ"] = differing([by_model[name].get(key) for name in names])
 
 
 def _average_interval(conn: sqlite3.Connection, model_ids: list[int], names: list[str], metrics: list[list[str]],
@@ -213,9 +230,11 @@ def format_diff(data: dict[str, Any], *, color: bool = True) -> str:
             text = f"{shown:>{col_w}}"
             colour = GREEN if model in row["best"] else RED if model in row["worst"] else None
             cells.append(paint(text, colour, color))
-        out.append(line(row["family"], row["metric"], cells))
+        out.append(line(row["family"], row["metric"], cells) + ("  !" if row.get("settings_differ") else ""))
     out.append("  " + "─" * width)
     out += _average_lines(average, models, line, col_w)
+    out += settings.footnote([(f"{r['family']}/{r['metric']}", r["settings_differ"])
+                              for r in rows if r.get("settings_differ")])
     out.append("")
     return "\n".join(out)
 

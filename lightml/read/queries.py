@@ -198,8 +198,10 @@ def _deleted_metric_ids(conn, model_name, family, metric_name, step, run, run_na
     ]
 
 
-def metric_history(conn: sqlite3.Connection, metric_ids: list[int]) -> list[dict[str, Any]]:
-    """Every change of these metrics, oldest first, with when and by whom (from the log).
+def metric_history(conn: sqlite3.Connection, metric_ids: list[int], family: str | None = None) -> list[dict[str, Any]]:
+    """Every change of these metrics, oldest first, with when and by whom (from the log), and,
+    given the metrics' ``family``, the eval settings each inserted or overwritten value came
+    with (``settings``: a dict, or None when unknown or for a delete or restore).
 
     A value brought in by ``merge`` is shown with its time and actor in the source registry
     (``at``, ``actor``), ``merged_from`` naming the source file and ``merged_at`` the time of
@@ -217,6 +219,8 @@ def metric_history(conn: sqlite3.Connection, metric_ids: list[int]) -> list[dict
             )
         )
     entries.sort()
+    from lightml.read import settings  # (it reads through this module)
+
     result = []
     for seq, metric_id, action, value, previous in entries:
         at, user, host, origin = conn.execute(
@@ -229,6 +233,9 @@ def metric_history(conn: sqlite3.Connection, metric_ids: list[int]) -> list[dict
         }
         if origin == "merge" and action in ("inserted", "overwritten"):
             _mark_merged(conn, entry, seq, metric_id)
+        if family is not None:
+            entry["settings"] = settings.settings_of_event(conn, seq, family) if action in (
+                "inserted", "overwritten") else None
         result.append(entry)
     return result
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lightml.read import queries, resolve, stats
+from lightml.read import queries, resolve, settings, stats
 from lightml.read.direction import lower_is_better
 from lightml.errors import InvalidInputError, NotFoundError
 from lightml.write.validation import are_doc_keys, value_matches_mean
@@ -157,8 +157,9 @@ def models_for(conn: sqlite3.Connection, model_a: str, model_b: str, run: int | 
 
 
 def compare_stats(conn: sqlite3.Connection, model_a: str, model_b: str, family: str, metric_name: str,
-                  run: int | None = None, **options: Any) -> dict[str, Any]:
-    """``stats.compare_scores`` of two models' scores for one metric, plus the names.
+                  run: int | None = None, *, strict: bool = False, **options: Any) -> dict[str, Any]:
+    """``stats.compare_scores`` of two models' scores for one metric, plus the names, and
+    ``settings_differ`` (``strict``: refused when it is not empty; see ``read.settings``).
 
     Models are named by ``resolve.find_model``'s rule (``run``: the id of the preferred run).
     ``options``: resamples, confidence, seed. The result says which numbers it used (the
@@ -166,27 +167,43 @@ def compare_stats(conn: sqlite3.Connection, model_a: str, model_b: str, family: 
     """
     ref_a, ref_b = models_for(conn, model_a, model_b, run)
     scores_a, scores_b, values, *_ = _paired(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name)
+    differ = _differing_settings(conn, ref_a.id, ref_b.id, family).get((family, metric_name), [])
+    settings.refuse_if_strict(strict, [(f"{family}/{metric_name}", differ)] if differ else [])
     result = _oriented(stats.compare_scores(scores_a, scores_b, **options), metric_name)
     return _with_stored_values({"model_a": model_a, "model_b": model_b, "run_a": ref_a.run_name,
-                                "run_b": ref_b.run_name, "family": family, "metric_name": metric_name, **result},
-                               model_a, model_b, values)
+                                "run_b": ref_b.run_name, "family": family, "metric_name": metric_name, **result,
+                                "settings_differ": differ}, model_a, model_b, values)
+
+
+def _differing_settings(conn, id_a: int, id_b: int, family: str | None) -> dict[tuple[str, str], list[str]]:
+    """(family, metric) -> the decisive settings keys in which the two models' values differ."""
+    found = settings.settings_by_model(conn, [id_a, id_b], family)
+    settings_a, settings_b = found.get(id_a, {}), found.get(id_b, {})
+    differing = settings.DifferingKeys()
+    found = {key: differing([settings_a.get(key), settings_b.get(key)]) for key in settings_a}
+    return {key: keys for key, keys in found.items() if keys}
 
 
 def compare_stats_all(conn: sqlite3.Connection, model_a: str, model_b: str, family: str | None = None,
-                      run: int | None = None, **options: Any) -> list[dict[str, Any]]:
+                      run: int | None = None, *, strict: bool = False, **options: Any) -> list[dict[str, Any]]:
     """``compare_stats`` for every metric both models have scores for (in ``family`` if
     given), with Holm (``p_holm``) and Benjamini-Hochberg (``p_bh``) adjusted p-values.
 
     A metric whose two vectors differ in length cannot be tested: it is listed after the
-    tested ones with an ``error`` and no p-values, and left out of the adjustment.
+    tested ones with an ``error`` and no p-values, and left out of the adjustment. Each item
+    has ``settings_differ``; ``strict`` refuses the comparison when one is not empty.
     """
     stats.check_options(**options)  # refused even when no metric has scores to test
     ref_a, ref_b = models_for(conn, model_a, model_b, run)
     id_a, id_b = ref_a.id, ref_b.id
     common = sorted(set(queries.scored_metrics(conn, id_a, family)) & set(queries.scored_metrics(conn, id_b, family)))
+    differing = _differing_settings(conn, id_a, id_b, family)
+    settings.refuse_if_strict(strict, [(f"{fam}/{metric}", differing[(fam, metric)])
+                                       for fam, metric in common if (fam, metric) in differing])
     tested, untestable = [], []
     for fam, metric in common:
-        names = {"model_a": model_a, "model_b": model_b, "family": fam, "metric_name": metric}
+        names = {"model_a": model_a, "model_b": model_b, "family": fam, "metric_name": metric,
+                 "settings_differ": differing.get((fam, metric), [])}
         try:
             scores_a, scores_b, values, *_ = _paired(conn, id_a, id_b, model_a, model_b, fam, metric)
             compared = stats.compare_scores(scores_a, scores_b, **options)

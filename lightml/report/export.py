@@ -22,7 +22,7 @@ from openpyxl.utils import get_column_letter
 
 from lightml.errors import InvalidInputError
 from lightml.log import store
-from lightml.read import significance
+from lightml.read import settings, significance
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.uncertainty import stderr_name, usable_stderr
 from lightml.read.report_data import ReportData, overwrites_and_deletes, report_data
@@ -125,6 +125,25 @@ def _significant_changes(conn, reg: ReportData, family: str) -> dict[tuple[int, 
     return marks
 
 
+def _differing_settings(conn, reg: ReportData, family: str) -> dict[str, str]:
+    """metric -> the comment on its column's header when the models' values of it were
+    produced with eval settings that differ in a key that changes the number."""
+    if not settings.any_recorded(conn):
+        return {}
+    shown = {row[0]: row[1] for row in reg.models}
+    by_metric: dict[str, dict[str, dict]] = {}  # (a model without settings for a metric: unknown, left out)
+    for model_id, of_name in settings.settings_by_model(conn, list(shown), family).items():
+        for (_, metric), recorded in of_name.items():
+            by_metric.setdefault(metric, {})[shown[model_id]] = recorded
+    comments = {}
+    for metric, of_model in by_metric.items():
+        keys = settings.differing_keys(of_model.values())
+        if keys:
+            comments[metric] = ("Not comparable: these models' values were produced with eval settings that "
+                                f"differ in {settings.describe(keys, of_model.values())}.")
+    return comments
+
+
 def _family_sheet(wb: Workbook, conn, reg: ReportData, family: str, title: str) -> None:
     ws = wb.create_sheet(title)
     table = reg.values[family]
@@ -134,6 +153,9 @@ def _family_sheet(wb: Workbook, conn, reg: ReportData, family: str, title: str) 
     widths = {i: len(h) for i, h in enumerate(headers, 1)}
     marks = _significant_changes(conn, reg, family)
     column_of = {metric: i for i, metric in enumerate(metrics, 5)}
+    for metric, comment in _differing_settings(conn, reg, family).items():
+        # (a comment, not a colour: the header says in words which values are not comparable)
+        ws.cell(row=1, column=column_of[metric]).comment = Comment(comment, "LightML")
     row = 1
     for mid, name, run, parent, *_ in reg.models:
         targets = [("F", mid, "F")] + [("S", cid, f"S {step}") for cid, step in reg.checkpoints.get(mid, [])]

@@ -236,7 +236,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         def work(conn):
             run = resolve.require_run_id(conn, run_name)
             ids = queries.history_metric_ids(conn, model, family, metric, step_value, run, run_name)
-            return queries.metric_history(conn, ids)
+            return queries.metric_history(conn, ids, family)
         entries = await in_thread(work)
         if not entries:
             # Say what is missing: the family, its metric, or only this model's value of it.

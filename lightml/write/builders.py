@@ -20,9 +20,9 @@ from lightml.defaults import DEFAULT_RUN, PRUNE_GRACE_SECONDS
 from lightml.errors import InvalidInputError
 from lightml.log.writer import Command
 from lightml.write import commands, edits, lifecycle
-from lightml.write.metric_log import CheckpointTarget, LogMetrics, MetricInput, ModelTarget
+from lightml.write.metric_log import CheckpointTarget, LogMetrics, MetricInput, ModelTarget, SettingsByFamily
 from lightml.write.validation import (
-    check_doc_keys, check_id, check_name, check_notes, check_scores, check_step, check_value, normalize_path,
+    check_doc_keys, check_id, check_name, check_notes, check_scores, check_settings, check_step, check_value, normalize_path,
     scores_disagreement,
 )
 
@@ -87,21 +87,24 @@ def metric_input(family: str, metric_name: str, value: Any, scores: Any = None, 
 
 
 def log_model_metric(scope: Scope, model_name: str, family: str, metric_name: str, value: Any,
-                     scores: Any = None, force: bool = False, doc_ids: Any = None) -> LogMetrics:
+                     scores: Any = None, force: bool = False, doc_ids: Any = None,
+                     settings: Any = None) -> LogMetrics:
     check_name(model_name, "model_name")
     item = metric_input(family, metric_name, value, scores, doc_ids)
-    return LogMetrics(ModelTarget(scope.write_run, model_name), [item], bool(force), single=True)
+    return LogMetrics(ModelTarget(scope.write_run, model_name), [item], bool(force), single=True,
+                      settings=settings_input(settings))
 
 
 def log_checkpoint_metric(checkpoint_id: int, family: str, metric_name: str, value: Any,
-                          scores: Any = None, force: bool = False, doc_ids: Any = None) -> LogMetrics:
+                          scores: Any = None, force: bool = False, doc_ids: Any = None,
+                          settings: Any = None) -> LogMetrics:
     target = CheckpointTarget(check_id(checkpoint_id, "checkpoint_id"))
     item = metric_input(family, metric_name, value, scores, doc_ids)
-    return LogMetrics(target, [item], bool(force), single=True)
+    return LogMetrics(target, [item], bool(force), single=True, settings=settings_input(settings))
 
 
 def log_metrics(scope: Scope, model_name: str, metrics: Mapping[str, Mapping[str, Any]],
-                force: bool = False) -> LogMetrics:
+                force: bool = False, settings: Any = None) -> LogMetrics:
     check_name(model_name, "model_name")
     if not isinstance(metrics, Mapping):
         raise InvalidInputError("metrics must be a dict {family: {metric_name: value}}")
@@ -110,7 +113,8 @@ def log_metrics(scope: Scope, model_name: str, metrics: Mapping[str, Mapping[str
         if not isinstance(values, Mapping):
             raise InvalidInputError(f"metrics[{family!r}] must be a dict {{metric_name: value}}")
         items.extend(_family_inputs(family, values))
-    return LogMetrics(ModelTarget(scope.write_run, model_name), items, bool(force), single=False)
+    return LogMetrics(ModelTarget(scope.write_run, model_name), items, bool(force), single=False,
+                      settings=settings_input(settings))
 
 
 def log_metrics_flat(scope: Scope, model_name: str, metrics: Mapping[str, Any], family: str,
@@ -120,6 +124,12 @@ def log_metrics_flat(scope: Scope, model_name: str, metrics: Mapping[str, Any], 
         raise InvalidInputError("metrics must be a dict {metric_name: value}")
     return LogMetrics(ModelTarget(scope.write_run, model_name), _family_inputs(family, metrics), bool(force),
                       single=False)
+
+
+def settings_input(settings: Any) -> SettingsByFamily | None:
+    """``settings=`` of a logging call: the same set for every metric it logs."""
+    text = check_settings(settings)
+    return None if text is None else {"": (text,)}
 
 
 def _family_inputs(family: str, values: Mapping[str, Any]) -> list[MetricInput]:

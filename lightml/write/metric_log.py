@@ -15,6 +15,7 @@ from lightml.log.transaction import Actor, Entry, WriteTransaction
 from lightml.read import resolve
 from lightml.results import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED
 from lightml.write import ids
+from projections import settings as settings_projection
 
 
 class MetricInput(NamedTuple):
@@ -82,6 +83,42 @@ def _existing_metrics_one_by_one(conn: Connection, key_column: str, key: int,
 _LAST_METRIC_ID = "SELECT last_metric_id FROM metric_insert_range ORDER BY first_metric_id DESC LIMIT 1"
 
 
+# Eval settings as a command carries them: family ("" for every family) -> the canonical
+# texts of the sets that apply (``validation.check_settings``), later ones winning a shared key.
+SettingsByFamily = dict[str, tuple[str, ...]]
+_NEVER_CHANGES: frozenset[str] = frozenset()
+_LAST_SETTINGS_ID = "SELECT id FROM settings ORDER BY id DESC LIMIT 1"
+
+
+def settings_ids(tx: WriteTransaction, settings: SettingsByFamily) -> dict[str, list[int]]:
+    """The ids of the sets, each recorded (``settings_recorded``) the first time it is seen."""
+    ids_of: dict[str, int] = {}
+    for texts in settings.values():
+        for text in texts:
+            if text not in ids_of:
+                ids_of[text] = _settings_id(tx, text)
+    return {family: [ids_of[text] for text in texts] for family, texts in settings.items()}
+
+
+def _settings_id(tx: WriteTransaction, text: str) -> int:
+    key = ("settings", text)
+    found = tx.cache.get(key)
+    if found is not None:
+        return found
+    digest = settings_projection.digest(text)
+    row = tx.conn.execute("SELECT id FROM settings WHERE digest = ?", (digest,)).fetchone()
+    if row is None:
+        found = tx.peek_id("settings", _LAST_SETTINGS_ID)
+        tx.take_ids("settings", found)
+        tx.emit([ev.settings_recorded(settings_id=found, settings=text)])
+    else:
+        found = row[0]
+    # Kept however the table changes: a recorded set keeps its id for ever (a rolled-back
+    # savepoint clears the whole cache), so a scan of many folders that records one new set
+    # per folder does not lose every other answer each time.
+    return tx.cache.put(key, found, _NEVER_CHANGES)
+
+
 class MetricBuffer:
     """A transaction's metric events, decided and not appended yet, and what later
     decisions in the same transaction must see of them (a ``Buffer``, see
@@ -134,7 +171,8 @@ class MetricBuffer:
             if (last_type == event_type and (last_actor is actor or last_actor == actor)
                     and last_payload["model_id"] == payload["model_id"]
                     and last_payload["checkpoint_id"] == payload["checkpoint_id"]
-                    and last_payload["step"] == payload["step"]):
+                    and last_payload["step"] == payload["step"]
+                    and last_payload.get("settings") == payload.get("settings")):
                 ids = [m["metric_id"] for m in metrics] if overwrite else ()
                 if self._last_ids.isdisjoint(ids):
                     last_payload["metrics"].extend(metrics)
@@ -174,8 +212,9 @@ class LogMetrics:
     """
 
     def __init__(self, target: ModelTarget | CheckpointTarget, items: list[MetricInput], force: bool,
-                 single: bool) -> None:
+                 single: bool, settings: SettingsByFamily | None = None) -> None:
         self.target, self.items, self.force, self.single = target, items, force, single
+        self.settings = settings
 
     def __call__(self, tx: WriteTransaction) -> Any:
         result = self.decide(tx)
@@ -226,6 +265,8 @@ class LogMetrics:
         items = self.items
         model_id, checkpoint_id, step, key_column, key = self._resolve(tx)
         _check_schema(tx, items)
+        # (before the buffer's view is read: recording a new set appends an event, which flushes it)
+        settings = None if self.settings is None else settings_ids(tx, self.settings)
         buffer = tx.buffer(MetricBuffer)
 
         pairs = {item[:2] for item in items}  # (family, metric_name)
@@ -264,10 +305,11 @@ class LogMetrics:
         # caller may wrap: merge marks each item with where its value comes from).
         if inserted:
             buffer.take_metric_ids(tx, next_metric_id - 1)
-            tx.defer(*ev.metric_inserted(model_id=model_id, checkpoint_id=checkpoint_id, step=step, metrics=inserted))
+            tx.defer(*ev.metric_inserted(model_id=model_id, checkpoint_id=checkpoint_id, step=step, metrics=inserted,
+                                         settings=settings))
         if overwritten:
             tx.defer(*ev.metric_overwritten(model_id=model_id, checkpoint_id=checkpoint_id, step=step,
-                                            metrics=overwritten))
+                                            metrics=overwritten, settings=settings))
         if self.single:
             return METRIC_INSERTED if inserted else METRIC_UPDATED if overwritten else METRIC_SKIPPED
         return {"inserted": len(inserted), "updated": len(overwritten), "skipped": skipped}

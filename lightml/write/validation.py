@@ -8,7 +8,7 @@ import numbers
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from lightml.errors import InvalidInputError
 
@@ -232,3 +232,92 @@ def normalize_path(path: Any, what: str = "path") -> str:
     if expanded.is_absolute() or expanded.exists():
         return os.path.abspath(expanded)
     return path
+
+
+# Eval settings (``settings=``): a flat dict of scalars, stored as canonical JSON text once
+# per distinct set. The limits keep one set a small row: a long value (a chat template) is
+# recorded by its hash, as scan records lm-eval's.
+SETTINGS_MAX_KEYS = 500
+SETTINGS_MAX_CHARS = 100_000
+
+
+def check_settings(settings: Any, what: str = "settings") -> str | None:
+    """Eval settings -> their canonical JSON text (keys sorted, compact), or None for None or
+    an empty dict. Keys are names (as ``check_name``); values are str, int, float or bool,
+    finite, ints within SQLite's 64 bits, text without terminal escapes (as notes)."""
+    if settings is None:
+        return None
+    if type(settings) is not dict and not isinstance(settings, Mapping):
+        raise InvalidInputError(f"{what} must be a flat dict {{name: str, int, float or bool}}, "
+                                f"got {type(settings).__name__}")
+    if len(settings) > SETTINGS_MAX_KEYS:  # (before checking each of a huge dict's entries)
+        raise InvalidInputError(f"{what} has {len(settings)} keys; at most {SETTINGS_MAX_KEYS}")
+    return settings_text({key: check_setting(key, value, what) for key, value in settings.items()}, what)
+
+
+def settings_text(clean: dict[str, str | int | float | bool], what: str = "settings") -> str | None:
+    """Settings already checked entry by entry (``check_setting``) -> their canonical JSON
+    text (None when empty); the size limits are checked here."""
+    if not clean:
+        return None
+    if len(clean) > SETTINGS_MAX_KEYS:
+        raise InvalidInputError(f"{what} has {len(clean)} keys; at most {SETTINGS_MAX_KEYS}")
+    text = json.dumps(dict(sorted(clean.items())), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if len(text) > SETTINGS_MAX_CHARS:
+        raise InvalidInputError(f"{what} are {len(text):,} characters as JSON; at most {SETTINGS_MAX_CHARS:,} "
+                                "(record a long value, such as a template, by its hash)")
+    return text
+
+
+def check_setting(key: Any, value: Any, what: str = "settings") -> str | int | float | bool:
+    """One entry of a settings dict: the key checked as a name, the value as ``check_settings``
+    takes it (returned as stored)."""
+    check_name(key, f"a key of {what}")
+    return _setting_value(value, f"{what}[{key!r}]")
+
+
+def _setting_value(value: Any, what: str) -> str | int | float | bool:
+    if type(value) in (bool, int, float) and value == value and value not in (_INF, -_INF) \
+            and -SQLITE_INT_MAX <= value <= SQLITE_INT_MAX:
+        return value  # the common case, without ABC checks
+    if type(value) is str and not _REFUSED_IN_NOTES.search(value):
+        return value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        bad = _REFUSED_IN_NOTES.search(value)
+        if bad is not None:
+            raise InvalidInputError(f"{what} must not contain control characters (terminal escapes), "
+                                    f"bidirectional controls, invisible characters or lone surrogates "
+                                    f"(found U+{ord(bad.group()):04X})")
+        return str(value)
+    if hasattr(value, "item") and not isinstance(value, (Mapping, list, tuple)):
+        value = value.item()  # a numpy scalar
+        if isinstance(value, bool):
+            return value
+    if isinstance(value, numbers.Integral):
+        return check_int_range(value, what, -SQLITE_INT_MAX)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            raise InvalidInputError(f"{what} must be finite, got {value}")
+        return number
+    kind = "None" if value is None else type(value).__name__
+    raise InvalidInputError(f"{what} must be a str, int, float or bool (settings are a flat dict: nested "
+                            f"values, lists and None are refused), got {kind}")
+
+
+def settings_problem(text: Any) -> str | None:
+    """None when ``text`` is what ``check_settings`` makes (the schema of a stored
+    ``settings_recorded``), else why not."""
+    try:
+        data = json.loads(text) if isinstance(text, str) else None
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        return "not a JSON object of settings"
+    try:
+        canonical = check_settings(data)
+    except InvalidInputError as exc:
+        return str(exc)
+    return None if canonical == text else "not in canonical form (keys sorted, compact JSON)"

@@ -65,7 +65,8 @@ def test_merged_metric_shows_every_source_value_with_its_time_and_actor(tmp_path
     # the log stays in time order; the metric events are written with the current payload version
     rows = event_rows(target)
     assert [r[3] for r in rows] == sorted(r[3] for r in rows)
-    assert {r[2] for r in rows if r[1] in (ev.METRIC_INSERTED, ev.METRIC_OVERWRITTEN)} == {3}
+    assert {r[2] for r in rows if r[1] in (ev.METRIC_INSERTED, ev.METRIC_OVERWRITTEN)} == \
+        {ev.CURRENT_VERSION[ev.METRIC_INSERTED]}
     assert verify(target).ok
     # merging again adds nothing; a forced merge of the same file neither
     assert merge(target, source).metrics_inserted == 0

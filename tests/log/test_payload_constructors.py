@@ -42,9 +42,11 @@ FULL: dict[Callable[..., Any], dict[str, Any]] = {
     ev.checkpoint_registered: dict(checkpoint_id=1, model_id=1, step=10, path="/ck", created_at="2026-01-01T00:00:00"),
     ev.metric_inserted: dict(model_id=1, checkpoint_id=None, step=None,
                              metrics=[ev.metric_item(1, "f", "m", 0.5),
-                                      {**ev.metric_item(2, "f", "n", 1), **ev.merge_marks(**MARKS)}]),
+                                      {**ev.metric_item(2, "f", "n", 1), **ev.merge_marks(**MARKS)}],
+                             settings={"": [1], "f": [2]}),
     ev.metric_overwritten: dict(model_id=1, checkpoint_id=2, step=10,
-                                metrics=[ev.overwritten_item(1, "f", "m", 0.5, previous_value=None)]),
+                                metrics=[ev.overwritten_item(1, "f", "m", 0.5, previous_value=None)],
+                                settings={"f": [1]}),
     ev.model_deleted: dict(model_id=7, model_name="sft", run_id=2, snapshot=SNAPSHOT),
     ev.model_restored: dict(model_id=7, deleted_seq=12, snapshot=SNAPSHOT, relinked_children=[8]),
     ev.schema_rule_added: dict(family="f", metric_name="m"),
@@ -56,6 +58,7 @@ FULL: dict[Callable[..., Any], dict[str, Any]] = {
     ev.run_restored: dict(run_id=2, deleted_seq=5, snapshot=RUN_ROW),
     ev.file_imported: dict(path="/r/m/results.json", sha256="ab" * 32, size=10, mtime_ns=1_700_000_000_000_000_000,
                            model_id=1),
+    ev.settings_recorded: dict(settings_id=1, settings='{"limit":100,"num_fewshot":5}'),
 }
 # The schema of each row and item constructor (those of the events are ``schemas.PAYLOADS``).
 # A metric item may also carry the marks of a merged value (``merge_marks``).

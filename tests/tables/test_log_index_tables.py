@@ -41,6 +41,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     ev.RUN_DELETED: {"run_id": 5, "run_name": "scratch", "snapshot": _RUN_ROW},
     ev.RUN_RESTORED: {"run_id": 5, "deleted_seq": 40, "snapshot": _RUN_ROW},
     ev.FILE_IMPORTED: {"path": "/evals/results.json", "sha256": "ab" * 32, "size": 10, "mtime_ns": 1, "model_id": 2},
+    ev.SETTINGS_RECORDED: {"settings_id": 1, "settings": '{"num_fewshot":5}'},
 }
 
 SEQ = 50

@@ -366,3 +366,31 @@ def test_compare_shows_stderrs_and_flips_show_the_texts_of_scanned_samples(brows
         assert first.locator("dd").all_text_contents() == ["Question: What is 18 + 6?\nAnswer:", "3: 24", "0: 25",
                                                            "3: 24"]
         shot(page, "flips-texts")
+
+
+def test_compare_names_differing_settings_and_the_history_shows_a_values_settings(browser, tmp_path: Path) -> None:
+    db = tmp_path / "settings.db"
+    with LightMLHandle(db, "r") as h:
+        for name, shots in (("zero", 0), ("five", 5)):
+            h.register_model(name, f"org/{name}")
+            h.log_model_metric(name, "reasoning", "arc", 0.3 + shots / 100,
+                               settings={"num_fewshot": shots, XSS: XSS, "limit": 100})
+    with serve(db) as url, open_page(browser, url) as page:
+        page.click("#family-tabs button:has-text('reasoning')")
+        page.wait_for_selector("#pivot tbody tr:has(td.model-name:text-is('five'))")
+        for name in ("zero", "five"):
+            page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{name}')) input[type=checkbox]").check()
+        page.click("#compare-selected")
+        page.wait_for_selector("#modal:not([hidden]) table.compare")
+        assert page.locator("#modal table.compare th").all_text_contents()[-1] == "Settings"
+        assert page.locator("#modal td.settings-differ").all_text_contents() == ["! num_fewshot"]
+        assert "differ in these keys" in page.locator("#modal-body").text_content()
+        shot(page, "compare-settings")
+        page.click("#modal-close")
+        page.locator("#pivot tbody tr:has(td.model-name:text-is('five')) td.num").first.click()
+        page.wait_for_selector("#modal:not([hidden]) table.settings")
+        pairs = dict(zip(page.locator("#modal table.settings th").all_text_contents(),
+                         page.locator("#modal table.settings td").all_text_contents()))
+        assert pairs == {XSS: XSS, "limit": "100", "num_fewshot": "5"}  # markup shown as text
+        assert page.locator("#modal img").count() == 0
+        shot(page, "history-settings")

@@ -303,7 +303,9 @@ async function showCompare() {
   let result;
   try { result = await api(`/api/compare?${params}`); } catch (error) { openModal("Compare", el("p", {text: error.message})); return; }
   const table = el("table", {class: "compare"});
-  table.append(el("tr", {}, ...["Family", "Metric", a.model, b.model, "Δ (B − A)", "%", "p"].map((h) => el("th", {text: h}))));
+  const anyDiffer = result.deltas.some((d) => d.settings_differ && d.settings_differ.length);
+  const headers = ["Family", "Metric", a.model, b.model, "Δ (B − A)", "%", "p"].concat(anyDiffer ? ["Settings"] : []);
+  table.append(el("tr", {}, ...headers.map((h) => el("th", {text: h}))));
   for (const d of result.deltas) {
     const better = d.delta == null || d.delta === 0 ? "" : ((d.delta > 0) !== d.lower_is_better ? "up" : "down");
     const p = d.p_value == null ? "" : (d.p_value < 0.0001 ? "<0.0001" : d.p_value.toFixed(4)) + (d.significant ? " ✱" : "");
@@ -316,13 +318,15 @@ async function showCompare() {
       el("td", {class: "num", text: withStderr(d.value_a, d.stderr_a)}), el("td", {class: "num", text: withStderr(d.value_b, d.stderr_b)}),
       el("td", {class: `num ${better}`, text: d.delta == null ? "—" : (d.delta > 0 ? "+" : "") + d.delta.toFixed(4)}),
       el("td", {class: "num", text: d.pct_change == null ? "—" : `${d.pct_change > 0 ? "+" : ""}${d.pct_change.toFixed(1)}%`}),
-      el("td", {class: d.significant ? "num sig" : "num", text: p})));
+      el("td", {class: d.significant ? "num sig" : "num", text: p}),
+      ...(anyDiffer ? [el("td", {class: "settings-differ", text: d.settings_differ.length ? `! ${d.settings_differ.join(", ")}` : ""})] : [])));
   }
   const s = result.summary;
   openModal(`${a.model} vs ${b.model}`, table,
     el("p", {text: `${s.improved} improved, ${s.regressed} regressed, ${s.unchanged} unchanged, ${s.missing} missing. ` +
       "p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise); ✱ p < 0.05. " +
-      "A metric with p opens the documents that flipped."}));
+      "A metric with p opens the documents that flipped." +
+      (anyDiffer ? " !: the two values were produced with eval settings that differ in these keys (they change the number)." : "")}));
 }
 
 // The documents where the two models' scores differ, with the texts where scan recorded them.
@@ -370,7 +374,15 @@ async function showHistory(row, column) {
       el("td", {class: "num", text: e.previous_value == null ? "" : fmt(e.previous_value)}), el("td", {text: e.actor})));
   }
   const where = row.step == null ? row.model : `${row.model} @ step ${row.step}`;
-  openModal(`History of ${column.family}/${column.metric} — ${where}`, table);
+  // The eval settings of the current value: those of the last insert or overwrite.
+  const current = [...entries].reverse().find((e) => e.action === "inserted" || e.action === "overwritten");
+  const settings = current && current.settings;
+  const settingsPart = settings
+    ? [el("h3", {text: "Eval settings of this value"}),
+       el("table", {class: "settings"}, ...Object.entries(settings).map(([k, v]) =>
+         el("tr", {}, el("th", {text: k}), el("td", {text: String(v)}))))]
+    : [el("p", {class: "hint", text: "No eval settings were recorded with this value."})];
+  openModal(`History of ${column.family}/${column.metric} — ${where}`, table, ...settingsPart);
 }
 
 // ---------------------------------------------------------------- editing notes and the hidden flag
