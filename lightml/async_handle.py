@@ -135,22 +135,23 @@ class AsyncLightMLHandle:
 
     async def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
                                scores: Any = None, force: bool = False, *, doc_ids: Any = None,
-                               settings: Mapping[str, Any] | None = None) -> int:
+                               settings: Mapping[str, Any] | None = None, repeat: str | None = None) -> int:
         # The call eval loops make by the thousand: no closure and no extra coroutine.
         core = self._core if self._core is not None else (await self.open())._core
         return await self._queue(core, builders.log_model_metric(core.scope, model_name, family, metric_name, value,
-                                                                 scores, force, doc_ids, settings))
+                                                                 scores, force, doc_ids, settings, repeat))
 
     async def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
                                     scores: Any = None, force: bool = False, *, doc_ids: Any = None,
-                                    settings: Mapping[str, Any] | None = None) -> int:
+                                    settings: Mapping[str, Any] | None = None, repeat: str | None = None) -> int:
         return await self._write(
             lambda s: builders.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids,
-                                                     settings))
+                                                     settings, repeat))
 
     async def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],
-                          force: bool = False, *, settings: Mapping[str, Any] | None = None) -> dict[str, int]:
-        return await self._write(lambda s: builders.log_metrics(s, model_name, metrics, force, settings))
+                          force: bool = False, *, settings: Mapping[str, Any] | None = None,
+                          repeat: str | None = None) -> dict[str, int]:
+        return await self._write(lambda s: builders.log_metrics(s, model_name, metrics, force, settings, repeat))
 
     async def log_metrics_flat(self, model_name: str, metrics: Mapping[str, float], family: str,
                                force: bool = False) -> dict[str, int]:
@@ -234,6 +235,10 @@ class AsyncLightMLHandle:
     async def metric_settings(self, model_name: str, family: str, metric_name: str,
                               step: int | None = None) -> dict[str, Any]:
         return await self._read(lambda c: c.metric_settings(model_name, family, metric_name, step))
+
+    async def get_repeats(self, model_name: str, family: str, metric_name: str,
+                          step: int | None = None) -> list[dict[str, Any]]:
+        return await self._read(lambda c: c.get_repeats(model_name, family, metric_name, step))
 
     async def metric_history(self, model_name: str, family: str, metric_name: str,
                              step: int | None = None) -> list[dict[str, Any]]:

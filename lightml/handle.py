@@ -82,21 +82,22 @@ class LightMLHandle:
 
     def log_model_metric(self, model_name: str, family: str, metric_name: str, value: float,
                          scores: Any = None, force: bool = False, *, doc_ids: Any = None,
-                         settings: Mapping[str, Any] | None = None) -> int:
+                         settings: Mapping[str, Any] | None = None, repeat: str | None = None) -> int:
         return self._run(
             builders.log_model_metric(self._scope, model_name, family, metric_name, value, scores, force, doc_ids,
-                                      settings))
+                                      settings, repeat))
 
     def log_checkpoint_metric(self, checkpoint_id: int, family: str, metric_name: str, value: float,
                               scores: Any = None, force: bool = False, *, doc_ids: Any = None,
-                              settings: Mapping[str, Any] | None = None) -> int:
+                              settings: Mapping[str, Any] | None = None, repeat: str | None = None) -> int:
         return self._run(
             builders.log_checkpoint_metric(checkpoint_id, family, metric_name, value, scores, force, doc_ids,
-                                           settings))
+                                           settings, repeat))
 
     def log_metrics(self, model_name: str, metrics: Mapping[str, Mapping[str, float]],
-                    force: bool = False, *, settings: Mapping[str, Any] | None = None) -> dict[str, int]:
-        return self._run(builders.log_metrics(self._scope, model_name, metrics, force, settings))
+                    force: bool = False, *, settings: Mapping[str, Any] | None = None,
+                    repeat: str | None = None) -> dict[str, int]:
+        return self._run(builders.log_metrics(self._scope, model_name, metrics, force, settings, repeat))
 
     def log_metrics_flat(self, model_name: str, metrics: Mapping[str, float], family: str,
                          force: bool = False) -> dict[str, int]:
@@ -202,6 +203,12 @@ class LightMLHandle:
         """The eval settings the value was produced with (of the checkpoint at ``step`` if
         given): what ``settings=`` or ``scan`` recorded; {} when none were."""
         return self._core.metric_settings(model_name, family, metric_name, step)
+
+    def get_repeats(self, model_name: str, family: str, metric_name: str,
+                    step: int | None = None) -> list[dict[str, Any]]:
+        """The repeats of a value logged with repeat labels (of the checkpoint at ``step`` if
+        given), in label order: [{"repeat", "value"}]; [] for a value logged without one."""
+        return self._core.get_repeats(model_name, family, metric_name, step)
 
     def metric_history(self, model_name: str, family: str, metric_name: str,
                        step: int | None = None) -> list[dict[str, Any]]:

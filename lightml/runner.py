@@ -252,6 +252,16 @@ class Registry:
         return self.read(lambda c: settings.metric_settings(c, model_name, family, metric_name, step, self._run_id,
                                                             self.run_name))
 
+    def get_repeats(self, model_name: str, family: str, metric_name: str,
+                    step: int | None = None) -> list[dict[str, Any]]:
+        from lightml.read import repeats
+
+        for value, what in ((model_name, "model_name"), (family, "family"), (metric_name, "metric_name")):
+            check_name(value, what)
+        step = None if step is None else check_step(step)
+        return self.read(lambda c: repeats.get_repeats(c, model_name, family, metric_name, step, self._run_id,
+                                                       self.run_name))
+
     def metric_history(self, model_name: str, family: str, metric_name: str,
                        step: int | None = None) -> list[dict[str, Any]]:
         check_name(model_name, "model_name")

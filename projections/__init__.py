@@ -26,6 +26,7 @@ from projections import (
     imported_file,
     metric_history,
     metric_insert_range,
+    metric_repeats,
     metrics,
     model,
     model_arrival,
@@ -45,7 +46,7 @@ from projections import (
 MODULES = [
     run, model, checkpoint, metrics, detailed_scores, score_docs, score_sources, registry_schema, metric_insert_range,
     metric_history, id_counter, imported_file, model_event, model_tombstone, unlinked_child, run_tombstone,
-    model_arrival, model_reparent, settings, event_settings,
+    model_arrival, model_reparent, settings, event_settings, metric_repeats,
 ]
 READ_TABLES: list[str] = [m.TABLE for m in MODULES]
 
@@ -76,6 +77,7 @@ HANDLERS: dict[str, list[Handler]] = {
     ],
     ev.METRIC_INSERTED: [
         metrics.on_metric_inserted,
+        metric_repeats.on_metric_inserted,
         detailed_scores.on_metric_inserted,
         score_docs.on_metric_inserted,
         score_sources.on_metric_inserted,
@@ -84,6 +86,7 @@ HANDLERS: dict[str, list[Handler]] = {
         model_event.on_event_about_a_model,
     ],
     ev.METRIC_OVERWRITTEN: [
+        metric_repeats.on_metric_overwritten,  # (first: the metric's mean and scores are the repeats')
         metrics.on_metric_overwritten,
         detailed_scores.on_metric_overwritten,
         score_docs.on_metric_overwritten,
@@ -94,6 +97,7 @@ HANDLERS: dict[str, list[Handler]] = {
     ],
     ev.MODEL_DELETED: [
         metric_history.on_model_deleted,
+        metric_repeats.on_model_deleted,
         score_sources.on_model_deleted,
         score_docs.on_model_deleted,
         detailed_scores.on_model_deleted,
@@ -109,6 +113,7 @@ HANDLERS: dict[str, list[Handler]] = {
         model.on_model_restored,
         checkpoint.on_model_restored,
         metrics.on_model_restored,
+        metric_repeats.on_model_restored,
         detailed_scores.on_model_restored,
         score_docs.on_model_restored,
         score_sources.on_model_restored,

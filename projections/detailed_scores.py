@@ -1,6 +1,10 @@
-"""The ``detailed_scores`` table: per-sample scores of a metric, as a JSON array."""
+"""The ``detailed_scores`` table: per-sample scores of a metric, as a JSON array (of a metric
+with repeats: the per-document means of the repeats' scores, see ``metric_repeats``)."""
+
+import json
 
 from lightml.log.events import Change
+from projections import metric_repeats
 
 TABLE = "detailed_scores"
 DDL = """
@@ -34,10 +38,16 @@ def on_metric_overwritten(conn, events: list[Change]) -> None:
     for event in events:
         metrics = event.payload["metrics"]
         conn.executemany("DELETE FROM detailed_scores WHERE metric_id = ?", [(m["metric_id"],) for m in metrics])
-        conn.executemany(
-            _INSERT,
-            [(m["metric_id"], m["scores"], m.get("n_samples")) for m in metrics if m.get("scores") is not None],
-        )
+        conn.executemany(_INSERT, [row for row in map(lambda m: _new_scores(conn, m), metrics) if row is not None])
+
+
+def _new_scores(conn, m: dict) -> tuple | None:
+    """A metric's scores after an overwrite: the new call's; for a repeat (after
+    metric_repeats' handler), the per-document means of its repeats when they allow them."""
+    if "repeat" not in m:
+        return None if m.get("scores") is None else (m["metric_id"], m["scores"], m.get("n_samples"))
+    means = metric_repeats.document_means(metric_repeats.repeats_of(conn, m["metric_id"]))
+    return None if means is None else (m["metric_id"], means, len(json.loads(means)))
 
 
 def on_model_deleted(conn, events: list[Change]) -> None:

@@ -1,7 +1,7 @@
 """The ``metric_history`` table: every change of a metric after it was inserted.
 
 One row per metric per event that changed it: ``overwritten`` (new value and the previous
-one), ``deleted`` (the value it had, as ``previous_value``) and ``restored``. Inserts are
+one; of a repeat, that repeat's), ``repeat added`` (a new repeat label's value), ``deleted`` (the value it had, as ``previous_value``) and ``restored``. Inserts are
 recorded once per event as id ranges in ``metric_insert_range`` (bulk logging writes one
 row per event there, not one per metric); ``lightml.read.queries.metric_history`` joins both
 with the event rows for when and who.
@@ -28,7 +28,8 @@ def on_metric_overwritten(conn, events: list[Change]) -> None:
     conn.executemany(
         _INSERT,
         [
-            (m["metric_id"], e.seq, "overwritten", m["value"], m["previous_value"])
+            (m["metric_id"], e.seq, "repeat added" if m.get("new_repeat") else "overwritten", m["value"],
+             m["previous_value"])
             for e in events
             for m in e.payload["metrics"]
         ],

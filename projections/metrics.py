@@ -1,6 +1,7 @@
 """The ``metrics`` table: one value per (model or checkpoint, family, metric_name)."""
 
 from lightml.log.events import Change
+from projections import metric_repeats
 
 TABLE = "metrics"
 DDL = """
@@ -39,10 +40,17 @@ def on_metric_inserted(conn, events: list[Change]) -> None:
 
 
 def on_metric_overwritten(conn, events: list[Change]) -> None:
+    # (after metric_repeats': a repeat's value changes the metric's mean, which it then holds)
     conn.executemany(
         "UPDATE metrics SET value = ? WHERE id = ?",
-        [(m["value"], m["metric_id"]) for e in events for m in e.payload["metrics"]],
+        [(_new_value(conn, m), m["metric_id"]) for e in events for m in e.payload["metrics"]],
     )
+
+
+def _new_value(conn, m: dict):
+    values = [row[1] for row in metric_repeats.repeats_of(conn, m["metric_id"])] if "repeat" in m else None
+    # (no repeats left: a later event of the same batch logged the metric without a label)
+    return metric_repeats.mean_of(values) if values else m["value"]
 
 
 def on_model_deleted(conn, events: list[Change]) -> None:

@@ -6,6 +6,7 @@ documents (one run with ``--limit``, say) instead of pairing them by position.
 """
 
 from lightml.log.events import Change
+from projections import metric_repeats
 
 TABLE = "score_docs"
 DDL = """
@@ -28,11 +29,13 @@ def on_metric_inserted(conn, events: list[Change]) -> None:
 
 
 def on_metric_overwritten(conn, events: list[Change]) -> None:
-    # Like the scores: an overwrite replaces them with the new call's, or leaves none.
+    # Like the scores: an overwrite replaces them with the new call's, or leaves none (a repeat's
+    # stay when the metric keeps scores: the per-document means, over these same documents).
     for event in events:
         metrics = event.payload["metrics"]
         conn.executemany("DELETE FROM score_docs WHERE metric_id = ?", [(m["metric_id"],) for m in metrics])
-        conn.executemany(_INSERT, [(m["metric_id"], m["doc_keys"]) for m in metrics if m.get("doc_keys")])
+        conn.executemany(_INSERT, [(m["metric_id"], m["doc_keys"]) for m in metrics if m.get("doc_keys") and (
+            "repeat" not in m or metric_repeats.document_means(metric_repeats.repeats_of(conn, m["metric_id"])))])
 
 
 def on_model_deleted(conn, events: list[Change]) -> None:

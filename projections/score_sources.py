@@ -38,10 +38,12 @@ def on_metric_inserted(conn, events: list[Change]) -> None:
 
 def on_metric_overwritten(conn, events: list[Change]) -> None:
     # Like the scores: an overwrite replaces where they came from with the new call's, or none.
+    # A repeat's: none (the scores are then the means of several repeats, whose responses differ).
     for event in events:
         metrics = event.payload["metrics"]
         conn.executemany("DELETE FROM score_sources WHERE metric_id = ?", [(m["metric_id"],) for m in metrics])
-        conn.executemany(_INSERT, [_row(m["metric_id"], m["samples"]) for m in metrics if "samples" in m])
+        conn.executemany(_INSERT, [_row(m["metric_id"], m["samples"]) for m in metrics
+                                   if "samples" in m and "repeat" not in m])
 
 
 def on_model_deleted(conn, events: list[Change]) -> None:

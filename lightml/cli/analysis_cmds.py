@@ -36,14 +36,14 @@ def _scored_models(conn, args: argparse.Namespace, run: int | None) -> tuple[str
 
 def _scored_metric(conn, args: argparse.Namespace, model_a: str, model_b: str, run: int | None) -> tuple[str, str]:
     """--family and --metric, each picked on a terminal among the metrics both models have
-    scores for when left out."""
+    scores or repeats for when left out."""
     from lightml.cli.pick import choose
     from lightml.read import queries, significance
 
     if args.family is not None and args.metric is not None:
         return args.family, args.metric
     ref_a, ref_b = significance.models_for(conn, model_a, model_b, run)
-    common = sorted(set(queries.scored_metrics(conn, ref_a.id)) & set(queries.scored_metrics(conn, ref_b.id)))
+    common = sorted(set(queries.testable_metrics(conn, ref_a.id)) & set(queries.testable_metrics(conn, ref_b.id)))
     family = args.family or choose("--family", "family", sorted({f for f, _ in common}))
     metric = args.metric or choose("--metric", "metric", [m for f, m in common if f == family])
     return family, metric
@@ -132,9 +132,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     stats.check_options(**options)  # before any question is asked
     with reading(args.db) as conn:
         run = _run_id(conn, args.run)
-        if not queries.models_with_scores(conn):
+        if not queries.models_with_tests(conn):
             raise NotFoundError("no detailed scores in this registry: log metrics with scores=[...] "
-                                "(or import lm-eval samples) to use statistical tests")
+                                "(or import lm-eval samples), or several repeats (repeat=...), to use statistical tests")
         model_a, model_b = _scored_models(conn, args, run)
         if args.all:
             items = significance.compare_stats_all(conn, model_a, model_b, args.family, run, strict=args.strict,

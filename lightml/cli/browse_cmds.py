@@ -161,7 +161,8 @@ def _print_metrics(card: dict) -> None:
             shared = _shared_settings([x for x in card["metrics"] if x["family"] == family])
             if shared:
                 print(f"      settings: {_settings_text(shared)}")
-        print(f"      {m['metric']:<{width}}  {format_value(m['value'])}")
+        print(f"      {m['metric']:<{width}}  {format_value(m['value'])}"
+              + (f" {_repeats_text(m['repeats'])}" if m["repeats"] else ""))
         if m["settings"] and not shared:
             print(f"      {'':<{width}}  settings: {_settings_text(m['settings'])}")
 
@@ -213,16 +214,24 @@ def cmd_top(args: argparse.Namespace) -> int:
     rows = [[f"{r['rank']}=" if r["tie"] else r["rank"], r["model"], r["run"],
              format_value(r["value"]) + (" !" if r["settings_differ"] else "")] for r in board]
     with_stderr = any(r["stderr"] is not None for r in board)
-    if with_stderr:  # the stderr beside each value, and which models the leader does not beat
-        for row, r in zip(rows, board):
-            row += ["" if r["stderr"] is None else f"±{format_value(r['stderr'])}",
-                    "≈ #1" if r["same_as_leader"] else ""]
-    print_table(["rank", "model", "run", "value"] + (["stderr", "vs #1"] if with_stderr else []), rows)
+    with_repeats = any(r["repeats"] is not None for r in board)
+    for row, r in zip(rows, board):  # the interval beside each value, and which models the leader does not beat
+        if with_repeats:
+            row.append(_repeats_text(r["repeats"]))
+        if with_stderr:
+            row.append("" if r["stderr"] is None else f"±{format_value(r['stderr'])}")
+        if with_stderr or with_repeats:
+            row.append("≈ #1" if r["same_as_leader"] else "")
+    print_table(["rank", "model", "run", "value"] + (["95% over repeats"] if with_repeats else [])
+                + (["stderr"] if with_stderr else []) + (["vs #1"] if with_stderr or with_repeats else []), rows)
     if any(r["tie"] for r in board):
         print("(= : tied on the same value)")
     if any(r["same_as_leader"] for r in board):
-        print("(≈ #1: not significantly different from the first, p >= 0.05: a z-test of the two values from "
-              "their stderrs)")
+        how = " and ".join(part for part, present in (
+            ("Welch's t test over repeats where both have 2 or more", with_repeats),
+            ("a z-test of the two values from their stderrs" + (" otherwise" if with_repeats else ""),
+             with_stderr)) if present)
+        print(f"(≈ #1: not significantly different from the first, p >= 0.05: {how})")
     from lightml.read.settings import footnote
 
     for line in footnote([(f"{r['model']} vs #1", r["settings_differ"]) for r in board if r["settings_differ"]]):
@@ -245,3 +254,12 @@ def cmd_metric_get(args: argparse.Namespace) -> int:
     else:  # --raw, and for scripts: just the number, at full precision
         print(repr(value))
     return 0
+
+
+def _repeats_text(spread: dict | None) -> str:
+    """``±0.0120 (n=5)`` (a value that is the mean of repeats), or ``(n=1)``, or nothing."""
+    if spread is None:
+        return ""
+    if spread["half_width"] is None:
+        return f"(n={spread['n']})"
+    return f"±{format_value(spread['half_width'])} (n={spread['n']})"

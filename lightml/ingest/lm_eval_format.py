@@ -179,6 +179,21 @@ def run_settings(data: dict[str, Any]) -> dict[str, Any]:
     return _flat(found)
 
 
+SEED_KEYS = ("random_seed", "numpy_seed", "torch_seed", "fewshot_seed")
+
+
+def seed_label(settings: dict[str, Any]) -> str | None:
+    """The repeat label of a results file's run, from its seeds (``run_settings``): ``seed=1234``
+    when every seed lm-eval recorded is the same number, else each one (``random_seed=0,
+    numpy_seed=1234,...``); None when none was recorded."""
+    seeds = {key: settings[key] for key in SEED_KEYS if settings.get(key) is not None}
+    if not seeds:
+        return None
+    if len(set(map(str, seeds.values()))) == 1:
+        return f"seed={next(iter(seeds.values()))}"
+    return ",".join(f"{key}={value}" for key, value in seeds.items())
+
+
 def task_settings(data: dict[str, Any], task: str, nshot: int | None) -> dict[str, Any]:
     """One task's (or group's) part: its version and hash, n-shot, generation arguments."""
     found: dict[str, Any] = {"num_fewshot": nshot}

@@ -15,7 +15,9 @@ A merged metric keeps its history: each value it had in the source (from the sou
 a 1.x source has only its row) becomes an event here, ``metric_inserted`` then
 ``metric_overwritten``, whose metric items carry ``merged_from`` (the source file),
 ``original_at`` and ``original_actor``; the events' own time is the merge's, so the log
-stays in time order. Per-sample scores go with the last value.
+stays in time order. Per-sample scores go with the last value. A metric logged with repeat
+labels there comes with each of its repeats (``repeat=`` logging commands, one per label),
+so that its value here is their mean again.
 
 The writes are the handles' commands (``commands.ensure_run`` / ``ensure_model`` /
 ``ensure_checkpoint``, ``metric_log.LogMetrics``) composed into one transaction; the source
@@ -44,8 +46,9 @@ from lightml.read.legacy_tables import Checkpoint, DocKeys, Metric, Model, Run, 
 from lightml.runner import Registry
 from lightml.write import commands, metric_log
 from lightml.write.validation import (
-    check_doc_keys, check_name, check_scores, check_settings, check_step, check_value,
+    check_doc_keys, check_name, check_repeat, check_scores, check_settings, check_step, check_value,
 )
+from projections import metric_repeats
 
 
 @dataclass
@@ -93,6 +96,19 @@ class _Source:
     doc_keys: dict[int, str]
     history: dict[int, list[_Entry]]  # source metric id -> its values, oldest first (from its log)
     settings: dict[int, str] = field(default_factory=dict)  # source metric id -> its value's eval settings (canonical)
+    repeats: dict[int, list[tuple]] = field(default_factory=dict)  # source metric id -> its (label, value, scores, n, keys)
+
+
+def _repeats(conn) -> dict[int, list[tuple]]:
+    """The source's repeats (a registry older than repeats has none), label order."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'metric_repeats'").fetchone() is None:
+        return {}
+    found: dict[int, list[tuple]] = {}
+    for metric_id, *rest in sorted(conn.execute(
+            "SELECT metric_id, repeat, value, scores, n_samples, doc_keys FROM metric_repeats").fetchall(),
+            key=lambda row: (row[0], row[1])):
+        found.setdefault(metric_id, []).append(tuple(rest))
+    return found
 
 
 def _settings(conn) -> dict[int, str]:
@@ -115,6 +131,7 @@ def _read_source(path: Path) -> _Source:
             path=str(path.resolve()),
             history=_history(source_registry.metric_values(conn)) if fmt > 1 else {},
             settings=_settings(conn) if fmt > 1 else {},
+            repeats=_repeats(conn) if fmt > 1 else {},
             runs=legacy_tables.rows(conn, Run),
             models=legacy_tables.rows(conn, Model),
             checkpoints=legacy_tables.rows(conn, Checkpoint),
@@ -196,6 +213,8 @@ def _metric_inputs(rows: list[Metric], src: _Source,
     items, histories = [], {}
     for row in latest.values():
         family, name = row.family, row.metric_name
+        if row.id in src.repeats:
+            continue  # (logged repeat by repeat: _log_repeats)
         try:
             number = check_value(row.value, f"{family}/{name}")
         except InvalidInputError:
@@ -285,6 +304,7 @@ def _merge_command(src: _Source, force: bool, registry_dir: Path) -> Command:
             else:
                 target = metric_log.CheckpointTarget(checkpoint_ids[source_id])
                 key = checkpoint_ids[source_id]
+            _log_repeats(tx, target, column, key, [row for row in rows if row.id in src.repeats], src, force, result)
             if force:
                 unchanged = len(items)
                 items = _changed_only(tx.conn, column, key, items)
@@ -299,6 +319,55 @@ def _merge_command(src: _Source, force: bool, registry_dir: Path) -> Command:
         return result
 
     return command
+
+
+def _log_repeats(tx: WriteTransaction, target: Any, column: str, key: int, rows: list[Metric], src: _Source,
+                 force: bool, result: MergeResult) -> None:
+    """The source's metrics logged with repeat labels, each repeat as one ``repeat=`` command
+    (its scores with it). Here, a metric logged without labels is skipped, unless ``force``
+    replaces it with the repeats; a metric with repeats gets the source's labels beside its
+    own (``force``: the source's value of a label both have wins)."""
+    latest = {(row.family, row.metric_name): row for row in rows}
+    existing = metric_log.existing_metrics(tx.conn, column, key, set(latest)) if latest else {}
+    repeated_here = metric_repeats.repeat_values(tx.conn, [metric_id for metric_id, _ in existing.values()])
+    for pair, row in latest.items():
+        found = existing.get(pair)
+        if found is not None and found[0] not in repeated_here and not force:
+            result.metrics_skipped += 1
+            continue
+        text = src.settings.get(row.id)
+        changed = False
+        for label, value, scores, _, doc_keys in src.repeats[row.id]:
+            try:
+                item = _repeat_input(pair, label, value, scores, doc_keys)
+            except InvalidInputError:
+                result.metrics_unusable += 1
+                continue
+            marked = _WithProvenance(tx, {pair: ev.merge_marks(src.path)})
+            logged = metric_log.LogMetrics(target, [item], force, single=False, repeat=label,
+                                           settings=None if text is None else {"": (text,)})(marked)
+            changed = changed or bool(logged["inserted"] or logged["updated"])
+        if not changed:
+            result.metrics_skipped += 1
+        elif found is None:
+            result.metrics_inserted += 1
+        else:
+            result.metrics_overwritten += 1
+
+
+def _repeat_input(pair: tuple[str, str], label: Any, value: Any, scores: str | None,
+                  doc_keys: str | None) -> metric_log.MetricInput:
+    """One repeat of the source as a metric to log (refused, InvalidInputError, as the API would)."""
+    check_repeat(label)
+    number = check_value(value, f"{pair[0]}/{pair[1]} repeat {label!r}")
+    if scores is None:
+        return metric_log.MetricInput(*pair, number)
+    try:
+        encoded, n = check_scores(json.loads(scores))
+        keys = None if doc_keys is None else check_doc_keys(json.loads(doc_keys), n)
+    except (ValueError, RecursionError):
+        raise InvalidInputError(f"{pair[0]}/{pair[1]} repeat {label!r}: scores that are not JSON") from None
+    return metric_log.MetricInput(*pair, number, encoded, n, keys)
 
 
 class _WithProvenance:

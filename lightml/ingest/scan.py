@@ -31,6 +31,7 @@ from lightml.read import import_lookups
 from lightml.runner import Registry
 from lightml.write import commands, metric_log
 from lightml.write.validation import check_name, normalize_path
+from projections import metric_repeats
 
 FORMATS = ("lm_eval", "json")
 NAME_FROM = ("folder", "results")
@@ -141,16 +142,19 @@ def _already_imported(registry: Registry, files: list[tuple[Path, os.stat_result
                 return False
         except OSError:  # gone or unreadable since the listing: the import says why
             return False
-    return parsed.metrics.keys() <= registry.read(import_lookups.metric_names, model_id)
+    return parsed.all_metrics() <= registry.read(import_lookups.metric_names, model_id)
 
 
 # -- writing ----------------------------------------------------------------------------------
 
 
 def _import_command(run_name: str, parsed: ParsedFolder, items: list[metric_log.MetricInput], force: bool,
-                    registry_dir: Path, file_records: list[tuple[str, str, int, int]]):
-    """One model, in one transaction: register, log (with each value's eval settings),
-    record the files (hashed beforehand, so the write lock is not held while reading them)."""
+                    registry_dir: Path, file_records: list[tuple[str, str, int, int]],
+                    repeats: dict[str, tuple[ParsedFolder, list[metric_log.MetricInput]]] | None = None):
+    """One model, in one transaction: register, log (with each value's eval settings; the
+    values of a task run with several seeds as repeats, ``repeats``: label -> (its part of the
+    folder, its items)), record the files (hashed beforehand, so the write lock is not held
+    while reading them)."""
 
     def command(tx: WriteTransaction) -> tuple[bool, dict[str, int], int]:
         model_id, created = commands.ensure_model(run_name, parsed.model, normalize_path(parsed.path), None, None,
@@ -171,10 +175,43 @@ def _import_command(run_name: str, parsed: ParsedFolder, items: list[metric_log.
                 logged.append(metric_log.LogMetrics(target, mine, True, single=False, settings=settings)(tx))
             for one in logged:
                 counts = {key: counts[key] + one[key] for key in counts}
+        if repeats:
+            scored += _log_repeats(tx, target, model_id, repeats, force, counts, parsed)
         commands.record_imported_files(model_id, file_records)(tx)
         return created, counts, scored
 
     return command
+
+
+def _log_repeats(tx: WriteTransaction, target: metric_log.ModelTarget, model_id: int,
+                 repeats: dict[str, tuple[ParsedFolder, list[metric_log.MetricInput]]], force: bool,
+                 counts: dict[str, int], parsed: ParsedFolder) -> int:
+    """Each seed's values as repeats of their metrics (``repeat=`` its label). A metric the
+    registry holds without repeat labels (an earlier scan found one seed only) is left as it
+    is, with a note, unless ``force`` replaces it with the repeats. Returns how many values
+    brought scores; adds what was logged to ``counts``, metric by metric."""
+    pairs = {(i.family, i.metric_name) for _, items in repeats.values() for i in items}
+    existing = metric_log.existing_metrics(tx.conn, "model_id", model_id, pairs)
+    with_repeats = metric_repeats.repeat_values(tx.conn, [metric_id for metric_id, _ in existing.values()])
+    plain = {pair for pair, (metric_id, _) in existing.items() if metric_id not in with_repeats}
+    if plain and not force:
+        parsed.skips.append(Skip(parsed.path, f"{len(plain)} metric(s) run with several seeds are in the registry as "
+                                              f"one value each (from an earlier scan), not as repeats: left as they "
+                                              f"are (scan with --force to replace them with the repeats), e.g. "
+                                              f"{'/'.join(sorted(plain)[0])}"))
+    scored, changed = 0, set()
+    for label, (part, items) in repeats.items():
+        items = [i for i in items if force or (i.family, i.metric_name) not in plain]
+        for group, settings in settings_groups(part, items):
+            logged = metric_log.LogMetrics(target, group, force, single=False, settings=settings, repeat=label)(tx)
+            if logged["inserted"] or logged["updated"]:
+                changed.update((i.family, i.metric_name) for i in group)
+                scored += sum(1 for i in group if i.scores is not None)
+    new = {pair for pair in changed if pair not in existing}
+    counts["inserted"] += len(new)
+    counts["updated"] += len(changed - new)
+    counts["skipped"] += len(pairs - changed)
+    return scored
 
 
 def _late_scores(present: dict[tuple[str, str], tuple[float, bool]],
@@ -252,22 +289,26 @@ def _scan_folder(registry: Registry, folder: Path, model: str, fmt: str, force: 
     else:
         parsed = parse_lm_eval(folder, model, family_template, name_from)
     drop_bad_names(parsed)
-    if files and parsed.metrics and not force and _already_imported(registry, files, parsed, ledger):
+    if files and parsed.all_metrics() and not force and _already_imported(registry, files, parsed, ledger):
         stats.files_unchanged += len(files)
         return None
     stats.files_read += len(files)
     stats.skips.extend(parsed.skips)
     stats.notes.extend(parsed.notes)
-    if not parsed.metrics:
+    if not parsed.all_metrics():
         stats.skipped_dirs.append(folder.name)
         stats.skips.append(Skip(str(folder), "no metrics found" if files else "no result files in it"))
         return None
     try:
         check_name(parsed.model, "model name")
-        hashes = attach_samples(folder, parsed, stats.skips) if fmt == "lm_eval" else {}
+        hashes = {}
+        if fmt == "lm_eval":
+            for part in (parsed, *parsed.repeats.values()):
+                hashes.update(attach_samples(folder, part, stats.skips))
         items = metric_inputs(parsed)
+        repeats = {label: (part, metric_inputs(part)) for label, part in sorted(parsed.repeats.items())}
         records = [(str(path), hashes.get(path) or _sha256(path), st.st_size, st.st_mtime_ns) for path, st in files]
-        command = _import_command(registry.run_name, parsed, items, force, registry.registry_dir, records)
+        command = _import_command(registry.run_name, parsed, items, force, registry.registry_dir, records, repeats)
     except (LightMLError, ValueError, OSError) as exc:
         stats.skipped_dirs.append(folder.name)
         stats.skips.append(Skip(str(folder), f"not imported: {exc}"))

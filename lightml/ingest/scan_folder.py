@@ -52,6 +52,13 @@ class ParsedFolder:
     score_files: dict[tuple[str, str], tuple[str, str, int, int]] = field(default_factory=dict)
     skips: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # repeat label -> that seed's part of the metrics that results files of several seeds gave
+    # (the same task and n-shot run again with another seed): logged as repeats, not superseded
+    repeats: dict[str, "ParsedFolder"] = field(default_factory=dict)
+
+    def all_metrics(self) -> set[tuple[str, str]]:
+        """(family, metric) of every value to log, its repeats' included."""
+        return set(self.metrics).union(*(part.metrics for part in self.repeats.values()))
 
 
 # -- the files of a model folder -------------------------------------------------------------
@@ -131,7 +138,13 @@ def parse_lm_eval(folder: Path, model: str, family_template: str, name_from: str
         for task, result in r.tasks.items():
             shots.setdefault(task, set()).add(result.nshot)
     owner: dict[str, str] = {}  # family -> the task it was made from
-    for r in results:  # oldest first: the newest value of a metric wins, with its own samples only
+    labels = [lm_eval_format.seed_label(r.settings) for r in results]
+    seeds: dict[str, set] = {}  # family -> the seed labels of the files that give it
+    for r, label in zip(results, labels):
+        for task, result in r.tasks.items():
+            seeds.setdefault(lm_eval_format.family_for(task, result.nshot, shots[task], family_template),
+                             set()).add(label)
+    for r, label in zip(results, labels):  # oldest first: the newest value of a metric wins, with its own samples only
         for task, result in r.tasks.items():
             family = lm_eval_format.family_for(task, result.nshot, shots[task], family_template)
             if owner.setdefault(family, task) != task:  # e.g. "{task:.4}" cuts two names to one
@@ -139,23 +152,34 @@ def parse_lm_eval(folder: Path, model: str, family_template: str, name_from: str
                                                       f"{owner[family]}: not imported (two tasks, one family)"))
                 continue
             source = ValueSource(r, result, family)
+            into = parsed
+            if len(seeds[family] - {None}) > 1:  # run again with other seeds: each file is one repeat
+                if label is None:
+                    parsed.skips.append(Skip(str(r.path), f"{family}: no seed recorded, unlike the other runs of "
+                                                          "it: not imported as one of its repeats"))
+                    continue
+                into = parsed.repeats.setdefault(label, ParsedFolder(model=parsed.model, path=parsed.path))
             for name, value in result.metrics.items():
-                _supersede(parsed, family, name, r.path)
-                parsed.metrics[(family, name)] = value
-                parsed.sources[(family, name)] = source
+                _supersede(into, family, name, r.path, parsed.skips)
+                into.metrics[(family, name)] = value
+                into.sources[(family, name)] = source
     for task, values in shots.items():
         known = sorted(v for v in values if v is not None)
         if len(known) > 1 and not uses_nshot:
             parsed.notes.append(f"{model}: {task} has results at {known} shots: "
                                 f"imported as separate families {task}_<n>shot")
+    repeated = sorted({family for part in parsed.repeats.values() for family, _ in part.metrics})
+    if repeated:
+        parsed.notes.append(f"{parsed.model}: {', '.join(repeated)} run with {len(parsed.repeats)} seeds: imported "
+                            f"as repeats ({', '.join(sorted(parsed.repeats))}), each value the mean of its repeats")
     return parsed
 
 
-def _supersede(parsed: ParsedFolder, family: str, name: str, newer: Path) -> None:
+def _supersede(parsed: ParsedFolder, family: str, name: str, newer: Path, skips: list[Skip]) -> None:
     """A value an older results file gave, replaced by a newer file's: reported on the older."""
     older = parsed.sources.get((family, name))
     if older is not None:
-        parsed.skips.append(Skip(str(older.results.path), f"{family}/{name}: superseded by the newer results "
+        skips.append(Skip(str(older.results.path), f"{family}/{name}: superseded by the newer results "
                                                           f"file {newer.name} (same task, same or unknown n-shot)"))
 
 
@@ -222,13 +246,14 @@ def parse_json(folder: Path, model: str) -> ParsedFolder:
 def drop_bad_names(parsed: ParsedFolder) -> None:
     """Names the registry refuses are left out here, so what remains is exactly what an
     import would log (and what an unchanged folder is compared with)."""
-    for family, name in list(parsed.metrics):
-        try:
-            check_name(family, "family")
-            check_name(name, "metric_name")
-        except InvalidInputError as exc:
-            parsed.skips.append(Skip(parsed.path, f"{family}/{name}: {exc}"))
-            del parsed.metrics[(family, name)]
+    for part in (parsed, *parsed.repeats.values()):
+        for family, name in list(part.metrics):
+            try:
+                check_name(family, "family")
+                check_name(name, "metric_name")
+            except InvalidInputError as exc:
+                parsed.skips.append(Skip(parsed.path, f"{family}/{name}: {exc}"))
+                del part.metrics[(family, name)]
 
 
 # -- what to log -----------------------------------------------------------------------------

@@ -68,6 +68,7 @@ ModelRow = dict[str, Any]
 CheckpointRow = dict[str, Any]
 MetricRow = dict[str, Any]
 ScoresRow = dict[str, Any]
+RepeatRow = dict[str, Any]
 ModelSnapshot = dict[str, Any]
 RunRow = dict[str, Any]
 MetricItem = dict[str, Any]
@@ -118,11 +119,29 @@ def scores_row(metric_id: SqlInt, scores: JsonArrayText, n_samples: SqlInt | Non
     return row
 
 
+def repeat_row(metric_id: SqlInt, repeat: str, value: Number, scores: JsonArrayText | None = None,
+               n_samples: SqlInt | None = None, doc_keys: JsonArrayText | None = None) -> RepeatRow:
+    """One repeat of a metric logged with repeat labels (``metric_repeats``); the scores (and
+    their document keys) are left out when it has none."""
+    row = {"metric_id": metric_id, "repeat": repeat, "value": value}
+    if scores is not None:
+        row["scores"] = scores
+        row["n_samples"] = n_samples
+    if doc_keys is not None:
+        row["doc_keys"] = doc_keys
+    return row
+
+
 def model_snapshot(model: ModelRow, checkpoints: list[CheckpointRow], metrics: list[MetricRow],
-                   detailed_scores: list[ScoresRow], children: list[SqlInt]) -> ModelSnapshot:
-    """Everything a model owned when it was deleted: enough to put it back exactly."""
-    return {"model": model, "checkpoints": checkpoints, "metrics": metrics, "detailed_scores": detailed_scores,
-            "children": children}
+                   detailed_scores: list[ScoresRow], children: list[SqlInt],
+                   repeats: list[RepeatRow] | None = None) -> ModelSnapshot:
+    """Everything a model owned when it was deleted: enough to put it back exactly.
+    ``repeats`` (version 3 of the delete and restore events): its metrics' repeats, when any."""
+    snapshot = {"model": model, "checkpoints": checkpoints, "metrics": metrics, "detailed_scores": detailed_scores,
+                "children": children}
+    if repeats:
+        snapshot["repeats"] = repeats
+    return snapshot
 
 
 def run_row(id: SqlInt, run_name: str, description: str | None, metadata: str | None,
@@ -136,11 +155,13 @@ def run_row(id: SqlInt, run_name: str, description: str | None, metadata: str | 
 
 def metric_item(metric_id: SqlInt, family: str, metric_name: str, value: Number | None,
                 scores: JsonArrayText | None = None, n_samples: SqlInt | None = None,
-                doc_keys: JsonArrayText | None = None, samples: SamplesLocation | None = None) -> MetricItem:
+                doc_keys: JsonArrayText | None = None, samples: SamplesLocation | None = None, *,
+                repeat: str | None = None) -> MetricItem:
     """One metric's value. ``scores``: the per-sample scores, as the exact JSON text stored in
     detailed_scores, with their ``n_samples``; ``doc_keys``: the documents they are for, in the
     same order (JSON array of ids or hashes); ``samples``: where their texts are
-    (``samples_location``, version 3)."""
+    (``samples_location``, version 3); ``repeat`` (version 4): the label of the repeat this
+    value is (``"seed=1234"``), the metric's value being the mean of its repeats."""
     item = {"metric_id": metric_id, "family": family, "metric_name": metric_name, "value": value}
     if scores is not None:
         item["scores"] = scores
@@ -149,17 +170,25 @@ def metric_item(metric_id: SqlInt, family: str, metric_name: str, value: Number 
         item["doc_keys"] = doc_keys
     if samples is not None:
         item["samples"] = samples
+    if repeat is not None:
+        item["repeat"] = repeat
     return item
 
 
 def overwritten_item(metric_id: SqlInt, family: str, metric_name: str, value: Number | None,
                      scores: JsonArrayText | None = None, n_samples: SqlInt | None = None,
                      doc_keys: JsonArrayText | None = None, samples: SamplesLocation | None = None, *,
-                     previous_value: Number | None) -> OverwrittenItem:
+                     previous_value: Number | None, repeat: str | None = None,
+                     new_repeat: bool = False) -> OverwrittenItem:
     """A metric's new value, as ``metric_item``, with the value it replaces; the new scores
-    replace the old."""
-    item = metric_item(metric_id, family, metric_name, value, scores, n_samples, doc_keys, samples)
+    replace the old. With ``repeat``: the value of that repeat of the metric, replacing the
+    repeat's ``previous_value`` (or, the first label given to a metric logged without one, the
+    metric's value); ``new_repeat``: a label the metric did not have, added beside the others
+    (``previous_value`` None)."""
+    item = metric_item(metric_id, family, metric_name, value, scores, n_samples, doc_keys, samples, repeat=repeat)
     item["previous_value"] = previous_value
+    if new_repeat:
+        item["new_repeat"] = True
     return item
 
 
@@ -312,9 +341,11 @@ EVENT_TYPES = tuple(CONSTRUCTORS)
 # original_actor (a value brought in by ``merge``, with its time and actor in the source).
 # Version 3 of the metric events, version 2 of the model delete and restore events: a metric
 # item, and a snapshot's scores row, may carry ``samples`` (where the documents' texts are).
-# Version 4 of the metric events: the event may carry ``settings`` (the values' eval settings).
+# Version 4 of the metric events: the event may carry ``settings`` (the values' eval settings),
+# an item ``repeat`` (its repeat label) and an overwritten item ``new_repeat``.
+# Version 3 of the model delete and restore events: the snapshot may carry ``repeats``.
 CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in EVENT_TYPES} | {
-    METRIC_INSERTED: 4, METRIC_OVERWRITTEN: 4, MODEL_DELETED: 2, MODEL_RESTORED: 2}
+    METRIC_INSERTED: 4, METRIC_OVERWRITTEN: 4, MODEL_DELETED: 3, MODEL_RESTORED: 3}
 
 
 def _with_optional_keys(payload: dict[str, Any]) -> dict[str, Any]:
@@ -334,6 +365,8 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     (METRIC_OVERWRITTEN, 3): _with_optional_keys,
     (MODEL_DELETED, 1): _with_optional_keys,
     (MODEL_RESTORED, 1): _with_optional_keys,
+    (MODEL_DELETED, 2): _with_optional_keys,
+    (MODEL_RESTORED, 2): _with_optional_keys,
 }
 
 

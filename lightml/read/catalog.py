@@ -13,7 +13,7 @@ from typing import Any
 
 from lightml.errors import NotFoundError
 from lightml.log.events import actor_text
-from lightml.read import settings, uncertainty
+from lightml.read import repeats, settings, uncertainty
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import Rows, Statement, Steps, first, query
 
@@ -190,7 +190,8 @@ def summary() -> Steps[dict[str, Any]]:
 @query
 def model_card(model_id: int) -> Steps[dict[str, Any]]:
     """Everything about one model: where it is, its lineage both ways, checkpoints, metrics
-    (each with its eval settings, {} when none were recorded)."""
+    (each with its eval settings, {} when none were recorded, and its spread over repeats,
+    ``repeats.Spread.to_dict``, None when it was logged without repeat labels)."""
     (name, path, parent_id, notes, hidden, run_name), = yield Statement(
         "SELECT m.model_name, m.path, m.parent_id, m.notes, m.hidden, r.run_name "
         "FROM model m LEFT JOIN run r ON r.id = m.run_id WHERE m.id = ?", (model_id,))
@@ -211,7 +212,14 @@ def model_card(model_id: int) -> Steps[dict[str, Any]]:
     rows = yield Statement(
         "SELECT family, metric_name, value, id FROM metrics WHERE model_id = ? ORDER BY family, metric_name", (model_id,))
     recorded = yield from settings.settings_steps("metrics m WHERE m.model_id = ?", (model_id,))
-    metrics = [{"family": f, "metric": m, "value": v, "settings": recorded.get(i, {})} for f, m, v, i in rows]
+    found: dict[int, dict[str, float]] = {}
+    for metric_id, label, value in (yield Statement(
+            "SELECT r.metric_id, r.repeat, r.value FROM metric_repeats r JOIN metrics m ON m.id = r.metric_id "
+            "WHERE m.model_id = ?", (model_id,))):
+        found.setdefault(metric_id, {})[label] = value
+    metrics = [{"family": f, "metric": m, "value": v, "settings": recorded.get(i, {}),
+                "repeats": None if i not in found else repeats.spread(list(found[i].values())).to_dict()}
+               for f, m, v, i in rows]
     families: dict[str, int] = {}
     for metric in metrics:
         families[metric["family"]] = families.get(metric["family"], 0) + 1
@@ -276,6 +284,7 @@ def top(family: str, metric_name: str, n: int = 10, run: int | None = None,
     by_id = {} if not board else (yield from settings.settings_steps(
         f"metrics m WHERE m.id IN ({','.join('?' * len(board))})", [row["metric_id"] for row in board]))
     leader_settings = by_id.get(board[0]["metric_id"]) if board else None
+    metric_ids = [row["metric_id"] for row in board]
     for row in board:
         row["settings_differ"] = settings.differing_keys([leader_settings, by_id.get(row.pop("metric_id"))])
     settings.refuse_if_strict(strict, [(f"{row['model']} vs {board[0]['model']}", row["settings_differ"])
@@ -290,7 +299,32 @@ def top(family: str, metric_name: str, n: int = 10, run: int | None = None,
         [family, uncertainty.stderr_name(metric_name), *run_params],
     )
     _compare_with_leader(board, {(model, run_name): value for model, run_name, value in stderrs})
+    found: dict[int, dict[str, float]] = {}
+    if board:
+        for metric_id, label, value in (yield Statement(
+                f"SELECT metric_id, repeat, value FROM metric_repeats WHERE metric_id IN ({','.join('?' * len(board))})",
+                metric_ids)):
+            found.setdefault(metric_id, {})[label] = value
+    _compare_repeats_with_leader(board, [None if i not in found else [found[i][k] for k in sorted(found[i])]
+                                         for i in metric_ids])
     return board
+
+
+def _compare_repeats_with_leader(board: list[dict[str, Any]], values: list[list[float] | None]) -> None:
+    """Each row's ``repeats`` (its spread over repeats, ``repeats.Spread.to_dict``, or None);
+    where the leader and the row both have 2 or more repeats, ``p_vs_leader`` and
+    ``same_as_leader`` come from Welch's test over them (``repeats.compare_repeats``) instead
+    of the stderrs."""
+    for row, of_row in zip(board, values):
+        row["repeats"] = None if of_row is None else repeats.spread(of_row).to_dict()
+    if not board or values[0] is None:
+        return
+    for row, of_row in zip(board[1:], values[1:]):
+        if of_row is None or row["value"] == board[0]["value"]:
+            continue
+        compared = repeats.compare_repeats(values[0], of_row, None)
+        if compared["p_value"] is not None:
+            row["p_vs_leader"], row["same_as_leader"] = compared["p_value"], compared["p_value"] >= SIGNIFICANCE
 
 
 def _compare_with_leader(board: list[dict[str, Any]], stderrs: dict[tuple[str, str | None], float]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from lightml.read import resolve, settings, significance
+from lightml.read import repeats, resolve, settings, significance
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import reading
 from lightml.read.uncertainty import stderr_name, usable_stderr
@@ -40,6 +40,8 @@ class MetricDelta(BaseModel):
     stderr_a: float | None = None     # lm-eval's <metric>_stderr of each side, where logged
     stderr_b: float | None = None
     settings_differ: list[str] = Field(default_factory=list)  # decisive settings keys that differ (read.settings)
+    repeats_a: dict[str, Any] | None = None  # over repeats, where logged: {"mean", "half_width", "n", "confidence"}
+    repeats_b: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _fill_in(self) -> "MetricDelta":
@@ -122,7 +124,7 @@ class CompareResult(BaseModel):
                     "delta": d.delta, "pct_change": d.pct_change, "lower_is_better": d.lower_is_better,
                     "uncertainty": d.uncertainty, "p_value": d.p_value, "significant": d.significant,
                     "test": d.test, "note": d.note, "stderr_a": d.stderr_a, "stderr_b": d.stderr_b,
-                    "settings_differ": d.settings_differ,
+                    "settings_differ": d.settings_differ, "repeats_a": d.repeats_a, "repeats_b": d.repeats_b,
                 }
                 for d in self.deltas
             ],
@@ -164,6 +166,8 @@ def compare_in(conn: sqlite3.Connection, model_a: str, model_b: str, run_name: s
     ref_b = resolve.find_model(conn, model_b, run_b if run_b is not None else run_name)
     values_a, values_b = model_values(conn, ref_a.id, family), model_values(conn, ref_b.id, family)
     verdicts = significance.verdicts_by_id(conn, ref_a.id, ref_b.id, ref_a.model_name, ref_b.model_name, family)
+    spreads_a = repeats.spreads_by_name(conn, ref_a.id, family)
+    spreads_b = repeats.spreads_by_name(conn, ref_b.id, family)
     found = settings.settings_by_model(conn, [ref_a.id, ref_b.id], family)
     settings_a, settings_b = found.get(ref_a.id, {}), found.get(ref_b.id, {})
     differing = settings.DifferingKeys()
@@ -177,11 +181,24 @@ def compare_in(conn: sqlite3.Connection, model_a: str, model_b: str, run_name: s
             note=verdict.get("error"), stderr_a=usable_stderr(values_a.get(stderr_key)),
             stderr_b=usable_stderr(values_b.get(stderr_key)),
             settings_differ=differing([settings_a.get(key), settings_b.get(key)]),
+            repeats_a=_spread_dict(spreads_a.get(key)), repeats_b=_spread_dict(spreads_b.get(key)),
         ))
     settings.refuse_if_strict(strict, [(f"{d.family}/{d.metric_name}", d.settings_differ)
                                        for d in deltas if d.settings_differ])
     return CompareResult(model_a=ref_a.model_name, model_b=ref_b.model_name, run_name=run_name,
                          run_a=ref_a.run_name, run_b=ref_b.run_name, deltas=deltas)
+
+
+def _spread_dict(found: "repeats.Spread | None") -> dict[str, Any] | None:
+    return None if found is None else found.to_dict()
+
+
+def _spread_text(spread: dict[str, Any] | None) -> str:
+    """``±0.0120 (n=5)``: the half-width of the 95% interval over repeats, and their count."""
+    if spread is None:
+        return ""
+    half = spread["half_width"]
+    return f"(n={spread['n']})" if half is None else f"±{half:.4f} (n={spread['n']})"
 
 
 def _number(value: float | None, decimals: int, signed: bool = False) -> str:
@@ -214,6 +231,9 @@ def format_compare(result: CompareResult, *, color: bool = True) -> str:
     header = f"  {'Family':<{fam_w}} {'Metric':<{met_w}} {'A':>10} {'B':>10} {'Δ':>10} {'%':>8}"
     if with_stderr:
         header += f" {'±A':>8} {'±B':>8}"
+    with_repeats = any(d.repeats_a or d.repeats_b for d in result.deltas)
+    if with_repeats:
+        header += f" {'95% A':>15} {'95% B':>15}"
     if with_p:
         header += f" {'p':>9}"
     rule = "  " + "─" * (len(header) - 2)
@@ -233,6 +253,8 @@ def format_compare(result: CompareResult, *, color: bool = True) -> str:
                 f"{_number(d.value_b, decimals):>10} {paint(delta, colour, color)} {pct:>8}")
         if with_stderr:
             line += f" {_stderr_text(d.stderr_a):>8} {_stderr_text(d.stderr_b):>8}"
+        if with_repeats:
+            line += f" {_spread_text(d.repeats_a):>15} {_spread_text(d.repeats_b):>15}"
         if with_p:
             line += f" {_format_p(d.p_value, d.significant):>9}"
         if d.settings_differ:
@@ -246,9 +268,14 @@ def format_compare(result: CompareResult, *, color: bool = True) -> str:
     if with_stderr:
         lines.append("  ±: the standard error lm-eval logged with the value (<metric>_stderr); "
                      "value ± 1.96 x stderr is its 95% interval")
+    if with_repeats:
+        lines.append("  95%: the value is the mean of its repeats; ± the half-width of its 95% t interval, "
+                     "n the number of repeats")
     if with_p:
-        lines.append("  p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise); "
-                     "* p < 0.05")
+        over_repeats = any(d.test in ("welch_t_over_repeats", "paired_t_over_documents") for d in result.deltas)
+        lines.append("  p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise"
+                     + ("; over repeats where both logged them: Welch's t, or paired t over documents" if over_repeats
+                        else "") + "); * p < 0.05")
     lines += settings.footnote([(f"{d.family}/{d.metric_name}", d.settings_differ)
                                 for d in result.deltas if d.settings_differ])
     untested = [d for d in result.deltas if d.note]

@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from lightml.errors import InvalidInputError
-from lightml.read import resolve, settings, uncertainty
+from lightml.read import repeats, resolve, settings, uncertainty
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import reading
 from lightml.report.ansi import GREEN, RED, paint
@@ -69,6 +69,7 @@ def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | No
         stderrs = table.get((row["family"], uncertainty.stderr_name(row["metric"])), {})
         known = {name: uncertainty.usable_stderr(stderrs.get(name)) for name in names}
         row["stderr"] = known if not row["uncertainty"] and any(v is not None for v in known.values()) else None
+    _mark_repeats(conn, rows, refs, names, family)
     _mark_differing_settings(conn, rows, refs, names, family)
     settings.refuse_if_strict(strict, [(f"{r['family']}/{r['metric']}", r["settings_differ"])
                                        for r in rows if r["settings_differ"]])
@@ -78,6 +79,18 @@ def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | No
                                                 rows)
     return {"models": names, "runs": {name: refs[name].run_name for name in names}, "run_name": run_name,
             "rows": rows, "average": average}
+
+
+def _mark_repeats(conn: sqlite3.Connection, rows: list[dict[str, Any]], refs: dict, names: list[str],
+                  family: str | None) -> None:
+    """``row["repeats"]``: {model: {"mean", "half_width", "n", "confidence"} or None} where some
+    value of the row is the mean of repeats, else None."""
+    spreads = {name: repeats.spreads_by_name(conn, refs[name].id, family) for name in names}
+    for row in rows:
+        key = (row["family"], row["metric"])
+        known = {name: spreads[name].get(key) for name in names}
+        row["repeats"] = ({name: None if s is None else s.to_dict() for name, s in known.items()}
+                          if any(s is not None for s in known.values()) else None)
 
 
 def _mark_differing_settings(conn: sqlite3.Connection, rows: list[dict[str, Any]], refs: dict, names: list[str],
@@ -200,7 +213,9 @@ def format_diff(data: dict[str, Any], *, color: bool = True) -> str:
     fam_w = max([12] + [len(r["family"]) for r in rows])
     met_w = max([12] + [len(r["metric"]) for r in rows])
     with_stderr = any(r.get("stderr") for r in rows)
-    col_w = max([15 if with_stderr else 10] + [len(m) for m in models])  # "0.6000 ±0.0110"
+    with_repeats = any(r.get("repeats") for r in rows)
+    # "0.6000 ±0.0110", "0.6000 ±0.0110 (n=5)"
+    col_w = max([22 if with_repeats else 15 if with_stderr else 10] + [len(m) for m in models])
 
     def line(family: str, metric: str, cells: list[str]) -> str:
         return f"  {family:<{fam_w}} {metric:<{met_w}}" + "".join(f"  {c}" for c in cells)
@@ -225,7 +240,11 @@ def format_diff(data: dict[str, Any], *, color: bool = True) -> str:
         for model in models:
             value = row["values"][model]
             shown = "—" if value is None else f"{value:.4f}"
-            if value is not None and stderrs.get(model) is not None:
+            spread = (row.get("repeats") or {}).get(model)
+            if value is not None and spread is not None:
+                shown += f" (n={spread['n']})" if spread["half_width"] is None else \
+                    f" ±{spread['half_width']:.4f} (n={spread['n']})"
+            elif value is not None and stderrs.get(model) is not None:
                 shown += f" ±{stderrs[model]:.4f}"
             text = f"{shown:>{col_w}}"
             colour = GREEN if model in row["best"] else RED if model in row["worst"] else None
@@ -233,6 +252,9 @@ def format_diff(data: dict[str, Any], *, color: bool = True) -> str:
         out.append(line(row["family"], row["metric"], cells) + ("  !" if row.get("settings_differ") else ""))
     out.append("  " + "─" * width)
     out += _average_lines(average, models, line, col_w)
+    if with_repeats:
+        out.append("  (n=...): the mean of n repeats, ± the half-width of its 95% t interval; "
+                   "± alone: lm-eval's stderr")
     out += settings.footnote([(f"{r['family']}/{r['metric']}", r["settings_differ"])
                               for r in rows if r.get("settings_differ")])
     out.append("")

@@ -137,6 +137,31 @@ def scored_metrics(conn: sqlite3.Connection, model_id: int, family: str | None =
     return [tuple(row) for row in conn.execute(sql + " ORDER BY m.family, m.metric_name", params)]
 
 
+def repeated_metrics(conn: sqlite3.Connection, model_id: int, family: str | None = None) -> dict[tuple[str, str], int]:
+    """(family, metric_name) -> metric id of the model's own metrics logged with repeat labels."""
+    sql = ("SELECT DISTINCT m.family, m.metric_name, m.id FROM metrics m JOIN metric_repeats r ON r.metric_id = m.id "
+           "WHERE m.model_id = ?")
+    params: list[Any] = [model_id]
+    if family is not None:
+        sql += " AND m.family = ?"
+        params.append(family)
+    return {(fam, name): metric_id for fam, name, metric_id in conn.execute(sql, params)}
+
+
+def testable_metrics(conn: sqlite3.Connection, model_id: int, family: str | None = None) -> list[tuple[str, str]]:
+    """``scored_metrics`` and ``repeated_metrics``: what a test can use."""
+    return sorted(set(scored_metrics(conn, model_id, family)) | set(repeated_metrics(conn, model_id, family)))
+
+
+def models_with_tests(conn: sqlite3.Connection) -> list[str]:
+    """Names of the models that have per-sample scores or repeats for at least one metric."""
+    return [name for (name,) in conn.execute(
+        "SELECT mo.model_name FROM model mo JOIN metrics m ON m.model_id = mo.id "
+        "JOIN detailed_scores d ON d.metric_id = m.id UNION "
+        "SELECT mo.model_name FROM model mo JOIN metrics m ON m.model_id = mo.id "
+        "JOIN metric_repeats r ON r.metric_id = m.id ORDER BY 1")]
+
+
 def models_with_scores(conn: sqlite3.Connection) -> list[str]:
     """Names of the models that have per-sample scores for at least one metric."""
     return [name for (name,) in conn.execute(
@@ -199,9 +224,10 @@ def _deleted_metric_ids(conn, model_name, family, metric_name, step, run, run_na
 
 
 def metric_history(conn: sqlite3.Connection, metric_ids: list[int], family: str | None = None) -> list[dict[str, Any]]:
-    """Every change of these metrics, oldest first, with when and by whom (from the log), and,
-    given the metrics' ``family``, the eval settings each inserted or overwritten value came
-    with (``settings``: a dict, or None when unknown or for a delete or restore).
+    """Every change of these metrics, oldest first, with when and by whom (from the log), the
+    ``repeat`` label of a value logged as a repeat (else None), and, given the metrics'
+    ``family``, the eval settings each inserted or overwritten value came with (``settings``:
+    a dict, or None when unknown or for a delete or restore).
 
     A value brought in by ``merge`` is shown with its time and actor in the source registry
     (``at``, ``actor``), ``merged_from`` naming the source file and ``merged_at`` the time of
@@ -231,11 +257,13 @@ def metric_history(conn: sqlite3.Connection, metric_ids: list[int], family: str 
             "actor": actor_text(user, host, origin), "metric_id": metric_id,
             "merged_from": None, "merged_at": None,
         }
-        if origin == "merge" and action in ("inserted", "overwritten"):
+        logged = action in ("inserted", "overwritten", "repeat added")
+        item = _metric_item(conn, seq, metric_id) if logged else None
+        entry["repeat"] = None if item is None else item.get("repeat")
+        if origin == "merge" and logged:
             _mark_merged(conn, entry, seq, metric_id)
         if family is not None:
-            entry["settings"] = settings.settings_of_event(conn, seq, family) if action in (
-                "inserted", "overwritten") else None
+            entry["settings"] = settings.settings_of_event(conn, seq, family) if logged else None
         result.append(entry)
     return result
 

@@ -3,7 +3,7 @@ lm-eval's results files), and the comparability check, which says when two value
 produced in ways that change the number.
 
 A value's settings are those of the event that last set it: the event that inserted it
-(``metric_insert_range``) or its latest overwrite (``metric_history``). The event names its
+(``metric_insert_range``) or its latest overwrite or added repeat (``metric_history``). The event names its
 sets by id per family (``event_settings``); the sets themselves are stored once each
 (``settings``). Nothing is stored per value.
 """
@@ -32,7 +32,8 @@ DECISIVE_KEYS = (
 _SETTING_EVENT = """
 SELECT x.id, x.family, x.metric_name, x.model_id, s.settings FROM (
   SELECT m.id, m.family, m.metric_name, m.model_id, COALESCE(
-    (SELECT MAX(h.seq) FROM metric_history h WHERE h.metric_id = m.id AND h.action = 'overwritten'),
+    (SELECT MAX(h.seq) FROM metric_history h WHERE h.metric_id = m.id
+     AND h.action IN ('overwritten', 'repeat added')),
     (SELECT r.seq FROM metric_insert_range r WHERE r.first_metric_id <= m.id
      ORDER BY r.first_metric_id DESC LIMIT 1)) AS seq
   FROM {source}) x

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lightml.read import queries, resolve, settings, stats
+from lightml.read import queries, repeats, resolve, settings, stats
 from lightml.read.direction import lower_is_better
 from lightml.errors import InvalidInputError, NotFoundError
 from lightml.write.validation import are_doc_keys, value_matches_mean
@@ -165,14 +165,45 @@ def compare_stats(conn: sqlite3.Connection, model_a: str, model_b: str, family: 
     ``options``: resamples, confidence, seed. The result says which numbers it used (the
     scores) and, in ``value_notes``, where a stored value is not the mean of its scores.
     """
+    stats.check_options(**options)
     ref_a, ref_b = models_for(conn, model_a, model_b, run)
-    scores_a, scores_b, values, *_ = _paired(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name)
+    names = {"model_a": model_a, "model_b": model_b, "run_a": ref_a.run_name, "run_b": ref_b.run_name,
+             "family": family, "metric_name": metric_name}
+    over_repeats = _over_repeats(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name, options)
+    if over_repeats is None:
+        scores_a, scores_b, values, *_ = _paired(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name)
     differ = _differing_settings(conn, ref_a.id, ref_b.id, family).get((family, metric_name), [])
     settings.refuse_if_strict(strict, [(f"{family}/{metric_name}", differ)] if differ else [])
+    if over_repeats is not None:
+        return {**names, **_oriented(over_repeats, metric_name), "settings_differ": differ}
     result = _oriented(stats.compare_scores(scores_a, scores_b, **options), metric_name)
-    return _with_stored_values({"model_a": model_a, "model_b": model_b, "run_a": ref_a.run_name,
-                                "run_b": ref_b.run_name, "family": family, "metric_name": metric_name, **result,
-                                "settings_differ": differ}, model_a, model_b, values)
+    return _with_stored_values({**names, **result, "settings_differ": differ}, model_a, model_b, values)
+
+
+def _over_repeats(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str, metric_name: str,
+                  options: dict[str, Any], repeated: tuple[dict, dict] | None = None) -> dict[str, Any] | None:
+    """``repeats.compare_repeats`` when both models logged the metric with repeat labels, else
+    None (the per-sample test applies). With per-sample scores on every repeat of both sides
+    (their per-document means are then the metric's scores) the test pairs them by document.
+    ``repeated``: both models' ``queries.repeated_metrics``, when the caller has them."""
+    if repeated is None:
+        repeated = (queries.repeated_metrics(conn, id_a, family), queries.repeated_metrics(conn, id_b, family))
+    metric_a, metric_b = (of_model.get((family, metric_name)) for of_model in repeated)
+    if metric_a is None or metric_b is None:
+        return None
+    found = repeats.values_of(conn, [metric_a, metric_b])
+    documents, note = None, None
+    try:
+        paired_scores = _paired(conn, id_a, id_b, model_a, model_b, family, metric_name)
+        documents = (paired_scores.scores_a.tolist(), paired_scores.scores_b.tolist())
+    except NotFoundError:
+        pass  # (some repeat has no scores: the test is over the repeat values)
+    except InvalidInputError as exc:
+        note = f"tested over the repeat values: the per-sample scores cannot be paired ({exc})"
+    result = repeats.compare_repeats(found[metric_a], found[metric_b], documents,
+                                     options.get("confidence", stats.DEFAULT_CONFIDENCE))
+    result["value_notes"] = [note] if note else []
+    return result
 
 
 def _differing_settings(conn, id_a: int, id_b: int, family: str | None) -> dict[tuple[str, str], list[str]]:
@@ -196,7 +227,9 @@ def compare_stats_all(conn: sqlite3.Connection, model_a: str, model_b: str, fami
     stats.check_options(**options)  # refused even when no metric has scores to test
     ref_a, ref_b = models_for(conn, model_a, model_b, run)
     id_a, id_b = ref_a.id, ref_b.id
-    common = sorted(set(queries.scored_metrics(conn, id_a, family)) & set(queries.scored_metrics(conn, id_b, family)))
+    repeated = (queries.repeated_metrics(conn, id_a, family), queries.repeated_metrics(conn, id_b, family))
+    common = sorted((set(queries.scored_metrics(conn, id_a, family)) & set(queries.scored_metrics(conn, id_b, family)))
+                    | (set(repeated[0]) & set(repeated[1])))  # (the metrics both scored, or both repeated)
     differing = _differing_settings(conn, id_a, id_b, family)
     settings.refuse_if_strict(strict, [(f"{fam}/{metric}", differing[(fam, metric)])
                                        for fam, metric in common if (fam, metric) in differing])
@@ -204,6 +237,14 @@ def compare_stats_all(conn: sqlite3.Connection, model_a: str, model_b: str, fami
     for fam, metric in common:
         names = {"model_a": model_a, "model_b": model_b, "family": fam, "metric_name": metric,
                  "settings_differ": differing.get((fam, metric), [])}
+        over_repeats = _over_repeats(conn, id_a, id_b, model_a, model_b, fam, metric, options, repeated)
+        if over_repeats is not None and over_repeats["test"] == repeats.UNTESTABLE:
+            untestable.append({**names, **over_repeats, "error": f"{fam}/{metric}: untestable: {over_repeats['reason']}",
+                               "p_holm": None, "p_bh": None})
+            continue
+        if over_repeats is not None:
+            tested.append({**names, **_oriented(over_repeats, metric)})
+            continue
         try:
             scores_a, scores_b, values, *_ = _paired(conn, id_a, id_b, model_a, model_b, fam, metric)
             compared = stats.compare_scores(scores_a, scores_b, **options)
@@ -221,10 +262,20 @@ def compare_stats_all(conn: sqlite3.Connection, model_a: str, model_b: str, fami
 def verdicts_by_id(conn: sqlite3.Connection, id_a: int, id_b: int, model_a: str, model_b: str,
                    family: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
     """(family, metric_name) -> ``stats.paired_verdict`` for each metric both models have
-    scores for; ``{"error": ...}`` where the vectors cannot be paired. For compare views."""
+    scores for (over repeats, ``repeats.compare_repeats``'s, where both logged repeats);
+    ``{"error": ...}`` where the vectors cannot be paired. For compare views."""
+    repeated = (queries.repeated_metrics(conn, id_a, family), queries.repeated_metrics(conn, id_b, family))
     common = set(queries.scored_metrics(conn, id_a, family)) & set(queries.scored_metrics(conn, id_b, family))
     verdicts: dict[tuple[str, str], dict[str, Any]] = {}
-    for fam, metric in sorted(common):
+    for fam, metric in sorted(common | (set(repeated[0]) & set(repeated[1]))):
+        over_repeats = _over_repeats(conn, id_a, id_b, model_a, model_b, fam, metric, {}, repeated)
+        if over_repeats is not None:
+            if over_repeats["test"] == repeats.UNTESTABLE:
+                verdicts[(fam, metric)] = {"error": f"untestable: {over_repeats['reason']}"}
+            else:
+                verdicts[(fam, metric)] = {key: over_repeats[key] for key in ("test", "p_value", "significant")} | {
+                    "delta": over_repeats["interval"]["delta"]}
+            continue
         try:
             scores_a, scores_b, *_ = _paired(conn, id_a, id_b, model_a, model_b, fam, metric)
             verdicts[(fam, metric)] = stats.paired_verdict(scores_a, scores_b)

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lightml.errors import InvalidInputError
+from lightml.read.uncertainty import MDE_Z  # z(1 - alpha/2) + z(power), alpha 0.05 two-sided, power 0.8
 from lightml.write.validation import describe_number
 
 DEFAULT_RESAMPLES = 10_000
@@ -25,8 +26,6 @@ DEFAULT_SEED = 42
 MAX_RESAMPLES = 1_000_000
 MAX_SEED = 2**64 - 1  # numpy takes larger seeds, but a seed is a 64-bit number everywhere else
 ALPHA = 0.05
-# z(1 - alpha/2) + z(power) for alpha = 0.05 (two-sided) and power = 0.8.
-MDE_Z = 2.8016
 # Up to this many discordant pairs the McNemar p-value is computed with integers
 # (correctly rounded); above it, in log space.
 _EXACT_INTEGER_LIMIT = 1_000

@@ -13,6 +13,8 @@ from typing import Any
 
 # The standard normal quantile of 0.975: a 95% interval is value +- Z95 * stderr.
 Z95 = 1.959963984540054
+# z of alpha 0.05 (two-sided) plus z of power 0.8: the minimum detectable effect is MDE_Z * se.
+MDE_Z = 2.8016
 STDERR_SUFFIX = "_stderr"
 
 

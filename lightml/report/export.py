@@ -22,7 +22,7 @@ from openpyxl.utils import get_column_letter
 
 from lightml.errors import InvalidInputError
 from lightml.log import store
-from lightml.read import settings, significance
+from lightml.read import repeats, settings, significance
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.uncertainty import stderr_name, usable_stderr
 from lightml.read.report_data import ReportData, overwrites_and_deletes, report_data
@@ -152,6 +152,7 @@ def _family_sheet(wb: Workbook, conn, reg: ReportData, family: str, title: str) 
     _header(ws, headers)
     widths = {i: len(h) for i, h in enumerate(headers, 1)}
     marks = _significant_changes(conn, reg, family)
+    spreads = {mid: repeats.spreads_by_name(conn, mid, family) for mid, *_ in reg.models}
     column_of = {metric: i for i, metric in enumerate(metrics, 5)}
     for metric, comment in _differing_settings(conn, reg, family).items():
         # (a comment, not a colour: the header says in words which values are not comparable)
@@ -174,6 +175,11 @@ def _family_sheet(wb: Workbook, conn, reg: ReportData, family: str, title: str) 
                 # stays a number (sorting and formulas work); the stderr keeps its own column.
                 stderr = usable_stderr(values.get(stderr_name(metric))) if not is_uncertainty(metric) else None
                 cell.number_format = "0.0000" if stderr is None else f'0.0000" ±{stderr:.4f}"'
+                spread = spreads[key].get((family, metric)) if kind == "F" else None
+                if spread is not None:  # the mean of repeats: its 95% interval over them, and their count
+                    cell.number_format = (f'0.0000" (n={spread.n})"' if spread.half is None
+                                          else f'0.0000" ±{spread.half:.4f} (n={spread.n})"')
+                    widths[column_of[metric]] = max(widths[column_of[metric]], 22)
                 if stderr is not None:
                     widths[column_of[metric]] = max(widths[column_of[metric]], 16)
                 mark = marks.get((mid, metric)) if kind == "F" else None

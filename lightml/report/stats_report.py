@@ -23,9 +23,28 @@ def _mde_text(result: dict[str, Any]) -> str:
     return f"differences below {result['mde']:.4f} cannot be resolved (alpha 0.05, power 0.8)"
 
 
+# How each test is named in the terminal.
+TEST_LABELS = {"mcnemar": "McNemar p-value:", "bootstrap": "Bootstrap p:",
+               "welch_t_over_repeats": "Welch t p:", "paired_t_over_documents": "Paired t p:"}
+TEST_TEXT = {"welch_t_over_repeats": "Welch's t test over the repeats",
+             "paired_t_over_documents": "paired t test over documents of the repeats' means (seed and document "
+                                        "variance)"}
+
+
+def interval_of(result: dict[str, Any]) -> dict[str, Any]:
+    """The interval of the difference: the bootstrap's, or (a test over repeats) the t interval."""
+    return result["bootstrap"] if result.get("bootstrap") is not None else result["interval"]
+
+
 def format_stats(result: dict[str, Any], *, color: bool = True) -> str:
     a, b = result["model_a"], result["model_b"]
-    boot = result["bootstrap"]
+    if result["test"] == "untestable":
+        return "\n".join(["", f"  Statistical comparison: {a} vs {b}",
+                          f"  Family: {result['family']}  Metric: {result['metric_name']}", RULE,
+                          f"  {'Mean ' + a + ':':<17}{result['mean_a']:.4f} (n={result['repeats_a']})",
+                          f"  {'Mean ' + b + ':':<17}{result['mean_b']:.4f} (n={result['repeats_b']})",
+                          f"  Result:          untestable: {result['reason']}", ""])
+    boot = interval_of(result)
     level = f"{boot['confidence'] * 100:g}% CI:"
     rows: list[tuple[str, str] | None] = []
     if result["binary"]:
@@ -38,12 +57,18 @@ def format_stats(result: dict[str, Any], *, color: bool = True) -> str:
         (f"Mean {b}:", f"{result['mean_b']:.4f}"),
         ("Delta (A - B):", f"{boot['delta']:+.4f}"),
         (level, f"[{boot['ci_lower']:+.4f}, {boot['ci_upper']:+.4f}]"),
-        ("Paired SE:", f"{result['se_delta']:.4f}"),
-        ("Samples:", str(result["n"])),
-        ("Bootstrap:", f"{boot['resamples']} resamples, seed {boot['seed']}"),
-        None,
+        ("Paired SE:" if result["test"] != "welch_t_over_repeats" else "SE:", f"{result['se_delta']:.4f}"),
     ]
-    test_label = "McNemar p-value:" if result["test"] == "mcnemar" else "Bootstrap p:"
+    if "repeats_a" in result:
+        rows += [("Repeats:", f"{result['repeats_a']} and {result['repeats_b']}"),
+                 ("Test:", TEST_TEXT[result["test"]])]
+        if result["test"] == "paired_t_over_documents":
+            rows.append(("Documents:", str(result["n"])))
+    else:
+        rows += [("Samples:", str(result["n"])),
+                 ("Bootstrap:", f"{boot['resamples']} resamples, seed {boot['seed']}")]
+    rows.append(None)
+    test_label = TEST_LABELS[result["test"]]
     if result["significant"]:
         better = a if result["winner"] == "a" else b
         verdict = paint(f"Significant (p < 0.05), {better} is better", GREEN, color)
@@ -80,18 +105,19 @@ def format_stats_all(items: list[dict[str, Any]], model_a: str, model_b: str, *,
     for i in tested:
         if i["p_holm"] < 0.05:
             # delta is A - B; for a loss-like metric the lower side is the better one
-            a_better = (i["bootstrap"]["delta"] > 0) != i["lower_is_better"]
+            a_better = (interval_of(i)["delta"] > 0) != i["lower_is_better"]
             result = paint(f"{model_a if a_better else model_b} better", GREEN, color)
         else:
             result = "not significant"
         mde = f"{i['mde'] * 100:.2f}pt" if i["binary"] else f"{i['mde']:.4f}"
         lines.append(
             f"  {i['family']:<{fam_w}}  {i['metric_name']:<{met_w}}  {i['n']:>7}  {i['mean_a']:>8.4f}  "
-            f"{i['mean_b']:>8.4f}  {i['bootstrap']['delta']:>+8.4f}  {format_p(i['p_value']):>9}  "
+            f"{i['mean_b']:>8.4f}  {interval_of(i)['delta']:>+8.4f}  {format_p(i['p_value']):>9}  "
             f"{format_p(i['p_holm']):>9}  {mde:>7}  {result}")
     lines.append(rule)
-    lines.append("  p: exact McNemar for 0/1 scores, bootstrap otherwise; p Holm: adjusted for the "
-                 f"{len(tested)} tests (significant below 0.05).")
+    lines.append("  p: exact McNemar for 0/1 scores, bootstrap otherwise; over repeats where both logged them "
+                 "(Welch's t, or paired t over documents when every repeat has scores); "
+                 f"p Holm: adjusted for the {len(tested)} tests (significant below 0.05).")
     for i in tested:
         lines += [f"  Note ({i['family']}/{i['metric_name']}): {note}." for note in i.get("value_notes", [])]
     for i in untested:

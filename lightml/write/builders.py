@@ -22,7 +22,7 @@ from lightml.log.writer import Command
 from lightml.write import commands, edits, lifecycle
 from lightml.write.metric_log import CheckpointTarget, LogMetrics, MetricInput, ModelTarget, SettingsByFamily
 from lightml.write.validation import (
-    check_doc_keys, check_id, check_name, check_notes, check_scores, check_settings, check_step, check_value, normalize_path,
+    check_doc_keys, check_id, check_name, check_notes, check_repeat, check_scores, check_settings, check_step, check_value, normalize_path,
     scores_disagreement,
 )
 
@@ -88,24 +88,26 @@ def metric_input(family: str, metric_name: str, value: Any, scores: Any = None, 
 
 def log_model_metric(scope: Scope, model_name: str, family: str, metric_name: str, value: Any,
                      scores: Any = None, force: bool = False, doc_ids: Any = None,
-                     settings: Any = None) -> LogMetrics:
+                     settings: Any = None, repeat: Any = None) -> LogMetrics:
     check_name(model_name, "model_name")
     item = metric_input(family, metric_name, value, scores, doc_ids)
     return LogMetrics(ModelTarget(scope.write_run, model_name), [item], bool(force), single=True,
-                      settings=settings_input(settings))
+                      settings=settings_input(settings), repeat=check_repeat(repeat))
 
 
 def log_checkpoint_metric(checkpoint_id: int, family: str, metric_name: str, value: Any,
                           scores: Any = None, force: bool = False, doc_ids: Any = None,
-                          settings: Any = None) -> LogMetrics:
+                          settings: Any = None, repeat: Any = None) -> LogMetrics:
     target = CheckpointTarget(check_id(checkpoint_id, "checkpoint_id"))
     item = metric_input(family, metric_name, value, scores, doc_ids)
-    return LogMetrics(target, [item], bool(force), single=True, settings=settings_input(settings))
+    return LogMetrics(target, [item], bool(force), single=True, settings=settings_input(settings),
+                      repeat=check_repeat(repeat))
 
 
 def log_metrics(scope: Scope, model_name: str, metrics: Mapping[str, Mapping[str, Any]],
-                force: bool = False, settings: Any = None) -> LogMetrics:
+                force: bool = False, settings: Any = None, repeat: Any = None) -> LogMetrics:
     check_name(model_name, "model_name")
+    repeat = check_repeat(repeat)
     if not isinstance(metrics, Mapping):
         raise InvalidInputError("metrics must be a dict {family: {metric_name: value}}")
     items = []
@@ -114,7 +116,7 @@ def log_metrics(scope: Scope, model_name: str, metrics: Mapping[str, Mapping[str
             raise InvalidInputError(f"metrics[{family!r}] must be a dict {{metric_name: value}}")
         items.extend(_family_inputs(family, values))
     return LogMetrics(ModelTarget(scope.write_run, model_name), items, bool(force), single=False,
-                      settings=settings_input(settings))
+                      settings=settings_input(settings), repeat=repeat)
 
 
 def log_metrics_flat(scope: Scope, model_name: str, metrics: Mapping[str, Any], family: str,

@@ -56,8 +56,13 @@ def _snapshot(conn, model_id: int) -> dict[str, Any]:
             (model_id, model_id),
         )
     ]
+    repeats = [ev.repeat_row(*row) for row in sorted(conn.execute(  # (sorted here: engines collate text apart)
+        "SELECT metric_id, repeat, value, scores, n_samples, doc_keys FROM metric_repeats WHERE metric_id IN "
+        "(SELECT id FROM metrics WHERE model_id = ? UNION ALL "
+        " SELECT m.id FROM metrics m JOIN checkpoint c ON c.id = m.checkpoint_id WHERE c.model_id = ?)",
+        (model_id, model_id)).fetchall(), key=lambda row: (row[0], row[1]))]
     children = [r[0] for r in conn.execute("SELECT id FROM model WHERE parent_id = ? ORDER BY id", (model_id,))]
-    return ev.model_snapshot(ev.model_row(*model_row), checkpoints, metrics, scores, children)
+    return ev.model_snapshot(ev.model_row(*model_row), checkpoints, metrics, scores, children, repeats)
 
 
 def delete_model(run_name: str | None, model_name: str, registry_dir: Path, model_id: int | None = None) -> Command:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from lightml.errors import SchemaViolationError
+from lightml.errors import InvalidInputError, SchemaViolationError
 from lightml.log import events as ev
 from lightml.log.engine import Connection, ExistingMetrics, engine_of
 from lightml.log.transaction import Actor, Entry, WriteTransaction
 from lightml.read import resolve
 from lightml.results import METRIC_INSERTED, METRIC_SKIPPED, METRIC_UPDATED
 from lightml.write import ids
+from projections import metric_repeats
 from projections import settings as settings_projection
 
 
@@ -63,7 +64,7 @@ def _check_schema(tx: WriteTransaction, items: list[MetricInput]) -> None:
             )
 
 
-def _existing_metrics(conn: Connection, key_column: str, key: int, pairs: set[tuple[str, str]]) -> ExistingMetrics:
+def existing_metrics(conn: Connection, key_column: str, key: int, pairs: set[tuple[str, str]]) -> ExistingMetrics:
     """(family, metric_name) -> (metric id, value) for the pairs that already exist, asked
     of the connection's storage engine in few queries (on SQLite: the pairs as one JSON
     array through ``json_each``; see ``lightml.log.sqlite_lookups``)."""
@@ -72,7 +73,7 @@ def _existing_metrics(conn: Connection, key_column: str, key: int, pairs: set[tu
 
 def _existing_metrics_one_by_one(conn: Connection, key_column: str, key: int,
                                  pairs: set[tuple[str, str]]) -> ExistingMetrics:
-    """As ``_existing_metrics``, with one query per pair: the slow twin the fast path is
+    """As ``existing_metrics``, with one query per pair: the slow twin the fast path is
     pinned to (tests/write/test_metric_lookup_twins.py)."""
     return engine_of(conn).existing_metrics_one_by_one(conn, key_column, key, pairs)
 
@@ -212,9 +213,9 @@ class LogMetrics:
     """
 
     def __init__(self, target: ModelTarget | CheckpointTarget, items: list[MetricInput], force: bool,
-                 single: bool, settings: SettingsByFamily | None = None) -> None:
+                 single: bool, settings: SettingsByFamily | None = None, repeat: str | None = None) -> None:
         self.target, self.items, self.force, self.single = target, items, force, single
-        self.settings = settings
+        self.settings, self.repeat = settings, repeat
 
     def __call__(self, tx: WriteTransaction) -> Any:
         result = self.decide(tx)
@@ -256,12 +257,14 @@ class LogMetrics:
         prefetched = tx.buffer(MetricBuffer).prefetched
         for (key_column, key), pairs in wanted.items():
             try:
-                existing = _existing_metrics(tx.conn, key_column, key, pairs)
+                existing = existing_metrics(tx.conn, key_column, key, pairs)
             except Exception:  # e.g. a name the database cannot take: each command meets the error itself
                 continue
             prefetched[(key_column, key)] = (pairs, existing)
 
     def decide(self, tx: WriteTransaction) -> Any:
+        if self.repeat is not None:
+            return self._decide_repeat(tx)
         items = self.items
         model_id, checkpoint_id, step, key_column, key = self._resolve(tx)
         _check_schema(tx, items)
@@ -279,7 +282,7 @@ class LogMetrics:
         if known is not None and pairs <= known[0]:
             existing = known[1]
         else:
-            existing = _existing_metrics(tx.conn, key_column, key, pairs)
+            existing = existing_metrics(tx.conn, key_column, key, pairs)
         pending = buffer.pending.setdefault((key_column, key), {})
         next_metric_id = buffer.peek_metric_id(tx)
         inserted, overwritten, skipped = [], [], 0
@@ -301,15 +304,85 @@ class LogMetrics:
                 pending[pair] = (found[0], item.value)
             else:
                 skipped += 1
-        # Deferred through the transaction, which hands them to its MetricBuffer (and which a
-        # caller may wrap: merge marks each item with where its value comes from).
-        if inserted:
-            buffer.take_metric_ids(tx, next_metric_id - 1)
-            tx.defer(*ev.metric_inserted(model_id=model_id, checkpoint_id=checkpoint_id, step=step, metrics=inserted,
-                                         settings=settings))
-        if overwritten:
-            tx.defer(*ev.metric_overwritten(model_id=model_id, checkpoint_id=checkpoint_id, step=step,
-                                            metrics=overwritten, settings=settings))
+        _defer(tx, buffer, (model_id, checkpoint_id, step), inserted, overwritten, next_metric_id, settings)
         if self.single:
             return METRIC_INSERTED if inserted else METRIC_UPDATED if overwritten else METRIC_SKIPPED
         return {"inserted": len(inserted), "updated": len(overwritten), "skipped": skipped}
+
+    def _decide_repeat(self, tx: WriteTransaction) -> Any:
+        """``decide`` for values that are the repeat ``self.repeat`` of their metrics: a new
+        metric is inserted with that one repeat; a metric with repeats gets a new label
+        beside them (no ``force`` needed: nothing is replaced) or, with ``force``, a new value
+        for the label it has. A metric logged without a label is refused, unless ``force``
+        replaces its value with this labelled repeat: one value silently turned into "one of
+        several" would change what the number means."""
+        label = self.repeat
+        items = list({item[:2]: item for item in self.items}.values())  # (a name given twice: the last wins)
+        model_id, checkpoint_id, step, key_column, key = self._resolve(tx)
+        _check_schema(tx, items)
+        tx.flush()  # every earlier decision of the transaction into the tables, which then say all
+        existing = existing_metrics(tx.conn, key_column, key, {item[:2] for item in items})
+        repeats = metric_repeats.repeat_values(tx.conn, [found[0] for found in existing.values()])
+        if not self.force:
+            plain = [pair for pair, (metric_id, _) in existing.items() if metric_id not in repeats]
+            if plain:
+                family, name = sorted(plain)[0]
+                raise InvalidInputError(
+                    f"metric {family}/{name} of {self._target_text()} was logged without a repeat label, so its "
+                    f"value is not one of several repeats: log it without repeat=, or give force=True to replace "
+                    f"it with the repeat {label!r}" + (f" ({len(plain) - 1} more such metrics)" if len(plain) > 1 else ""))
+        settings = None if self.settings is None else settings_ids(tx, self.settings)
+        buffer = tx.buffer(MetricBuffer)
+        pending = buffer.pending.setdefault((key_column, key), {})
+        next_metric_id = buffer.peek_metric_id(tx)
+        inserted, overwritten, added, updated, skipped = [], [], 0, 0, 0
+        for item in items:
+            pair = item[:2]
+            found = existing.get(pair)
+            if found is None:
+                inserted.append(ev.metric_item(next_metric_id, *item, repeat=label))
+                pending[pair] = (next_metric_id, item.value)
+                next_metric_id += 1
+                continue
+            metric_id, current = found
+            values = repeats.get(metric_id, {})
+            if label in values and not self.force:
+                skipped += 1
+                continue
+            if label in values:
+                overwritten.append(ev.overwritten_item(metric_id, *item, previous_value=values[label], repeat=label))
+                updated += 1
+            elif values:
+                overwritten.append(ev.overwritten_item(metric_id, *item, previous_value=None, repeat=label,
+                                                       new_repeat=True))
+                added += 1
+            else:  # (forced) a value logged without a label, replaced by this repeat
+                overwritten.append(ev.overwritten_item(metric_id, *item, previous_value=current, repeat=label))
+                updated += 1
+            values = {**values, label: item.value}
+            pending[pair] = (metric_id, metric_repeats.mean_of(list(values.values())))
+        _defer(tx, buffer, (model_id, checkpoint_id, step), inserted, overwritten, next_metric_id, settings)
+        if self.single:
+            return METRIC_INSERTED if inserted or added else METRIC_UPDATED if updated else METRIC_SKIPPED
+        return {"inserted": len(inserted) + added, "updated": updated, "skipped": skipped}
+
+    def _target_text(self) -> str:
+        target = self.target
+        if isinstance(target, CheckpointTarget):
+            return f"checkpoint {target.checkpoint_id}"
+        return f"model {target.model_name!r}"
+
+
+def _defer(tx: WriteTransaction, buffer: MetricBuffer, target: tuple[int, int | None, int | None],
+           inserted: list[dict], overwritten: list[dict], next_metric_id: int, settings: dict | None) -> None:
+    """The events of one decision, deferred through the transaction, which hands them to its
+    MetricBuffer (and which a caller may wrap: merge marks each item with where its value
+    comes from); the ids given to the inserted metrics are taken."""
+    model_id, checkpoint_id, step = target
+    if inserted:
+        buffer.take_metric_ids(tx, next_metric_id - 1)
+        tx.defer(*ev.metric_inserted(model_id=model_id, checkpoint_id=checkpoint_id, step=step, metrics=inserted,
+                                     settings=settings))
+    if overwritten:
+        tx.defer(*ev.metric_overwritten(model_id=model_id, checkpoint_id=checkpoint_id, step=step,
+                                        metrics=overwritten, settings=settings))

@@ -67,6 +67,23 @@ def check_name(value: Any, what: str) -> str:
         f"(found U+{ord(bad):04X}): {value!r}")
 
 
+REPEAT_MAX_CHARS = 200
+
+
+def check_repeat(label: Any) -> str | None:
+    """A repeat label (``"seed=1234"``): None, or a name (``check_name``) of at most
+    ``REPEAT_MAX_CHARS`` characters."""
+    if label is None:
+        return None
+    if not isinstance(label, str):
+        raise InvalidInputError(f"repeat must be a string label such as 'seed=1234', got {type(label).__name__} "
+                                f"{label!r}")
+    check_name(label, "repeat")
+    if len(label) > REPEAT_MAX_CHARS:
+        raise InvalidInputError(f"repeat must be at most {REPEAT_MAX_CHARS} characters, got {len(label)}")
+    return label
+
+
 def check_value(value: Any, what: str = "metric value") -> float:
     """A finite real number. SQLite would silently store NaN as NULL, so NaN and inf are refused,
     and so is any number beyond the float range (an int like 10**400, a numpy longdouble)."""

@@ -99,7 +99,8 @@ def test_diff_text_and_json(lineage: Path, cli) -> None:
     data = json.loads(cli("diff", "--db", lineage, "--models", "base", "sft", "--run", "r1", "--json").stdout)
     assert data["models"] == ["base", "sft"] and data["rows"][0] == {
         "family": "eval", "metric": "acc", "values": {"base": 0.6, "sft": 0.7}, "lower_is_better": False,
-        "uncertainty": False, "best": ["sft"], "worst": [], "stderr": None, "settings_differ": []}
+        "uncertainty": False, "best": ["sft"], "worst": [], "stderr": None, "repeats": None,
+        "settings_differ": []}
     # the JSON carries what the text shows: the AVG row, its rule, its interval, and what it left out
     assert data["average"]["interval"]["method"] == "normal over tasks"  # mmlu has no scores
     assert data["average"]["values"] == {"base": pytest.approx((0.6 + 0.5495 + 0.3) / 3),

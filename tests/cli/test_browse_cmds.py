@@ -72,6 +72,6 @@ def test_info_prints_each_metric_value_as_14_does(model_tree: Path, cli_out) -> 
     at = lines.index("    [eval]")
     assert lines[at + 1].split() == ["acc", "0.6000"] and lines[at + 2].split() == ["loss", "1.8000"]
     card = json.loads(cli_out("info", "--db", model_tree, "--model", "sft", "--json"))
-    # (and each value's eval settings: none recorded here)
-    assert card["metrics"] == [{"family": "eval", "metric": "acc", "value": 0.6, "settings": {}},
-                               {"family": "eval", "metric": "loss", "value": 1.8, "settings": {}}]
+    # (and each value's eval settings and spread over repeats: none recorded here)
+    assert card["metrics"] == [{"family": "eval", "metric": "acc", "value": 0.6, "settings": {}, "repeats": None},
+                               {"family": "eval", "metric": "loss", "value": 1.8, "settings": {}, "repeats": None}]

@@ -87,15 +87,19 @@ def test_every_number_of_every_fixture_is_imported_or_reported(tmp_path: Path, m
 
 
 def test_a_value_replaced_by_a_newer_results_file_is_reported(tmp_path: Path, metrics_of) -> None:
-    """The same model evaluated twice at the same n-shot (seeds 0, then 1: real files of
-    dummy-a and dummy-b): the newer run's values are imported, and each value of the older
-    run that they replace is reported as superseded, naming the newer file."""
+    """The same model evaluated twice at the same n-shot and seed (real files of dummy-a and
+    dummy-b, the second's seeds set to the first's: another seed would make them repeats,
+    tests/api/test_repeats.py): the newer run's values are imported, and each value of the
+    older run that they replace is reported as superseded, naming the newer file."""
     folder = tmp_path / "results" / "rerun"
     folder.mkdir(parents=True)
     for source in ("dummy-a", "dummy-b"):  # dummy-b's results file has the later timestamp
         for path in (DATA / "lm_eval_0413" / source).iterdir():
             shutil.copy(path, folder / path.name)
     older, newer = sorted(folder.glob("results_*.json"))
+    rerun = json.loads(newer.read_text())
+    rerun["config"].update({key: 0 for key in ("random_seed", "numpy_seed", "torch_seed", "fewshot_seed")})
+    newer.write_text(json.dumps(rerun))
     stats = scan_and_import(tmp_path / "reg.db", "r", tmp_path / "results")
     metrics = metrics_of(tmp_path / "reg.db", "rerun")
     newer_values = json.loads(newer.read_text())["results"]

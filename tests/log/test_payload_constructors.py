@@ -30,13 +30,16 @@ FULL: dict[Callable[..., Any], dict[str, Any]] = {
                               mtime_ns=1_700_000_000_000_000_000, offsets="[0]"),
     ev.scores_row: dict(metric_id=1, scores="[1]", n_samples=1, doc_keys='["d"]',
                         samples=ev.samples_location("/r/m/samples_mmlu.jsonl", "ab" * 32, 120, 1, "[0]")),
-    ev.model_snapshot: dict(model=MODEL_ROW, checkpoints=[], metrics=[], detailed_scores=[], children=[]),
+    ev.repeat_row: dict(metric_id=1, repeat="seed=1", value=0.5, scores="[1,0]", n_samples=2, doc_keys='["a","b"]'),
+    ev.model_snapshot: dict(model=MODEL_ROW, checkpoints=[], metrics=[], detailed_scores=[], children=[],
+                            repeats=[ev.repeat_row(1, "seed=1", 0.5)]),
     ev.run_row: dict(id=1, run_name="r", description=None, metadata=None, created_at=None),
     ev.metric_item: dict(metric_id=1, family="f", metric_name="m", value=0.5, scores="[1,0]", n_samples=2,
-                         doc_keys='["a","b"]', samples=ev.samples_location("/s.jsonl", "cd" * 32, 240, 5, "[0,120]")),
+                         doc_keys='["a","b"]', samples=ev.samples_location("/s.jsonl", "cd" * 32, 240, 5, "[0,120]"),
+                         repeat="seed=1"),
     ev.overwritten_item: dict(metric_id=1, family="f", metric_name="m", value=0.5, scores="[1]", n_samples=1,
                               doc_keys='["a"]', samples=ev.samples_location("/s.jsonl", "cd" * 32, 120, 5, "[0]"),
-                              previous_value=0.25),
+                              previous_value=0.25, repeat="seed=2", new_repeat=True),
     ev.run_created: dict(run_id=1, run_name="r", description="d", metadata="{}", created_at="2026-01-01 00:00:00"),
     ev.model_registered: dict(model_id=1, model_name="m", path="/p", parent_id=None, run_id=1, notes="n", hidden=1),
     ev.checkpoint_registered: dict(checkpoint_id=1, model_id=1, step=10, path="/ck", created_at="2026-01-01T00:00:00"),
@@ -63,7 +66,7 @@ FULL: dict[Callable[..., Any], dict[str, Any]] = {
 # The schema of each row and item constructor (those of the events are ``schemas.PAYLOADS``).
 # A metric item may also carry the marks of a merged value (``merge_marks``).
 PARTS = {ev.model_row: schemas.ModelRow, ev.checkpoint_row: schemas.CheckpointRow, ev.metric_row: schemas.MetricRow,
-         ev.samples_location: schemas.SamplesLocation, ev.scores_row: schemas.ScoresRow, ev.model_snapshot: schemas.ModelSnapshot, ev.run_row: schemas.RunRow,
+         ev.samples_location: schemas.SamplesLocation, ev.scores_row: schemas.ScoresRow, ev.repeat_row: schemas.RepeatRow, ev.model_snapshot: schemas.ModelSnapshot, ev.run_row: schemas.RunRow,
          ev.metric_item: schemas.MetricItem, ev.overwritten_item: schemas.OverwrittenItem}
 
 

@@ -80,7 +80,8 @@ def test_diff_models(lineage: Path) -> None:
     assert data["rows"][1]["values"] == {"base": None, "sft": 10.5, "dpo": None}
     assert diff_models(lineage, ["base", "sft"], run_name="r1", family="knowledge")["rows"] == [
         {"family": "knowledge", "metric": "mmlu", "values": {"base": 0.3, "sft": 0.3}, "lower_is_better": False,
-         "uncertainty": False, "best": [], "worst": [], "stderr": None, "settings_differ": []}]
+         "uncertainty": False, "best": [], "worst": [], "stderr": None, "repeats": None,
+         "settings_differ": []}]
     with pytest.raises(InvalidInputError, match="at least 2 models"):
         diff_models(lineage, ["base"])
     with pytest.raises(InvalidInputError, match="more than once"):

@@ -394,3 +394,24 @@ def test_compare_names_differing_settings_and_the_history_shows_a_values_setting
         assert pairs == {XSS: XSS, "limit": "100", "num_fewshot": "5"}  # markup shown as text
         assert page.locator("#modal img").count() == 0
         shot(page, "history-settings")
+
+
+def test_compare_shows_a_mean_of_repeats_with_its_interval_and_count(browser, tmp_path: Path) -> None:
+    db = tmp_path / "repeats.db"
+    with LightMLHandle(db, "r") as h:
+        for name, values in (("base", [0.61, 0.63, 0.64]), ("tuned", [0.66, 0.69, 0.70])):
+            h.register_model(name, f"org/{name}")
+            for i, value in enumerate(values):
+                h.log_model_metric(name, "reasoning", "arc", value, repeat=f"seed={i}")
+    with serve(db) as url, open_page(browser, url) as page:
+        page.click("#family-tabs button:has-text('reasoning')")
+        page.wait_for_selector("#pivot tbody tr:has(td.model-name:text-is('tuned'))")
+        for name in ("base", "tuned"):
+            page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{name}')) input[type=checkbox]").check()
+        page.click("#compare-selected")
+        page.wait_for_selector("#modal:not([hidden]) table.compare")
+        cells = page.locator("#modal table.compare tr:has(td:text-is('arc')) td.num").all_text_contents()
+        assert cells[0].endswith("(n=3)") and "±" in cells[0] and cells[1].endswith("(n=3)")
+        assert page.locator("#modal button.flips").count() == 0  # tested over repeat values: no documents
+        assert "the mean of n repeats" in page.locator("#modal-body").text_content()
+        shot(page, "compare-repeats")

@@ -1,6 +1,6 @@
 """The fast paths of the metric lookups, pinned to their slow twins.
 
-``metric_log._existing_metrics`` answers "which of these (family, metric_name) pairs does
+``metric_log.existing_metrics`` answers "which of these (family, metric_name) pairs does
 this model or checkpoint have?" in a few queries (the pairs as one JSON array through
 ``json_each``; a pre-probe of the families when there are at least four pairs per family;
 one plain lookup for a single pair; a fallback when a name holds NUL, which SQLite's JSON
@@ -34,7 +34,7 @@ from lightml.write.metric_log import (
     LogMetrics,
     MetricInput,
     ModelTarget,
-    _existing_metrics,
+    existing_metrics,
     _existing_metrics_one_by_one,
 )
 
@@ -123,7 +123,7 @@ def test_the_fast_lookup_answers_as_the_one_by_one_lookup(lookup_conn, stored, w
         tx.actor = Actor.current("api")
         for (_, target), family, name in stored:
             LogMetrics(target, [MetricInput(family, name, 0.5)], False, single=False)(tx)
-        fast = _outcome(_existing_metrics, conn, *where, pairs)
+        fast = _outcome(existing_metrics, conn, *where, pairs)
         slow = _outcome(_existing_metrics_one_by_one, conn, *where, pairs)
         slow_without = _outcome(_existing_metrics_one_by_one, conn, *where, pairs - with_surrogate)
         families_there = {f for (f,) in conn.execute(f"SELECT family FROM metrics WHERE {where[0]} = ?", (where[1],))}

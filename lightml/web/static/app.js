@@ -294,6 +294,13 @@ function withStderr(value, stderr) {
   return stderr == null ? fmt(value) : `${fmt(value)} ±${fmt(stderr)}`;
 }
 
+// A value that is the mean of repeats: with its 95% interval over them and their count;
+// otherwise as withStderr.
+function withSpread(value, stderr, spread) {
+  if (spread == null || value == null) return withStderr(value, stderr);
+  return spread.half_width == null ? `${fmt(value)} (n=${spread.n})` : `${fmt(value)} ±${fmt(spread.half_width)} (n=${spread.n})`;
+}
+
 async function showCompare() {
   const [a, b] = [...state.selected].map(modelOf);
   if (!a || !b) return;
@@ -309,13 +316,16 @@ async function showCompare() {
   for (const d of result.deltas) {
     const better = d.delta == null || d.delta === 0 ? "" : ((d.delta > 0) !== d.lower_is_better ? "up" : "down");
     const p = d.p_value == null ? "" : (d.p_value < 0.0001 ? "<0.0001" : d.p_value.toFixed(4)) + (d.significant ? " ✱" : "");
-    // A metric both models have per-sample scores for opens the documents that flipped.
-    const metricCell = d.p_value == null ? el("td", {text: d.metric})
+    // A metric both models have per-sample scores for opens the documents that flipped (a test
+    // over repeat values alone has none).
+    const scored = d.p_value != null && d.test !== "welch_t_over_repeats";
+    const metricCell = !scored ? el("td", {text: d.metric})
       : el("td", {}, el("button", {class: "link flips", title: "which documents flipped", text: d.metric}));
-    if (d.p_value != null) metricCell.firstChild.addEventListener("click", () => showFlips(a, b, d.family, d.metric));
+    if (scored) metricCell.firstChild.addEventListener("click", () => showFlips(a, b, d.family, d.metric));
     table.append(el("tr", {},
       el("td", {text: d.family}), metricCell,
-      el("td", {class: "num", text: withStderr(d.value_a, d.stderr_a)}), el("td", {class: "num", text: withStderr(d.value_b, d.stderr_b)}),
+      el("td", {class: "num", text: withSpread(d.value_a, d.stderr_a, d.repeats_a)}),
+      el("td", {class: "num", text: withSpread(d.value_b, d.stderr_b, d.repeats_b)}),
       el("td", {class: `num ${better}`, text: d.delta == null ? "—" : (d.delta > 0 ? "+" : "") + d.delta.toFixed(4)}),
       el("td", {class: "num", text: d.pct_change == null ? "—" : `${d.pct_change > 0 ? "+" : ""}${d.pct_change.toFixed(1)}%`}),
       el("td", {class: d.significant ? "num sig" : "num", text: p}),
@@ -324,7 +334,8 @@ async function showCompare() {
   const s = result.summary;
   openModal(`${a.model} vs ${b.model}`, table,
     el("p", {text: `${s.improved} improved, ${s.regressed} regressed, ${s.unchanged} unchanged, ${s.missing} missing. ` +
-      "p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise); ✱ p < 0.05. " +
+      "p: paired test on per-sample scores (McNemar for 0/1 scores, bootstrap otherwise; over repeats where both " +
+      "logged them); ✱ p < 0.05. (n=…): the mean of n repeats, ± the half-width of its 95% interval. " +
       "A metric with p opens the documents that flipped." +
       (anyDiffer ? " !: the two values were produced with eval settings that differ in these keys (they change the number)." : "")}));
 }
