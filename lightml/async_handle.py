@@ -126,9 +126,10 @@ class AsyncLightMLHandle:
     # writes: each returns after COMMIT
 
     async def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
-                             parent_id: int | None = None, run_name: str | None = None) -> int:
+                             parent_id: int | None = None, run_name: str | None = None, *,
+                             params: Mapping[str, Any] | None = None, tags: Iterable[str] | None = None) -> int:
         return await self._write(
-            lambda s: builders.register_model(s, model_name, path, parent_name, parent_id, run_name))
+            lambda s: builders.register_model(s, model_name, path, parent_name, parent_id, run_name, params, tags))
 
     async def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> int:
         return await self._write(lambda s: builders.register_checkpoint(s, model_name, step, path))
@@ -171,6 +172,24 @@ class AsyncLightMLHandle:
 
     async def set_hidden(self, model_name: str, hidden: bool = True) -> bool:
         return await self._write(lambda s: builders.set_hidden(s, model_name, hidden))
+
+    async def set_params(self, model_name: str, params: Mapping[str, Any]) -> bool:
+        return await self._write(lambda s: builders.set_params(s, model_name, params))
+
+    async def add_tags(self, model_name: str, tags: Iterable[str]) -> bool:
+        return await self._write(lambda s: builders.add_tags(s, model_name, tags))
+
+    async def remove_tags(self, model_name: str, tags: Iterable[str]) -> bool:
+        return await self._write(lambda s: builders.remove_tags(s, model_name, tags))
+
+    async def get_params(self, model_name: str) -> dict[str, Any]:
+        return await self._read(lambda c: c.get_params(model_name))
+
+    async def get_tags(self, model_name: str) -> list[str]:
+        return await self._read(lambda c: c.get_tags(model_name))
+
+    async def select_models(self, where: str) -> list[dict[str, Any]]:
+        return await self._read(lambda c: c.select_models(where))
 
     async def set_parent(self, model_name: str, parent_name: str | None) -> bool:
         return await self._write(lambda s: builders.set_parent(s, model_name, parent_name))

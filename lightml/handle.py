@@ -72,10 +72,13 @@ class LightMLHandle:
     # writes: each returns after COMMIT
 
     def register_model(self, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
-                       parent_id: int | None = None, run_name: str | None = None) -> int:
+                       parent_id: int | None = None, run_name: str | None = None, *,
+                       params: Mapping[str, Any] | None = None, tags: Iterable[str] | None = None) -> int:
         """Register (idempotent by name and run). ``run_name``: a run other than the handle's,
-        created in the same transaction if new (a refused registration leaves no empty run)."""
-        return self._run(builders.register_model(self._scope, model_name, path, parent_name, parent_id, run_name))
+        created in the same transaction if new (a refused registration leaves no empty run).
+        ``params`` and ``tags``: set on the model as ``set_params`` and ``add_tags`` do."""
+        return self._run(builders.register_model(self._scope, model_name, path, parent_name, parent_id, run_name,
+                                                 params, tags))
 
     def register_checkpoint(self, model_name: str, step: int, path: str | os.PathLike) -> int:
         return self._run(builders.register_checkpoint(self._scope, model_name, step, path))
@@ -122,6 +125,27 @@ class LightMLHandle:
     def set_hidden(self, model_name: str, hidden: bool = True) -> bool:
         """Hide a model from listings, diff, export and the dashboard (or show it again)."""
         return self._run(builders.set_hidden(self._scope, model_name, hidden))
+
+    def set_params(self, model_name: str, params: Mapping[str, Any]) -> bool:
+        """Set these parameters of the model (a value None removes its key); True when they changed."""
+        return self._run(builders.set_params(self._scope, model_name, params))
+
+    def add_tags(self, model_name: str, tags: Iterable[str]) -> bool:
+        return self._run(builders.add_tags(self._scope, model_name, tags))
+
+    def remove_tags(self, model_name: str, tags: Iterable[str]) -> bool:
+        return self._run(builders.remove_tags(self._scope, model_name, tags))
+
+    def get_params(self, model_name: str) -> dict[str, Any]:
+        return self._core.get_params(model_name)
+
+    def get_tags(self, model_name: str) -> list[str]:
+        return self._core.get_tags(model_name)
+
+    def select_models(self, where: str) -> list[dict[str, Any]]:
+        """The models the filter expression selects (see the README's filter expressions), in
+        name order: [{"model", "run", "params", "tags"}] (hidden ones included)."""
+        return self._core.select_models(where)
 
     def set_parent(self, model_name: str, parent_name: str | None) -> bool:
         """Change the model's parent, or remove it with None. Refuses a cycle."""

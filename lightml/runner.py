@@ -252,6 +252,24 @@ class Registry:
         return self.read(lambda c: settings.metric_settings(c, model_name, family, metric_name, step, self._run_id,
                                                             self.run_name))
 
+    def get_params(self, model_name: str) -> dict[str, Any]:
+        from lightml.read import params
+
+        check_name(model_name, "model_name")
+        return self.read(lambda c: params.params_of(c, model_name, self._run_id))
+
+    def get_tags(self, model_name: str) -> list[str]:
+        from lightml.read import params
+
+        check_name(model_name, "model_name")
+        return self.read(lambda c: params.tags_of(c, model_name, self._run_id))
+
+    def select_models(self, where: str) -> list[dict[str, Any]]:
+        from lightml.read import catalog, filters
+
+        filters.parse(where)  # (a bad expression: the error, before any query)
+        return self.read(catalog.selected_models, where)
+
     def get_repeats(self, model_name: str, family: str, metric_name: str,
                     step: int | None = None) -> list[dict[str, Any]]:
         from lightml.read import repeats

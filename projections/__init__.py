@@ -31,7 +31,9 @@ from projections import (
     model,
     model_arrival,
     model_event,
+    model_param,
     model_reparent,
+    model_tag,
     model_tombstone,
     registry_schema,
     run,
@@ -46,7 +48,7 @@ from projections import (
 MODULES = [
     run, model, checkpoint, metrics, detailed_scores, score_docs, score_sources, registry_schema, metric_insert_range,
     metric_history, id_counter, imported_file, model_event, model_tombstone, unlinked_child, run_tombstone,
-    model_arrival, model_reparent, settings, event_settings, metric_repeats,
+    model_arrival, model_reparent, settings, event_settings, metric_repeats, model_param, model_tag,
 ]
 READ_TABLES: list[str] = [m.TABLE for m in MODULES]
 
@@ -98,6 +100,8 @@ HANDLERS: dict[str, list[Handler]] = {
     ev.MODEL_DELETED: [
         metric_history.on_model_deleted,
         metric_repeats.on_model_deleted,
+        model_param.on_model_deleted,
+        model_tag.on_model_deleted,
         score_sources.on_model_deleted,
         score_docs.on_model_deleted,
         detailed_scores.on_model_deleted,
@@ -118,6 +122,8 @@ HANDLERS: dict[str, list[Handler]] = {
         score_docs.on_model_restored,
         score_sources.on_model_restored,
         metric_history.on_model_restored,
+        model_param.on_model_restored,
+        model_tag.on_model_restored,
         model_event.on_event_about_a_model,
         model_arrival.on_model_arrived,
     ],
@@ -134,6 +140,8 @@ HANDLERS: dict[str, list[Handler]] = {
     ev.RUN_RESTORED: [run.on_run_restored],
     ev.FILE_IMPORTED: [imported_file.on_file_imported, model_event.on_event_about_a_model],
     ev.SETTINGS_RECORDED: [settings.on_settings_recorded],
+    ev.MODEL_PARAMS_SET: [model_param.on_model_params_set, model_event.on_event_about_a_model],
+    ev.MODEL_TAGS_SET: [model_tag.on_model_tags_set, model_event.on_event_about_a_model],
 }
 
 

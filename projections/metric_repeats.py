@@ -49,13 +49,19 @@ def repeats_of(conn, metric_id: int) -> list[tuple[str, float, str | None, str |
 
 def repeat_values(conn, metric_ids: list[int]) -> dict[int, dict[str, float]]:
     """metric id -> {label: value} of those of the metrics that have repeats."""
-    found: dict[int, dict[str, float]] = {}
+    return {metric_id: {label: value for label, (value, _) in labels.items()}
+            for metric_id, labels in repeat_rows(conn, metric_ids).items()}
+
+
+def repeat_rows(conn, metric_ids: list[int]) -> dict[int, dict[str, tuple[float, str | None]]]:
+    """metric id -> {label: (value, scores text or None)}, for those that have repeats."""
+    found: dict[int, dict[str, tuple[float, str | None]]] = {}
     for start in range(0, len(metric_ids), 500):
         chunk = metric_ids[start:start + 500]
-        for metric_id, label, value in conn.execute(
-                f"SELECT metric_id, repeat, value FROM metric_repeats WHERE metric_id IN ({','.join('?' * len(chunk))})",
-                chunk):
-            found.setdefault(metric_id, {})[label] = value
+        for metric_id, label, value, scores in conn.execute(
+                f"SELECT metric_id, repeat, value, scores FROM metric_repeats WHERE metric_id IN "
+                f"({','.join('?' * len(chunk))})", chunk):
+            found.setdefault(metric_id, {})[label] = (value, scores)
     return found
 
 

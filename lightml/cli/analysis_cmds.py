@@ -107,11 +107,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     with reading(args.db) as conn:
         models = args.models
-        if not models:
+        if not models and args.where is None:
             from lightml.cli.pick import choose_many
 
             models = choose_many("--models", "models to diff", _model_names(conn, args, _run_id(conn, args.run)))
-        data = diff_in(conn, models, args.run, args.family, strict=args.strict)
+        data = diff_in(conn, models or None, args.run, args.family, strict=args.strict, where=args.where,
+                       group_by=args.group_by)
     warn_settings([(f"{r['family']}/{r['metric']}", r["settings_differ"]) for r in data["rows"] if r["settings_differ"]])
     if args.json:
         print_json(data)

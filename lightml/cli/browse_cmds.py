@@ -64,7 +64,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         elif args.what == "families":
             rows = catalog.list_families(conn, run, include_hidden=args.all)
         else:
-            rows = catalog.list_models(conn, run, include_hidden=args.all)
+            rows = catalog.list_models(conn, run, include_hidden=args.all, where=args.where)
     if args.json:
         print_json(rows)
         return 0
@@ -78,9 +78,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         print_table(["family", "metrics", "models", "values"],
                     [[r["family"], r["metrics"], r["models"], r["values"]] for r in rows])
     else:
-        headers = ["model", "run", "parent", "checkpoints", "metrics", "notes"] + (["hidden"] if args.all else [])
+        with_tags = any(r["tags"] for r in rows)
+        with_params = any(r["params"] for r in rows)
+        headers = (["model", "run", "parent", "checkpoints", "metrics", "notes"] + (["tags"] if with_tags else [])
+                   + (["params"] if with_params else []) + (["hidden"] if args.all else []))
         print_table(headers, [
             [r["model"], r["run"], r["parent"] or "", r["checkpoints"], r["metrics"], _short(r["notes"])]
+            + ([" ".join(r["tags"])] if with_tags else [])
+            + ([_short(", ".join(f"{k}={v}" for k, v in r["params"].items()))] if with_params else [])
             + (["yes" if r["hidden"] else ""] if args.all else [])
             for r in rows
         ])
@@ -131,6 +136,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  run:     {card['run']}")
     print(f"  path:    {card['path']}")
     print(f"  notes:   {card['notes'] or '(none)'}")
+    if card["tags"]:
+        print(f"  tags:    {' '.join(card['tags'])}")
+    if card["params"]:
+        print(f"  params:  {', '.join(f'{key}={value}' for key, value in card['params'].items())}")
     lineage = " <- ".join([card["model"]] + [p["model"] for p in card["parents"]])
     print(f"  lineage: {lineage}" if card["parents"] else "  lineage: (no parent)")
     if card["children"]:
@@ -193,7 +202,8 @@ def cmd_top(args: argparse.Namespace) -> int:
         run = run_id(conn, args.run)
         family, metric = pick_family_metric(conn, args.family, args.metric)
         catalog.require_metric(conn, family, metric)
-        board = catalog.top(conn, family, metric, args.n, run, include_hidden=args.all, strict=args.strict)
+        board = catalog.top(conn, family, metric, args.n, run, include_hidden=args.all, strict=args.strict,
+                            where=args.where)
     from lightml.cli.analysis_cmds import warn_settings
 
     warn_settings([(f"{r['model']} vs {board[0]['model']}", r["settings_differ"]) for r in board if r["settings_differ"]])

@@ -34,6 +34,12 @@ def _init(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schema", help='JSON file restricting metrics: [{"family": F, "metrics": {"name": "float"}}]')
 
 
+def _where(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--where", metavar="EXPR",
+                   help="only the models this filter expression selects, e.g. \"params.lr < 3e-5 and tag:dpo and "
+                        "reasoning.arc > 0.5\" (see the README's filter expressions)")
+
+
 def _write_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", help=f"run name (default {DEFAULT_RUN!r}, LightML 1.4's; created on first write)")
 
@@ -44,6 +50,9 @@ def _model_register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", "--model", dest="name", required=True, help="model name")
     p.add_argument("--path", required=True, help="local folder (made absolute) or hub id such as org/model")
     p.add_argument("--parent", help="parent model name (looked up in this run, then in all runs)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", default=[],
+                   help="a parameter of the model (repeat for several): lr=3e-5, dataset=ultrafeedback")
+    p.add_argument("--tag", action="append", metavar="TAG", default=[], help="a tag of the model (repeat for several)")
     add_json(p)
 
 
@@ -134,6 +143,9 @@ def _diff(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", metavar="MODEL", help="two or more model names (picked on a terminal if left out)")
     p.add_argument("--run", help="look the models up in this run")
     p.add_argument("--family", help="only this family")
+    _where(p)
+    p.add_argument("--group-by", metavar="KEY",
+                   help="one column per value of this parameter, each the mean of its models")
     _strict(p)
     _include_hidden(p)
     _no_color(p)
@@ -174,6 +186,7 @@ def _list(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("what", nargs="?", choices=["models", "runs", "families"], default="models")
     _run_filter(p)
+    _where(p)
     p.add_argument("--all", "--include-hidden", dest="all", action="store_true", help="include hidden models")
     add_json(p)
 
@@ -192,6 +205,7 @@ def _top(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", help="metric (asked for on a terminal if left out)")
     p.add_argument("--n", type=int, default=10, help="how many places (default 10; ties at the cut are kept)")
     _run_filter(p)
+    _where(p)
     p.add_argument("--all", "--include-hidden", dest="all", action="store_true", help="include hidden models")
     _strict(p)
     add_json(p)
@@ -226,6 +240,21 @@ def _rename(p: argparse.ArgumentParser) -> None:
                    help="the new name (unique in the model's run; asked for on a terminal if left out)")
 
 
+def _params(p: argparse.ArgumentParser) -> None:
+    _model_edit(p)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="set a parameter (repeat for several); the value is read as JSON when it is a number, "
+                        "true/false or a quoted string, else taken as text; without --set/--unset, print them")
+    p.add_argument("--unset", action="append", metavar="KEY", default=[], help="remove a parameter")
+
+
+def _tags(p: argparse.ArgumentParser) -> None:
+    _model_edit(p)
+    p.add_argument("--add", action="append", metavar="TAG", default=[], help="add a tag (repeat for several)")
+    p.add_argument("--remove", action="append", metavar="TAG", default=[],
+                   help="remove a tag; without --add/--remove, print them")
+
+
 def _reparent(p: argparse.ArgumentParser) -> None:
     _model_edit(p)
     parent = p.add_mutually_exclusive_group(required=True)
@@ -258,6 +287,7 @@ def _export(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("--output", help="the .xlsx to write (default report/<db name>_report.xlsx)")
     p.add_argument("--include-hidden", action="store_true", help="include hidden models")
+    _where(p)
     add_json(p)
 
 
@@ -381,6 +411,8 @@ TABLE = (
     Command("rename", _rename, "edit_cmds:cmd_rename", "rename a model within its run"),
     Command("hide", _model_edit, "edit_cmds:cmd_hide", "hide a model from listings, pickers, export and the dashboard"),
     Command("unhide", _model_edit, "edit_cmds:cmd_unhide", "show a hidden model again"),
+    Command("params", _params, "edit_cmds:cmd_params", "print or set a model's parameters (lr, beta, dataset...)"),
+    Command("tag", _tags, "edit_cmds:cmd_tag", "print, add or remove a model's tags"),
     Command("reparent", _reparent, "edit_cmds:cmd_reparent", "change a model's parent (or --none); cycles are refused"),
     Command("model-delete", _model_delete, "edit_cmds:cmd_model_delete",
             "delete a model with its checkpoints and metrics (undo: restore)"),

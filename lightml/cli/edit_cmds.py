@@ -186,3 +186,70 @@ def _duration(seconds: float) -> str:
     if seconds >= 3600 and seconds % 3600 == 0:
         return f"{seconds / 3600:g} h"
     return f"{seconds:g} s"
+
+
+def key_values(pairs: list[str], option: str) -> dict:
+    """``KEY=VALUE`` arguments -> a dict: the value as JSON when it reads as a number, true /
+    false or a quoted string (``3e-5``, ``true``, ``"7"``), else as the text it is."""
+    import json
+
+    from lightml.errors import InvalidInputError
+
+    found = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        if not equals or not key:
+            raise InvalidInputError(f"{option} takes KEY=VALUE, got {pair!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        found[key] = value if isinstance(value, (str, int, float, bool)) else text
+    return found
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    updates = {**key_values(args.set, "--set"), **{key: None for key in args.unset}}  # (checked before the lookup)
+    model = _model(args)
+    name = model.model_name
+    if not updates:
+        from lightml.read.params import current_params
+
+        values = _read(args, lambda conn: current_params(conn, model.id))
+        if args.json:
+            print_json({"model": name, "params": values})
+        else:
+            print("\n".join(f"{key} = {json_text(value)}" for key, value in values.items())
+                  if values else f"(no parameters for {name})")
+        return 0
+    with _handle(args, model) as h:
+        changed = h.set_params(name, updates)
+        values = h.get_params(name)
+    return _report(args, changed, f"Parameters of {name!r} set.", f"Parameters of {name!r} unchanged.",
+                   model=name, params=values)
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    model = _model(args)
+    name = model.model_name
+    if not args.add and not args.remove:
+        from lightml.read.params import current_tags
+
+        tags = _read(args, lambda conn: current_tags(conn, model.id))
+        if args.json:
+            print_json({"model": name, "tags": tags})
+        else:
+            print(" ".join(tags) if tags else f"(no tags for {name})")
+        return 0
+    with _handle(args, model) as h:
+        changed = h.add_tags(name, args.add) if args.add else False
+        changed = (h.remove_tags(name, args.remove) if args.remove else False) or changed
+        tags = h.get_tags(name)
+    return _report(args, changed, f"Tags of {name!r}: {' '.join(tags) or 'none'}.",
+                   f"Tags of {name!r} unchanged.", model=name, tags=tags)
+
+
+def json_text(value) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)

@@ -32,10 +32,14 @@ def _handle(args: argparse.Namespace):
 def cmd_model_register(args: argparse.Namespace) -> int:
     from lightml.handle import LightMLHandle
 
+    from lightml.cli.edit_cmds import key_values
+
+    params = key_values(args.param, "--param")
     # The run is created with the model, in one transaction: bad input leaves no empty run.
     with LightMLHandle(existing_registry(args.db), None, origin="cli", create=False) as h:
         model_id = h.register_model(args.name, args.path, parent_name=args.parent,
-                                    run_name=args.run if args.run is not None else DEFAULT_RUN)
+                                    run_name=args.run if args.run is not None else DEFAULT_RUN,
+                                    params=params or None, tags=args.tag or None)
     if args.json:
         print_json({"model_id": model_id})
     else:

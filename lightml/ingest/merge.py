@@ -329,7 +329,7 @@ def _log_repeats(tx: WriteTransaction, target: Any, column: str, key: int, rows:
     own (``force``: the source's value of a label both have wins)."""
     latest = {(row.family, row.metric_name): row for row in rows}
     existing = metric_log.existing_metrics(tx.conn, column, key, set(latest)) if latest else {}
-    repeated_here = metric_repeats.repeat_values(tx.conn, [metric_id for metric_id, _ in existing.values()])
+    repeated_here = metric_repeats.repeat_rows(tx.conn, [metric_id for metric_id, _ in existing.values()])
     for pair, row in latest.items():
         found = existing.get(pair)
         if found is not None and found[0] not in repeated_here and not force:
@@ -337,12 +337,15 @@ def _log_repeats(tx: WriteTransaction, target: Any, column: str, key: int, rows:
             continue
         text = src.settings.get(row.id)
         changed = False
+        here = {} if found is None else repeated_here.get(found[0], {})
         for label, value, scores, _, doc_keys in src.repeats[row.id]:
             try:
                 item = _repeat_input(pair, label, value, scores, doc_keys)
             except InvalidInputError:
                 result.metrics_unusable += 1
                 continue
+            if here.get(label) == (item.value, item.scores):
+                continue  # (the same repeat here already: a second merge of a file adds nothing, forced or not)
             marked = _WithProvenance(tx, {pair: ev.merge_marks(src.path)})
             logged = metric_log.LogMetrics(target, [item], force, single=False, repeat=label,
                                            settings=None if text is None else {"": (text,)})(marked)

@@ -29,6 +29,7 @@ from lightml.ingest.scan_folder import (
 from lightml.log.transaction import WriteTransaction
 from lightml.read import import_lookups
 from lightml.runner import Registry
+from lightml.results import METRIC_SKIPPED
 from lightml.write import commands, metric_log
 from lightml.write.validation import check_name, normalize_path
 from projections import metric_repeats
@@ -156,7 +157,7 @@ def _import_command(run_name: str, parsed: ParsedFolder, items: list[metric_log.
     folder, its items)), record the files (hashed beforehand, so the write lock is not held
     while reading them)."""
 
-    def command(tx: WriteTransaction) -> tuple[bool, dict[str, int], int]:
+    def command(tx: WriteTransaction) -> tuple[bool, dict[str, int], int, list[Skip]]:
         model_id, created = commands.ensure_model(run_name, parsed.model, normalize_path(parsed.path), None, None,
                                                   registry_dir)(tx)
         present = import_lookups.values_and_whether_scored(tx.conn, model_id)
@@ -175,38 +176,46 @@ def _import_command(run_name: str, parsed: ParsedFolder, items: list[metric_log.
                 logged.append(metric_log.LogMetrics(target, mine, True, single=False, settings=settings)(tx))
             for one in logged:
                 counts = {key: counts[key] + one[key] for key in counts}
+        skips: list[Skip] = []  # (what the import itself finds to say: the scan adds it to its own)
         if repeats:
-            scored += _log_repeats(tx, target, model_id, repeats, force, counts, parsed)
+            scored += _log_repeats(tx, target, model_id, repeats, force, counts, parsed.path, skips)
         commands.record_imported_files(model_id, file_records)(tx)
-        return created, counts, scored
+        return created, counts, scored, skips
 
     return command
 
 
 def _log_repeats(tx: WriteTransaction, target: metric_log.ModelTarget, model_id: int,
                  repeats: dict[str, tuple[ParsedFolder, list[metric_log.MetricInput]]], force: bool,
-                 counts: dict[str, int], parsed: ParsedFolder) -> int:
-    """Each seed's values as repeats of their metrics (``repeat=`` its label). A metric the
-    registry holds without repeat labels (an earlier scan found one seed only) is left as it
-    is, with a note, unless ``force`` replaces it with the repeats. Returns how many values
-    brought scores; adds what was logged to ``counts``, metric by metric."""
+                 counts: dict[str, int], folder: str, skips: list[Skip]) -> int:
+    """Each seed's values as repeats of their metrics (``repeat=`` its label). A repeat the
+    registry has with the same value and no scores gets its scores now (lm-eval writes the
+    samples after the results: ``_late_scores``' rule). A metric the registry holds without
+    repeat labels (an earlier scan found one seed only) is left as it is, said in ``skips``,
+    unless ``force`` replaces it with the repeats. Adds to ``counts`` metric by metric;
+    returns how many repeat values brought scores."""
     pairs = {(i.family, i.metric_name) for _, items in repeats.values() for i in items}
     existing = metric_log.existing_metrics(tx.conn, "model_id", model_id, pairs)
-    with_repeats = metric_repeats.repeat_values(tx.conn, [metric_id for metric_id, _ in existing.values()])
-    plain = {pair for pair, (metric_id, _) in existing.items() if metric_id not in with_repeats}
+    known = metric_repeats.repeat_rows(tx.conn, [metric_id for metric_id, _ in existing.values()])
+    plain = {pair for pair, (metric_id, _) in existing.items() if metric_id not in known}
     if plain and not force:
-        parsed.skips.append(Skip(parsed.path, f"{len(plain)} metric(s) run with several seeds are in the registry as "
-                                              f"one value each (from an earlier scan), not as repeats: left as they "
-                                              f"are (scan with --force to replace them with the repeats), e.g. "
-                                              f"{'/'.join(sorted(plain)[0])}"))
+        skips.append(Skip(folder, f"{len(plain)} metric(s) run with several seeds are in the registry as one value "
+                                  f"each (from an earlier scan), not as repeats: left as they are (scan with --force "
+                                  f"to replace them with the repeats), e.g. {'/'.join(sorted(plain)[0])}"))
     scored, changed = 0, set()
     for label, (part, items) in repeats.items():
         items = [i for i in items if force or (i.family, i.metric_name) not in plain]
         for group, settings in settings_groups(part, items):
-            logged = metric_log.LogMetrics(target, group, force, single=False, settings=settings, repeat=label)(tx)
-            if logged["inserted"] or logged["updated"]:
-                changed.update((i.family, i.metric_name) for i in group)
-                scored += sum(1 for i in group if i.scores is not None)
+            late = [] if force else [i for i in group if i.scores is not None and known.get(
+                existing.get((i.family, i.metric_name), (None,))[0], {}).get(label) == (i.value, None)]
+            rest = [i for i in group if i not in late]
+            for batch, forced in ((rest, force), (late, True)):
+                for item in batch:  # (one by one: what each did is counted per metric)
+                    logged = metric_log.LogMetrics(target, [item], forced, single=True, settings=settings,
+                                                   repeat=label)(tx)
+                    if logged != METRIC_SKIPPED:
+                        changed.add((item.family, item.metric_name))
+                        scored += item.scores is not None
     new = {pair for pair in changed if pair not in existing}
     counts["inserted"] += len(new)
     counts["updated"] += len(changed - new)
@@ -318,11 +327,12 @@ def _scan_folder(registry: Registry, folder: Path, model: str, fmt: str, force: 
 
 def _count_import(folder: Path, model: str, files: int, future: Future, stats: ScanStats) -> None:
     try:
-        created, counts, scored = future.result()
+        created, counts, scored, skips = future.result()
     except (LightMLError, ValueError, OSError) as exc:
         stats.skipped_dirs.append(folder.name)
         stats.skips.append(Skip(str(folder), f"not imported: {exc}"))
         return
+    stats.skips.extend(skips)
     stats.models_registered += int(created)
     logged = counts["inserted"] + counts["updated"]
     stats.metrics_logged += logged

@@ -30,6 +30,8 @@ RUN_DELETED = "run_deleted"
 RUN_RESTORED = "run_restored"
 FILE_IMPORTED = "file_imported"
 SETTINGS_RECORDED = "settings_recorded"
+MODEL_PARAMS_SET = "model_params_set"
+MODEL_TAGS_SET = "model_tags_set"
 
 
 def actor_text(user: str | None, host: str | None, origin: str) -> str:
@@ -134,13 +136,19 @@ def repeat_row(metric_id: SqlInt, repeat: str, value: Number, scores: JsonArrayT
 
 def model_snapshot(model: ModelRow, checkpoints: list[CheckpointRow], metrics: list[MetricRow],
                    detailed_scores: list[ScoresRow], children: list[SqlInt],
-                   repeats: list[RepeatRow] | None = None) -> ModelSnapshot:
+                   repeats: list[RepeatRow] | None = None, params: SettingsText | None = None,
+                   tags: list[str] | None = None) -> ModelSnapshot:
     """Everything a model owned when it was deleted: enough to put it back exactly.
-    ``repeats`` (version 3 of the delete and restore events): its metrics' repeats, when any."""
+    Version 3 of the delete and restore events: ``repeats``, its metrics' repeats; ``params``
+    and ``tags``, its parameters (canonical JSON text) and tags; each left out when it has none."""
     snapshot = {"model": model, "checkpoints": checkpoints, "metrics": metrics, "detailed_scores": detailed_scores,
                 "children": children}
     if repeats:
         snapshot["repeats"] = repeats
+    if params is not None:
+        snapshot["params"] = params
+    if tags:
+        snapshot["tags"] = tags
     return snapshot
 
 
@@ -291,6 +299,17 @@ def model_reparented(*, model_id: SqlInt, parent_id: SqlInt | None, previous_par
     return MODEL_REPARENTED, {"model_id": model_id, "parent_id": parent_id, "previous_parent_id": previous_parent_id}
 
 
+def model_params_set(*, model_id: SqlInt, params: SettingsText | None, previous: SettingsText | None) -> Event:
+    """A model's parameters (``lr``, ``beta``, ``dataset``...) after the change, as a flat JSON
+    object of scalars (canonical, as eval settings are; None: none left), and before it."""
+    return MODEL_PARAMS_SET, {"model_id": model_id, "params": params, "previous": previous}
+
+
+def model_tags_set(*, model_id: SqlInt, tags: list[str], previous: list[str]) -> Event:
+    """A model's tags after the change (sorted) and before it."""
+    return MODEL_TAGS_SET, {"model_id": model_id, "tags": tags, "previous": previous}
+
+
 def run_deleted(*, run_id: SqlInt, run_name: str, snapshot: RunRow) -> Event:
     """An empty run removed by prune; its row is kept here so that it can come back."""
     return RUN_DELETED, {"run_id": run_id, "run_name": run_name, "snapshot": snapshot}
@@ -331,6 +350,8 @@ CONSTRUCTORS: dict[str, Callable[..., Event]] = {
     RUN_RESTORED: run_restored,
     FILE_IMPORTED: file_imported,
     SETTINGS_RECORDED: settings_recorded,
+    MODEL_PARAMS_SET: model_params_set,
+    MODEL_TAGS_SET: model_tags_set,
 }
 EVENT_TYPES = tuple(CONSTRUCTORS)
 
@@ -343,7 +364,8 @@ EVENT_TYPES = tuple(CONSTRUCTORS)
 # item, and a snapshot's scores row, may carry ``samples`` (where the documents' texts are).
 # Version 4 of the metric events: the event may carry ``settings`` (the values' eval settings),
 # an item ``repeat`` (its repeat label) and an overwritten item ``new_repeat``.
-# Version 3 of the model delete and restore events: the snapshot may carry ``repeats``.
+# Version 3 of the model delete and restore events: the snapshot may carry ``repeats``,
+# ``params`` and ``tags``.
 CURRENT_VERSION: dict[str, int] = {event_type: 1 for event_type in EVENT_TYPES} | {
     METRIC_INSERTED: 4, METRIC_OVERWRITTEN: 4, MODEL_DELETED: 3, MODEL_RESTORED: 3}
 

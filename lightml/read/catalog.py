@@ -13,7 +13,7 @@ from typing import Any
 
 from lightml.errors import NotFoundError
 from lightml.log.events import actor_text
-from lightml.read import repeats, settings, uncertainty
+from lightml.read import filters, repeats, settings, uncertainty
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import Rows, Statement, Steps, first, query
 
@@ -25,19 +25,27 @@ def _visible(alias: str, include_hidden: bool) -> str:
     return "1 = 1" if include_hidden else f"{alias}.hidden = 0"
 
 
-def _models_where(run: int | None, include_hidden: bool) -> tuple[str, list[Any]]:
-    """The WHERE of a listing of models ``m``: visible ones (unless ``include_hidden``), in ``run``."""
-    where = [_visible("m", include_hidden)]
+def _models_where(run: int | None, include_hidden: bool, where: str | None = None) -> tuple[str, list[Any]]:
+    """The WHERE of a listing of models ``m``: visible ones (unless ``include_hidden``), in
+    ``run``, selected by the filter expression ``where`` (``lightml.read.filters``)."""
+    conditions = [_visible("m", include_hidden)]
     params: list[Any] = []
     if run is not None:
-        where.append("m.run_id = ?")
+        conditions.append("m.run_id = ?")
         params.append(run)
-    return " AND ".join(where), params
+    if where is not None:
+        selected, selected_params = filters.condition(where)
+        conditions.append(selected)
+        params += selected_params
+    return " AND ".join(conditions), params
 
 
 @query
-def list_models(run: int | None = None, include_hidden: bool = False) -> Steps[list[dict[str, Any]]]:
-    where, params = _models_where(run, include_hidden)
+def list_models(run: int | None = None, include_hidden: bool = False,
+                where: str | None = None) -> Steps[list[dict[str, Any]]]:
+    """Models in run then name order, each with its ``params`` and ``tags``; ``where``: only
+    those the filter expression selects."""
+    where, params = _models_where(run, include_hidden, where)
     rows = yield Statement(
         "SELECT m.id, m.model_name, r.run_name, m.path, p.model_name, m.hidden, m.notes, "
         "(SELECT count(*) FROM checkpoint c WHERE c.model_id = m.id), "
@@ -46,11 +54,44 @@ def list_models(run: int | None = None, include_hidden: bool = False) -> Steps[l
         f"WHERE {where} ORDER BY r.run_name, m.model_name",
         params,
     )
-    return [
+    listed = [
         {"id": i, "model": name, "run": run_name, "path": path, "parent": parent, "hidden": bool(hidden),
          "notes": notes, "checkpoints": checkpoints, "metrics": metrics}
         for i, name, run_name, path, parent, hidden, notes, checkpoints, metrics in rows
     ]
+    yield from _with_params_and_tags(listed)
+    return listed
+
+
+def _with_params_and_tags(models: list[dict[str, Any]]) -> Steps[None]:
+    """Each model's ``params`` ({} when none) and ``tags`` ([] when none), in place (by ``id``)."""
+    by_id = {model["id"]: model for model in models}
+    for model in models:
+        model["params"], model["tags"] = {}, []
+    if not by_id:
+        return
+    for model_id, key, value in (yield Statement(
+            f"SELECT model_id, key, value FROM model_param WHERE model_id IN ({','.join('?' * len(by_id))}) "
+            "ORDER BY model_id, key", list(by_id))):
+        by_id[model_id]["params"][key] = json.loads(value)
+    for model_id, tag in (yield Statement(
+            f"SELECT model_id, tag FROM model_tag WHERE model_id IN ({','.join('?' * len(by_id))}) "
+            "ORDER BY model_id, tag", list(by_id))):
+        by_id[model_id]["tags"].append(tag)
+
+
+@query
+def selected_models(where: str) -> Steps[list[dict[str, Any]]]:
+    """The models (hidden ones too) the filter expression selects, in name then run order:
+    {"model", "run", "params", "tags"}."""
+    condition, params = filters.condition(where)
+    rows = yield Statement(
+        f"SELECT m.id, m.model_name, r.run_name FROM model m LEFT JOIN run r ON r.id = m.run_id WHERE {condition}",
+        params)
+    models = [{"id": i, "model": name, "run": run_name} for i, name, run_name in rows]
+    models.sort(key=lambda m: (m["model"], m["run"] or ""))  # (in Python: engines collate text apart)
+    yield from _with_params_and_tags(models)
+    return [{key: m[key] for key in ("model", "run", "params", "tags")} for m in models]
 
 
 @query
@@ -140,6 +181,13 @@ def describe_event(event_type: str, payload: dict[str, Any]) -> str:
             return f"#{model_id}" if model_id is not None else "none"
 
         return f"parent {parent(p['previous_parent_id'])} -> {parent(p['parent_id'])}"
+    if event_type == "model_params_set":
+        values = json.loads(p["params"]) if p["params"] else {}
+        return "params: " + (", ".join(f"{k}={v}" for k, v in values.items()) if values else "none")
+    if event_type == "model_tags_set":
+        added = [f"+{t}" for t in p["tags"] if t not in p["previous"]]
+        removed = [f"-{t}" for t in p["previous"] if t not in p["tags"]]
+        return "tags: " + " ".join(added + removed)
     if event_type == "model_registered":
         return p["model_name"] + (f" (parent #{p['parent_id']})" if p.get("parent_id") else "")
     if event_type in ("run_created", "run_deleted", "run_restored"):
@@ -226,9 +274,11 @@ def model_card(model_id: int) -> Steps[dict[str, Any]]:
     last = first((yield Statement(  # the log indexed by model (projections.model_event), newest first
         "SELECT e.seq, e.type, e.at, e.user, e.host, e.origin FROM model_event m JOIN events e ON e.seq = m.seq "
         "WHERE m.model_id = ? ORDER BY m.seq DESC LIMIT 1", (model_id,))))
+    card = {"id": model_id}
+    yield from _with_params_and_tags([card])
     return {
         "model": name, "run": run_name, "path": path, "notes": notes, "hidden": bool(hidden),
-        "parents": ancestors, "children": (yield from _descendants(model_id, frozenset({model_id}))),
+        "params": card["params"], "tags": card["tags"], "parents": ancestors, "children": (yield from _descendants(model_id, frozenset({model_id}))),
         "checkpoints": checkpoints, "metrics_per_family": families, "metrics": metrics,
         "last_change": None if last is None else {
             "seq": last[0], "type": last[1], "at": last[2], "actor": actor_text(last[3], last[4], last[5])},
@@ -249,7 +299,7 @@ def _descendants(node: int, seen: frozenset[int]) -> Steps[list[dict[str, Any]]]
 
 @query
 def top(family: str, metric_name: str, n: int = 10, run: int | None = None,
-        include_hidden: bool = False, strict: bool = False) -> Steps[list[dict[str, Any]]]:
+        include_hidden: bool = False, strict: bool = False, where: str | None = None) -> Steps[list[dict[str, Any]]]:
     """A leaderboard of model-level values, best first (ascending for lower-is-better
     metrics). Equal values share a rank (1, 2, 2, 4); ``n`` counts ranks' rows, and a tie at
     the cut is kept whole.
@@ -259,15 +309,16 @@ def top(family: str, metric_name: str, n: int = 10, run: int | None = None,
     score also carry ``stderr``, ``p_vs_leader`` and ``same_as_leader``
     (``_compare_with_leader``), and every row ``settings_differ``: the decisive settings keys
     in which its value's eval settings differ from the leader's (``strict``: refused when
-    one is not empty)."""
-    models, run_params = _models_where(run, include_hidden)
-    where = ["x.family = ?", "x.metric_name = ?", "x.value IS NOT NULL", models]
+    one is not empty). ``where``: only the models the filter expression selects
+    (``lightml.read.filters``)."""
+    models, run_params = _models_where(run, include_hidden, where)
+    conditions = ["x.family = ?", "x.metric_name = ?", "x.value IS NOT NULL", models]
     params: list[Any] = [family, metric_name, *run_params]
     unranked = is_uncertainty(metric_name)
     order = "ASC" if unranked or lower_is_better(metric_name) else "DESC"
     rows = yield Statement(
         "SELECT m.model_name, r.run_name, x.value, x.id FROM metrics x JOIN model m ON m.id = x.model_id "
-        f"LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)} "
+        f"LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(conditions)} "
         f"ORDER BY x.value {order}, m.model_name, r.run_name",
         params,
     )
@@ -295,7 +346,7 @@ def top(family: str, metric_name: str, n: int = 10, run: int | None = None,
         return board
     stderrs = yield Statement(
         "SELECT m.model_name, r.run_name, x.value FROM metrics x JOIN model m ON m.id = x.model_id "
-        f"LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)}",
+        f"LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(conditions)}",
         [family, uncertainty.stderr_name(metric_name), *run_params],
     )
     _compare_with_leader(board, {(model, run_name): value for model, run_name, value in stderrs})

@@ -6,15 +6,19 @@ diff`` starts in a blink.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 from typing import Any
 
 from lightml.errors import InvalidInputError
-from lightml.read import repeats, resolve, settings, uncertainty
+from lightml.read import filters, repeats, resolve, settings, uncertainty
+from lightml.read.params import params_by_model
 from lightml.read.direction import is_uncertainty, lower_is_better
+from lightml.read.run_ids import require_run_id
 from lightml.read.sql import reading
 from lightml.report.ansi import GREEN, RED, paint
+from lightml.write.validation import check_name
 
 
 # The AVG row's rule, printed under it and returned in ``average["rule"]``: an average of
@@ -23,8 +27,9 @@ AVERAGE_RULE = ("mean of the higher-is-better metrics that every model has, with
                 "(never lower-is-better metrics, other scales or stderr rows)")
 
 
-def diff_models(db: str | os.PathLike, model_names: list[str], run_name: str | None = None,
-                family: str | None = None, *, strict: bool = False) -> dict[str, Any]:
+def diff_models(db: str | os.PathLike, model_names: list[str] | None = None, run_name: str | None = None,
+                family: str | None = None, *, strict: bool = False, where: str | None = None,
+                group_by: str | None = None) -> dict[str, Any]:
     """The model-level metrics of several models, row per (family, metric).
 
     Models are named by ``resolve.find_model``'s rule (``RUN/MODEL`` or ``MODEL@RUN``;
@@ -36,15 +41,27 @@ def diff_models(db: str | os.PathLike, model_names: list[str], run_name: str | N
     has ``stderr`` ({model: lm-eval's stderr} or None) and ``settings_differ`` (the decisive
     settings keys in which its values' eval settings differ); ``strict`` refuses a diff with
     such a row (InvalidInputError).
+
+    ``where``: the models the filter expression selects (``lightml.read.filters``; visible ones,
+    in ``run_name`` if given), or of ``model_names`` only those it selects. ``group_by``: a
+    parameter (``set_params``); the columns are then its values, each the mean of its models
+    (``groups``: {column: [models]}; models without it in ``<key>=-``).
     """
     with reading(db) as conn:
-        return diff_in(conn, model_names, run_name, family, strict=strict)
+        return diff_in(conn, model_names, run_name, family, strict=strict, where=where, group_by=group_by)
 
 
-def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | None = None,
-            family: str | None = None, *, strict: bool = False) -> dict[str, Any]:
+def diff_in(conn: sqlite3.Connection, model_names: list[str] | None, run_name: str | None = None,
+            family: str | None = None, *, strict: bool = False, where: str | None = None,
+            group_by: str | None = None) -> dict[str, Any]:
     if isinstance(model_names, str):  # list("abc") would diff models "a", "b" and "c"
         raise InvalidInputError(f"model_names must be a list of model names, got the string {model_names!r}")
+    if group_by is not None:
+        check_name(group_by, "group_by")
+    if where is not None:
+        model_names = _selected(conn, model_names, run_name, where)
+    elif model_names is None:
+        raise InvalidInputError("name the models to diff, or select them with where=")
     names = list(model_names)
     if len(names) < 2:
         raise InvalidInputError("Need at least 2 models to diff")
@@ -77,8 +94,68 @@ def diff_in(conn: sqlite3.Connection, model_names: list[str], run_name: str | No
     if average["values"] is not None:
         average["interval"] = _average_interval(conn, [refs[name].id for name in names], names, average["metrics"],
                                                 rows)
-    return {"models": names, "runs": {name: refs[name].run_name for name in names}, "run_name": run_name,
+    data = {"models": names, "runs": {name: refs[name].run_name for name in names}, "run_name": run_name,
             "rows": rows, "average": average}
+    if group_by is not None:
+        found = params_by_model(conn, [refs[name].id for name in names])
+        data = _grouped(data, {name: found.get(refs[name].id, {}).get(group_by) for name in names}, group_by)
+    return data
+
+
+def _selected(conn: sqlite3.Connection, model_names: list[str] | None, run_name: str | None,
+              where: str) -> list[str]:
+    """The models ``where`` selects, spelled so that each names one model: visible ones (in
+    the run if given), name order; or those of ``model_names`` it selects."""
+    if model_names is not None:
+        chosen = filters.matching_model_ids(conn, where)
+        names = [name for name in model_names if resolve.find_model(conn, name, run_name).id in chosen]
+    else:
+        run = require_run_id(conn, run_name)
+        names = resolve.model_spellings(conn, run, selected_by=where)
+    if len(names) < 2:
+        raise InvalidInputError(f"the filter {where!r} selects {len(names)} model(s) to diff; it takes at least 2")
+    return names
+
+
+def _grouped(data: dict[str, Any], values_of: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data`` with one column per value of parameter ``key`` (numbers in numeric order,
+    then text, then the models without it), each the mean of its models' values (None when
+    none has the metric)."""
+    groups: dict[Any, list[str]] = {}
+    for name in data["models"]:
+        groups.setdefault(values_of[name], []).append(name)
+
+    def order(value: Any) -> tuple:
+        if value is None:
+            return (3, "")
+        if isinstance(value, bool):
+            return (1, str(value))
+        return (0, value) if isinstance(value, (int, float)) else (2, value)
+
+    labels = {value: f"{key}={'-' if value is None else str(value).lower() if isinstance(value, bool) else value}"
+              for value in groups}
+    columns = [labels[value] for value in sorted(groups, key=order)]
+    members = {labels[value]: names for value, names in groups.items()}
+    rows = []
+    for row in data["rows"]:
+        values = {}
+        for column in columns:
+            known = [row["values"][name] for name in members[column] if row["values"][name] is not None]
+            values[column] = math.fsum(known) / len(known) if known else None
+        grouped = _row(row["family"], row["metric"], values, columns)
+        grouped.update(stderr=None, repeats=None, settings_differ=row["settings_differ"])
+        rows.append(grouped)
+    average = _average(rows, columns)
+    if average["values"] is not None:
+        kept = {(r["family"], r["metric"]): r for r in rows}
+        bounds = uncertainty.average_interval_over_tasks(
+            [[kept[(f, m)]["values"][c] for c in columns] for f, m in average["metrics"]])
+        average["interval"] = None if bounds is None else {
+            "method": "normal over tasks", "why": "the columns are means of groups of models", "confidence": 0.95,
+            "resamples": None, "seed": None, "low": {c: b[0] for c, b in zip(columns, bounds)},
+            "high": {c: b[1] for c, b in zip(columns, bounds)}}
+    return {**data, "models": columns, "runs": {}, "rows": rows, "average": average, "group_by": key,
+            "groups": {column: members[column] for column in columns}}
 
 
 def _mark_repeats(conn: sqlite3.Connection, rows: list[dict[str, Any]], refs: dict, names: list[str],
@@ -229,7 +306,8 @@ def format_diff(data: dict[str, Any], *, color: bool = True) -> str:
         run_info = f"  (run: {next(iter(runs.values()))})"
     else:
         run_info = ""
-    out = ["", f"  lightml diff — {len(models)} models{run_info}", "  " + "═" * width, header, "  " + "─" * width]
+    what = f"{len(models)} groups by {data['group_by']}" if data.get("group_by") else f"{len(models)} models"
+    out = ["", f"  lightml diff — {what}{run_info}", "  " + "═" * width, header, "  " + "─" * width]
     previous_family = None
     for row in rows:
         if previous_family is not None and row["family"] != previous_family:
@@ -255,6 +333,8 @@ def format_diff(data: dict[str, Any], *, color: bool = True) -> str:
     if with_repeats:
         out.append("  (n=...): the mean of n repeats, ± the half-width of its 95% t interval; "
                    "± alone: lm-eval's stderr")
+    for column, members in (data.get("groups") or {}).items():
+        out.append(f"  {column}: the mean of {', '.join(members)}")
     out += settings.footnote([(f"{r['family']}/{r['metric']}", r["settings_differ"])
                               for r in rows if r.get("settings_differ")])
     out.append("")

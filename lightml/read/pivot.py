@@ -27,6 +27,7 @@ from typing import Any
 
 import projections
 from lightml.log.events import METRIC_INSERTED, METRIC_OVERWRITTEN
+from lightml.read import filters
 from lightml.read.catalog import family_names
 from lightml.read.dashboard import require_family
 from lightml.read.direction import is_uncertainty, lower_is_better
@@ -72,7 +73,8 @@ class PivotTables:
         # (family, run, checkpoints, include_hidden) -> (log position, encoded JSON)
         self.tables: dict[tuple, tuple[tuple, bytes]] = {}
 
-    def table(self, family: str | None, run: str | None, checkpoints: bool, include_hidden: bool) -> Steps[bytes]:
+    def table(self, family: str | None, run: str | None, checkpoints: bool, include_hidden: bool,
+              where: str | None = None) -> Steps[bytes]:
         """Models (and optionally their checkpoints) x metrics, as encoded JSON:
         ``{"family", "columns": [{"family", "metric", "lower_is_better"}], "rows": [{"id",
         "model", "run", "parent", "hidden", "step", "values": {family: {metric: value}}}]}``;
@@ -80,7 +82,8 @@ class PivotTables:
 
         ``family`` None: all families (the same metric name in two families stays two
         columns); an unknown family or run is a NotFoundError. Hidden models are left out
-        unless ``include_hidden``. A model is always listed; a checkpoint only with a value
+        unless ``include_hidden``; with ``where``, only the models the filter expression
+        selects (``lightml.read.filters``). A model is always listed; a checkpoint only with a value
         in the families shown. Values are SQLite's text of the stored doubles (15 significant
         digits); the page shows 4.
 
@@ -88,7 +91,7 @@ class PivotTables:
         to its family could otherwise be stored after that change was accounted for.
         """
         position = yield from log_position.steps()
-        key = (family, run, checkpoints, include_hidden)
+        key = (family, run, checkpoints, include_hidden, where)
         cached = self.tables.get(key)
         if cached is not None and cached[0] == position:
             return cached[1]
@@ -100,7 +103,7 @@ class PivotTables:
         blocks = []
         for name in families:
             blocks.append((name, (yield from self._block(name))))
-        model_rows, checkpoint_rows = yield from _rows(run, checkpoints, include_hidden)
+        model_rows, checkpoint_rows = yield from _rows(run, checkpoints, include_hidden, where)
         body = _encoded(family, blocks, model_rows, checkpoint_rows)
         if len(self.tables) > _MAX_TABLES:
             self.tables.clear()
@@ -172,7 +175,8 @@ class PivotTables:
         self.blocks.update(built)
 
 
-def _rows(run: str | None, checkpoints: bool, include_hidden: bool) -> Steps[tuple[Rows, dict[int, list]]]:
+def _rows(run: str | None, checkpoints: bool, include_hidden: bool,
+          selected_by: str | None = None) -> Steps[tuple[Rows, dict[int, list]]]:
     """The rows shown: models (id, name, run, parent, notes, hidden), and per model its
     checkpoints [(step, id)] when asked for."""
     where, params = ["1 = 1"], []  # always true (in every dialect), so the WHERE clause is never empty
@@ -181,6 +185,10 @@ def _rows(run: str | None, checkpoints: bool, include_hidden: bool) -> Steps[tup
     if run is not None:
         where.append("r.run_name = ?")
         params.append(run)
+    if selected_by is not None:
+        selected, selected_params = filters.condition(selected_by)
+        where.append(selected)
+        params += selected_params
     condition = " AND ".join(where)
     model_rows = yield Statement(
         "SELECT m.id, m.model_name, r.run_name, p.model_name, m.notes, m.hidden FROM model m "

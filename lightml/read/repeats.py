@@ -97,6 +97,8 @@ def compare_repeats(values_a: list[float], values_b: list[float], documents: tup
                 "significant": False, "winner": None,
                 "reason": f"fewer than 2 repeats on a side ({len(values_a)} and {len(values_b)}): the spread "
                           "between repeats is unknown"}
+    if documents is not None and len(documents[0]) < 2:
+        documents = None  # (one document says nothing of the spread between documents: over the repeats)
     if documents is not None:
         a, b = documents
         differences = [x - y for x, y in zip(a, b)]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from lightml.log.events import METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_REGISTERED, MODEL_RENAMED, actor_text
+from lightml.read import filters
 from lightml.read.sql import Rows, Statement, Steps, query
 
 
@@ -33,14 +34,16 @@ class ReportData:
 
 
 @query
-def report_data(include_hidden: bool) -> Steps[ReportData]:
-    """The models shown (hidden ones only with ``include_hidden``), with what they hold."""
-    hidden = "" if include_hidden else "WHERE m.hidden = 0"
+def report_data(include_hidden: bool, where: str | None = None) -> Steps[ReportData]:
+    """The models shown (hidden ones only with ``include_hidden``; with ``where``, those the
+    filter expression selects: ``lightml.read.filters``), with what they hold."""
+    selected, params = filters.condition(where)
+    hidden = "" if include_hidden else "m.hidden = 0 AND "
     data = ReportData((yield Statement(
         "SELECT m.id, m.model_name, r.run_name, p.model_name, m.parent_id, m.path, m.notes, m.hidden, "
         "(SELECT count(*) FROM checkpoint c WHERE c.model_id = m.id) "
-        f"FROM model m LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id {hidden} "
-        "ORDER BY r.run_name, m.model_name")))
+        f"FROM model m LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id "
+        f"WHERE {hidden}{selected} ORDER BY r.run_name, m.model_name", params)))
     shown = {row[0] for row in data.models}
     for cid, mid, step in (yield Statement("SELECT id, model_id, step FROM checkpoint ORDER BY step, id")):
         if mid in shown:

@@ -108,18 +108,26 @@ def _ambiguous(conn: sqlite3.Connection, what: str, refs: list[ModelRef]) -> Amb
 
 
 def model_spellings(conn: sqlite3.Connection, run: int | None = None, include_hidden: bool = False,
-                    with_scores: bool = False) -> list[str]:
+                    with_scores: bool = False, selected_by: str | None = None) -> list[str]:
     """What a picker offers: each model once (only those of ``run`` when given; only those with
-    per-sample scores if ``with_scores``), spelled so that ``find_model`` finds it with ``run``
-    preferred: the bare name when that is enough, else its ``RUN/MODEL`` spelling."""
+    per-sample scores if ``with_scores``; only those the filter expression ``selected_by``
+    selects), spelled so that ``find_model`` finds it with ``run`` preferred: the bare name
+    when that is enough, else its ``RUN/MODEL`` spelling."""
+    from lightml.read import filters
+
     where = ["1 = 1" if include_hidden else "m.hidden = 0"] + (["m.run_id = ?"] if run is not None else [])
+    params: list[Any] = [] if run is None else [run]
     if with_scores:
         where.append("EXISTS (SELECT 1 FROM metrics x JOIN detailed_scores d ON d.metric_id = x.id "
                      "WHERE x.model_id = m.id)")
+    if selected_by is not None:
+        condition, selected_params = filters.condition(selected_by)
+        where.append(condition)
+        params += selected_params
     rows = conn.execute(
         "SELECT m.id, m.model_name, r.run_name, (SELECT count(*) FROM model o WHERE o.model_name = m.model_name) "
         f"FROM model m LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)} ORDER BY m.model_name, r.run_name",
-        () if run is None else (run,)).fetchall()
+        params).fetchall()
     spellings = []
     for mid, name, run_name, same_name in rows:
         if same_name == 1 or run is not None:  # in ``run``, the bare name prefers that run's model

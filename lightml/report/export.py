@@ -22,7 +22,7 @@ from openpyxl.utils import get_column_letter
 
 from lightml.errors import InvalidInputError
 from lightml.log import store
-from lightml.read import repeats, settings, significance
+from lightml.read import filters, repeats, settings, significance
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.uncertainty import stderr_name, usable_stderr
 from lightml.read.report_data import ReportData, overwrites_and_deletes, report_data
@@ -219,8 +219,9 @@ def _history(wb: Workbook, conn) -> None:
 
 
 def export_excel(db_path: str | os.PathLike, output_path: str | os.PathLike | None = None, *,
-                 include_hidden: bool = False) -> Path:
-    """Write the report and return its path (folders are created as needed)."""
+                 include_hidden: bool = False, where: str | None = None) -> Path:
+    """Write the report and return its path (folders are created as needed). ``where``: only
+    the models the filter expression selects (``lightml.read.filters``)."""
     output = Path(output_path) if output_path is not None else default_output(db_path)
     # (A trailing slash means a folder even if it does not exist yet; Path() would drop it.)
     if output.is_dir() or (output_path is not None and str(output_path).endswith(("/", os.sep))):
@@ -228,8 +229,10 @@ def export_excel(db_path: str | os.PathLike, output_path: str | os.PathLike | No
     tmp = output.with_name(output.name + ".tmp")
     store.refuse_registry_file(output, db_path, "the output")
     store.refuse_registry_file(tmp, db_path, "the output's temporary file")  # written first, then renamed
+    if where is not None:
+        filters.parse(where)  # (a bad expression: the error, before anything is read or written)
     with reading(db_path, snapshot=True) as conn:  # one snapshot: a writer elsewhere cannot tear the report
-        reg = report_data(conn, include_hidden)
+        reg = report_data(conn, include_hidden, where)
         wb = Workbook()
         _overview(wb, reg, include_hidden)
         families = sorted(reg.values)

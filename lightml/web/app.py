@@ -41,6 +41,7 @@ from starlette.routing import Route
 
 from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
 from lightml.read import catalog, dashboard
+from lightml.read import filters
 from lightml.read.pivot import PivotTables
 from lightml.log.engine import engine_for, server_driver_errors
 from lightml.read.sql import Query, reading, reading_async, run_async
@@ -192,8 +193,11 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         run = _param(request, "run", required=False)
         checkpoints = _flag_param(request, "checkpoints")
         include_hidden = _flag_param(request, "include_hidden")
+        where = _param(request, "where", required=False)
+        if where is not None:
+            filters.parse(where)  # (a bad expression: a 400 naming where it went wrong, before any read)
         async with reading_async(db) as conn, pivot_lock:
-            body = await run_async(conn, pivot_tables.table(family, run, checkpoints, include_hidden))
+            body = await run_async(conn, pivot_tables.table(family, run, checkpoints, include_hidden, where))
         return Response(body, media_type="application/json")
 
     async def api_lineage(request: Request) -> JSONResponse:

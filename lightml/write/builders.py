@@ -22,7 +22,7 @@ from lightml.log.writer import Command
 from lightml.write import commands, edits, lifecycle
 from lightml.write.metric_log import CheckpointTarget, LogMetrics, MetricInput, ModelTarget, SettingsByFamily
 from lightml.write.validation import (
-    check_doc_keys, check_id, check_name, check_notes, check_repeat, check_scores, check_settings, check_step, check_value, normalize_path,
+    check_doc_keys, check_id, check_name, check_notes, check_params, check_repeat, check_scores, check_tags, check_settings, check_step, check_value, normalize_path,
     scores_disagreement,
 )
 
@@ -44,7 +44,8 @@ class Scope:
 
 
 def register_model(scope: Scope, model_name: str, path: str | os.PathLike, parent_name: str | None = None,
-                   parent_id: int | None = None, run_name: str | None = None) -> Command:
+                   parent_id: int | None = None, run_name: str | None = None, params: Any = None,
+                   tags: Any = None) -> Command:
     if run_name is not None:
         check_name(run_name, "run_name")
     check_name(model_name, "model_name")
@@ -53,11 +54,22 @@ def register_model(scope: Scope, model_name: str, path: str | os.PathLike, paren
         check_name(parent_name, "parent_name")
     if parent_id is not None:
         parent_id = check_id(parent_id, "parent_id")
+    checked_params, checked_tags = check_params(params), check_tags(tags)
     # Another run than the handle's (or the default run) is created, if new, in the
     # registration's transaction.
-    return commands.register_model(
+    register = commands.register_model(
         run_name if run_name is not None else scope.write_run, model_name, stored_path, parent_name, parent_id,
         scope.registry_dir, create_run_if_new=run_name is not None or scope.run_name is None)
+    if not checked_params and not checked_tags:
+        return register
+
+    def with_params_and_tags(tx) -> int:  # (one transaction: the model comes with them, or not at all)
+        model_id = register(tx)
+        edits.change_params(tx, model_id, checked_params)
+        edits.change_tags(tx, model_id, add=checked_tags)
+        return model_id
+
+    return with_params_and_tags
 
 
 def register_checkpoint(scope: Scope, model_name: str, step: int, path: str | os.PathLike) -> Command:
@@ -174,6 +186,21 @@ def set_hidden(scope: Scope, model_name: str, hidden: bool) -> Command:
     if not isinstance(hidden, bool):
         raise InvalidInputError(f"hidden must be True or False, got {hidden!r}")
     return edits.set_hidden(scope.run_name, model_name, hidden)
+
+
+def set_params(scope: Scope, model_name: str, params: Any) -> Command:
+    check_name(model_name, "model_name")
+    return edits.set_params(scope.run_name, model_name, check_params(params, removals=True))
+
+
+def add_tags(scope: Scope, model_name: str, tags: Any) -> Command:
+    check_name(model_name, "model_name")
+    return edits.change_model_tags(scope.run_name, model_name, check_tags(tags), [])
+
+
+def remove_tags(scope: Scope, model_name: str, tags: Any) -> Command:
+    check_name(model_name, "model_name")
+    return edits.change_model_tags(scope.run_name, model_name, [], check_tags(tags))
 
 
 def set_parent(scope: Scope, model_name: str, parent_name: str | None) -> Command:

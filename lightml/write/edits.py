@@ -1,4 +1,4 @@
-"""Model edits, each one event: notes, rename, hide/unhide, reparent.
+"""Model edits, each one event: notes, rename, hide/unhide, reparent, parameters and tags.
 
 Like ``lightml.write.commands``, each function returns a command the writer runs inside BEGIN
 IMMEDIATE; it decides from the projections and emits events. An edit that changes nothing
@@ -8,11 +8,13 @@ writes nothing. Every edit can be undone by the opposite edit, and prune by rest
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lightml.log import events as ev
-from lightml.read import resolve
+from lightml.read import params, resolve
 from lightml.write import ids, symlinks
 from lightml.write.lifecycle import relinkable_by_a_restore
+from lightml.write.validation import settings_text
 from lightml.errors import ConflictError, InvalidInputError
 from lightml.log.transaction import WriteTransaction
 from lightml.log.writer import Command
@@ -92,3 +94,32 @@ def set_parent(run_name: str | None, model_name: str, parent_name: str | None) -
         return True
 
     return command
+
+
+def change_params(tx: WriteTransaction, model_id: int, updates: dict[str, Any]) -> bool:
+    """Set the keys of ``updates`` (checked by ``validation.check_params``; a value None removes
+    its key); one event when something changes."""
+    before = params.current_params(tx.conn, model_id)
+    after = {key: value for key, value in {**before, **updates}.items() if value is not None}
+    if after == before and all(type(after[k]) is type(before[k]) for k in after):  # (1 and True are not the same)
+        return False
+    tx.emit([ev.model_params_set(model_id=model_id, params=settings_text(after, "params"),
+                                 previous=settings_text(before, "params"))])
+    return True
+
+
+def change_tags(tx: WriteTransaction, model_id: int, add: list[str] = (), remove: list[str] = ()) -> bool:
+    before = params.current_tags(tx.conn, model_id)
+    after = sorted((set(before) | set(add)) - set(remove))
+    if after == before:
+        return False
+    tx.emit([ev.model_tags_set(model_id=model_id, tags=after, previous=before)])
+    return True
+
+
+def set_params(run_name: str | None, model_name: str, updates: dict[str, Any]) -> Command:
+    return lambda tx: change_params(tx, _model(tx, run_name, model_name), updates)
+
+
+def change_model_tags(run_name: str | None, model_name: str, add: list[str], remove: list[str]) -> Command:
+    return lambda tx: change_tags(tx, _model(tx, run_name, model_name), add, remove)

@@ -19,10 +19,10 @@ from lightml.defaults import PRUNE_GRACE_SECONDS
 from lightml.errors import ConflictError, InvalidInputError, NotFoundError
 from lightml.log import events as ev
 from lightml.log.writer import Command, WriteTransaction
-from lightml.read import resolve
+from lightml.read import params, resolve
 from lightml.results import DeleteResult, PruneResult
 from lightml.write import ids, symlinks
-from lightml.write.validation import check_value
+from lightml.write.validation import check_value, settings_text
 
 
 def _snapshot(conn, model_id: int) -> dict[str, Any]:
@@ -62,7 +62,9 @@ def _snapshot(conn, model_id: int) -> dict[str, Any]:
         " SELECT m.id FROM metrics m JOIN checkpoint c ON c.id = m.checkpoint_id WHERE c.model_id = ?)",
         (model_id, model_id)).fetchall(), key=lambda row: (row[0], row[1]))]
     children = [r[0] for r in conn.execute("SELECT id FROM model WHERE parent_id = ? ORDER BY id", (model_id,))]
-    return ev.model_snapshot(ev.model_row(*model_row), checkpoints, metrics, scores, children, repeats)
+    return ev.model_snapshot(ev.model_row(*model_row), checkpoints, metrics, scores, children, repeats,
+                             settings_text(params.current_params(conn, model_id), "params"),
+                             params.current_tags(conn, model_id))
 
 
 def delete_model(run_name: str | None, model_name: str, registry_dir: Path, model_id: int | None = None) -> Command:

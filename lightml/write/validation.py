@@ -286,6 +286,46 @@ def settings_text(clean: dict[str, str | int | float | bool], what: str = "setti
     return text
 
 
+def check_params(params: Any, *, removals: bool = False) -> dict[str, Any]:
+    """A model's parameters: a flat dict as eval settings are (``check_setting``); with
+    ``removals``, a value None asks to remove that key. {} for None."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise InvalidInputError(f"params must be a flat dict {{name: str, int, float or bool}}, "
+                                f"got {type(params).__name__}")
+    if len(params) > SETTINGS_MAX_KEYS:
+        raise InvalidInputError(f"params has {len(params)} keys; at most {SETTINGS_MAX_KEYS}")
+    checked = {}
+    for key, value in params.items():
+        if value is None and removals:
+            checked[check_name(key, "a key of params")] = None
+        elif value is None:
+            raise InvalidInputError(f"params[{key!r}] must be a str, int, float or bool, not None")
+        else:
+            checked[key] = check_setting(key, value, "params")
+    return checked
+
+
+TAG_MAX_CHARS, TAGS_MAX = 200, 500
+
+
+def check_tags(tags: Any) -> list[str]:
+    """Tags: a list (or tuple or set) of names of at most ``TAG_MAX_CHARS`` characters,
+    returned sorted without repeats. [] for None."""
+    if tags is None:
+        return []
+    if isinstance(tags, (str, bytes)) or not isinstance(tags, (list, tuple, set, frozenset)):
+        raise InvalidInputError(f"tags must be a list of strings, got {type(tags).__name__} {tags!r}")
+    if len(tags) > TAGS_MAX:
+        raise InvalidInputError(f"at most {TAGS_MAX} tags at once, got {len(tags)}")
+    for tag in tags:
+        check_name(tag, "a tag")
+        if len(tag) > TAG_MAX_CHARS:
+            raise InvalidInputError(f"a tag must be at most {TAG_MAX_CHARS} characters, got {len(tag)}")
+    return sorted(set(tags))
+
+
 def check_setting(key: Any, value: Any, what: str = "settings") -> str | int | float | bool:
     """One entry of a settings dict: the key checked as a name, the value as ``check_settings``
     takes it (returned as stored)."""

@@ -309,3 +309,70 @@ def test_copy_and_a_replay_of_the_past_keep_the_repeats(db, tmp_path, cli) -> No
     assert replayed.returncode == 0, replayed.stderr
     with LightMLHandle(then, "r") as h:
         assert [r["value"] for r in h.get_repeats("a", "arc", "acc")] == A[:2]
+
+
+def _seeds_folder(tmp_path: Path, runs=("dummy-a", "dummy-b")) -> Path:
+    folder = tmp_path / "evals" / "dummy"
+    folder.mkdir(parents=True, exist_ok=True)
+    for run in runs:
+        for path in (DATA / "lm_eval_0413" / run).iterdir():
+            (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def test_a_seeds_samples_written_after_its_results_reach_its_repeat_on_the_next_scan(tmp_path, db, query) -> None:
+    folder = _seeds_folder(tmp_path)
+    late = sorted(folder.glob("samples_tiny_mc_*.jsonl"))[-1]  # seed 1's, not written yet
+    text = late.read_bytes()
+    late.unlink()
+    scan_and_import(db, "r", tmp_path / "evals")
+    assert query(db, "SELECT count(*) FROM detailed_scores d JOIN metrics m ON m.id = d.metric_id "
+                     "WHERE m.family = 'tiny_mc' AND m.metric_name = 'acc'") == [(0,)]  # one repeat without scores
+    late.write_bytes(text)
+    again = scan_and_import(db, "r", tmp_path / "evals")
+    assert again.scores_imported >= 1
+    assert query(db, "SELECT count(*) FROM detailed_scores d JOIN metrics m ON m.id = d.metric_id "
+                     "WHERE m.family = 'tiny_mc' AND m.metric_name = 'acc'") == [(1,)]  # the per-document means
+
+
+def test_a_metric_scanned_from_one_seed_is_kept_and_the_scan_says_how_to_make_it_repeats(tmp_path, db) -> None:
+    _seeds_folder(tmp_path, ("dummy-a",))
+    scan_and_import(db, "r", tmp_path / "evals")
+    _seeds_folder(tmp_path, ("dummy-b",))
+    second = scan_and_import(db, "r", tmp_path / "evals")
+    assert any("not as repeats: left as they are (scan with --force" in s.reason for s in second.skips)
+    with LightMLHandle(db, "r") as h:
+        assert h.get_repeats("dummy", "tiny_mc", "acc") == []
+    forced = scan_and_import(db, "r", tmp_path / "evals", force=True)
+    assert forced.metrics_logged > 0
+    with LightMLHandle(db, "r") as h:
+        assert [r["repeat"] for r in h.get_repeats("dummy", "tiny_mc", "acc")] == ["seed=0", "seed=1"]
+
+
+@pytest.mark.sqlite_only("merge reads registry files")
+def test_merging_repeats_twice_adds_nothing_even_forced(tmp_path, n_events, verify_at_teardown) -> None:
+    from lightml.ingest.merge import merge
+
+    source, target = tmp_path / "node.db", verify_at_teardown(tmp_path / "main.db")
+    with LightMLHandle(source, "r") as h:
+        h.register_model("a", "/a")
+        log_repeats(h, "a", A, scores=None)
+    LightMLHandle(target, "r").close()  # (merge brings into an existing registry)
+    merge(target, source)
+    with LightMLHandle(target, "r") as h:
+        assert [r["value"] for r in h.get_repeats("a", "arc", "acc")] == A
+    before = n_events(target)
+    for force in (False, True):
+        merge(target, source, force=force)
+    assert n_events(target) == before
+
+
+def test_a_paired_test_over_one_document_falls_back_to_the_repeats(db) -> None:
+    with LightMLHandle(db, "r") as h:
+        for name, values in (("a", [0.50, 0.52]), ("b", [0.51, 0.53])):
+            h.register_model(name, f"/{name}")
+            for i, value in enumerate(values):
+                h.log_model_metric(name, "arc", "acc", value, scores=[value], repeat=f"seed={i}")
+        result = h.compare_stats("a", "b", "arc", "acc")
+    assert result["test"] == "welch_t_over_repeats"
+    assert close(result["p_value"], reference.ttest_ind([0.50, 0.52], [0.51, 0.53], equal_var=False).pvalue)

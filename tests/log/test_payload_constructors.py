@@ -32,7 +32,7 @@ FULL: dict[Callable[..., Any], dict[str, Any]] = {
                         samples=ev.samples_location("/r/m/samples_mmlu.jsonl", "ab" * 32, 120, 1, "[0]")),
     ev.repeat_row: dict(metric_id=1, repeat="seed=1", value=0.5, scores="[1,0]", n_samples=2, doc_keys='["a","b"]'),
     ev.model_snapshot: dict(model=MODEL_ROW, checkpoints=[], metrics=[], detailed_scores=[], children=[],
-                            repeats=[ev.repeat_row(1, "seed=1", 0.5)]),
+                            repeats=[ev.repeat_row(1, "seed=1", 0.5)], params='{"lr":3e-05}', tags=["dpo"]),
     ev.run_row: dict(id=1, run_name="r", description=None, metadata=None, created_at=None),
     ev.metric_item: dict(metric_id=1, family="f", metric_name="m", value=0.5, scores="[1,0]", n_samples=2,
                          doc_keys='["a","b"]', samples=ev.samples_location("/s.jsonl", "cd" * 32, 240, 5, "[0,120]"),
@@ -62,6 +62,8 @@ FULL: dict[Callable[..., Any], dict[str, Any]] = {
     ev.file_imported: dict(path="/r/m/results.json", sha256="ab" * 32, size=10, mtime_ns=1_700_000_000_000_000_000,
                            model_id=1),
     ev.settings_recorded: dict(settings_id=1, settings='{"limit":100,"num_fewshot":5}'),
+    ev.model_params_set: dict(model_id=1, params='{"beta":0.1,"lr":3e-05}', previous='{"lr":1e-05}'),
+    ev.model_tags_set: dict(model_id=1, tags=["dpo", "tuned"], previous=["dpo"]),
 }
 # The schema of each row and item constructor (those of the events are ``schemas.PAYLOADS``).
 # A metric item may also carry the marks of a merged value (``merge_marks``).

@@ -153,7 +153,8 @@ def bench(tmp_path: Path):
 
 def _every_event(handle: LightMLHandle) -> None:
     """Every event type but two, through the API: a lineage with checkpoints, scores and
-    document keys, overwrites, edits, a delete and its restore, a prune and its restore."""
+    document keys, overwrites, edits, parameters, tags and repeats, a delete and its restore, a
+    prune and its restore."""
     handle.register_model("base", "org/base")
     handle.register_model("sft", "org/sft", parent_name="base")
     handle.register_model("dpo", "org/dpo", parent_name="sft")
@@ -169,6 +170,11 @@ def _every_event(handle: LightMLHandle) -> None:
     handle.set_notes("dpo", "beta=0.1")
     handle.rename_model("dpo", "dpo-v2")
     handle.set_hidden("base")
+    handle.set_params("sft", {"lr": 3e-5, "beta": 0.1, "dataset": "uf"})
+    handle.add_tags("sft", ["tuned", "dpo-base"])
+    for seed, value in ((1, 0.4), (2, 0.44)):  # repeats (with scores), which the delete and restore keep
+        handle.log_model_metric("sft", "hs", "acc", value, scores=[1, 0, seed % 2], doc_ids=["a", "b", "c"],
+                                repeat=f"seed={seed}")
     handle.delete_model("sft")
     handle.set_parent("rm", "base")
     handle.restore_model("sft")

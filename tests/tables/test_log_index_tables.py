@@ -42,6 +42,8 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     ev.RUN_RESTORED: {"run_id": 5, "deleted_seq": 40, "snapshot": _RUN_ROW},
     ev.FILE_IMPORTED: {"path": "/evals/results.json", "sha256": "ab" * 32, "size": 10, "mtime_ns": 1, "model_id": 2},
     ev.SETTINGS_RECORDED: {"settings_id": 1, "settings": '{"num_fewshot":5}'},
+    ev.MODEL_PARAMS_SET: {"model_id": 2, "params": '{"lr":3e-05}', "previous": None},
+    ev.MODEL_TAGS_SET: {"model_id": 2, "tags": ["dpo"], "previous": []},
 }
 
 SEQ = 50
@@ -51,7 +53,7 @@ EXPECTED: dict[str, dict[str, list[tuple]]] = {
     "model_event": {t: [(SEQ, PAYLOADS[t]["model_id"])] for t in (
         ev.MODEL_REGISTERED, ev.CHECKPOINT_REGISTERED, ev.METRIC_INSERTED, ev.METRIC_OVERWRITTEN, ev.MODEL_DELETED,
         ev.MODEL_RESTORED, ev.MODEL_NOTES_SET, ev.MODEL_RENAMED, ev.MODEL_HIDDEN_SET, ev.MODEL_REPARENTED,
-        ev.FILE_IMPORTED)},
+        ev.FILE_IMPORTED, ev.MODEL_PARAMS_SET, ev.MODEL_TAGS_SET)},
     "model_tombstone": {ev.MODEL_DELETED: [(SEQ, 2, "sft", 1, 1)]},  # seq, model, name, run, former parent
     "unlinked_child": {ev.MODEL_DELETED: [(3, SEQ, 2), (4, SEQ, 2)]},  # child, seq, the deleted parent
     "run_tombstone": {ev.RUN_DELETED: [(SEQ, 5, "scratch")]},

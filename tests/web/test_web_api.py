@@ -552,3 +552,12 @@ def test_an_unexpected_error_is_a_short_json_500(registry: Path) -> None:
         response = client.get(path)
         assert response.status_code == 500 and response.headers["content-type"] == "application/json", response.text
         assert response.json() == {"error": "internal error (DatabaseError: file is not a database)"}
+
+
+def test_the_pivot_takes_a_filter_expression_and_answers_a_bad_one_with_a_json_400(client: TestClient) -> None:
+    everyone = {r["model"] for r in client.get("/api/pivot").json()["rows"]}
+    assert {r["model"] for r in client.get("/api/pivot", params={"where": "model = 'base'"}).json()["rows"]} == {"base"}
+    assert {r["model"] for r in client.get("/api/pivot", params={"where": "not model = 'base'"}).json()["rows"]} \
+        == everyone - {"base"}
+    response = client.get("/api/pivot", params={"where": "params.lr <"})
+    assert response.status_code == 400 and "ends too early" in response.json()["error"]

@@ -415,3 +415,30 @@ def test_compare_shows_a_mean_of_repeats_with_its_interval_and_count(browser, tm
         assert page.locator("#modal button.flips").count() == 0  # tested over repeat values: no documents
         assert "the mean of n repeats" in page.locator("#modal-body").text_content()
         shot(page, "compare-repeats")
+
+
+def test_the_table_takes_a_filter_expression_and_says_where_a_bad_one_went_wrong(browser, tmp_path: Path) -> None:
+    db = tmp_path / "where.db"
+    with LightMLHandle(db, "r") as h:
+        h.register_model("base", "org/base", tags=["baseline"])
+        for name, lr in (("dpo-a", 1e-5), ("dpo-b", 3e-5)):
+            h.register_model(name, f"org/{name}", params={"lr": lr}, tags=["dpo", XSS])
+        for name in ("base", "dpo-a", "dpo-b"):
+            h.log_model_metric(name, "reasoning", "arc", 0.5)
+    with serve(db) as url, open_page(browser, url) as page:
+        page.wait_for_selector("#pivot tbody tr:has(td.model-name:text-is('dpo-b'))")
+        page.fill("#where", "tag:dpo and params.lr < 2e-5")
+        page.press("#where", "Enter")
+        page.wait_for_function("document.querySelectorAll('#pivot tbody td.model-name').length === 1")
+        assert page.locator("#pivot tbody td.model-name").all_text_contents() == ["dpo-a"]
+        page.fill("#where", f"tag:`{XSS}` and params.lr <")
+        page.press("#where", "Enter")
+        page.wait_for_selector("#where-error:not([hidden])")
+        assert "ends too early" in page.locator("#where-error").text_content()
+        assert page.locator("#pivot tbody td.model-name").all_text_contents() == ["dpo-a"]  # the table stays
+        assert page.locator("img").count() == 0  # the markup in the message is text
+        shot(page, "where-filter")
+        page.fill("#where", "")
+        page.press("#where", "Enter")
+        page.wait_for_function("document.querySelectorAll('#pivot tbody td.model-name').length === 3")
+        assert page.locator("#where-error").is_hidden()

@@ -9,6 +9,7 @@ const state = {
   checkpoints: false,
   includeHidden: false,
   search: "",
+  where: "",  // the filter expression applied to the table (lightml.read.filters), "" for none
   sort: null,              // {col: index or "model"/"run"/"step", dir: 1 | -1}
   selected: new Set(),     // model ids
   onlySelected: false,
@@ -110,7 +111,18 @@ async function loadPivot() {
   if (state.run) params.set("run", state.run);
   if (state.checkpoints) params.set("checkpoints", "1");
   if (state.includeHidden) params.set("include_hidden", "1");
-  const pivot = await api(`/api/pivot?${params}`);
+  if (state.where) params.set("where", state.where);
+  let pivot;
+  try {
+    pivot = await api(`/api/pivot?${params}`);
+  } catch (error) {
+    if (!state.where) throw error;
+    // A bad filter expression: the server says where it went wrong; the table stays as it was.
+    $("where-error").textContent = error.message;
+    $("where-error").hidden = false;
+    return;
+  }
+  $("where-error").hidden = true;
   // values arrive as {family: {metric: value}}: lay them out in column order
   for (const row of pivot.rows) {
     const byFamily = row.values;
@@ -672,6 +684,12 @@ function showView(view) {
 function wire() {
   document.querySelectorAll(".view-tab").forEach((b) => b.addEventListener("click", () => showView(b.dataset.view)));
   $("search").addEventListener("input", (e) => { state.search = e.target.value; applyFilter(); });
+  $("where").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { state.where = e.target.value.trim(); loadPivot(); }
+  });
+  $("where").addEventListener("search", (e) => {  // (the clear button of a search field)
+    if (!e.target.value) { state.where = ""; loadPivot(); }
+  });
   document.querySelector(".table-wrap").addEventListener("scroll", () => requestAnimationFrame(renderWindow));
   $("run-filter").addEventListener("change", (e) => { state.run = e.target.value; loadPivot(); });
   $("show-checkpoints").addEventListener("change", (e) => { state.checkpoints = e.target.checked; loadPivot(); });
