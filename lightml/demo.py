@@ -92,18 +92,20 @@ def build_demo(folder: str | Path = "lightml-demo", overwrite: bool = False) -> 
         (checkpoints_dir / f"sft-step{step}").mkdir(parents=True, exist_ok=True)
 
     with LightMLHandle(db, run_name="pretrain-baselines") as h:  # the names in RUNS
-        h.register_model("llama-1b-base", "meta-llama/Llama-3.2-1B")
+        h.register_model("llama-1b-base", "meta-llama/Llama-3.2-1B", params={"size": "1B"}, tags=["base"])
         _log_model(h, rng, "llama-1b-base", difficulty)
 
     with LightMLHandle(db, run_name="sft-dpo-2026-11") as h:
-        h.register_model("llama-1b-sft", str(checkpoints_dir / "sft-step3000"), parent_name="llama-1b-base")
+        h.register_model("llama-1b-sft", str(checkpoints_dir / "sft-step3000"), parent_name="llama-1b-base",
+                         params={"lr": 2e-5, "dataset": "tulu-3-sft", "epochs": 2}, tags=["sft"])
         for step, acc in ((1000, 0.321), (2000, 0.339), (3000, 0.347)):
             cid = h.register_checkpoint("llama-1b-sft", step, checkpoints_dir / f"sft-step{step}")
             h.log_checkpoint_metric(cid, "reasoning", "arc_challenge/acc", acc)
             h.log_checkpoint_metric(cid, "knowledge", "mmlu/acc", round(acc + 0.009, 3))
         _log_model(h, rng, "llama-1b-sft", difficulty)
-        for model in ("llama-1b-dpo", "llama-1b-dpo-beta0.5"):
-            h.register_model(model, f"my-org/{model}", parent_name="llama-1b-sft")
+        for model, beta in (("llama-1b-dpo", 0.1), ("llama-1b-dpo-beta0.5", 0.5)):
+            h.register_model(model, f"my-org/{model}", parent_name="llama-1b-sft",
+                             params={"lr": 5e-7, "beta": beta, "dataset": "ultrafeedback"}, tags=["dpo"])
             _log_model(h, rng, model, difficulty)
         # gsm8k was first scored with a broken answer extractor, then re-run and overwritten.
         h.log_model_metric("llama-1b-dpo", "reasoning", "gsm8k/exact_match", 0.229, force=True)
@@ -121,6 +123,7 @@ per-sample scores, one forced overwrite and one deleted model. Try:
   lightml compare --db {db} --a llama-1b-sft --b llama-1b-dpo --fail-on-regression   # exit 1 on a regression
   lightml flips   --db {db} --a llama-1b-sft --b llama-1b-dpo --family reasoning --metric hellaswag/acc_norm
   lightml diff    --db {db} --models llama-1b-base llama-1b-sft llama-1b-dpo
+  lightml list    --db {db} --where "tag:dpo or params.lr >= 1e-5"     # filter by params, tags, metrics
   lightml exists  --db {db} --model 'llama-1b-*' --family reasoning
   lightml history --db {db} --model llama-1b-dpo --family reasoning --metric gsm8k/exact_match
   lightml history --db {db} --model llama-1b-sft --family reasoning --metric arc_challenge/acc --step 2000
