@@ -78,7 +78,9 @@ class PivotTables:
         """Models (and optionally their checkpoints) x metrics, as encoded JSON:
         ``{"family", "columns": [{"family", "metric", "lower_is_better"}], "rows": [{"id",
         "model", "run", "parent", "hidden", "step", "values": {family: {metric: value}}}]}``;
-        model rows (``step`` null) also carry ``notes``, checkpoint rows ``checkpoint``.
+        model rows (``step`` null) also carry ``notes`` and ``params`` (the model's parameters),
+        checkpoint rows ``checkpoint``; every row ``repeats``: {family: {metric: {"half_width",
+        "n"}}} of its values that are the mean of repeats.
 
         ``family`` None: all families (the same metric name in two families stays two
         columns); an unknown family or run is a NotFoundError. Hidden models are left out
@@ -104,7 +106,9 @@ class PivotTables:
         for name in families:
             blocks.append((name, (yield from self._block(name))))
         model_rows, checkpoint_rows = yield from _rows(run, checkpoints, include_hidden, where)
-        body = _encoded(family, blocks, model_rows, checkpoint_rows)
+        params = yield from _params_text()
+        spreads = yield from _spreads_text(family)
+        body = _encoded(family, blocks, model_rows, checkpoint_rows, params, spreads)
         if len(self.tables) > _MAX_TABLES:
             self.tables.clear()
         self.tables[key] = (position, body)
@@ -203,8 +207,36 @@ def _rows(run: str | None, checkpoints: bool, include_hidden: bool,
     return model_rows, checkpoint_rows
 
 
+def _params_text() -> Steps[dict[int, str]]:
+    """model id -> its parameters as JSON object text, assembled from the stored JSON values."""
+    found: dict[int, list[str]] = {}
+    for model_id, key, value in (yield Statement("SELECT model_id, key, value FROM model_param")):
+        found.setdefault(model_id, []).append(f"{json.dumps(key)}:{value}")
+    return {model_id: "{" + ",".join(sorted(parts)) + "}" for model_id, parts in found.items()}
+
+
+def _spreads_text(family: str | None) -> Steps[dict[tuple[str, int], str]]:
+    """("m", model id) or ("c", checkpoint id) -> {family: {metric: {"half_width", "n"}}} as JSON
+    text, for the values that are the mean of repeats (``lightml.read.repeats``: the 95% t
+    interval over them), in ``family`` if given."""
+    from lightml.read.repeats import spread
+
+    where, params = ("WHERE m.family = ?", (family,)) if family is not None else ("", ())
+    values: dict[tuple, dict[str, dict[str, list[float]]]] = {}
+    for model_id, checkpoint_id, fam, metric, value in (yield Statement(
+            "SELECT m.model_id, m.checkpoint_id, m.family, m.metric_name, r.value FROM metric_repeats r "
+            f"JOIN metrics m ON m.id = r.metric_id {where}", params)):
+        key = ("m", model_id) if model_id is not None else ("c", checkpoint_id)
+        values.setdefault(key, {}).setdefault(fam, {}).setdefault(metric, []).append(value)
+    return {key: json.dumps({fam: {metric: {"half_width": (found := spread(v)).half, "n": found.n}
+                                   for metric, v in metrics.items()} for fam, metrics in by_family.items()},
+                            separators=(",", ":"))
+            for key, by_family in values.items()}
+
+
 def _encoded(family: str | None, blocks: list[tuple[str, Block]], model_rows: Rows,
-             checkpoint_rows: dict[int, list]) -> bytes:
+             checkpoint_rows: dict[int, list], params: dict[int, str],
+             spreads: dict[tuple[str, int], str]) -> bytes:
     """The table's JSON, assembled from the blocks' JSON text without decoding the values."""
     dump = json.dumps
     name_lists: set[tuple[str, str]] = set()
@@ -222,11 +254,13 @@ def _encoded(family: str | None, blocks: list[tuple[str, Block]], model_rows: Ro
     for mid, name, run_name, parent, notes, hidden in model_rows:
         head = (f'{{"id":{mid},"model":{dump(name)},"run":{dump(run_name)},"parent":{dump(parent)},'
                 f'"hidden":{dump(bool(hidden))}')
-        parts.append(f'{head},"step":null,"notes":{dump(notes)},"values":{values(("m", mid))}}}')
+        parts.append(f'{head},"step":null,"notes":{dump(notes)},"params":{params.get(mid, "{}")},'
+                     f'"repeats":{spreads.get(("m", mid), "{}")},"values":{values(("m", mid))}}}')
         for step, cid in checkpoint_rows.get(mid, []):
             checkpoint_values = values(("c", cid))
             if checkpoint_values != "{}":
-                parts.append(f'{head},"checkpoint":{cid},"step":{dump(step)},"values":{checkpoint_values}}}')
+                parts.append(f'{head},"checkpoint":{cid},"step":{dump(step)},'
+                             f'"repeats":{spreads.get(("c", cid), "{}")},"values":{checkpoint_values}}}')
     # The columns: every (family, metric) of the rows shown. Most rows share one list of
     # names, so only the distinct lists are decoded.
     keys = {(name, metric) for name, text in name_lists for metric in json.loads(text)}

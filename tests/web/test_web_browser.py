@@ -406,6 +406,8 @@ def test_compare_shows_a_mean_of_repeats_with_its_interval_and_count(browser, tm
     with serve(db) as url, open_page(browser, url) as page:
         page.click("#family-tabs button:has-text('reasoning')")
         page.wait_for_selector("#pivot tbody tr:has(td.model-name:text-is('tuned'))")
+        cell = page.locator("#pivot tbody tr:has(td.model-name:text-is('base')) td.num").first.text_content()
+        assert cell.startswith("0.6267 ±") and cell.endswith("(n=3)")  # the table shows the interval too
         for name in ("base", "tuned"):
             page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{name}')) input[type=checkbox]").check()
         page.click("#compare-selected")
@@ -442,3 +444,26 @@ def test_the_table_takes_a_filter_expression_and_says_where_a_bad_one_went_wrong
         page.press("#where", "Enter")
         page.wait_for_function("document.querySelectorAll('#pivot tbody td.model-name').length === 3")
         assert page.locator("#where-error").is_hidden()
+
+
+def test_the_table_groups_the_models_by_a_parameter_each_row_their_mean(browser, tmp_path: Path) -> None:
+    db = tmp_path / "group.db"
+    with LightMLHandle(db, "r") as h:
+        for name, beta, arc in (("a", 0.1, 0.40), ("b", 0.1, 0.50), ("c", 0.3, 0.70), (XSS, 0.3, 0.60), ("d", None, 0.2)):
+            h.register_model(name, f"org/{name}", params=None if beta is None else {"beta": beta})
+            h.log_model_metric(name, "reasoning", "arc", arc)
+    with serve(db) as url, open_page(browser, url) as page:
+        page.wait_for_selector("#pivot tbody tr:has(td.model-name:text-is('c'))")
+        assert page.locator("#group-by option").all_text_contents() == ["no grouping", "group by beta"]
+        page.select_option("#group-by", "beta")
+        page.wait_for_selector("#pivot tbody tr.group")
+        rows = page.locator("#pivot tbody tr.group")
+        assert rows.locator("td.model-name").all_text_contents() == ["beta=0.1 (n=2)", "beta=0.3 (n=2)", "beta=- (n=1)"]
+        assert rows.nth(0).locator("td.num").all_text_contents() == ["0.4500"]
+        assert rows.nth(1).locator("td.num").all_text_contents() == ["0.6500"]
+        assert XSS in rows.nth(1).locator("td.model-name").get_attribute("title")  # members named, as text
+        assert page.locator("img").count() == 0
+        shot(page, "group-by-param")
+        page.select_option("#group-by", "")
+        page.wait_for_selector("#pivot tbody tr.model")
+        assert page.locator("#pivot tbody tr.group").count() == 0

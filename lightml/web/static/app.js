@@ -10,6 +10,7 @@ const state = {
   includeHidden: false,
   search: "",
   where: "",  // the filter expression applied to the table (lightml.read.filters), "" for none
+  groupBy: "",  // a parameter whose values the table's rows are (each the mean of its models), "" for none
   sort: null,              // {col: index or "model"/"run"/"step", dir: 1 | -1}
   selected: new Set(),     // model ids
   onlySelected: false,
@@ -127,12 +128,60 @@ async function loadPivot() {
   for (const row of pivot.rows) {
     const byFamily = row.values;
     row.values = pivot.columns.map((c) => own(own(byFamily, c.family), c.metric) ?? null);
+    const spreads = row.repeats || {};
+    row.spreads = pivot.columns.map((c) => own(own(spreads, c.family), c.metric) ?? null);
   }
   // A score's stderr column (the server names it): its value is shown beside the score too.
   const at = new Map(pivot.columns.map((c, i) => [`${c.family}\u0000${c.metric}`, i]));
   for (const c of pivot.columns) c.stderrIndex = c.stderr == null ? null : at.get(`${c.family}\u0000${c.stderr}`);
-  state.pivot = pivot;
+  state.fullPivot = pivot;
+  offerGroupKeys(pivot);
+  showPivot();
+}
+
+// The table as loaded, or (grouped by a parameter) one row per value of it, each the mean of
+// its models' values: a sweep read as "beta=0.1 (n=3)" against "beta=0.3 (n=2)".
+function showPivot() {
+  const pivot = state.fullPivot;
+  state.pivot = state.groupBy ? groupedPivot(pivot, state.groupBy) : pivot;
   renderTable();
+}
+
+function offerGroupKeys(pivot) {
+  const keys = new Set();
+  for (const row of pivot.rows) for (const key of Object.keys(row.params || {})) keys.add(key);
+  const select = $("group-by");
+  if (state.groupBy && !keys.has(state.groupBy)) keys.add(state.groupBy);
+  select.replaceChildren(el("option", {value: "", text: "no grouping"}),
+    ...[...keys].sort(naturalCompare).map((key) => el("option", {value: key, text: `group by ${key}`})));
+  select.value = state.groupBy;
+}
+
+function naturalCompare(a, b) {
+  return String(a).localeCompare(String(b), undefined, {numeric: true, sensitivity: "base"});
+}
+
+function groupedPivot(pivot, key) {
+  const groups = new Map();
+  for (const row of pivot.rows) {
+    if (row.step != null) continue;  // (model rows only: a checkpoint is not a run of the sweep)
+    const has = row.params != null && Object.prototype.hasOwnProperty.call(row.params, key);
+    const label = `${key}=${has ? String(row.params[key]) : "-"}`;
+    if (!groups.has(label)) groups.set(label, {value: has ? row.params[key] : undefined, has, members: []});
+    groups.get(label).members.push(row);
+  }
+  const rank = (g) => (!g.has ? 3 : typeof g.value === "number" ? 0 : typeof g.value === "boolean" ? 1 : 2);
+  const ordered = [...groups.entries()].sort(([la, a], [lb, b]) =>
+    rank(a) - rank(b) || (rank(a) === 0 ? a.value - b.value : naturalCompare(la, lb)));
+  const rows = ordered.map(([label, g], i) => ({
+    id: -1 - i, group: true, model: `${label} (n=${g.members.length})`, run: "", step: null, hidden: false,
+    members: g.members.map((r) => r.model),
+    values: pivot.columns.map((c, j) => {
+      const known = g.members.map((r) => r.values[j]).filter((v) => v != null);
+      return known.length ? known.reduce((sum, v) => sum + v, 0) / known.length : null;
+    }),
+  }));
+  return {...pivot, rows};
 }
 
 function columnLabel(column) {
@@ -186,9 +235,24 @@ function rowElement(record) {
   if (record.tr) return record.tr;
   const {row} = record;
   const {columns} = state.pivot;
-  const tr = el("tr", {class: row.step == null ? "model" : "checkpoint", "data-model-id": String(row.id)});
+  const tr = el("tr", {class: row.group ? "group" : row.step == null ? "model" : "checkpoint", "data-model-id": String(row.id)});
   if (row.hidden) tr.classList.add("hidden-model");
-  const box = el("input", {type: "checkbox"});
+  const box = el("input", {type: "checkbox", "aria-label": `select ${row.model}`});
+  if (row.group) {  // a group's mean: nothing to select, edit or trace back to one stored value
+    box.disabled = true;
+    tr.append(el("td", {}, box), el("td", {text: row.model, class: "model-name", title: `the mean of ${row.members.join(", ")}`}),
+      el("td", {text: ""}));
+    if (state.checkpoints) tr.append(el("td", {text: ""}));
+    row.values.forEach((value, i) => {
+      const td = el("td", {class: "num", text: fmt(value)});
+      const e = state.extremes[i];
+      if (e && value === e.best) td.classList.add("best");
+      else if (e && value === e.worst) td.classList.add("worst");
+      tr.append(td);
+    });
+    record.tr = tr;
+    return tr;
+  }
   box.addEventListener("change", () => toggleSelected(row.id, box.checked));
   // Model rows get an edit button (notes, hide) beside their checkbox; checkpoints have none.
   const edit = row.step == null ? editButton(row) : null;
@@ -196,7 +260,7 @@ function rowElement(record) {
   if (state.checkpoints) tr.append(el("td", {text: row.step == null ? "" : `step ${row.step}`}));
   row.values.forEach((value, i) => {
     const stderrAt = columns[i].stderrIndex;
-    const td = el("td", {class: "num", text: value == null || stderrAt == null ? fmt(value) : withStderr(value, row.values[stderrAt])});
+    const td = el("td", {class: "num", text: withSpread(value, stderrAt == null ? null : row.values[stderrAt], row.spreads[i])});
     const e = state.extremes[i];
     if (e && value === e.best) td.classList.add("best");
     else if (e && value === e.worst) td.classList.add("worst");
@@ -309,7 +373,8 @@ function withStderr(value, stderr) {
 // A value that is the mean of repeats: with its 95% interval over them and their count;
 // otherwise as withStderr.
 function withSpread(value, stderr, spread) {
-  if (spread == null || value == null) return withStderr(value, stderr);
+  if (value == null) return fmt(value);
+  if (spread == null) return withStderr(value, stderr);
   return spread.half_width == null ? `${fmt(value)} (n=${spread.n})` : `${fmt(value)} ±${fmt(spread.half_width)} (n=${spread.n})`;
 }
 
@@ -694,6 +759,7 @@ function wire() {
   $("run-filter").addEventListener("change", (e) => { state.run = e.target.value; loadPivot(); });
   $("show-checkpoints").addEventListener("change", (e) => { state.checkpoints = e.target.checked; loadPivot(); });
   $("show-hidden").addEventListener("change", (e) => { state.includeHidden = e.target.checked; loadPivot(); });
+  $("group-by").addEventListener("change", (e) => { state.groupBy = e.target.value; showPivot(); });
   $("graph-search").addEventListener("input", highlightGraph);
   $("graph-checkpoints").addEventListener("change", (e) => { state.graph.showCheckpoints = e.target.checked; renderGraph(); });
   $("curve-family").addEventListener("change", loadCurveMetrics);
