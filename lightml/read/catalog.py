@@ -14,6 +14,7 @@ from typing import Any
 from lightml.errors import NotFoundError
 from lightml.log.events import actor_text
 from lightml.read import filters, repeats, settings, uncertainty
+from lightml.read.natural import natural_key, natural_pair, natural_sorted
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import Rows, Statement, Steps, first, query
 
@@ -51,14 +52,14 @@ def list_models(run: int | None = None, include_hidden: bool = False,
         "(SELECT count(*) FROM checkpoint c WHERE c.model_id = m.id), "
         "(SELECT count(*) FROM metrics x WHERE x.model_id = m.id) "
         "FROM model m LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id "
-        f"WHERE {where} ORDER BY r.run_name, m.model_name",
+        f"WHERE {where}",
         params,
     )
-    listed = [
+    listed = sorted([
         {"id": i, "model": name, "run": run_name, "path": path, "parent": parent, "hidden": bool(hidden),
          "notes": notes, "checkpoints": checkpoints, "metrics": metrics}
         for i, name, run_name, path, parent, hidden, notes, checkpoints, metrics in rows
-    ]
+    ], key=lambda m: (natural_key(m["run"]), natural_key(m["model"])))
     yield from _with_params_and_tags(listed)
     return listed
 
@@ -89,7 +90,7 @@ def selected_models(where: str) -> Steps[list[dict[str, Any]]]:
         f"SELECT m.id, m.model_name, r.run_name FROM model m LEFT JOIN run r ON r.id = m.run_id WHERE {condition}",
         params)
     models = [{"id": i, "model": name, "run": run_name} for i, name, run_name in rows]
-    models.sort(key=lambda m: (m["model"], m["run"] or ""))  # (in Python: engines collate text apart)
+    models.sort(key=lambda m: (natural_key(m["model"]), natural_key(m["run"])))  # (engines collate text apart)
     yield from _with_params_and_tags(models)
     return [{key: m[key] for key in ("model", "run", "params", "tags")} for m in models]
 
@@ -112,11 +113,11 @@ def list_families(run: int | None = None, include_hidden: bool = False) -> Steps
     rows = yield Statement(
         "SELECT x.family, count(DISTINCT x.metric_name), count(DISTINCT x.model_id), count(*) "
         f"FROM metrics x JOIN model m ON m.id = x.model_id WHERE {where} "
-        "GROUP BY x.family ORDER BY x.family",
+        "GROUP BY x.family",
         params,
     )
     return [{"family": f, "metrics": n_metrics, "models": n_models, "values": n_values}
-            for f, n_metrics, n_models, n_values in rows]
+            for f, n_metrics, n_models, n_values in sorted(rows, key=lambda row: natural_key(row[0]))]
 
 
 @query
@@ -145,7 +146,7 @@ def family_metrics(family: str) -> Steps[list[str]]:
 @query
 def family_names() -> Steps[list[str]]:
     """Every family some metric row has (a model's or a checkpoint's, hidden or not)."""
-    return [family for (family,) in (yield Statement("SELECT DISTINCT family FROM metrics ORDER BY family"))]
+    return natural_sorted(family for (family,) in (yield Statement("SELECT DISTINCT family FROM metrics")))
 
 
 @query
@@ -257,8 +258,8 @@ def model_card(model_id: int) -> Steps[dict[str, Any]]:
             "SELECT c.id, c.step, c.path, (SELECT count(*) FROM metrics x WHERE x.checkpoint_id = c.id) "
             "FROM checkpoint c WHERE c.model_id = ? ORDER BY c.step, c.id", (model_id,)))
     ]
-    rows = yield Statement(
-        "SELECT family, metric_name, value, id FROM metrics WHERE model_id = ? ORDER BY family, metric_name", (model_id,))
+    rows = sorted((yield Statement(
+        "SELECT family, metric_name, value, id FROM metrics WHERE model_id = ?", (model_id,))), key=natural_pair)
     recorded = yield from settings.settings_steps("metrics m WHERE m.model_id = ?", (model_id,))
     found: dict[int, dict[str, float]] = {}
     for metric_id, label, value in (yield Statement(

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from lightml.read import repeats, resolve, settings, significance
+from lightml.read.natural import natural_pair
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.sql import reading
 from lightml.read.uncertainty import stderr_name, usable_stderr
@@ -172,7 +173,7 @@ def compare_in(conn: sqlite3.Connection, model_a: str, model_b: str, run_name: s
     settings_a, settings_b = found.get(ref_a.id, {}), found.get(ref_b.id, {})
     differing = settings.DifferingKeys()
     deltas = []
-    for key in sorted(values_a.keys() | values_b.keys()):
+    for key in sorted(values_a.keys() | values_b.keys(), key=natural_pair):
         verdict = verdicts.get(key, {})
         stderr_key = (key[0], stderr_name(key[1]))
         deltas.append(MetricDelta(

@@ -13,6 +13,7 @@ from typing import Any
 
 from lightml.errors import InvalidInputError
 from lightml.read import filters, repeats, resolve, settings, uncertainty
+from lightml.read.natural import natural_pair
 from lightml.read.params import params_by_model
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.run_ids import require_run_id
@@ -81,7 +82,7 @@ def diff_in(conn: sqlite3.Connection, model_names: list[str] | None, run_name: s
     table: dict[tuple[str, str], dict[str, float | None]] = {}
     for model_id, fam, metric, value in conn.execute(sql, params):
         table.setdefault((fam, metric), dict.fromkeys(names))[ids[model_id]] = value
-    rows = [_row(fam, metric, table[(fam, metric)], names) for fam, metric in sorted(table)]
+    rows = [_row(fam, metric, table[(fam, metric)], names) for fam, metric in sorted(table, key=natural_pair)]
     for row in rows:  # lm-eval's stderr of each value, where logged
         stderrs = table.get((row["family"], uncertainty.stderr_name(row["metric"])), {})
         known = {name: uncertainty.usable_stderr(stderrs.get(name)) for name in names}

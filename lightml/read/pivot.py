@@ -29,6 +29,7 @@ import projections
 from lightml.log.events import METRIC_INSERTED, METRIC_OVERWRITTEN
 from lightml.read import filters
 from lightml.read.catalog import family_names
+from lightml.read.natural import natural_key, natural_pair
 from lightml.read.dashboard import require_family
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.uncertainty import stderr_name
@@ -194,10 +195,10 @@ def _rows(run: str | None, checkpoints: bool, include_hidden: bool,
         where.append(selected)
         params += selected_params
     condition = " AND ".join(where)
-    model_rows = yield Statement(
+    model_rows = sorted((yield Statement(
         "SELECT m.id, m.model_name, r.run_name, p.model_name, m.notes, m.hidden FROM model m "
         "LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id "
-        f"WHERE {condition} ORDER BY m.model_name, r.run_name", params)
+        f"WHERE {condition}", params)), key=lambda row: (natural_key(row[1]), natural_key(row[2])))
     checkpoint_rows: dict[int, list[tuple[Any, int]]] = {}
     if checkpoints:
         for mid, step, cid in (yield Statement(
@@ -264,7 +265,8 @@ def _encoded(family: str | None, blocks: list[tuple[str, Block]], model_rows: Ro
     # The columns: every (family, metric) of the rows shown. Most rows share one list of
     # names, so only the distinct lists are decoded.
     keys = {(name, metric) for name, text in name_lists for metric in json.loads(text)}
-    columns = [{"family": f, "metric": m, "lower_is_better": lower_is_better(m)} for f, m in sorted(keys)]
+    columns = [{"family": f, "metric": m, "lower_is_better": lower_is_better(m)}
+               for f, m in sorted(keys, key=natural_pair)]
     for column in columns:  # the column of lm-eval's stderr of a score, when shown too
         stderr = stderr_name(column["metric"])
         if (column["family"], stderr) in keys and not is_uncertainty(column["metric"]):

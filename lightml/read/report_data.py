@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from lightml.log.events import METRIC_OVERWRITTEN, MODEL_DELETED, MODEL_REGISTERED, MODEL_RENAMED, actor_text
 from lightml.read import filters
+from lightml.read.natural import natural_key
 from lightml.read.sql import Rows, Statement, Steps, query
 
 
@@ -39,11 +40,11 @@ def report_data(include_hidden: bool, where: str | None = None) -> Steps[ReportD
     filter expression selects: ``lightml.read.filters``), with what they hold."""
     selected, params = filters.condition(where)
     hidden = "" if include_hidden else "m.hidden = 0 AND "
-    data = ReportData((yield Statement(
+    data = ReportData(sorted((yield Statement(
         "SELECT m.id, m.model_name, r.run_name, p.model_name, m.parent_id, m.path, m.notes, m.hidden, "
         "(SELECT count(*) FROM checkpoint c WHERE c.model_id = m.id) "
         f"FROM model m LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id "
-        f"WHERE {hidden}{selected} ORDER BY r.run_name, m.model_name", params)))
+        f"WHERE {hidden}{selected}", params)), key=lambda row: (natural_key(row[2]), natural_key(row[1]))))
     shown = {row[0] for row in data.models}
     for cid, mid, step in (yield Statement("SELECT id, model_id, step FROM checkpoint ORDER BY step, id")):
         if mid in shown:

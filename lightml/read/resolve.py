@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from lightml.errors import AmbiguousNameError, NotFoundError
 from lightml.log.events import upcast
+from lightml.read.natural import natural_key
 from lightml.read.run_ids import require_run_id, run_id  # noqa: F401  (the one rule, re-exported)
 
 
@@ -126,8 +127,9 @@ def model_spellings(conn: sqlite3.Connection, run: int | None = None, include_hi
         params += selected_params
     rows = conn.execute(
         "SELECT m.id, m.model_name, r.run_name, (SELECT count(*) FROM model o WHERE o.model_name = m.model_name) "
-        f"FROM model m LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)} ORDER BY m.model_name, r.run_name",
+        f"FROM model m LEFT JOIN run r ON r.id = m.run_id WHERE {' AND '.join(where)}",
         params).fetchall()
+    rows.sort(key=lambda row: (natural_key(row[1]), natural_key(row[2])))
     spellings = []
     for mid, name, run_name, same_name in rows:
         if same_name == 1 or run is not None:  # in ``run``, the bare name prefers that run's model

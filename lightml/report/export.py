@@ -23,6 +23,7 @@ from openpyxl.utils import get_column_letter
 from lightml.errors import InvalidInputError
 from lightml.log import store
 from lightml.read import filters, repeats, settings, significance
+from lightml.read.natural import natural_sorted
 from lightml.read.direction import is_uncertainty, lower_is_better
 from lightml.read.uncertainty import stderr_name, usable_stderr
 from lightml.read.report_data import ReportData, overwrites_and_deletes, report_data
@@ -147,7 +148,7 @@ def _differing_settings(conn, reg: ReportData, family: str) -> dict[str, str]:
 def _family_sheet(wb: Workbook, conn, reg: ReportData, family: str, title: str) -> None:
     ws = wb.create_sheet(title)
     table = reg.values[family]
-    metrics = sorted({metric for row in table.values() for metric in row})
+    metrics = natural_sorted({metric for row in table.values() for metric in row})
     headers = ["Model", "Phase", "Run", "Parent"] + metrics
     _header(ws, headers)
     widths = {i: len(h) for i, h in enumerate(headers, 1)}
@@ -235,7 +236,7 @@ def export_excel(db_path: str | os.PathLike, output_path: str | os.PathLike | No
         reg = report_data(conn, include_hidden, where)
         wb = Workbook()
         _overview(wb, reg, include_hidden)
-        families = sorted(reg.values)
+        families = natural_sorted(reg.values)
         for family, title in sheet_names(families).items():
             _family_sheet(wb, conn, reg, family, title)
         _history(wb, conn)

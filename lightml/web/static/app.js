@@ -317,7 +317,8 @@ function applySort() {
       if (va == null && vb == null) return 0;
       if (va == null) return 1;       // missing values last, whichever the direction
       if (vb == null) return -1;
-      return (va < vb ? -1 : va > vb ? 1 : 0) * dir;
+      // names in natural order (mmlu_2shot before mmlu_10shot), numbers as numbers
+      return (typeof va === "string" ? naturalCompare(va, vb) : (va < vb ? -1 : va > vb ? 1 : 0)) * dir;
     });
     ordered = groups.flat();
   }
