@@ -57,6 +57,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     from lightml.read import catalog
     from lightml.read.sql import reading
 
+    if args.where is not None and args.what != "models":
+        from lightml.errors import InvalidInputError
+
+        raise InvalidInputError(f"--where selects models: use it with 'lightml list models', not {args.what}")
     with reading(args.db) as conn:
         run = run_id(conn, args.run)
         if args.what == "runs":
@@ -84,7 +88,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                    + (["params"] if with_params else []) + (["hidden"] if args.all else []))
         print_table(headers, [
             [r["model"], r["run"], r["parent"] or "", r["checkpoints"], r["metrics"], _short(r["notes"])]
-            + ([" ".join(r["tags"])] if with_tags else [])
+            + ([", ".join(r["tags"])] if with_tags else [])
             + ([_short(", ".join(f"{k}={v}" for k, v in r["params"].items()))] if with_params else [])
             + (["yes" if r["hidden"] else ""] if args.all else [])
             for r in rows
@@ -137,7 +141,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  path:    {card['path']}")
     print(f"  notes:   {card['notes'] or '(none)'}")
     if card["tags"]:
-        print(f"  tags:    {' '.join(card['tags'])}")
+        print(f"  tags:    {', '.join(card['tags'])}")
     if card["params"]:
         print(f"  params:  {', '.join(f'{key}={value}' for key, value in card['params'].items())}")
     lineage = " <- ".join([card["model"]] + [p["model"] for p in card["parents"]])
@@ -212,7 +216,8 @@ def cmd_top(args: argparse.Namespace) -> int:
                     "uncertainty": is_uncertainty(metric), "rows": board})
         return 0
     if not board:
-        print(f"No model has {family}/{metric}.")
+        chosen = f" among the models selected by {args.where!r}" if args.where is not None else ""
+        print(f"No model{chosen} has {family}/{metric}.")
         return 0
     if is_uncertainty(metric):
         print(f"{family}/{metric} is an uncertainty (a stderr), not a score: listed by value, smallest first, "
@@ -236,7 +241,7 @@ def cmd_top(args: argparse.Namespace) -> int:
                 + (["stderr"] if with_stderr else []) + (["vs #1"] if with_stderr or with_repeats else []), rows)
     if any(r["tie"] for r in board):
         print("(= : tied on the same value)")
-    if any(r["same_as_leader"] for r in board):
+    if (with_stderr or with_repeats) and any(r["same_as_leader"] for r in board):
         how = " and ".join(part for part, present in (
             ("Welch's t test over repeats where both have 2 or more", with_repeats),
             ("a z-test of the two values from their stderrs" + (" otherwise" if with_repeats else ""),

@@ -50,9 +50,9 @@ def _model_register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", "--model", dest="name", required=True, help="model name")
     p.add_argument("--path", required=True, help="local folder (made absolute) or hub id such as org/model")
     p.add_argument("--parent", help="parent model name (looked up in this run, then in all runs)")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE", default=[],
-                   help="a parameter of the model (repeat for several): lr=3e-5, dataset=ultrafeedback")
-    p.add_argument("--tag", action="append", metavar="TAG", default=[], help="a tag of the model (repeat for several)")
+    p.add_argument("--param", action="extend", nargs="+", metavar="KEY=VALUE", default=[],
+                   help="parameters of the model: lr=3e-5 dataset=ultrafeedback")
+    p.add_argument("--tag", action="extend", nargs="+", metavar="TAG", default=[], help="tags of the model")
     add_json(p)
 
 
@@ -78,6 +78,8 @@ def _metric_log(p: argparse.ArgumentParser) -> None:
     p.add_argument("--value", required=True, help="a finite number")
     p.add_argument("--scores", help="per-sample scores: a JSON array, or @FILE holding one")
     p.add_argument("--force", action="store_true", help="overwrite an existing value (the old one stays in the log)")
+    p.add_argument("--repeat", metavar="LABEL",
+                   help="the value is this repeat of the metric (e.g. seed=1234): the metric's value is their mean")
     add_json(p)
 
 
@@ -154,8 +156,8 @@ def _diff(p: argparse.ArgumentParser) -> None:
 
 def _stats(p: argparse.ArgumentParser) -> None:
     add_db(p)
-    p.add_argument("--model-a", help="model A (asked for on a terminal if left out)")
-    p.add_argument("--model-b", help="model B")
+    p.add_argument("--model-a", "--a", dest="model_a", help="model A (asked for on a terminal if left out)")
+    p.add_argument("--model-b", "--b", dest="model_b", help="model B")
     p.add_argument("--family", help="family of the metric (with --all: only this family)")
     p.add_argument("--metric", help="metric with per-sample scores in both models")
     p.add_argument("--all", action="store_true", help="test every metric both models have scores for (Holm-adjusted)")
@@ -242,17 +244,17 @@ def _rename(p: argparse.ArgumentParser) -> None:
 
 def _params(p: argparse.ArgumentParser) -> None:
     _model_edit(p)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="set a parameter (repeat for several); the value is read as JSON when it is a number, "
-                        "true/false or a quoted string, else taken as text; without --set/--unset, print them")
-    p.add_argument("--unset", action="append", metavar="KEY", default=[], help="remove a parameter")
+    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE", default=[],
+                   help="set parameters; a value is read as JSON when it is a number, true/false or a quoted "
+                        "string, else taken as text; without --set/--unset, print them")
+    p.add_argument("--unset", action="extend", nargs="+", metavar="KEY", default=[], help="remove parameters")
 
 
 def _tags(p: argparse.ArgumentParser) -> None:
     _model_edit(p)
-    p.add_argument("--add", action="append", metavar="TAG", default=[], help="add a tag (repeat for several)")
-    p.add_argument("--remove", action="append", metavar="TAG", default=[],
-                   help="remove a tag; without --add/--remove, print them")
+    p.add_argument("--add", action="extend", nargs="+", metavar="TAG", default=[], help="add tags")
+    p.add_argument("--remove", action="extend", nargs="+", metavar="TAG", default=[],
+                   help="remove tags; without --add/--remove, print them")
 
 
 def _reparent(p: argparse.ArgumentParser) -> None:

@@ -200,16 +200,27 @@ def key_values(pairs: list[str], option: str) -> dict:
         key, equals, text = pair.partition("=")
         if not equals or not key:
             raise InvalidInputError(f"{option} takes KEY=VALUE, got {pair!r}")
-        try:
-            value = json.loads(text)
+        try:  # (NaN and Infinity are not JSON numbers: text, as any other word)
+            value = json.loads(text, parse_constant=_not_a_number)
         except ValueError:
             value = text
         found[key] = value if isinstance(value, (str, int, float, bool)) else text
     return found
 
 
+def _not_a_number(word: str):
+    raise ValueError(word)
+
+
 def cmd_params(args: argparse.Namespace) -> int:
-    updates = {**key_values(args.set, "--set"), **{key: None for key in args.unset}}  # (checked before the lookup)
+    from lightml.errors import InvalidInputError
+    from lightml.write.validation import check_params
+
+    setting = key_values(args.set, "--set")
+    both = sorted(set(setting) & set(args.unset))
+    if both:
+        raise InvalidInputError(f"--set and --unset both name {', '.join(both)}: say one")
+    updates = check_params({**setting, **{key: None for key in args.unset}}, removals=True)  # (before any lookup)
     model = _model(args)
     name = model.model_name
     if not updates:
@@ -230,6 +241,13 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
+    from lightml.errors import InvalidInputError
+    from lightml.write.validation import check_tags
+
+    add, remove = check_tags(args.add), check_tags(args.remove)  # (both checked before either is written)
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise InvalidInputError(f"--add and --remove both name {', '.join(both)}: say one")
     model = _model(args)
     name = model.model_name
     if not args.add and not args.remove:
@@ -239,13 +257,13 @@ def cmd_tag(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"model": name, "tags": tags})
         else:
-            print(" ".join(tags) if tags else f"(no tags for {name})")
+            print(", ".join(tags) if tags else f"(no tags for {name})")
         return 0
     with _handle(args, model) as h:
         changed = h.add_tags(name, args.add) if args.add else False
         changed = (h.remove_tags(name, args.remove) if args.remove else False) or changed
         tags = h.get_tags(name)
-    return _report(args, changed, f"Tags of {name!r}: {' '.join(tags) or 'none'}.",
+    return _report(args, changed, f"Tags of {name!r}: {', '.join(tags) or 'none'}.",
                    f"Tags of {name!r} unchanged.", model=name, tags=tags)
 
 

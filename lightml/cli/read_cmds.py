@@ -94,10 +94,12 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     print(f"History of {what}:")
     merged = any(e.get("merged_from") for e in entries)  # values brought in by merge: say from where
+    repeated = any(e.get("repeat") for e in entries)  # values logged as repeats: which one
     print_table(
-        ["seq", "at (UTC)", "action", "value", "previous", "actor"] + (["from"] if merged else []),
-        [[e["seq"], e["at"].replace("T", " ").rstrip("Z"), e["action"], format_value(e["value"]),
-          format_value(e["previous_value"]), e["actor"]]
+        ["seq", "at (UTC)", "action"] + (["repeat"] if repeated else []) + ["value", "previous", "actor"]
+        + (["from"] if merged else []),
+        [[e["seq"], e["at"].replace("T", " ").rstrip("Z"), e["action"]] + ([e.get("repeat") or ""] if repeated else [])
+         + [format_value(e["value"]), format_value(e["previous_value"]), e["actor"]]
          + ([f"merged from {Path(e['merged_from']).name}" if e.get("merged_from") else ""] if merged else [])
          for e in entries],
     )

@@ -124,10 +124,11 @@ def cmd_metric_log(args: argparse.Namespace) -> int:
                 hint = f" whose path contains {args.path_hint!r}" if args.path_hint is not None else ""
                 raise NotFoundError(f"model {args.model!r} has no checkpoint at step {step}{hint}")
         if checkpoint_id is None:
-            outcome = h.log_model_metric(args.model, args.family, args.metric, value, scores=scores, force=args.force)
+            outcome = h.log_model_metric(args.model, args.family, args.metric, value, scores=scores, force=args.force,
+                                         repeat=args.repeat)
         else:
             outcome = h.log_checkpoint_metric(checkpoint_id, args.family, args.metric, value,
-                                              scores=scores, force=args.force)
+                                              scores=scores, force=args.force, repeat=args.repeat)
     if args.json:
         print_json({"outcome": OUTCOME_NAMES[outcome]})
     else:

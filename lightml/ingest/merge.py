@@ -44,9 +44,11 @@ from lightml.log.writer import Command
 from lightml.read import import_lookups, legacy_tables, settings
 from lightml.read.legacy_tables import Checkpoint, DocKeys, Metric, Model, Run, Scores
 from lightml.runner import Registry
-from lightml.write import commands, metric_log
+from lightml.read.params import current_params
+from lightml.write import commands, edits, metric_log
 from lightml.write.validation import (
-    check_doc_keys, check_name, check_repeat, check_scores, check_settings, check_step, check_value,
+    check_doc_keys, check_name, check_repeat, check_scores, check_setting, check_settings, check_step, check_tags,
+    check_value,
 )
 from projections import metric_repeats
 
@@ -97,6 +99,29 @@ class _Source:
     history: dict[int, list[_Entry]]  # source metric id -> its values, oldest first (from its log)
     settings: dict[int, str] = field(default_factory=dict)  # source metric id -> its value's eval settings (canonical)
     repeats: dict[int, list[tuple]] = field(default_factory=dict)  # source metric id -> its (label, value, scores, n, keys)
+    params: dict[int, dict[str, Any]] = field(default_factory=dict)  # source model id -> its parameters
+    tags: dict[int, list[str]] = field(default_factory=dict)  # source model id -> its tags
+
+
+def _params_and_tags(conn) -> tuple[dict[int, dict[str, Any]], dict[int, list[str]]]:
+    """The source's model parameters and tags (a registry older than them has none); values
+    this LightML would refuse are left out."""
+    names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    params: dict[int, dict[str, Any]] = {}
+    tags: dict[int, list[str]] = {}
+    if "model_param" in names:
+        for model_id, key, value in conn.execute("SELECT model_id, key, value FROM model_param"):
+            try:
+                params.setdefault(model_id, {})[key] = check_setting(key, json.loads(value), "params")
+            except (InvalidInputError, ValueError, RecursionError):
+                continue
+    if "model_tag" in names:
+        for model_id, tag in conn.execute("SELECT model_id, tag FROM model_tag"):
+            try:
+                tags.setdefault(model_id, []).extend(check_tags([tag]))
+            except InvalidInputError:
+                continue
+    return params, tags
 
 
 def _repeats(conn) -> dict[int, list[tuple]]:
@@ -132,6 +157,7 @@ def _read_source(path: Path) -> _Source:
             history=_history(source_registry.metric_values(conn)) if fmt > 1 else {},
             settings=_settings(conn) if fmt > 1 else {},
             repeats=_repeats(conn) if fmt > 1 else {},
+            **(dict(zip(("params", "tags"), _params_and_tags(conn))) if fmt > 1 else {}),
             runs=legacy_tables.rows(conn, Run),
             models=legacy_tables.rows(conn, Model),
             checkpoints=legacy_tables.rows(conn, Checkpoint),
@@ -280,6 +306,11 @@ def _merge_command(src: _Source, force: bool, registry_dir: Path) -> Command:
                                          registry_dir, notes=model.notes, hidden=int(bool(model.hidden)))(tx)
             model_ids[model.id] = made.id
             result.models_registered += made.created
+            # Parameters and tags come along: keys the model lacks here (all, with force), every tag.
+            here = current_params(tx.conn, made.id)
+            edits.change_params(tx, made.id, {key: value for key, value in src.params.get(model.id, {}).items()
+                                              if force or key not in here})
+            edits.change_tags(tx, made.id, add=src.tags.get(model.id, []))
 
         checkpoint_ids: dict[Any, int] = {}
         for checkpoint in src.checkpoints:

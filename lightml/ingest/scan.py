@@ -157,7 +157,7 @@ def _import_command(run_name: str, parsed: ParsedFolder, items: list[metric_log.
     folder, its items)), record the files (hashed beforehand, so the write lock is not held
     while reading them)."""
 
-    def command(tx: WriteTransaction) -> tuple[bool, dict[str, int], int, list[Skip]]:
+    def command(tx: WriteTransaction) -> tuple[bool, dict[str, int], int, list[Skip], list[str]]:
         model_id, created = commands.ensure_model(run_name, parsed.model, normalize_path(parsed.path), None, None,
                                                   registry_dir)(tx)
         present = import_lookups.values_and_whether_scored(tx.conn, model_id)
@@ -177,29 +177,30 @@ def _import_command(run_name: str, parsed: ParsedFolder, items: list[metric_log.
             for one in logged:
                 counts = {key: counts[key] + one[key] for key in counts}
         skips: list[Skip] = []  # (what the import itself finds to say: the scan adds it to its own)
+        notes: list[str] = []
         if repeats:
-            scored += _log_repeats(tx, target, model_id, repeats, force, counts, parsed.path, skips)
+            scored += _log_repeats(tx, target, model_id, repeats, force, counts, parsed, skips, notes)
         commands.record_imported_files(model_id, file_records)(tx)
-        return created, counts, scored, skips
+        return created, counts, scored, skips, notes
 
     return command
 
 
 def _log_repeats(tx: WriteTransaction, target: metric_log.ModelTarget, model_id: int,
                  repeats: dict[str, tuple[ParsedFolder, list[metric_log.MetricInput]]], force: bool,
-                 counts: dict[str, int], folder: str, skips: list[Skip]) -> int:
+                 counts: dict[str, int], parsed: ParsedFolder, skips: list[Skip], notes: list[str]) -> int:
     """Each seed's values as repeats of their metrics (``repeat=`` its label). A repeat the
     registry has with the same value and no scores gets its scores now (lm-eval writes the
     samples after the results: ``_late_scores``' rule). A metric the registry holds without
     repeat labels (an earlier scan found one seed only) is left as it is, said in ``skips``,
-    unless ``force`` replaces it with the repeats. Adds to ``counts`` metric by metric;
-    returns how many repeat values brought scores."""
+    unless ``force`` replaces it with the repeats. Adds to ``counts`` metric by metric, and to
+    ``notes`` what it imported as repeats; returns how many repeat values brought scores."""
     pairs = {(i.family, i.metric_name) for _, items in repeats.values() for i in items}
     existing = metric_log.existing_metrics(tx.conn, "model_id", model_id, pairs)
     known = metric_repeats.repeat_rows(tx.conn, [metric_id for metric_id, _ in existing.values()])
     plain = {pair for pair, (metric_id, _) in existing.items() if metric_id not in known}
     if plain and not force:
-        skips.append(Skip(folder, f"{len(plain)} metric(s) run with several seeds are in the registry as one value "
+        skips.append(Skip(parsed.path, f"{len(plain)} metric(s) run with several seeds are in the registry as one value "
                                   f"each (from an earlier scan), not as repeats: left as they are (scan with --force "
                                   f"to replace them with the repeats), e.g. {'/'.join(sorted(plain)[0])}"))
     scored, changed = 0, set()
@@ -216,6 +217,10 @@ def _log_repeats(tx: WriteTransaction, target: metric_log.ModelTarget, model_id:
                     if logged != METRIC_SKIPPED:
                         changed.add((item.family, item.metric_name))
                         scored += item.scores is not None
+    families = sorted({family for family, _ in changed})
+    if families:
+        notes.append(f"{parsed.model}: {', '.join(families)} run with {len(repeats)} seeds: imported as repeats "
+                     f"({', '.join(repeats)}), each value the mean of its repeats")
     new = {pair for pair in changed if pair not in existing}
     counts["inserted"] += len(new)
     counts["updated"] += len(changed - new)
@@ -327,12 +332,13 @@ def _scan_folder(registry: Registry, folder: Path, model: str, fmt: str, force: 
 
 def _count_import(folder: Path, model: str, files: int, future: Future, stats: ScanStats) -> None:
     try:
-        created, counts, scored, skips = future.result()
+        created, counts, scored, skips, notes = future.result()
     except (LightMLError, ValueError, OSError) as exc:
         stats.skipped_dirs.append(folder.name)
         stats.skips.append(Skip(str(folder), f"not imported: {exc}"))
         return
     stats.skips.extend(skips)
+    stats.notes.extend(notes)
     stats.models_registered += int(created)
     logged = counts["inserted"] + counts["updated"]
     stats.metrics_logged += logged

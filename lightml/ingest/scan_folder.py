@@ -168,10 +168,6 @@ def parse_lm_eval(folder: Path, model: str, family_template: str, name_from: str
         if len(known) > 1 and not uses_nshot:
             parsed.notes.append(f"{model}: {task} has results at {known} shots: "
                                 f"imported as separate families {task}_<n>shot")
-    repeated = sorted({family for part in parsed.repeats.values() for family, _ in part.metrics})
-    if repeated:
-        parsed.notes.append(f"{parsed.model}: {', '.join(repeated)} run with {len(parsed.repeats)} seeds: imported "
-                            f"as repeats ({', '.join(sorted(parsed.repeats))}), each value the mean of its repeats")
     return parsed
 
 

@@ -6,6 +6,7 @@ diff`` starts in a blink.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sqlite3
@@ -122,23 +123,30 @@ def _grouped(data: dict[str, Any], values_of: dict[str, Any], key: str) -> dict[
     """``data`` with one column per value of parameter ``key`` (numbers in numeric order,
     then text, then the models without it), each the mean of its models' values (None when
     none has the metric)."""
-    groups: dict[Any, list[str]] = {}
+    # Grouped by the value as JSON (1, true and "1" are three groups; text is shown quoted, so
+    # no value reads as another's, nor as "-", the models without it).
+    groups: dict[str | None, list[str]] = {}
+    found: dict[str | None, Any] = {}
     for name in data["models"]:
-        groups.setdefault(values_of[name], []).append(name)
+        value = values_of[name]
+        text = None if value is None else json.dumps(value, ensure_ascii=False)
+        groups.setdefault(text, []).append(name)
+        found[text] = value
 
-    def order(value: Any) -> tuple:
-        if value is None:
-            return (3, "")
+    def order(text: str | None) -> tuple:
+        value = found[text]
+        if text is None:
+            return (3, 0, "")
         if isinstance(value, bool):
-            return (1, str(value))
-        return (0, value) if isinstance(value, (int, float)) else (2, value)
+            return (1, 0, text)
+        return (0, value, text) if isinstance(value, (int, float)) else (2, 0, text)
 
-    labels = {value: f"{key}={'-' if value is None else str(value).lower() if isinstance(value, bool) else value}"
-              for value in groups}
-    columns = [labels[value] for value in sorted(groups, key=order)]
-    members = {labels[value]: names for value, names in groups.items()}
+    columns = [f"{key}={'-' if text is None else text}" for text in sorted(groups, key=order)]
+    members = {f"{key}={'-' if text is None else text}": names for text, names in groups.items()}
     rows = []
     for row in data["rows"]:
+        if row["uncertainty"]:
+            continue  # (a mean of stderrs is not the stderr of the mean: left out)
         values = {}
         for column in columns:
             known = [row["values"][name] for name in members[column] if row["values"][name] is not None]

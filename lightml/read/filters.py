@@ -33,17 +33,20 @@ from lightml.errors import InvalidInputError
 MAX_LENGTH = 4000  # characters of an expression
 MAX_DEPTH = 64     # nesting of parentheses and ``not``
 
+# (ASCII only: a Unicode digit or space is not one here. A number never follows a name's
+# character or a dot, and is never followed by one: ``arc.25`` and ``tag:3-epochs`` are names.)
 _TOKEN = re.compile(r"""
-    (?P<space>\s+)
+    (?P<space>[ \t\r\n]+)
   | (?P<op><=|>=|==|!=|=|<|>)
   | (?P<paren>[()])
-  | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z0-9_]))
+  | (?P<number>(?<![A-Za-z0-9_.`-])[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?(?![A-Za-z0-9_.-]))
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
   | (?P<quoted>`(?:[^`]|``)+`)
   | (?P<word>[A-Za-z0-9_][A-Za-z0-9_\-]*)
   | (?P<dot>\.)
   | (?P<colon>:)
-""", re.VERBOSE)
+""", re.VERBOSE | re.ASCII)
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", re.ASCII)
 _KEYWORDS = {"and", "or", "not", "true", "false"}
 _OPERATORS = {"=": "=", "==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -199,7 +202,7 @@ class _Parser:
     def name(self, token: Token) -> str:
         if token.kind == "quoted":
             return token.text[1:-1].replace("``", "`")
-        if token.kind == "word" or token.kind == "number":  # (a metric such as 5shot starts with a digit)
+        if token.kind == "word" or (token.kind == "number" and _NAME.fullmatch(token.text)):  # (a name of digits)
             return token.text
         raise _fail(self.expression, token.at, f"expected a name but found {token.text!r}")
 

@@ -48,8 +48,8 @@ class Spread(NamedTuple):
 
 def spread(values: list[float]) -> Spread:
     found = student_t.mean_interval(values, CONFIDENCE)
-    if found is None:
-        return Spread(values[0] if values else float("nan"), None, len(values))
+    if found is None:  # (one value, or a spread beyond the float range: no interval)
+        return Spread(math.fsum(values) / len(values) if values else float("nan"), None, len(values))
     mean, half, _ = found
     return Spread(mean, half, len(values))
 
@@ -78,7 +78,9 @@ def compare_repeats(values_a: list[float], values_b: list[float], documents: tup
     result (its ``interval`` in place of ``bootstrap``):
 
     - fewer than 2 repeats on a side: ``test`` "untestable", no p-value, never significant
-      (one run says nothing about how much another seed would move it);
+      (one run says nothing about how much another seed would move it); so, without
+      per-sample scores, are repeats that do not vary on either side (nothing to weigh the
+      difference against) and values too large for the arithmetic;
     - ``documents`` (both sides' per-document means over their repeats, paired by document):
       Student's paired t test on the per-document differences. The mean over repeats of each
       document carries both the variance between documents and the variance between seeds
@@ -91,12 +93,26 @@ def compare_repeats(values_a: list[float], values_b: list[float], documents: tup
     base = {"binary": False, "contingency": None, "mcnemar": None, "bootstrap": None,
             "repeats_a": len(values_a), "repeats_b": len(values_b)}
     mean_a, mean_b = math.fsum(values_a) / len(values_a), math.fsum(values_b) / len(values_b)
+    untestable = {**base, "n": len(values_a) + len(values_b), "mean_a": mean_a, "mean_b": mean_b,
+                  "interval": None, "se_delta": None, "mde": None, "test": UNTESTABLE, "p_value": None,
+                  "significant": False, "winner": None}
     if len(values_a) < 2 or len(values_b) < 2:
-        return {**base, "n": min(len(values_a), len(values_b)), "mean_a": mean_a, "mean_b": mean_b,
-                "interval": None, "se_delta": None, "mde": None, "test": UNTESTABLE, "p_value": None,
-                "significant": False, "winner": None,
-                "reason": f"fewer than 2 repeats on a side ({len(values_a)} and {len(values_b)}): the spread "
-                          "between repeats is unknown"}
+        return {**untestable, "reason": f"fewer than 2 repeats on a side ({len(values_a)} and {len(values_b)}): "
+                                        "the spread between repeats is unknown"}
+    if documents is None and len(set(values_a)) == 1 and len(set(values_b)) == 1:
+        # Every repeat the same number on both sides (greedy decoding, a seed that changes nothing):
+        # no spread to weigh the difference against, which then says nothing about another run.
+        return {**untestable, "reason": "the repeats do not vary on either side (the seed changes nothing), so "
+                                        "they say nothing of the spread: log per-sample scores to test over documents"}
+    try:
+        return _compare_repeats(values_a, values_b, documents, confidence, base)
+    except OverflowError:  # (values near the float range: 1e200 and -1e200)
+        return {**untestable, "reason": "the values are too large for a t test (beyond the float range)"}
+
+
+def _compare_repeats(values_a: list[float], values_b: list[float], documents: tuple | None, confidence: float,
+                     base: dict[str, Any]) -> dict[str, Any]:
+    mean_a, mean_b = math.fsum(values_a) / len(values_a), math.fsum(values_b) / len(values_b)
     if documents is not None and len(documents[0]) < 2:
         documents = None  # (one document says nothing of the spread between documents: over the repeats)
     if documents is not None:

@@ -172,12 +172,29 @@ def compare_stats(conn: sqlite3.Connection, model_a: str, model_b: str, family: 
     over_repeats = _over_repeats(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name, options)
     if over_repeats is None:
         scores_a, scores_b, values, *_ = _paired(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name)
+        one_side = _one_side_repeated(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name)
     differ = _differing_settings(conn, ref_a.id, ref_b.id, family).get((family, metric_name), [])
     settings.refuse_if_strict(strict, [(f"{family}/{metric_name}", differ)] if differ else [])
     if over_repeats is not None:
         return {**names, **_oriented(over_repeats, metric_name), "settings_differ": differ}
     result = _oriented(stats.compare_scores(scores_a, scores_b, **options), metric_name)
-    return _with_stored_values({**names, **result, "settings_differ": differ}, model_a, model_b, values)
+    tested = _with_stored_values({**names, **result, "settings_differ": differ}, model_a, model_b, values)
+    if one_side is not None:
+        tested["value_notes"].append(one_side)
+    return tested
+
+
+def _one_side_repeated(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str,
+                       metric_name: str) -> str | None:
+    """A note when one model logged the metric with repeats and the other did not: the test then
+    pairs one run's scores with the per-document means of several."""
+    repeated = [name for name, model_id in ((model_a, id_a), (model_b, id_b))
+                if (family, metric_name) in queries.repeated_metrics(conn, model_id, family)]
+    if len(repeated) != 1:
+        return None
+    other = model_b if repeated[0] == model_a else model_a
+    return (f"{repeated[0]}'s value is the mean of its repeats and {other}'s one run: the test pairs {other}'s "
+            f"scores with {repeated[0]}'s per-document means (log repeats on both sides to test over them)")
 
 
 def _over_repeats(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str, metric_name: str,

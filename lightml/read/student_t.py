@@ -83,14 +83,26 @@ def quantile(p: float, df: float) -> float:
     return (low + high) / 2.0
 
 
+def sample_sd(values: list[float], mean: float) -> float:
+    """The sample standard deviation, scaled so that values near the float range (1e200) do
+    not overflow on the way (inf only when the answer itself is beyond the range)."""
+    scale = max(abs(v - mean) for v in values)
+    if scale == 0 or not math.isfinite(scale):
+        return 0.0 if scale == 0 else math.inf
+    return scale * math.sqrt(math.fsum(((v - mean) / scale) ** 2 for v in values) / (len(values) - 1))
+
+
 def mean_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float] | None:
     """(mean, half-width, standard error) of the ``confidence`` t interval of the mean of
-    ``values`` (``mean +- t(n-1) s / sqrt(n)``); None with fewer than 2 values."""
+    ``values`` (``mean +- t(n-1) s / sqrt(n)``); None with fewer than 2 values, or when the
+    spread is beyond the float range."""
     n = len(values)
     if n < 2:
         return None
     mean = math.fsum(values) / n
-    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    sd = sample_sd(values, mean)
+    if not math.isfinite(sd) or not math.isfinite(mean):
+        return None
     stderr = sd / math.sqrt(n)
     return mean, quantile((1.0 + confidence) / 2.0, n - 1) * stderr, stderr
 
@@ -102,14 +114,15 @@ def welch_test(a: list[float], b: list[float]) -> dict[str, float] | None:
     if len(a) < 2 or len(b) < 2:
         return None
     mean_a, mean_b = math.fsum(a) / len(a), math.fsum(b) / len(b)
-    var_a = math.fsum((v - mean_a) ** 2 for v in a) / (len(a) - 1) / len(a)
-    var_b = math.fsum((v - mean_b) ** 2 for v in b) / (len(b) - 1) / len(b)
+    sd_a, sd_b = sample_sd(a, mean_a), sample_sd(b, mean_b)
     delta = mean_b - mean_a
-    spread = var_a + var_b
-    if spread == 0.0:
+    scale = max(sd_a, sd_b)  # (the variances scaled by it: values near the float range stay finite)
+    if scale == 0.0:
         return {"delta": delta, "se": 0.0, "t": 0.0 if delta == 0 else math.copysign(math.inf, delta),
                 "df": float(len(a) + len(b) - 2), "p_value": 1.0 if delta == 0 else 0.0}
-    # Welch-Satterthwaite degrees of freedom
-    df = spread ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
-    t = delta / math.sqrt(spread)
-    return {"delta": delta, "se": math.sqrt(spread), "t": t, "df": df, "p_value": two_sided_p(t, df)}
+    var_a, var_b = (sd_a / scale) ** 2 / len(a), (sd_b / scale) ** 2 / len(b)
+    # Welch-Satterthwaite degrees of freedom (the scale cancels out of it)
+    df = (var_a + var_b) ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
+    se = scale * math.sqrt(var_a + var_b)
+    t = delta / se
+    return {"delta": delta, "se": se, "t": t, "df": df, "p_value": two_sided_p(t, df)}

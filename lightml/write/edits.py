@@ -101,10 +101,11 @@ def change_params(tx: WriteTransaction, model_id: int, updates: dict[str, Any]) 
     its key); one event when something changes."""
     before = params.current_params(tx.conn, model_id)
     after = {key: value for key, value in {**before, **updates}.items() if value is not None}
-    if after == before and all(type(after[k]) is type(before[k]) for k in after):  # (1 and True are not the same)
+    # (compared as stored: 1 and True, or 0.0 and -0.0, are not the same parameter)
+    after_text, before_text = settings_text(after, "params"), settings_text(before, "params")
+    if after_text == before_text:
         return False
-    tx.emit([ev.model_params_set(model_id=model_id, params=settings_text(after, "params"),
-                                 previous=settings_text(before, "params"))])
+    tx.emit([ev.model_params_set(model_id=model_id, params=after_text, previous=before_text)])
     return True
 
 

@@ -8,7 +8,7 @@ import numbers
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from lightml.errors import InvalidInputError
 
@@ -315,8 +315,9 @@ def check_tags(tags: Any) -> list[str]:
     returned sorted without repeats. [] for None."""
     if tags is None:
         return []
-    if isinstance(tags, (str, bytes)) or not isinstance(tags, (list, tuple, set, frozenset)):
+    if isinstance(tags, (str, bytes, Mapping)) or not isinstance(tags, Iterable):
         raise InvalidInputError(f"tags must be a list of strings, got {type(tags).__name__} {tags!r}")
+    tags = list(tags)  # (a generator or a dict's keys too)
     if len(tags) > TAGS_MAX:
         raise InvalidInputError(f"at most {TAGS_MAX} tags at once, got {len(tags)}")
     for tag in tags:

@@ -189,3 +189,73 @@ def test_the_cli_sets_prints_and_registers_params_and_tags(db, cli) -> None:
     assert "tags:    best" in info.stdout and "params:  beta=0.1, dataset=uf, size=7" in info.stdout
     bad = cli("params", "--db", str(db), "--model", "m", "--set", "novalue")
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
+def test_grouping_keeps_values_of_different_types_apart(db) -> None:
+    with LightMLHandle(db, "r") as h:
+        for name, value in (("a", 1), ("b", True), ("c", "1"), ("d", "-"), ("e", None), ("f", 2)):
+            h.register_model(name, f"/{name}", params=None if value is None else {"x": value})
+            h.log_metrics(name, {"f": {"acc": 0.5, "acc_stderr": 0.01}})
+    data = diff_models(db, where="not model = 'zzz'", group_by="x")
+    assert data["models"] == ["x=1", "x=2", "x=true", 'x="-"', 'x="1"', "x=-"]
+    assert data["groups"]["x=1"] == ["a"] and data["groups"]["x=-"] == ["e"]
+    assert [r["metric"] for r in data["rows"]] == ["acc"]  # (no mean of stderrs)
+
+
+@pytest.mark.parametrize("expression, selected", [
+    ("arc.25 > 0.5", []), ("tag:3-epochs", ["m"]), ("tag:2024-06-01", ["m"]), ("mmlu.1-shot > 0.5", ["m"]),
+    ("params.8-bit = true", ["m"]),
+])
+def test_names_may_start_with_digits(db, expression, selected) -> None:
+    with LightMLHandle(db, "r") as h:
+        h.register_model("m", "/m", params={"8-bit": True}, tags=["3-epochs", "2024-06-01"])
+        h.log_metrics("m", {"mmlu": {"1-shot": 0.6}, "arc": {"25": 0.4}})
+        assert names(h, expression) == selected
+
+
+@pytest.mark.parametrize("expression", ["tag:1.", "tag:.5", "params.x = \u0663", "tag:a\u00a0or tag:b"])
+def test_what_is_not_an_ascii_name_number_or_space_is_refused(expression) -> None:
+    with pytest.raises(InvalidInputError, match="bad filter expression"):
+        filters.parse(expression)
+
+
+def test_a_bad_tag_or_param_on_the_cli_writes_nothing_even_beside_a_good_one(db, cli, n_events) -> None:
+    with LightMLHandle(db, "r") as h:
+        h.register_model("m", "/m")
+    before = n_events(db)
+    for args in (("tag", "--add", "good", "--remove", ""), ("tag", "--add", "x", "--remove", "x"),
+                 ("params", "--set", "g=1", "--unset", "g"), ("params", "--set", "a=1", "b=1e999")):
+        result = cli(*args, "--db", str(db), "--model", "m")
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (args, result)
+    assert n_events(db) == before
+    assert cli("tag", "--db", str(db), "--model", "m", "--add", "a b", "c").returncode == 0  # several at once
+    assert cli("tag", "--db", str(db), "--model", "m").stdout.strip() == "a b, c"  # (a tag may hold a space)
+    assert cli("params", "--db", str(db), "--model", "m", "--set", "x=NaN", "y=2").returncode == 0
+    with LightMLHandle(db, "r") as h:
+        assert h.get_params("m") == {"x": "NaN", "y": 2}  # NaN is not a JSON number: text
+
+
+def test_a_zero_given_over_a_negative_zero_is_a_change(db) -> None:
+    with LightMLHandle(db, "r") as h:
+        h.register_model("m", "/m", params={"z": -0.0})
+        assert h.set_params("m", {"z": 0.0}) is True
+        assert math.copysign(1, h.get_params("m")["z"]) == 1
+        assert h.add_tags("m", (t for t in ["g1", "g2"])) is True  # any iterable of names
+
+
+@pytest.mark.sqlite_only("merge reads registry files")
+def test_merge_brings_parameters_and_tags(tmp_path, verify_at_teardown) -> None:
+    from lightml.ingest.merge import merge
+
+    source, target = tmp_path / "node.db", verify_at_teardown(tmp_path / "main.db")
+    with LightMLHandle(source, "r") as h:
+        h.register_model("m", "/m", params={"lr": 1e-5, "beta": 0.1}, tags=["dpo"])
+    with LightMLHandle(target, "r") as h:
+        h.register_model("m", "/m", params={"lr": 3e-5})
+    merge(target, source)
+    with LightMLHandle(target, "r") as h:
+        assert (h.get_params("m"), h.get_tags("m")) == ({"beta": 0.1, "lr": 3e-5}, ["dpo"])  # its own lr kept
+        assert names(h, "tag:dpo") == ["m"]
+    merge(target, source, force=True)
+    with LightMLHandle(target, "r") as h:
+        assert h.get_params("m") == {"beta": 0.1, "lr": 1e-5}

@@ -376,3 +376,34 @@ def test_a_paired_test_over_one_document_falls_back_to_the_repeats(db) -> None:
         result = h.compare_stats("a", "b", "arc", "acc")
     assert result["test"] == "welch_t_over_repeats"
     assert close(result["p_value"], reference.ttest_ind([0.50, 0.52], [0.51, 0.53], equal_var=False).pvalue)
+
+
+def test_repeats_that_do_not_vary_or_overflow_are_untestable_and_the_table_still_shows(db) -> None:
+    from starlette.testclient import TestClient
+
+    from lightml.web.app import create_app
+
+    with LightMLHandle(db, "r") as h:
+        for name, values in (("c", [0.5, 0.5]), ("d", [0.6, 0.6]), ("big", [1e200, -1e200]), ("big2", [1e200, 1e199])):
+            h.register_model(name, f"/{name}")
+            log_repeats(h, name, values)
+        same = h.compare_stats("c", "d", "arc", "acc")
+        assert same["test"] == "untestable" and "do not vary" in same["reason"] and same["significant"] is False
+        huge = h.compare_stats("big", "big2", "arc", "acc")  # values near the float range: still a test
+        assert huge["test"] == "welch_t_over_repeats" and 0 <= huge["p_value"] <= 1
+    half = reference.t.ppf(0.975, 1) * math.sqrt(2) * 1e200 / math.sqrt(2)
+    rows = TestClient(create_app(db), base_url="http://127.0.0.1:5050").get("/api/pivot").json()["rows"]
+    big = next(r for r in rows if r["model"] == "big")
+    assert big["values"]["arc"]["acc"] == 0.0 and close(big["repeats"]["arc"]["acc"]["half_width"], half)
+
+
+def test_the_cli_logs_a_repeat_and_its_history_names_each(db, cli) -> None:
+    with LightMLHandle(db, "r") as h:
+        h.register_model("m", "/m")
+    for seed, value in ((1, "0.61"), (2, "0.65")):
+        logged = cli("metric-log", "--db", str(db), "--run", "r", "--model", "m", "--family", "arc", "--metric", "acc",
+                     "--value", value, "--repeat", f"seed={seed}")
+        assert logged.returncode == 0, logged.stderr
+    history = cli("history", "--db", str(db), "--model", "m", "--family", "arc", "--metric", "acc")
+    lines = history.stdout.splitlines()
+    assert "repeat" in lines[1] and any("repeat added" in line and "seed=2" in line for line in lines)

@@ -467,3 +467,19 @@ def test_the_table_groups_the_models_by_a_parameter_each_row_their_mean(browser,
         page.select_option("#group-by", "")
         page.wait_for_selector("#pivot tbody tr.model")
         assert page.locator("#pivot tbody tr.group").count() == 0
+
+
+def test_names_sort_in_natural_order_in_the_table(browser, tmp_path: Path) -> None:
+    db = tmp_path / "natural.db"
+    with LightMLHandle(db, "r") as h:
+        for model in ("m10", "m2", "M1"):
+            h.register_model(model, f"org/{model}")
+            h.log_metrics(model, {"fam": {"mmlu_10shot": 0.1, "mmlu_2shot": 0.2}})
+    with serve(db) as url, open_page(browser, url) as page:
+        page.click("#family-tabs button:has-text('fam')")
+        page.wait_for_selector("#pivot tbody tr:has(td.model-name:text-is('m10'))")
+        assert page.locator("#pivot thead th").all_text_contents()[-2:] == ["mmlu_2shot", "mmlu_10shot"]
+        assert page.locator("#pivot tbody td.model-name").all_text_contents() == ["M1", "m2", "m10"]
+        page.click("#pivot th[data-sort='model']")
+        page.click("#pivot th[data-sort='model']")  # descending
+        assert page.locator("#pivot tbody td.model-name").all_text_contents() == ["m10", "m2", "M1"]

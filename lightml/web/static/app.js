@@ -166,7 +166,8 @@ function groupedPivot(pivot, key) {
   for (const row of pivot.rows) {
     if (row.step != null) continue;  // (model rows only: a checkpoint is not a run of the sweep)
     const has = row.params != null && Object.prototype.hasOwnProperty.call(row.params, key);
-    const label = `${key}=${has ? String(row.params[key]) : "-"}`;
+    // (as JSON: 1, true and "1" are three groups, and text never reads as "-", the models without it)
+    const label = `${key}=${has ? JSON.stringify(row.params[key]) : "-"}`;
     if (!groups.has(label)) groups.set(label, {value: has ? row.params[key] : undefined, has, members: []});
     groups.get(label).members.push(row);
   }
