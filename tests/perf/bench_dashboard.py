@@ -139,8 +139,11 @@ def main() -> int:
                 page.goto(url)
                 page.wait_for_selector("body[data-ready='1']")
                 loads.append(time.perf_counter() - start)
-            print(f"  page interactive after navigation (first family tab: {n_models:,} rows x 20 columns): "
+            print(f"  page interactive after navigation (the overview it opens on: {n_models:,} rows x 100 columns): "
                   f"median {statistics.median(loads):.2f} s of 3   target <= 2 s")
+            # (sorting measured in a family's tab, 20 columns, as before the page opened on the overview)
+            page.click("#family-tabs button[data-family='family_0']")
+            page.wait_for_function("document.querySelectorAll('#pivot thead th .family').length === 0")
             sort_ms = []
             for i in range(6):
                 sort_ms.append(page.evaluate("""(i) => {

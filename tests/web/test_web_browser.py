@@ -146,7 +146,15 @@ def model_order(page) -> list[str]:
 
 
 def test_table_tabs_sort_filter_checkpoints(page) -> None:
-    assert page.locator("#family-tabs button").all_text_contents() == ["knowledge", "reasoning", "All families"]
+    # the overview first, and open; then the families, in natural order
+    assert page.locator("#family-tabs button").all_text_contents() == ["All families", "knowledge", "reasoning"]
+    assert page.locator("#family-tabs button.active").text_content() == "All families"
+    page.click("#family-tabs button[data-family='knowledge']")  # only base has a value there
+    page.wait_for_function("document.querySelectorAll('#pivot tbody td.model-name').length === 1")
+    assert model_order(page) == ["base"]
+    page.check("#show-empty")
+    assert sorted(model_order(page)) == sorted(["base", "sft", XSS])
+    page.uncheck("#show-empty")
     page.click("#family-tabs button:has-text('reasoning')")
     page.wait_for_function("document.querySelectorAll('#pivot thead th').length === 5")
     headers = page.locator("#pivot thead th").all_text_contents()
@@ -348,6 +356,7 @@ def test_compare_shows_stderrs_and_flips_show_the_texts_of_scanned_samples(brows
     scan_and_import(db, "scan", results)
     with serve(db) as url, open_page(browser, url) as page:
         page.click("#family-tabs button[data-family='tiny_mc']")
+        page.wait_for_function("document.querySelectorAll('#pivot thead th .family').length === 0")  # (one family)
         page.wait_for_selector("#pivot th:text-is('acc_norm_stderr')")
         # the table shows each score with its stderr (the stderr keeps its own column)
         row_a = page.locator("#pivot tbody tr:has(td.model-name:text-is('dummy-a'))")
@@ -476,10 +485,34 @@ def test_names_sort_in_natural_order_in_the_table(browser, tmp_path: Path) -> No
             h.register_model(model, f"org/{model}")
             h.log_metrics(model, {"fam": {"mmlu_10shot": 0.1, "mmlu_2shot": 0.2}})
     with serve(db) as url, open_page(browser, url) as page:
-        page.click("#family-tabs button:has-text('fam')")
         page.wait_for_selector("#pivot tbody tr:has(td.model-name:text-is('m10'))")
+        page.click("#family-tabs button[data-family='fam']")
+        page.wait_for_function("document.querySelectorAll('#pivot thead th .family').length === 0")
         assert page.locator("#pivot thead th").all_text_contents()[-2:] == ["mmlu_2shot", "mmlu_10shot"]
         assert page.locator("#pivot tbody td.model-name").all_text_contents() == ["M1", "m2", "m10"]
         page.click("#pivot th[data-sort='model']")
         page.click("#pivot th[data-sort='model']")  # descending
         assert page.locator("#pivot tbody td.model-name").all_text_contents() == ["m10", "m2", "M1"]
+
+
+def test_the_model_column_stays_in_view_and_an_empty_registry_says_how_to_start(browser, tmp_path: Path) -> None:
+    db = tmp_path / "wide.db"
+    with LightMLHandle(db, "r") as h:
+        h.register_model("wide-model", "org/wide")
+        h.log_metrics("wide-model", {"fam": {f"metric_{i}": i / 100 for i in range(60)}})
+    with serve(db) as url, open_page(browser, url) as page:
+        page.wait_for_selector("#pivot tbody td.model-name")
+        cell = page.locator("#pivot tbody td.model-name").first
+        before = cell.bounding_box()["x"]
+        page.evaluate("document.querySelector('.table-wrap').scrollLeft = 2000")
+        page.wait_for_function("document.querySelector('.table-wrap').scrollLeft > 500")
+        assert abs(cell.bounding_box()["x"] - before) < 1  # pinned: it did not scroll away
+        value = page.locator("#pivot tbody td.num").first
+        assert "history" in value.get_attribute("title")
+        assert "Click a value for its history" in page.locator("#table-hint").text_content()
+    empty = tmp_path / "empty.db"
+    LightMLHandle(empty, "r").close()
+    with serve(empty) as url, open_page(browser, url) as page:
+        page.wait_for_selector("#table-empty:not([hidden])")
+        assert "No models yet" in page.locator("#table-empty").text_content()
+        shot(page, "empty-registry")

@@ -10,6 +10,7 @@ const state = {
   includeHidden: false,
   search: "",
   where: "",  // the filter expression applied to the table (lightml.read.filters), "" for none
+  showEmpty: false,  // in a family's tab, also the models with no value in it
   groupBy: "",  // a parameter whose values the table's rows are (each the mean of its models), "" for none
   sort: null,              // {col: index or "model"/"run"/"step", dir: 1 | -1}
   selected: new Set(),     // model ids
@@ -85,10 +86,11 @@ async function loadFamilies() {
     button.addEventListener("click", () => { state.family = family; state.sort = null; loadFamilies(); loadPivot(); });
     tabs.append(button);
   };
-  for (const f of families) add(f.family, f.family);
+  // The overview (every family) comes first and is where the page opens; then one tab per family.
   add("All families", null);
+  for (const f of families) add(f.family, f.family);
   if (state.family === undefined || (state.family !== null && !families.some((f) => f.family === state.family))) {
-    state.family = families.length ? families[0].family : null;
+    state.family = null;
     tabs.querySelectorAll("button").forEach((b) => b.classList.toggle("active", b.dataset.family === (state.family ?? "")));
   }
   const curveFamily = $("curve-family");
@@ -113,10 +115,15 @@ async function loadPivot() {
   if (state.checkpoints) params.set("checkpoints", "1");
   if (state.includeHidden) params.set("include_hidden", "1");
   if (state.where) params.set("where", state.where);
+  // Only the newest request's answer is shown: a slow answer for the tab left a moment ago
+  // must not overwrite the one asked for since.
+  const request = state.pivotRequests = (state.pivotRequests || 0) + 1;
   let pivot;
   try {
     pivot = await api(`/api/pivot?${params}`);
+    if (request !== state.pivotRequests) return;
   } catch (error) {
+    if (request !== state.pivotRequests) return;
     if (!state.where) throw error;
     // A bad filter expression: the server says where it went wrong; the table stays as it was.
     $("where-error").textContent = error.message;
@@ -228,7 +235,6 @@ function renderTable() {
     return column.lower_is_better ? {best: low, worst: high} : {best: high, worst: low};
   });
   state.rowsById = rows.map((row) => ({row, tr: null}));
-  $("table-empty").hidden = rows.length > 0;
   applySort();
 }
 
@@ -265,7 +271,10 @@ function rowElement(record) {
     const e = state.extremes[i];
     if (e && value === e.best) td.classList.add("best");
     else if (e && value === e.worst) td.classList.add("worst");
-    if (value != null) td.addEventListener("click", () => showHistory(row, columns[i]));
+    if (value != null) {
+      td.title = "click: its history and eval settings";
+      td.addEventListener("click", () => showHistory(row, columns[i]));
+    }
     tr.append(td);
   });
   record.tr = tr;
@@ -329,9 +338,24 @@ function applySort() {
 
 function applyFilter() {
   const needle = state.search.toLowerCase();
+  // A family's tab leaves out the models that have nothing in it (unless asked for).
+  const hideEmpty = state.family !== null && !state.showEmpty;
   state.visible = (state.ordered || []).filter(({row}) =>
-    (!needle || row.model.toLowerCase().includes(needle)) && (!state.onlySelected || state.selected.has(row.id)));
+    (!needle || row.model.toLowerCase().includes(needle)) && (!state.onlySelected || state.selected.has(row.id))
+    && (!hideEmpty || row.values.some((v) => v != null)));
   renderWindow();
+  $("table-empty").hidden = state.visible.length > 0;
+  if (!state.visible.length) $("table-empty").textContent = emptyText();
+}
+
+// What an empty table says: how to start, when the registry has no model at all.
+function emptyText() {
+  if (state.fullPivot && state.fullPivot.rows.length === 0 && !state.where && !state.run) {
+    return "No models yet. Log one from Python: h = LightMLHandle('registry.db', 'my-run'); " +
+      "h.register_model('my-model', 'org/model'); h.log_model_metric('my-model', 'reasoning', 'arc', 0.5) " +
+      "(or import lm-eval results: lightml scan --path RESULTS_DIR).";
+  }
+  return state.where ? "No model matches the filter expression." : "No metrics to show.";
 }
 
 // ---------------------------------------------------------------- selection
@@ -761,6 +785,7 @@ function wire() {
   $("run-filter").addEventListener("change", (e) => { state.run = e.target.value; loadPivot(); });
   $("show-checkpoints").addEventListener("change", (e) => { state.checkpoints = e.target.checked; loadPivot(); });
   $("show-hidden").addEventListener("change", (e) => { state.includeHidden = e.target.checked; loadPivot(); });
+  $("show-empty").addEventListener("change", (e) => { state.showEmpty = e.target.checked; applyFilter(); });
   $("group-by").addEventListener("change", (e) => { state.groupBy = e.target.value; showPivot(); });
   $("graph-search").addEventListener("input", highlightGraph);
   $("graph-checkpoints").addEventListener("change", (e) => { state.graph.showCheckpoints = e.target.checked; renderGraph(); });
