@@ -229,6 +229,8 @@ def test_checkpoint_curves(page) -> None:
     page.click("button.view-tab[data-view='curves']")
     page.select_option("#curve-family", "reasoning")
     page.wait_for_selector("#curve-metric option[value='arc']", state="attached")
+    # only what some checkpoint has: loss is a model-level value alone, no curve to draw
+    assert [o.get_attribute("value") for o in page.locator("#curve-metric option").all()] == ["arc"]
     page.select_option("#curve-metric", "arc")
     page.wait_for_selector("#curves polyline")
     assert page.locator("#curves circle").count() == 2

@@ -678,7 +678,13 @@ async function loadCurveMetrics() {
   if (!family) return;
   const pivot = await api(`/api/pivot?${new URLSearchParams({family, checkpoints: "1"})}`);
   if ($("curve-family").value !== family) return;  // another family was picked meanwhile: its call goes on
-  const metrics = pivot.columns.map((c) => c.metric);  // (the values are not needed here)
+  // Only the metrics some checkpoint has: a curve needs steps (a model-level value alone draws none).
+  const stepped = new Set();
+  for (const row of pivot.rows) {
+    if (row.step == null) continue;
+    for (const metric of Object.keys(own(row.values, family) || {})) stepped.add(metric);
+  }
+  const metrics = pivot.columns.map((c) => c.metric).filter((m) => stepped.has(m));
   const select = $("curve-metric");
   const current = select.value;
   select.replaceChildren(...metrics.map((m) => el("option", {value: m, text: m})));
