@@ -279,7 +279,8 @@ def model_card(model_id: int) -> Steps[dict[str, Any]]:
     yield from _with_params_and_tags([card])
     return {
         "model": name, "run": run_name, "path": path, "notes": notes, "hidden": bool(hidden),
-        "params": card["params"], "tags": card["tags"], "parents": ancestors, "children": (yield from _descendants(model_id, frozenset({model_id}))),
+        "params": card["params"], "tags": card["tags"], "parents": ancestors,
+        "children": (yield from _descendants(model_id, frozenset({model_id}))),
         "checkpoints": checkpoints, "metrics_per_family": families, "metrics": metrics,
         "last_change": None if last is None else {
             "seq": last[0], "type": last[1], "at": last[2], "actor": actor_text(last[3], last[4], last[5])},

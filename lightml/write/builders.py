@@ -22,7 +22,8 @@ from lightml.log.writer import Command
 from lightml.write import commands, edits, lifecycle
 from lightml.write.metric_log import CheckpointTarget, LogMetrics, MetricInput, ModelTarget, SettingsByFamily
 from lightml.write.validation import (
-    check_doc_keys, check_id, check_name, check_notes, check_params, check_repeat, check_scores, check_tags, check_settings, check_step, check_value, normalize_path,
+    check_doc_keys, check_id, check_name, check_notes, check_params, check_repeat, check_scores, check_settings,
+    check_step, check_tags, check_value, normalize_path,
     scores_disagreement,
 )
 
