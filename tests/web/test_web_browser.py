@@ -518,3 +518,17 @@ def test_the_model_column_stays_in_view_and_an_empty_registry_says_how_to_start(
         page.wait_for_selector("#table-empty:not([hidden])")
         assert "No models yet" in page.locator("#table-empty").text_content()
         shot(page, "empty-registry")
+
+
+def test_the_lineage_names_each_runs_colour_and_each_models_full_name(page) -> None:
+    page.click("button.view-tab[data-view='graph']")
+    page.wait_for_selector("#graph .node")
+    items = page.locator("#graph-legend .legend-item")
+    assert items.all_text_contents() == ["pretrain", "sft"]
+    colours = [items.nth(i).locator(".swatch").evaluate("e => getComputedStyle(e).backgroundColor") for i in range(2)]
+    fills = {page.locator("#graph .node rect").nth(i).get_attribute("fill") for i in range(3)}
+    assert len(set(colours)) == 2 and len(fills) == 2  # one colour per run, the legend's
+    titles = page.locator("#graph .node > title").all_text_contents()
+    assert f"{XSS} (run sft)" in titles and "base (run pretrain)" in titles  # full names, as text
+    assert page.locator("#graph img").count() == 0
+    page.click("button.view-tab[data-view='table']")

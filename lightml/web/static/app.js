@@ -536,7 +536,9 @@ function showEdit(row) {
 
 // ---------------------------------------------------------------- lineage graph
 
-const RUN_COLORS = ["#8ecae6", "#ffb703", "#90be6d", "#f28482", "#b8b8ff", "#f9c74f", "#84a59d", "#e5989b"];
+// Light fills that stay apart from each other (and from the text on them); the legend names
+// each run, so a colour is never the only way to tell runs apart.
+const RUN_COLORS = ["#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc", "#fc9272", "#ffe066", "#66c2a5", "#d9d9d9"];
 
 async function loadLineage() {
   state.lineage = await api("/api/lineage");
@@ -569,12 +571,21 @@ function layout(nodes) {
   return position;
 }
 
+function renderLegend(runs) {
+  $("graph-legend").replaceChildren(...runs.map((run, i) => {
+    const swatch = el("span", {class: "swatch"});
+    swatch.style.background = RUN_COLORS[i % RUN_COLORS.length];  // (CSSOM: no inline style attribute)
+    return el("span", {class: "legend-item"}, swatch, document.createTextNode(run ?? "(no run)"));
+  }));
+}
+
 function renderGraph() {
   const {nodes, families} = state.lineage;
   const root = $("graph-root");
   root.replaceChildren();
   const position = layout(nodes);
   const runs = [...new Set(nodes.map((n) => n.run))];
+  renderLegend(runs);
   const W = 190, H = 34, BOX_W = 150, BOX_H = 22;
   const at = (id) => { const p = position.get(id); return {x: 20 + p.x * W, y: 20 + p.y * H}; };
   const byId = new Map(nodes.map((n) => [n.id, n]));
@@ -589,7 +600,7 @@ function renderGraph() {
     const g = svg("g", {class: "node", "data-id": String(n.id), transform: `translate(${p.x},${p.y})`});
     g.append(svg("rect", {width: BOX_W, height: BOX_H, fill: RUN_COLORS[runs.indexOf(n.run) % RUN_COLORS.length]}));
     const label = n.model.length > 22 ? n.model.slice(0, 21) + "…" : n.model;
-    g.append(svg("text", {x: 6, y: 15, text: label}));
+    g.append(svg("text", {x: 6, y: 15, text: label}), svg("title", {text: `${n.model} (run ${n.run ?? "none"})`}));
     if (state.graph.showCheckpoints) {
       n.checkpoints.forEach((c, i) => {
         const dot = svg("g", {class: "checkpoint", transform: `translate(${BOX_W + 8 + i * 10},${BOX_H / 2})`});
