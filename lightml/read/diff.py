@@ -156,13 +156,8 @@ def _grouped(data: dict[str, Any], values_of: dict[str, Any], key: str) -> dict[
         rows.append(grouped)
     average = _average(rows, columns)
     if average["values"] is not None:
-        kept = {(r["family"], r["metric"]): r for r in rows}
-        bounds = uncertainty.average_interval_over_tasks(
-            [[kept[(f, m)]["values"][c] for c in columns] for f, m in average["metrics"]])
-        average["interval"] = None if bounds is None else {
-            "method": "normal over tasks", "why": "the columns are means of groups of models", "confidence": 0.95,
-            "resamples": None, "seed": None, "low": {c: b[0] for c, b in zip(columns, bounds)},
-            "high": {c: b[1] for c, b in zip(columns, bounds)}}
+        average["interval"] = _interval_over_tasks(rows, columns, average["metrics"],
+                                                   "the columns are means of groups of models")
     return {**data, "models": columns, "runs": {}, "rows": rows, "average": average, "group_by": key,
             "groups": {column: members[column] for column in columns}}
 
@@ -197,19 +192,25 @@ def _average_interval(conn: sqlite3.Connection, model_ids: list[int], names: lis
     normal interval over the averaged metrics (tasks); ``method`` says which, ``why`` why not
     the first. None with one metric and no scores (nothing to go by)."""
     vectors = _score_vectors(conn, model_ids, metrics)
-    if vectors is not None:
-        bounds = uncertainty.average_interval_over_documents(vectors)
-        method, why, resamples = "paired bootstrap over documents", None, uncertainty.AVERAGE_RESAMPLES
-    else:
-        kept = {(r["family"], r["metric"]): r for r in rows}
-        values = [[kept[(f, m)]["values"][name] for name in names] for f, m in metrics]
-        bounds, method, resamples = uncertainty.average_interval_over_tasks(values), "normal over tasks", None
-        why = "not every averaged metric has per-sample scores on the same documents for every model"
+    if vectors is None:
+        return _interval_over_tasks(rows, names, metrics,
+                                    "not every averaged metric has per-sample scores on the same documents for every model")
+    bounds = uncertainty.average_interval_over_documents(vectors)
+    return {"method": "paired bootstrap over documents", "why": None, "confidence": 0.95,
+            "resamples": uncertainty.AVERAGE_RESAMPLES, "seed": uncertainty.AVERAGE_SEED,
+            "low": {n: b[0] for n, b in zip(names, bounds)}, "high": {n: b[1] for n, b in zip(names, bounds)}}
+
+
+def _interval_over_tasks(rows: list[dict[str, Any]], names: list[str], metrics: list[list[str]],
+                         why: str) -> dict[str, Any] | None:
+    """The AVG row's normal 95% interval over the averaged metrics (tasks), per column; None
+    with fewer than 2 metrics."""
+    kept = {(r["family"], r["metric"]): r for r in rows}
+    bounds = uncertainty.average_interval_over_tasks([[kept[(f, m)]["values"][n] for n in names] for f, m in metrics])
     if bounds is None:
         return None
-    return {"method": method, "why": why, "confidence": 0.95, "resamples": resamples,
-            "seed": uncertainty.AVERAGE_SEED if resamples else None, "low": {n: b[0] for n, b in zip(names, bounds)},
-            "high": {n: b[1] for n, b in zip(names, bounds)}}
+    return {"method": "normal over tasks", "why": why, "confidence": 0.95, "resamples": None, "seed": None,
+            "low": {n: b[0] for n, b in zip(names, bounds)}, "high": {n: b[1] for n, b in zip(names, bounds)}}
 
 
 def _score_vectors(conn: sqlite3.Connection, model_ids: list[int], metrics: list[list[str]]) -> list | None:

@@ -169,10 +169,11 @@ def compare_stats(conn: sqlite3.Connection, model_a: str, model_b: str, family: 
     ref_a, ref_b = models_for(conn, model_a, model_b, run)
     names = {"model_a": model_a, "model_b": model_b, "run_a": ref_a.run_name, "run_b": ref_b.run_name,
              "family": family, "metric_name": metric_name}
-    over_repeats = _over_repeats(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name, options)
+    repeated = (queries.repeated_metrics(conn, ref_a.id, family), queries.repeated_metrics(conn, ref_b.id, family))
+    over_repeats = _over_repeats(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name, options, repeated)
     if over_repeats is None:
         scores_a, scores_b, values, *_ = _paired(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name)
-        one_side = _one_side_repeated(conn, ref_a.id, ref_b.id, model_a, model_b, family, metric_name)
+        one_side = _one_side_repeated(model_a, model_b, family, metric_name, repeated)
     differ = _differing_settings(conn, ref_a.id, ref_b.id, family).get((family, metric_name), [])
     settings.refuse_if_strict(strict, [(f"{family}/{metric_name}", differ)] if differ else [])
     if over_repeats is not None:
@@ -184,27 +185,25 @@ def compare_stats(conn: sqlite3.Connection, model_a: str, model_b: str, family: 
     return tested
 
 
-def _one_side_repeated(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str,
-                       metric_name: str) -> str | None:
+def _one_side_repeated(model_a: str, model_b: str, family: str, metric_name: str,
+                       repeated: tuple[dict, dict]) -> str | None:
     """A note when one model logged the metric with repeats and the other did not: the test then
     pairs one run's scores with the per-document means of several."""
-    repeated = [name for name, model_id in ((model_a, id_a), (model_b, id_b))
-                if (family, metric_name) in queries.repeated_metrics(conn, model_id, family)]
-    if len(repeated) != 1:
+    with_repeats = [name for name, of_model in zip((model_a, model_b), repeated) if (family, metric_name) in of_model]
+    if len(with_repeats) != 1:
         return None
-    other = model_b if repeated[0] == model_a else model_a
-    return (f"{repeated[0]}'s value is the mean of its repeats and {other}'s one run: the test pairs {other}'s "
-            f"scores with {repeated[0]}'s per-document means (log repeats on both sides to test over them)")
+    one = with_repeats[0]
+    other = model_b if one == model_a else model_a
+    return (f"{one}'s value is the mean of its repeats and {other}'s one run: the test pairs {other}'s "
+            f"scores with {one}'s per-document means (log repeats on both sides to test over them)")
 
 
 def _over_repeats(conn, id_a: int, id_b: int, model_a: str, model_b: str, family: str, metric_name: str,
-                  options: dict[str, Any], repeated: tuple[dict, dict] | None = None) -> dict[str, Any] | None:
+                  options: dict[str, Any], repeated: tuple[dict, dict]) -> dict[str, Any] | None:
     """``repeats.compare_repeats`` when both models logged the metric with repeat labels, else
     None (the per-sample test applies). With per-sample scores on every repeat of both sides
     (their per-document means are then the metric's scores) the test pairs them by document.
-    ``repeated``: both models' ``queries.repeated_metrics``, when the caller has them."""
-    if repeated is None:
-        repeated = (queries.repeated_metrics(conn, id_a, family), queries.repeated_metrics(conn, id_b, family))
+    ``repeated``: both models' ``queries.repeated_metrics``."""
     metric_a, metric_b = (of_model.get((family, metric_name)) for of_model in repeated)
     if metric_a is None or metric_b is None:
         return None
