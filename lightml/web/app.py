@@ -49,7 +49,9 @@ from lightml.web.security import LOCAL_HOSTS, LocalHostsOnly, RefuseForeignOrigi
 from lightml.write.validation import check_int_range
 
 TOKEN_HEADER = "X-LightML-Token"
-STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+# The page's own files: its style sheet and its JavaScript modules (main.js imports the rest).
+SCRIPTS = ("main.js", "core.js", "table.js", "details.js", "graph.js", "curves.js")
+STATIC = {"app.css": "text/css; charset=utf-8"} | {name: "text/javascript; charset=utf-8" for name in SCRIPTS}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # An edit's body is a model name, a run name and a note: a megabyte is far more than any of
 # them needs, and a bigger body is refused before it is read into memory.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import openpyxl
@@ -12,7 +13,8 @@ from starlette.testclient import TestClient
 
 from lightml.handle import LightMLHandle
 from projections.guard import MARKER_TABLE
-from lightml.web.app import TOKEN_HEADER, create_app
+import lightml.web.app
+from lightml.web.app import SCRIPTS, TOKEN_HEADER, create_app
 
 XSS = '<img src=x onerror=alert(1)>'
 
@@ -57,12 +59,19 @@ def token_of(client: TestClient) -> str:
 
 def test_page_and_static_files(client: TestClient) -> None:
     page = client.get("/")
-    assert page.status_code == 200 and "<script src=\"/static/app.js\">" in page.text
+    assert page.status_code == 200 and '<script type="module" src="/static/main.js">' in page.text
     text = page.text.replace(token_of(client), "")  # the random token could hold any letters, "cdn" too
     assert "cdn" not in text.lower() and "http://" not in text and "https://" not in text
-    js = client.get("/static/app.js")
-    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
-    assert "innerHTML" not in js.text  # every piece of data goes through textContent
+    for name in SCRIPTS:
+        js = client.get(f"/static/{name}")
+        assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+        assert "innerHTML" not in js.text and "outerHTML" not in js.text  # every piece of data goes through textContent
+        # a module imports only the page's own modules, each of them served
+        for imported in re.findall(r'from "\./([^"]+)"', js.text):
+            assert imported in SCRIPTS, (name, imported)
+    # every module in the package is served (a new one left out of SCRIPTS would 404)
+    shipped = {p.name for p in Path(lightml.web.app.__file__).parent.joinpath("static").glob("*.js")}
+    assert shipped == set(SCRIPTS)
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/static/../app.py").status_code == 404
     assert "access-control-allow-origin" not in {k.lower() for k in page.headers}
