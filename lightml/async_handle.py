@@ -14,7 +14,7 @@ import asyncio
 import os
 from concurrent.futures import Future
 from functools import partial
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -181,6 +181,22 @@ class AsyncLightMLHandle:
 
     async def remove_tags(self, model_name: str, tags: Iterable[str]) -> bool:
         return await self._write(lambda s: builders.remove_tags(s, model_name, tags))
+
+    async def save_dashboard_item(self, kind: str, name: str, spec: Mapping[str, Any],
+                                  item_id: int | None = None) -> int:
+        return (await self._write(lambda s: builders.save_dashboard_item(kind, name, spec, item_id)))[0]
+
+    async def remove_dashboard_item(self, item_id: int) -> bool:
+        return await self._write(lambda s: builders.remove_dashboard_item(item_id))
+
+    async def restore_dashboard_item(self, item_id: int) -> bool:
+        return await self._write(lambda s: builders.restore_dashboard_item(item_id))
+
+    async def reorder_dashboard_items(self, kind: str, item_ids: Sequence[int]) -> bool:
+        return await self._write(lambda s: builders.reorder_dashboard_items(kind, item_ids))
+
+    async def dashboard_items(self, kind: str | None = None, removed: bool = False) -> list[dict[str, Any]]:
+        return await self._read(lambda core: core.dashboard_items(kind, removed))
 
     async def get_params(self, model_name: str) -> dict[str, Any]:
         return await self._read(lambda c: c.get_params(model_name))

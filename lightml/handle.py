@@ -10,7 +10,7 @@ delay interpreter exit.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from lightml.runner import Registry
 from lightml.write import builders
@@ -135,6 +135,25 @@ class LightMLHandle:
 
     def remove_tags(self, model_name: str, tags: Iterable[str]) -> bool:
         return self._run(builders.remove_tags(self._scope, model_name, tags))
+
+    def save_dashboard_item(self, kind: str, name: str, spec: Mapping[str, Any], item_id: int | None = None) -> int:
+        """Save a dashboard chart, view or summary set (``kind``) in the registry: a new one
+        (``item_id`` None), or that item renamed or with a new spec. Returns its id."""
+        return self._run(builders.save_dashboard_item(kind, name, spec, item_id))[0]
+
+    def remove_dashboard_item(self, item_id: int) -> bool:
+        return self._run(builders.remove_dashboard_item(item_id))
+
+    def restore_dashboard_item(self, item_id: int) -> bool:
+        return self._run(builders.restore_dashboard_item(item_id))
+
+    def reorder_dashboard_items(self, kind: str, item_ids: Sequence[int]) -> bool:
+        """Put every live item of ``kind`` in this order."""
+        return self._run(builders.reorder_dashboard_items(kind, item_ids))
+
+    def dashboard_items(self, kind: str | None = None, removed: bool = False) -> list[dict[str, Any]]:
+        """The saved items of ``kind`` (every kind if None) in their order, or the removed ones."""
+        return self._core.dashboard_items(kind, removed)
 
     def get_params(self, model_name: str) -> dict[str, Any]:
         return self._core.get_params(model_name)

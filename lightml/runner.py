@@ -264,6 +264,12 @@ class Registry:
         check_name(model_name, "model_name")
         return self.read(lambda c: params.tags_of(c, model_name, self._run_id))
 
+    def dashboard_items(self, kind: str | None, removed: bool) -> list[dict[str, Any]]:
+        from lightml.read.dashboard_items import dashboard_items
+        from lightml.write.dashboard_items import check_kind
+
+        return self.read(dashboard_items, None if kind is None else check_kind(kind), bool(removed))
+
     def select_models(self, where: str) -> list[dict[str, Any]]:
         from lightml.read import catalog, filters
 

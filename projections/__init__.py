@@ -19,6 +19,7 @@ from lightml.log.engine import dialect_of
 from lightml.log.events import Change
 from projections import (
     checkpoint,
+    dashboard_item,
     detailed_scores,
     event_settings,
     guard,
@@ -48,7 +49,7 @@ from projections import (
 MODULES = [
     run, model, checkpoint, metrics, detailed_scores, score_docs, score_sources, registry_schema, metric_insert_range,
     metric_history, id_counter, imported_file, model_event, model_tombstone, unlinked_child, run_tombstone,
-    model_arrival, model_reparent, settings, event_settings, metric_repeats, model_param, model_tag,
+    model_arrival, model_reparent, settings, event_settings, metric_repeats, model_param, model_tag, dashboard_item,
 ]
 READ_TABLES: list[str] = [m.TABLE for m in MODULES]
 
@@ -142,6 +143,10 @@ HANDLERS: dict[str, list[Handler]] = {
     ev.SETTINGS_RECORDED: [settings.on_settings_recorded],
     ev.MODEL_PARAMS_SET: [model_param.on_model_params_set, model_event.on_event_about_a_model],
     ev.MODEL_TAGS_SET: [model_tag.on_model_tags_set, model_event.on_event_about_a_model],
+    ev.DASHBOARD_ITEM_SAVED: [dashboard_item.on_item_saved],
+    ev.DASHBOARD_ITEM_REMOVED: [dashboard_item.on_item_removed],
+    ev.DASHBOARD_ITEM_RESTORED: [dashboard_item.on_item_restored],
+    ev.DASHBOARD_ITEMS_REORDERED: [dashboard_item.on_items_reordered],
 }
 
 

@@ -32,6 +32,10 @@ FILE_IMPORTED = "file_imported"
 SETTINGS_RECORDED = "settings_recorded"
 MODEL_PARAMS_SET = "model_params_set"
 MODEL_TAGS_SET = "model_tags_set"
+DASHBOARD_ITEM_SAVED = "dashboard_item_saved"
+DASHBOARD_ITEM_REMOVED = "dashboard_item_removed"
+DASHBOARD_ITEM_RESTORED = "dashboard_item_restored"
+DASHBOARD_ITEMS_REORDERED = "dashboard_items_reordered"
 
 
 def actor_text(user: str | None, host: str | None, origin: str) -> str:
@@ -78,6 +82,7 @@ OverwrittenItem = dict[str, Any]
 SamplesLocation = dict[str, Any]
 SettingsText = str  # a flat JSON object of scalars, keys sorted (``lightml.write.validation.check_settings``)
 SettingsIds = dict[str, list[int]]  # family ("" for every family) -> the settings ids its values were produced with
+JsonObjectText = str  # a JSON object, keys sorted and compact (``lightml.write.dashboard_items.spec_text``)
 
 
 # Rows as the projections store them (in delete and restore snapshots).
@@ -332,6 +337,30 @@ def settings_recorded(*, settings_id: SqlInt, settings: SettingsText) -> Event:
     return SETTINGS_RECORDED, {"settings_id": settings_id, "settings": settings}
 
 
+def dashboard_item_saved(*, item_id: SqlInt, kind: str, name: str, position: SqlInt, spec: JsonObjectText,
+                         previous_name: str | None, previous_spec: JsonObjectText | None) -> Event:
+    """A chart, saved view or summary set of the dashboard (``kind``), new (``previous_name``
+    None) or changed: renamed, or given another ``spec``. Saved in the registry, so that everyone
+    reading it sees the same ones."""
+    return DASHBOARD_ITEM_SAVED, {"item_id": item_id, "kind": kind, "name": name, "position": position,
+                                  "spec": spec, "previous_name": previous_name, "previous_spec": previous_spec}
+
+
+def dashboard_item_removed(*, item_id: SqlInt, kind: str, name: str) -> Event:
+    """The item leaves the dashboard; its row stays (marked removed) for a restore."""
+    return DASHBOARD_ITEM_REMOVED, {"item_id": item_id, "kind": kind, "name": name}
+
+
+def dashboard_item_restored(*, item_id: SqlInt, kind: str, name: str, position: SqlInt) -> Event:
+    """A removed item back, at ``position`` (after the items of its kind)."""
+    return DASHBOARD_ITEM_RESTORED, {"item_id": item_id, "kind": kind, "name": name, "position": position}
+
+
+def dashboard_items_reordered(*, kind: str, item_ids: list[SqlInt], previous: list[SqlInt]) -> Event:
+    """Every live item of ``kind`` in its new order (``item_ids``) and in the one before."""
+    return DASHBOARD_ITEMS_REORDERED, {"kind": kind, "item_ids": item_ids, "previous": previous}
+
+
 # Every event type and its constructor, in the order the types were introduced.
 CONSTRUCTORS: dict[str, Callable[..., Event]] = {
     RUN_CREATED: run_created,
@@ -352,6 +381,10 @@ CONSTRUCTORS: dict[str, Callable[..., Event]] = {
     SETTINGS_RECORDED: settings_recorded,
     MODEL_PARAMS_SET: model_params_set,
     MODEL_TAGS_SET: model_tags_set,
+    DASHBOARD_ITEM_SAVED: dashboard_item_saved,
+    DASHBOARD_ITEM_REMOVED: dashboard_item_removed,
+    DASHBOARD_ITEM_RESTORED: dashboard_item_restored,
+    DASHBOARD_ITEMS_REORDERED: dashboard_items_reordered,
 }
 EVENT_TYPES = tuple(CONSTRUCTORS)
 

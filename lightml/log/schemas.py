@@ -60,8 +60,20 @@ def _settings_text(text: str) -> str:
 SettingsText = Annotated[str, AfterValidator(_settings_text)]
 SettingsIds = dict[str, list[SqlInt]]
 
+
+def _json_object_text(text: str) -> str:
+    from lightml.write.dashboard_items import spec_problem
+
+    problem = spec_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+JsonObjectText = Annotated[str, AfterValidator(_json_object_text)]
+
 _KINDS: dict[str, Any] = {"SqlInt": SqlInt, "Number": Number, "JsonArrayText": JsonArrayText,
-                          "SettingsText": SettingsText, "SettingsIds": SettingsIds}
+                          "SettingsText": SettingsText, "SettingsIds": SettingsIds, "JsonObjectText": JsonObjectText}
 
 
 def _model_of(name: str, *constructors: Callable[..., Any]) -> type[_Payload]:

@@ -75,3 +75,52 @@ def events_after(seq: int, limit: int = 200) -> Steps[dict[str, Any]]:
     found = yield Statement(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
     (last,), = yield Statement("SELECT coalesce(max(seq), 0) FROM events")
     return {"last": last, "events": event_entries(found)}
+
+
+@query
+def model_panel(model_id: int) -> Steps[dict[str, Any]]:
+    """The lineage's side panel of one model: its card (``catalog.model_card``) with the
+    parent and children one step away (with ids, to select them in the graph), the families it
+    has values in, and a summary of its values' eval settings: each decisive key
+    (``settings.DECISIVE_KEYS``) with the distinct values it took. NotFoundError if no live
+    model has the id."""
+    import json
+
+    from lightml.read import catalog, settings
+    from lightml.read.catalog import describe_event
+
+    if not (yield Statement("SELECT 1 FROM model WHERE id = ?", (model_id,))):
+        raise NotFoundError(f"no model #{model_id} (it may have been deleted: reload the page)")
+    card = yield from catalog.model_card.steps(model_id)
+    near = yield Statement(
+        "SELECT m.id, m.model_name, r.run_name, m.parent_id = ? FROM model m LEFT JOIN run r ON r.id = m.run_id "
+        "WHERE m.id = (SELECT parent_id FROM model WHERE id = ?) OR m.parent_id = ?", (model_id, model_id, model_id))
+    parent = next(({"id": i, "model": n, "run": r} for i, n, r, is_child in near if not is_child), None)
+    children = sorted(({"id": i, "model": n, "run": r} for i, n, r, is_child in near if is_child),
+                      key=lambda c: c["model"])
+    taken: dict[str, list] = {}
+    for metric in card["metrics"]:
+        for key in settings.DECISIVE_KEYS:
+            if key in metric["settings"] and metric["settings"][key] not in taken.setdefault(key, []):
+                taken[key].append(metric["settings"][key])
+    last = card["last_change"]
+    if last is not None:
+        (payload,), = yield Statement("SELECT payload FROM events WHERE seq = ?", (last["seq"],))
+        last = {**last, "what": describe_event(last["type"], json.loads(payload))}
+    return {"id": model_id, "model": card["model"], "run": card["run"], "path": card["path"],
+            "notes": card["notes"], "hidden": card["hidden"], "params": card["params"], "tags": card["tags"],
+            "parent": parent, "children": children, "checkpoints": [c["step"] for c in card["checkpoints"]],
+            "families": sorted(card["metrics_per_family"]), "metrics": len(card["metrics"]),
+            "last_change": last, "settings": {key: values for key, values in taken.items() if values}}
+
+
+@query
+def deleted_models() -> Steps[list[dict[str, Any]]]:
+    """The models deleted and not restored (the log's tombstones), newest first: what the
+    dashboard offers to restore."""
+    rows = yield Statement(
+        "SELECT t.model_name, r.run_name, t.seq, e.at FROM model_tombstone t JOIN events e ON e.seq = t.seq "
+        "LEFT JOIN run r ON r.id = t.run_id WHERE NOT EXISTS (SELECT 1 FROM model m WHERE m.id = t.model_id) "
+        "AND t.seq = (SELECT MAX(x.seq) FROM model_tombstone x WHERE x.model_id = t.model_id) "
+        "ORDER BY t.seq DESC")
+    return [{"model": name, "run": run, "seq": seq, "at": at} for name, run, seq, at in rows]

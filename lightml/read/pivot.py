@@ -78,7 +78,7 @@ class PivotTables:
               where: str | None = None) -> Steps[bytes]:
         """Models (and optionally their checkpoints) x metrics, as encoded JSON:
         ``{"family", "columns": [{"family", "metric", "lower_is_better"}], "rows": [{"id",
-        "model", "run", "parent", "hidden", "step", "values": {family: {metric: value}}}]}``;
+        "model", "run", "parent", "parent_id", "hidden", "step", "values": {family: {metric: value}}}]}``;
         model rows (``step`` null) also carry ``notes`` and ``params`` (the model's parameters),
         checkpoint rows ``checkpoint``; every row ``repeats``: {family: {metric: {"half_width",
         "n"}}} of its values that are the mean of repeats.
@@ -182,7 +182,7 @@ class PivotTables:
 
 def _rows(run: str | None, checkpoints: bool, include_hidden: bool,
           selected_by: str | None = None) -> Steps[tuple[Rows, dict[int, list]]]:
-    """The rows shown: models (id, name, run, parent, notes, hidden), and per model its
+    """The rows shown: models (id, name, run, parent, notes, hidden, parent id), and per model its
     checkpoints [(step, id)] when asked for."""
     where, params = ["1 = 1"], []  # always true (in every dialect), so the WHERE clause is never empty
     if not include_hidden:
@@ -196,7 +196,7 @@ def _rows(run: str | None, checkpoints: bool, include_hidden: bool,
         params += selected_params
     condition = " AND ".join(where)
     model_rows = sorted((yield Statement(
-        "SELECT m.id, m.model_name, r.run_name, p.model_name, m.notes, m.hidden FROM model m "
+        "SELECT m.id, m.model_name, r.run_name, p.model_name, m.notes, m.hidden, m.parent_id FROM model m "
         "LEFT JOIN run r ON r.id = m.run_id LEFT JOIN model p ON p.id = m.parent_id "
         f"WHERE {condition}", params)), key=lambda row: (natural_key(row[1]), natural_key(row[2])))
     checkpoint_rows: dict[int, list[tuple[Any, int]]] = {}
@@ -252,9 +252,9 @@ def _encoded(family: str | None, blocks: list[tuple[str, Block]], model_rows: Ro
         return "{" + ",".join(parts) + "}"
 
     parts = []
-    for mid, name, run_name, parent, notes, hidden in model_rows:
+    for mid, name, run_name, parent, notes, hidden, parent_id in model_rows:
         head = (f'{{"id":{mid},"model":{dump(name)},"run":{dump(run_name)},"parent":{dump(parent)},'
-                f'"hidden":{dump(bool(hidden))}')
+                f'"parent_id":{dump(parent_id)},"hidden":{dump(bool(hidden))}')
         parts.append(f'{head},"step":null,"notes":{dump(notes)},"params":{params.get(mid, "{}")},'
                      f'"repeats":{spreads.get(("m", mid), "{}")},"values":{values(("m", mid))}}}')
         for step, cid in checkpoint_rows.get(mid, []):

@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from lightml.errors import LightMLError, NotFoundError, RegistryLockedError
+from lightml.errors import ConflictError, LightMLError, NotFoundError, RegistryLockedError
 from lightml.read import catalog, dashboard
 from lightml.read import filters
 from lightml.read.pivot import PivotTables
@@ -50,8 +50,10 @@ from lightml.write.validation import check_int_range
 
 TOKEN_HEADER = "X-LightML-Token"
 # The page's own files: its style sheet and its JavaScript modules (main.js imports the rest).
-SCRIPTS = ("main.js", "core.js", "table.js", "details.js", "graph.js", "curves.js")
-STATIC = {"app.css": "text/css; charset=utf-8"} | {name: "text/javascript; charset=utf-8" for name in SCRIPTS}
+SCRIPTS = ("main.js", "core.js", "table.js", "details.js", "display.js", "views.js", "summary.js", "columns.js",
+           "graph.js", "curves.js", "charts.js")
+STYLES = ("app.css", "charts.css", "lineage.css")
+STATIC = {name: "text/css; charset=utf-8" for name in STYLES} | {name: "text/javascript; charset=utf-8" for name in SCRIPTS}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # An edit's body is a model name, a run name and a note: a megabyte is far more than any of
 # them needs, and a bigger body is refused before it is read into memory.
@@ -271,35 +273,56 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         body = await anyio.to_thread.run_sync(build)
         return Response(body, media_type=XLSX, headers={"Content-Disposition": _attachment(name)})
 
-    async def edit_body(request: Request) -> dict[str, Any]:
-        """The JSON body of an edit, after the token check; ``model`` and ``run`` validated."""
+    async def authorized_body(request: Request) -> dict[str, Any]:
+        """The JSON object body of an edit, after the token check."""
         # Header values may hold any byte (decoded as latin-1), and compare_digest refuses
         # non-ASCII str: compare bytes, so a strange header is a wrong token, not a crash.
         given = request.headers.get(TOKEN_HEADER, "")
         if not secrets.compare_digest(given.encode(), token.encode()):
             raise HTTPException(403, "missing or wrong token: edits come from the dashboard page only")
         body = await _json_body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        return body
+
+    async def edit_body(request: Request) -> dict[str, Any]:
+        """The JSON body of a model's edit, after the token check; ``model`` and ``run`` validated."""
+        body = await authorized_body(request)
+        if not isinstance(body.get("model"), str):
             raise BadRequest("the body must be a JSON object with a 'model'")
         if not isinstance(body.get("run"), (str, type(None))):
             raise BadRequest("'run' must be a string or null")
         return body
 
-    async def write(body: dict[str, Any], apply: Callable[[Any, str], bool]) -> JSONResponse:
+    def refuse_if_read_only() -> None:
+        if engine.dialect == "sqlite":  # (a server's registry says so itself: see _driver_error)
+            _refuse_if_read_only(db)
+
+    async def write(body: dict[str, Any], apply: Callable[[Any, str], Any]) -> JSONResponse:
         """Run ``apply(handle, model name)`` on the model the body names, by the naming rule
         every read follows (``RUN/MODEL``, ``MODEL@RUN``, ``run`` preferred), through a
-        handle on that model's own run."""
-        def work() -> bool:
+        handle on that model's own run. Its answer is ``{"changed": ...}``, or the dict it returns."""
+        def work() -> Any:
             from lightml.handle import LightMLHandle
             from lightml.read.resolve import find_model
 
-            if engine.dialect == "sqlite":  # (a server's registry says so itself: see _driver_error)
-                _refuse_if_read_only(db)
+            refuse_if_read_only()
             with reading(db) as conn:
                 ref = find_model(conn, body["model"], body.get("run"))
             with LightMLHandle(db, ref.run_name, origin="web", create=False) as handle:
                 return apply(handle, ref.model_name)
-        return JSONResponse({"changed": await anyio.to_thread.run_sync(work)})
+        answer = await anyio.to_thread.run_sync(work)
+        return JSONResponse(answer if isinstance(answer, dict) else {"changed": answer})
+
+    async def write_unbound(apply: Callable[[Any], Any]) -> Any:
+        """Run ``apply(handle)`` through a handle on no run (dashboard items, restores)."""
+        def work() -> Any:
+            from lightml.handle import LightMLHandle
+
+            refuse_if_read_only()
+            with LightMLHandle(db, None, origin="web", create=False) as handle:
+                return apply(handle)
+        return await anyio.to_thread.run_sync(work)
 
     async def api_notes(request: Request) -> JSONResponse:
         body = await edit_body(request)
@@ -317,6 +340,96 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
             raise BadRequest(f"'hidden' must be true or false (a JSON boolean), got {shown}")
         return await write(body, lambda h, model: h.set_hidden(model, hidden))
 
+    def _text_field(body: dict[str, Any], key: str, nullable: bool = False) -> str | None:
+        value = body.get(key)
+        if isinstance(value, str) or (nullable and value is None and key in body):
+            return value
+        raise BadRequest(f"'{key}' must be a string{' or null' if nullable else ''}")
+
+    async def api_rename(request: Request) -> JSONResponse:
+        body = await edit_body(request)
+        new_name = _text_field(body, "name")
+        return await write(body, lambda h, model: h.rename_model(model, new_name))
+
+    async def api_parent(request: Request) -> JSONResponse:
+        from lightml.read.resolve import find_model
+
+        body = await edit_body(request)
+        parent = _text_field(body, "parent", nullable=True)
+        parent_run = body.get("parent_run")
+        if not isinstance(parent_run, (str, type(None))):
+            raise BadRequest("'parent_run' must be a string or null")
+
+        def apply(handle, model: str) -> bool:
+            if parent is None:
+                return handle.set_parent(model, None)
+            with reading(db) as conn:  # (a parent in another run is named RUN/MODEL, as everywhere)
+                ref = find_model(conn, parent, parent_run)
+            same_run = ref.run_name == handle.run_name
+            return handle.set_parent(model, ref.model_name if same_run else f"{ref.run_name}/{ref.model_name}")
+        return await write(body, apply)
+
+    async def api_delete(request: Request) -> JSONResponse:
+        body = await edit_body(request)
+        if body.get("confirm") != body["model"]:  # (the page asks for the name typed again, as the CLI asks y/N)
+            raise BadRequest("to delete a model, 'confirm' must repeat its name")
+
+        def apply(handle, model: str) -> dict[str, Any]:
+            result = handle.delete_model(model)
+            return {"changed": True, "deleted": str(result), "seq": result.seq,
+                    "restore": f"Restore it from the dashboard's deleted models, or: lightml restore --model {model}"}
+        return await write(body, apply)
+
+    async def api_restore(request: Request) -> JSONResponse:
+        body = await edit_body(request)
+        model_id = await write_unbound(lambda h: h.restore_model(body["model"], run_name=body.get("run")))
+        return JSONResponse({"changed": True, "id": model_id})
+
+    async def api_deleted(request: Request) -> JSONResponse:
+        return JSONResponse(await answer(dashboard.deleted_models))
+
+    async def api_model(request: Request) -> JSONResponse:
+        return JSONResponse(await answer(dashboard.model_panel, _int_param(request, "id", 0)))
+
+    async def api_items(request: Request) -> JSONResponse:
+        from lightml.read.dashboard_items import dashboard_items
+        from lightml.write.dashboard_items import check_kind
+
+        kind = _param(request, "kind", required=False)
+        return JSONResponse(await answer(dashboard_items, None if kind is None else check_kind(kind),
+                                         _flag_param(request, "removed")))
+
+    async def api_item_save(request: Request) -> JSONResponse:
+        body = await authorized_body(request)
+        item_id = await write_unbound(lambda h: h.save_dashboard_item(
+            body.get("kind"), body.get("name"), body.get("spec"), body.get("id")))
+        return JSONResponse({"id": item_id})
+
+    async def api_item_remove(request: Request) -> JSONResponse:
+        body = await authorized_body(request)
+        return JSONResponse({"changed": await write_unbound(lambda h: h.remove_dashboard_item(body.get("id")))})
+
+    async def api_item_restore(request: Request) -> JSONResponse:
+        body = await authorized_body(request)
+        return JSONResponse({"changed": await write_unbound(lambda h: h.restore_dashboard_item(body.get("id")))})
+
+    async def api_item_reorder(request: Request) -> JSONResponse:
+        body = await authorized_body(request)
+        return JSONResponse({"changed": await write_unbound(
+            lambda h: h.reorder_dashboard_items(body.get("kind"), body.get("ids")))})
+
+    async def api_summary(request: Request) -> JSONResponse:
+        from lightml.read.dashboard_items import dashboard_item
+        from lightml.read.summary import summary_rows
+
+        item_id = _int_param(request, "id", 0)
+        item = await answer(dashboard_item, item_id)
+        if item is None or item["kind"] != "summary" or item["removed"]:
+            raise NotFoundError(f"no summary set #{item_id}")
+        metrics = [tuple(pair) for pair in item["spec"]["metrics"]]
+        rows = await answer(summary_rows, metrics, _flag_param(request, "include_hidden"))
+        return JSONResponse({"id": item_id, "name": item["name"], "metrics": item["spec"]["metrics"], "rows": rows})
+
     routes = [
         Route("/", page),
         Route("/static/{name}", static),
@@ -333,6 +446,18 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         Route("/api/export", api_export),
         Route("/api/notes", api_notes, methods=["POST"]),
         Route("/api/hidden", api_hidden, methods=["POST"]),
+        Route("/api/rename", api_rename, methods=["POST"]),
+        Route("/api/parent", api_parent, methods=["POST"]),
+        Route("/api/delete", api_delete, methods=["POST"]),
+        Route("/api/restore", api_restore, methods=["POST"]),
+        Route("/api/deleted", api_deleted),
+        Route("/api/model", api_model),
+        Route("/api/items", api_items),
+        Route("/api/items/save", api_item_save, methods=["POST"]),
+        Route("/api/items/remove", api_item_remove, methods=["POST"]),
+        Route("/api/items/restore", api_item_restore, methods=["POST"]),
+        Route("/api/items/reorder", api_item_reorder, methods=["POST"]),
+        Route("/api/summary", api_summary),
     ]
     # Names requests may be addressed to: the local ones and the configured host.
     configured = host.strip("[]").lower()
@@ -349,6 +474,8 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
             {"error": f"the request body is larger than {MAX_EDIT_BODY_BYTES} bytes"}, status_code=413),
         BadRequest: lambda r, e: JSONResponse({"error": str(e)}, status_code=400),
         NotFoundError: lambda r, e: JSONResponse({"error": str(e)}, status_code=404),
+        # A name taken, a cycle, a removed item changed: the request is sound, the registry refuses it.
+        ConflictError: lambda r, e: JSONResponse({"error": str(e)}, status_code=409),
         LookupError: lambda r, e: JSONResponse({"error": str(e)}, status_code=404),
         LightMLError: lambda r, e: JSONResponse({"error": str(e)}, status_code=400),
         ValueError: lambda r, e: JSONResponse({"error": str(e)}, status_code=400),

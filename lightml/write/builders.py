@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 from lightml.defaults import DEFAULT_RUN, PRUNE_GRACE_SECONDS
 from lightml.errors import InvalidInputError
 from lightml.log.writer import Command
-from lightml.write import commands, edits, lifecycle
+from lightml.write import commands, dashboard_items, edits, lifecycle
 from lightml.write.metric_log import CheckpointTarget, LogMetrics, MetricInput, ModelTarget, SettingsByFamily
 from lightml.write.validation import (
     check_doc_keys, check_id, check_name, check_notes, check_params, check_repeat, check_scores, check_settings,
@@ -218,3 +218,22 @@ def prune(scope: Scope, grace_seconds: float = PRUNE_GRACE_SECONDS) -> Command:
 def add_schema_rules(rules: Iterable[tuple[str, str]]) -> Command:
     checked = [(check_name(f, "family"), check_name(m, "metric_name")) for f, m in rules]
     return commands.add_schema_rules(checked)
+
+
+def save_dashboard_item(kind: Any, name: Any, spec: Any, item_id: Any = None) -> Command:
+    kind = dashboard_items.check_kind(kind)
+    text = dashboard_items.spec_text(kind, spec)
+    return dashboard_items.save_item(kind, dashboard_items.check_item_name(name), text,
+                                     None if item_id is None else dashboard_items.check_item_id(item_id))
+
+
+def remove_dashboard_item(item_id: Any) -> Command:
+    return dashboard_items.remove_item(dashboard_items.check_item_id(item_id))
+
+
+def restore_dashboard_item(item_id: Any) -> Command:
+    return dashboard_items.restore_item(dashboard_items.check_item_id(item_id))
+
+
+def reorder_dashboard_items(kind: Any, item_ids: Any) -> Command:
+    return dashboard_items.reorder_items(*dashboard_items.check_order(kind, item_ids))

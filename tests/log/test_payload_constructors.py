@@ -64,6 +64,12 @@ FULL: dict[Callable[..., Any], dict[str, Any]] = {
     ev.settings_recorded: dict(settings_id=1, settings='{"limit":100,"num_fewshot":5}'),
     ev.model_params_set: dict(model_id=1, params='{"beta":0.1,"lr":3e-05}', previous='{"lr":1e-05}'),
     ev.model_tags_set: dict(model_id=1, tags=["dpo", "tuned"], previous=["dpo"]),
+    ev.dashboard_item_saved: dict(item_id=1, kind="chart", name="arc by size", position=0,
+                                  spec='{"metrics":[["reasoning","arc"]],"type":"bar"}', previous_name=None,
+                                  previous_spec=None),
+    ev.dashboard_item_removed: dict(item_id=1, kind="chart", name="arc by size"),
+    ev.dashboard_item_restored: dict(item_id=1, kind="chart", name="arc by size", position=2),
+    ev.dashboard_items_reordered: dict(kind="view", item_ids=[3, 1, 2], previous=[1, 2, 3]),
 }
 # The schema of each row and item constructor (those of the events are ``schemas.PAYLOADS``).
 # A metric item may also carry the marks of a merged value (``merge_marks``).

@@ -181,6 +181,17 @@ def _every_event(handle: LightMLHandle) -> None:
     handle.register_model("empty", "org/empty", run_name="scratch")
     handle.prune(grace_seconds=0)
     handle.restore_model("empty", run_name="scratch")
+    # The dashboard's saved items: saved, renamed, reordered, removed (its name then reused) and restored.
+    chart = handle.save_dashboard_item("chart", "arc", {"type": "bar", "metrics": [["reasoning", "arc"]]})
+    view = handle.save_dashboard_item("view", "tuned", {"where": "tag:tuned", "sort_by": "model", "sort_dir": -1})
+    handle.save_dashboard_item("view", "tuned models", {"where": "tag:tuned"}, item_id=view)
+    second = handle.save_dashboard_item("chart", "arc radar", {"type": "radar", "models": [1, 2]})
+    handle.reorder_dashboard_items("chart", [second, chart])
+    handle.remove_dashboard_item(chart)
+    handle.save_dashboard_item("chart", "arc", {"type": "line", "metrics": [["reasoning", "arc"]]})
+    handle.save_dashboard_item("chart", "arc (old)", {"type": "line"}, item_id=second)
+    handle.remove_dashboard_item(second)
+    handle.restore_dashboard_item(second)
 
 
 @pytest.fixture(scope="module")

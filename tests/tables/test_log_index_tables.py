@@ -44,6 +44,11 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     ev.SETTINGS_RECORDED: {"settings_id": 1, "settings": '{"num_fewshot":5}'},
     ev.MODEL_PARAMS_SET: {"model_id": 2, "params": '{"lr":3e-05}', "previous": None},
     ev.MODEL_TAGS_SET: {"model_id": 2, "tags": ["dpo"], "previous": []},
+    ev.DASHBOARD_ITEM_SAVED: {"item_id": 1, "kind": "view", "name": "sft runs", "position": 0,
+                              "spec": '{"where":"tag:sft"}', "previous_name": None, "previous_spec": None},
+    ev.DASHBOARD_ITEM_REMOVED: {"item_id": 1, "kind": "view", "name": "sft runs"},
+    ev.DASHBOARD_ITEM_RESTORED: {"item_id": 1, "kind": "view", "name": "sft runs", "position": 0},
+    ev.DASHBOARD_ITEMS_REORDERED: {"kind": "view", "item_ids": [1], "previous": [1]},
 }
 
 SEQ = 50

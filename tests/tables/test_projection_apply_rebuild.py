@@ -10,7 +10,8 @@ import projections
 
 # The read tables the log of ``every_event_registry`` leaves rows in.
 TABLES_WITH_ROWS = ["run", "model", "checkpoint", "metrics", "detailed_scores", "score_docs", "score_sources",
-                    "registry_schema", "metric_insert_range", "metric_history", "id_counter", "imported_file"]
+                    "registry_schema", "metric_insert_range", "metric_history", "id_counter", "imported_file",
+                    "dashboard_item"]
 
 
 def test_the_registry_used_here_holds_every_event_type(bench, every_event_registry):

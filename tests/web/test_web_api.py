@@ -529,8 +529,13 @@ def test_a_long_note_under_the_limit_is_kept(client: TestClient, registry: Path)
     assert response.json() == {"changed": True} and notes_of(registry, "sft") == note
 
 
-@pytest.mark.parametrize("path, body", [("/api/notes", {"model": "sft", "notes": "x"}),
-                                        ("/api/hidden", {"model": "sft", "hidden": True})])
+@pytest.mark.parametrize("path, body", [
+    ("/api/notes", {"model": "sft", "notes": "x"}), ("/api/hidden", {"model": "sft", "hidden": True}),
+    ("/api/rename", {"model": "sft", "name": "sft-2"}), ("/api/parent", {"model": "sft", "parent": None}),
+    ("/api/delete", {"model": "sft", "confirm": "sft"}), ("/api/restore", {"model": "gone"}),
+    ("/api/items/save", {"kind": "chart", "name": "c", "spec": {"type": "bar"}}),
+    ("/api/items/remove", {"id": 1}), ("/api/items/reorder", {"kind": "chart", "ids": []}),
+])
 @pytest.mark.parametrize("read_only", ["file", "folder"])
 @pytest.mark.sqlite_only("a read-only file or folder")
 def test_edits_of_a_read_only_registry_are_refused_with_409(client: TestClient, registry: Path, path: str,

@@ -24,6 +24,14 @@ export const state = {
 
 export const $ = (id) => document.getElementById(id);
 
+// The page's colours, chosen for it: ten strong ones that stay apart (lines, bars, points,
+// family bands), and eight light fills that black text reads on (the lineage's runs). Past the
+// end a colour comes back, and whatever draws it varies something else too (a dash, a marker,
+// hatching; a legend names every one), so colour is never the only way to tell two apart.
+export const STRONG_COLORS = ["#3067a6", "#ec7813", "#309149", "#d22d3a", "#298e8e", "#cfaa17", "#914db2", "#cb4da1",
+                              "#7d5036", "#6a707c"];
+export const LIGHT_COLORS = ["#a5cde9", "#f9bf86", "#a6dda6", "#cec1e1", "#f4a29a", "#fbe974", "#90d5c4", "#d9d9d9"];
+
 // Objects keyed by registry data (family, metric names) must be read through their own
 // properties only: a metric named "constructor" or a family named "__proto__" would otherwise
 // find Object.prototype's.
@@ -77,10 +85,23 @@ export function naturalCompare(a, b) {
   return String(a).localeCompare(String(b), undefined, {numeric: true, sensitivity: "base"});
 }
 
+// The modal dialog: opened with a title and content (null parts left out); focus moves into
+// it, and back to what had it when the dialog closes (Escape, ✕, a click outside, or done).
+let opener = null;
+
 export function openModal(title, ...content) {
+  if ($("modal").hidden) opener = document.activeElement;
   $("modal-title").textContent = title;
-  $("modal-body").replaceChildren(...content);
+  $("modal-body").replaceChildren(...content.filter((part) => part != null));
   $("modal").hidden = false;
+  if (!$("modal").contains(document.activeElement)) $("modal-close").focus();
+}
+
+export function closeModal() {
+  if ($("modal").hidden) return;
+  $("modal").hidden = true;
+  if (opener && opener.isConnected) opener.focus();
+  opener = null;
 }
 
 // A value with lm-eval's standard error of it, where one was logged.

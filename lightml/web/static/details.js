@@ -1,5 +1,5 @@
 // The modals: compare two models, the flips of a metric, a value's history, editing a model.
-import {$, el, api, post, fmt, openModal, withSpread, state} from "./core.js";
+import {$, el, api, post, fmt, openModal, closeModal, withSpread, state} from "./core.js";
 import {modelOf} from "./table.js";
 import {refresh} from "./main.js";
 
@@ -43,8 +43,9 @@ export async function showCompare() {
 }
 
 // The documents where the two models' scores differ, with the texts where scan recorded them.
-export async function showFlips(a, b, family, metric) {
-  const params = new URLSearchParams({a: a.model, b: b.model, family, metric});
+// The first 100 are listed; "list up to 1,000" asks for more (the CLI's --json gives them all).
+export async function showFlips(a, b, family, metric, limit = 100) {
+  const params = new URLSearchParams({a: a.model, b: b.model, family, metric, limit: String(limit)});
   if (a.run) params.set("run_a", a.run);
   if (b.run) params.set("run_b", b.run);
   const back = el("button", {class: "link", text: "← back to the comparison"});
@@ -55,6 +56,9 @@ export async function showFlips(a, b, family, metric) {
   const summary = el("p", {text: `${result.flipped} of ${result.documents} documents differ: ${a.model} better on ` +
     `${result.better_a}, ${b.model} better on ${result.better_b} (paired by ${result.paired_by}).` +
     (result.flips.length < result.flipped ? ` The first ${result.flips.length} are listed.` : "")});
+  const more = result.flips.length < result.flipped && limit < 1000
+    ? el("button", {id: "more-flips", text: `List up to 1,000`}) : null;
+  if (more) more.addEventListener("click", () => showFlips(a, b, family, metric, 1000));
   const table = el("table", {class: "flips"});
   table.append(el("tr", {}, ...["document", a.model, b.model, "better"].map((h) => el("th", {text: h}))));
   const notes = new Set();
@@ -70,7 +74,8 @@ export async function showFlips(a, b, family, metric) {
     }
     if (flip.text_note) notes.add(flip.text_note);
   }
-  openModal(title, back, summary, table, ...[...notes].map((note) => el("p", {class: "note", text: `Texts: ${note}`})));
+  openModal(title, back, summary, more, table, ...[...notes].map((note) => el("p", {class: "note", text: `Texts: ${note}`})));
+  document.body.dataset.flipsShown = String(result.flips.length);  // (for the benchmark: drawn)
 }
 
 export async function showHistory(row, column) {
@@ -107,28 +112,89 @@ export function editButton(row) {
   return button;
 }
 
-export function showEdit(row) {
+// The model's editor: notes, hide, rename, parent, delete. Each change is one event with
+// origin "web" (undone by the opposite edit; a delete by a restore). A refusal (a name taken,
+// a cycle, a locked or read-only registry) is shown here and the modal stays open.
+export function showEdit(given) {
+  // (the lineage's panel gives the model's name, run, notes and hidden flag: its table row has the rest)
+  const row = (state.fullPivot ? state.fullPivot.rows : []).find((r) => r.step == null && r.model === given.model
+    && r.run === given.run) || given;
+  const problem = el("p", {id: "edit-error", class: "error", role: "alert"});
+  const done = el("p", {id: "edit-done", class: "hint", role: "status"});
+  const change = async (path, body, after) => {
+    let answer;
+    try {
+      answer = await post(path, {model: row.model, run: row.run, ...body});
+    } catch (error) {
+      problem.textContent = error.message;
+      return null;
+    }
+    if (after) after(answer); else closeModal();
+    await refresh();
+    return answer;
+  };
   const notes = el("textarea", {id: "edit-notes", rows: "5", cols: "60"});
   notes.value = row.notes ?? "";
   const save = el("button", {id: "save-notes", text: "Save notes"});
   const toggle = el("button", {id: "toggle-hidden", text: row.hidden ? "Unhide" : "Hide"});
-  const problem = el("p", {id: "edit-error", class: "error"});
-  const change = async (path, body) => {
-    try {
-      await post(path, {model: row.model, run: row.run, ...body});
-    } catch (error) {
-      problem.textContent = error.message;  // the modal stays open with the reason
-      return;
-    }
-    $("modal").hidden = true;
-    await refresh();
-  };
   save.addEventListener("click", () => change("/api/notes", {notes: notes.value}));
   toggle.addEventListener("click", () => change("/api/hidden", {hidden: !row.hidden}));
   const hint = row.hidden ? "Hidden: left out of listings, export and the dashboard unless asked for."
     : "Hiding leaves the model out of listings, export and the dashboard (tick \"hidden\" to see it again).";
+
+  const name = el("input", {id: "edit-name", type: "text", value: row.model});
+  const rename = el("button", {id: "rename-model", text: "Rename"});
+  rename.addEventListener("click", () => change("/api/rename", {name: name.value}));
+
+  // The parent, from a list of the models (natural order); the lineage panel can pick one in the graph.
+  const parent = el("select", {id: "edit-parent"}, el("option", {value: "", text: "(no parent)"}));
+  const models = (state.fullPivot ? state.fullPivot.rows : []).filter((r) => r.step == null && r.id !== row.id);
+  for (const m of models) parent.append(el("option", {value: String(m.id), text: m.run ? `${m.model} (${m.run})` : m.model}));
+  parent.value = row.parent_id == null ? "" : String(row.parent_id);
+  const setParent = el("button", {id: "set-parent", text: "Set parent"});
+  setParent.addEventListener("click", () => {
+    const chosen = models.find((m) => String(m.id) === parent.value);
+    change("/api/parent", chosen ? {parent: chosen.model, parent_run: chosen.run} : {parent: null});
+  });
+
+  // A delete asks for the name typed again (the CLI asks y/N); the answer says how to undo it.
+  const confirm = el("input", {id: "delete-confirm", type: "text", placeholder: row.model, "aria-label": "type the model's name to delete it"});
+  const remove = el("button", {id: "delete-model", class: "danger", text: "Delete"});
+  remove.disabled = true;
+  confirm.addEventListener("input", () => { remove.disabled = confirm.value !== row.model; });
+  remove.addEventListener("click", () => change("/api/delete", {confirm: confirm.value}, (answer) => {
+    const undo = el("button", {id: "undo-delete", text: "Undo (restore it)"});
+    undo.addEventListener("click", () => change("/api/restore", {}));
+    $("modal-body").replaceChildren(el("p", {text: answer.deleted}), el("p", {class: "hint", text: answer.restore}), undo, problem);
+  }));
+
   openModal(`Edit ${row.model}${row.run ? ` (${row.run})` : ""}`,
     el("label", {for: "edit-notes", text: "Notes"}), notes,
-    el("div", {class: "edit-actions"}, save, toggle), el("p", {class: "hint", text: hint}), problem);
+    el("div", {class: "edit-actions"}, save, toggle), el("p", {class: "hint", text: hint}),
+    el("h3", {text: "Name"}), el("div", {class: "edit-actions"}, el("label", {for: "edit-name", class: "sr-only", text: "New name"}), name, rename),
+    el("h3", {text: "Parent"}), el("div", {class: "edit-actions"}, el("label", {for: "edit-parent", class: "sr-only", text: "Parent"}), parent, setParent),
+    el("h3", {text: "Delete"}),
+    el("p", {class: "hint", text: "Removes the model with its checkpoints and metrics from the tables; the log keeps " +
+      "everything and a restore brings it back. Type its name to delete it."}),
+    el("div", {class: "edit-actions"}, confirm, remove), done, problem);
   notes.focus();
+}
+
+// The deleted models (not restored since), each with a Restore button.
+export async function showDeleted() {
+  const problem = el("p", {class: "error", role: "alert"});
+  let deleted;
+  try { deleted = await api("/api/deleted"); } catch (error) { openModal("Deleted models", el("p", {text: error.message})); return; }
+  const list = el("table", {class: "deleted"}, el("tr", {}, ...["model", "run", "deleted (UTC)", ""].map((h) => el("th", {text: h}))));
+  for (const d of deleted) {
+    const restore = el("button", {text: "Restore", "aria-label": `restore ${d.model}`});
+    restore.addEventListener("click", async () => {
+      try { await post("/api/restore", {model: d.model, run: d.run}); } catch (error) { problem.textContent = error.message; return; }
+      await refresh();
+      await showDeleted();
+    });
+    list.append(el("tr", {}, el("td", {text: d.model}), el("td", {text: d.run ?? ""}),
+      el("td", {text: d.at.replace("T", " ").replace("Z", "")}), el("td", {}, restore)));
+  }
+  openModal("Deleted models", deleted.length ? list : el("p", {text: "No deleted model to restore."}), problem);
 }

@@ -1,15 +1,26 @@
 // The table view: the pivot of models x metrics, windowed, sorted, filtered; and the selection.
-import {$, el, api, fmt, own, state, naturalCompare, withSpread} from "./core.js";
+import {$, el, api, own, state, naturalCompare} from "./core.js";
 import {editButton, showHistory} from "./details.js";
+import {display, familyColor, formatValue, rowHeight, shownName} from "./display.js";
+import {remember} from "./views.js";
 
 export async function loadFamilies() {
   const families = await api("/api/families");
+  state.familyNames = families.map((f) => f.family);  // (their order picks each family's colour)
   const tabs = $("family-tabs");
   tabs.replaceChildren();
   const add = (label, family) => {
     const button = el("button", {text: label, "data-family": family ?? ""});
     if ((state.family ?? "") === (family ?? "")) button.classList.add("active");
-    button.addEventListener("click", () => { state.family = family; state.sort = null; loadFamilies(); loadPivot(); });
+    if (family != null) {
+      const swatch = el("span", {class: "family-swatch", "aria-hidden": "true"});
+      swatch.style.background = familyColor(family, state.familyNames);
+      button.prepend(swatch);
+    }
+    button.addEventListener("click", () => {
+      // (a new tab: its own columns, unsorted)
+      state.family = family; state.sort = null; state.columns = null; remember(); loadFamilies(); loadPivot();
+    });
     tabs.append(button);
   };
   // The overview (every family) comes first and is where the page opens; then one tab per family.
@@ -72,12 +83,43 @@ export async function loadPivot() {
   showPivot();
 }
 
-// The table as loaded, or (grouped by a parameter) one row per value of it, each the mean of
-// its models' values: a sweep read as "beta=0.1 (n=3)" against "beta=0.3 (n=2)".
+// The table as loaded, with the columns chosen (all unless some were picked), the summary
+// set's column first if one is shown, and (grouped by a parameter) one row per value of it,
+// each the mean of its models' values: a sweep read as "beta=0.1 (n=3)" against "beta=0.3 (n=2)".
 export function showPivot() {
-  const pivot = state.fullPivot;
+  if (!state.fullPivot) return;
+  let pivot = withSummary(chosenColumns(state.fullPivot));
   state.pivot = state.groupBy ? groupedPivot(pivot, state.groupBy) : pivot;
   renderTable();
+}
+
+export const columnKey = (column) => `${column.family}\u0000${column.metric}`;
+
+// Only the columns picked ("Columns…"), when some were: a projection of every row.
+function chosenColumns(pivot) {
+  if (!state.columns) return pivot;
+  const keep = pivot.columns.map((c, i) => [c, i]).filter(([c]) => state.columns.has(columnKey(c)));
+  const columns = keep.map(([c]) => ({...c}));
+  const at = new Map(columns.map((c, i) => [columnKey(c), i]));
+  for (const c of columns) c.stderrIndex = c.stderr == null ? null : at.get(`${c.family}\u0000${c.stderr}`) ?? null;
+  const rows = pivot.rows.map((row) => ({...row, values: keep.map(([, i]) => row.values[i]),
+                                         spreads: keep.map(([, i]) => row.spreads[i])}));
+  return {...pivot, columns, rows};
+}
+
+// The summary set's column (its mean per model, with the 95% interval where known), first.
+function withSummary(pivot) {
+  const summary = state.summary;
+  if (!summary || !summary.byId) return pivot;
+  const column = {family: "Σ", metric: summary.name, summary: true, lower_is_better: false, stderrIndex: null,
+                  metrics: summary.metrics};
+  const columns = [column, ...pivot.columns.map((c) => ({...c, stderrIndex: c.stderrIndex == null ? null : c.stderrIndex + 1}))];
+  const rows = pivot.rows.map((row) => {
+    const found = row.step == null ? summary.byId.get(row.id) : undefined;
+    return {...row, values: [found ? found.mean : null, ...row.values],
+            spreads: [found ? {half_width: found.half_width, summary: found} : null, ...row.spreads]};
+  });
+  return {...pivot, columns, rows};
 }
 
 export function offerGroupKeys(pivot) {
@@ -114,37 +156,66 @@ export function groupedPivot(pivot, key) {
   return {...pivot, rows};
 }
 
-export function columnLabel(column) {
-  const th = el("th", {title: `${column.family}/${column.metric}${column.lower_is_better ? " (lower is better)" : ""}`});
-  if (state.family === null) th.append(el("span", {class: "family", text: column.family}));
+export function columnLabel(column, families) {
+  const direction = column.lower_is_better ? " (lower is better)" : "";
+  const title = column.summary ? `summary set ${column.metric}: the mean of ${column.metrics.map((m) => m.join("/")).join(", ")}`
+    : `${column.family}/${column.metric}${direction}`;
+  const th = el("th", {title, tabindex: "0", scope: "col"});
+  if (state.family === null || column.summary) {
+    const band = el("span", {class: "family", text: column.family});
+    if (!column.summary) band.style.borderTopColor = familyColor(column.family, families);
+    th.append(band);
+  }
   th.append(document.createTextNode(column.metric));
+  if (column.lower_is_better) th.append(el("span", {class: "direction", "aria-hidden": "true"}));  // (a CSS ↓)
   return th;
 }
 
 // The table is windowed: only the rows in view (plus a margin) are in the DOM, so sorting,
-// filtering and scrolling stay fast with thousands of models. Rows have a fixed height.
-export const ROW_HEIGHT = 26;
+// filtering and scrolling stay fast with thousands of models. Rows have a fixed height (the
+// display setting's density).
 export const MARGIN_ROWS = 15;
+
+// What the sort names, as the URL and saved views keep it: "model", "run", "step",
+// "summary", or [family, metric]. The index of that column now, or the key itself.
+function sortColumn(by) {
+  if (!Array.isArray(by)) return by === "summary" ? state.pivot.columns.findIndex((c) => c.summary) : by;
+  return state.pivot.columns.findIndex((c) => !c.summary && c.family === by[0] && c.metric === by[1]);
+}
+
+function sortKeyOf(key) {
+  if (typeof key !== "number") return key;
+  const column = state.pivot.columns[key];
+  return column.summary ? "summary" : [column.family, column.metric];
+}
 
 export function renderTable() {
   const {columns, rows} = state.pivot;
-  const head = el("tr", {}, el("th", {text: "✓", class: "select-col"}));
+  const families = state.familyNames || [];
+  const head = el("tr", {}, el("th", {text: "✓", class: "select-col", scope: "col"}));
   const fixed = [["model", "Model"], ["run", "Run"]].concat(state.checkpoints ? [["step", "Step"]] : []);
-  for (const [key, label] of fixed) {
-    const th = el("th", {text: label, "data-sort": key});
+  const sortable = (th, key) => {
     th.addEventListener("click", () => sortBy(key));
+    th.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(key); } });
+  };
+  for (const [key, label] of fixed) {
+    const th = el("th", {text: label, "data-sort": key, tabindex: "0", scope: "col"});
+    sortable(th, key);
     head.append(th);
   }
   columns.forEach((column, i) => {
-    const th = columnLabel(column);
+    const th = columnLabel(column, families);
     th.dataset.sort = String(i);
-    th.addEventListener("click", () => sortBy(i));
+    if (column.summary) th.classList.add("summary-col");
+    sortable(th, i);
     head.append(th);
   });
   $("pivot").tHead.replaceChildren(head);
 
-  // best / worst per column, direction-aware, over every row (not only the ones in view)
-  state.extremes = columns.map((column, i) => {
+  // Per column: its best and worst value (direction-aware, over every row, not only those in
+  // view), its range (for the relative scale's shades), and whether it holds fractions (0..1:
+  // what "show as %" applies to).
+  state.columnStats = columns.map((column, i) => {
     let low = Infinity, high = -Infinity, count = 0;
     for (const r of rows) {
       const v = r.values[i];
@@ -153,11 +224,77 @@ export function renderTable() {
       if (v < low) low = v;
       if (v > high) high = v;
     }
-    if (count < 2 || low === high) return null;
-    return column.lower_is_better ? {best: low, worst: high} : {best: high, worst: low};
+    const fraction = count > 0 && low >= 0 && high <= 1 && !/stderr/i.test(column.metric);
+    const extremes = count < 2 || low === high ? null
+      : column.lower_is_better ? {best: low, worst: high} : {best: high, worst: low};
+    return {extremes, fraction, range: count ? high - low : 0};
   });
+  state.reference = referenceRows();
   state.rowsById = rows.map((row) => ({row, tr: null}));
   applySort();
+}
+
+// The relative colour scale's reference of each row: its parent's row, or the baseline's.
+function referenceRows() {
+  if (display.scale === "absolute") return null;
+  const models = new Map(state.pivot.rows.filter((r) => r.step == null && !r.group).map((r) => [r.id, r]));
+  if (display.scale === "baseline") {
+    const baseline = models.get(display.baseline);
+    return baseline ? () => baseline : null;
+  }
+  return (row) => models.get(row.parent_id);
+}
+
+// A value cell's colour and mark: best / worst of its column (absolute), or better / worse
+// than the reference (relative, shaded by how far, in the column's range). A mark (▲ ▼) says
+// the same as the colour, for whoever cannot tell the colours apart.
+function shade(td, row, i, value) {
+  if (value == null) return;
+  const stats = state.columnStats[i];
+  const column = state.pivot.columns[i];
+  if (!state.reference) {
+    const e = stats.extremes;
+    if (e && value === e.best) td.classList.add("best");
+    else if (e && value === e.worst) td.classList.add("worst");
+    return;
+  }
+  const reference = row.group ? null : state.reference(row);
+  if (!reference || reference === row && row.step == null) return;
+  const base = reference.values[i];
+  if (base == null || base === value) return;
+  const delta = value - base;
+  const better = (delta > 0) !== Boolean(column.lower_is_better);
+  const strength = stats.range > 0 ? Math.abs(delta) / stats.range : 1;
+  td.classList.add(better ? "better" : "worse", strength > 0.5 ? "strong" : strength > 0.15 ? "medium" : "weak");
+  const against = display.scale === "parent" ? `its parent ${reference.model}` : `the baseline ${reference.model}`;
+  td.dataset.delta = `${delta > 0 ? "+" : ""}${formatValue(delta)} vs ${against}`;
+}
+
+function valueText(value, row, i) {
+  const column = state.pivot.columns[i];
+  const fraction = state.columnStats[i].fraction;
+  const spread = row.spreads ? row.spreads[i] : null;
+  if (value == null) return formatValue(value);
+  if (column.summary) {
+    const s = spread && spread.summary;
+    const of = s && s.missing.length ? ` (${s.n} of ${s.n + s.missing.length})` : "";
+    return (s && s.half_width != null ? `${formatValue(value, fraction)} ±${formatValue(s.half_width, fraction)}`
+      : formatValue(value, fraction)) + of;
+  }
+  const stderrAt = column.stderrIndex;
+  const stderr = stderrAt == null ? null : row.values[stderrAt];
+  if (spread != null) {
+    const shown = formatValue(value, fraction);
+    return spread.half_width == null ? `${shown} (n=${spread.n})` : `${shown} ±${formatValue(spread.half_width, fraction)} (n=${spread.n})`;
+  }
+  return stderr == null ? formatValue(value, fraction) : `${formatValue(value, fraction)} ±${formatValue(stderr, fraction)}`;
+}
+
+function nameCell(row) {
+  const td = el("td", {class: "model-name", text: row.group ? row.model : shownName(row.model)});
+  if (!row.group && (display.compactNames || row.model.length > 40)) td.title = row.model;
+  if (display.runTag && row.run) td.append(el("span", {class: "run-tag", text: ` @${row.run}`}));
+  return td;
 }
 
 export function rowElement(record) {
@@ -169,33 +306,36 @@ export function rowElement(record) {
   const box = el("input", {type: "checkbox", "aria-label": `select ${row.model}`});
   if (row.group) {  // a group's mean: nothing to select, edit or trace back to one stored value
     box.disabled = true;
-    tr.append(el("td", {}, box), el("td", {text: row.model, class: "model-name", title: `the mean of ${row.members.join(", ")}`}),
-      el("td", {text: ""}));
+    const name = nameCell(row);
+    name.title = `the mean of ${row.members.join(", ")}`;
+    tr.append(el("td", {}, box), name, el("td", {text: ""}));
     if (state.checkpoints) tr.append(el("td", {text: ""}));
     row.values.forEach((value, i) => {
-      const td = el("td", {class: "num", text: fmt(value)});
-      const e = state.extremes[i];
-      if (e && value === e.best) td.classList.add("best");
-      else if (e && value === e.worst) td.classList.add("worst");
+      const td = el("td", {class: "num", text: formatValue(value, state.columnStats[i].fraction)});
+      shade(td, row, i, value);
       tr.append(td);
     });
     record.tr = tr;
     return tr;
   }
   box.addEventListener("change", () => toggleSelected(row.id, box.checked));
-  // Model rows get an edit button (notes, hide) beside their checkbox; checkpoints have none.
+  // Model rows get an edit button (notes, hide, rename, parent, delete) beside their checkbox; checkpoints have none.
   const edit = row.step == null ? editButton(row) : null;
-  tr.append(el("td", {}, box, edit), el("td", {text: row.model, class: "model-name"}), el("td", {text: row.run ?? ""}));
+  tr.append(el("td", {}, box, edit), nameCell(row), el("td", {text: row.run ?? ""}));
   if (state.checkpoints) tr.append(el("td", {text: row.step == null ? "" : `step ${row.step}`}));
   row.values.forEach((value, i) => {
-    const stderrAt = columns[i].stderrIndex;
-    const td = el("td", {class: "num", text: withSpread(value, stderrAt == null ? null : row.values[stderrAt], row.spreads[i])});
-    const e = state.extremes[i];
-    if (e && value === e.best) td.classList.add("best");
-    else if (e && value === e.worst) td.classList.add("worst");
-    if (value != null) {
-      td.title = "click: its history and eval settings";
-      td.addEventListener("click", () => showHistory(row, columns[i]));
+    const td = el("td", {class: "num", text: valueText(value, row, i)});
+    shade(td, row, i, value);
+    if (value != null && !columns[i].summary) {
+      // a value opens its history, by mouse or keyboard
+      td.tabIndex = 0;
+      td.title = `click: its history and eval settings${td.dataset.delta ? ` (${td.dataset.delta})` : ""}`;
+      const open = () => showHistory(row, columns[i]);
+      td.addEventListener("click", open);
+      td.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); } });
+    } else if (columns[i].summary && value != null) {
+      const s = row.spreads[i].summary;
+      td.title = s.missing.length ? `missing: ${s.missing.map((m) => m.join("/")).join(", ")}` : "the mean of every metric of the set";
     }
     tr.append(td);
   });
@@ -218,25 +358,35 @@ export function spacer(height) {
 export function renderWindow() {
   const wrap = document.querySelector(".table-wrap");
   const shown = state.visible || [];
-  const first = Math.max(0, Math.floor(wrap.scrollTop / ROW_HEIGHT) - MARGIN_ROWS);
-  const last = Math.min(shown.length, first + Math.ceil(wrap.clientHeight / ROW_HEIGHT) + 2 * MARGIN_ROWS);
+  const height = rowHeight();
+  const first = Math.max(0, Math.floor(wrap.scrollTop / height) - MARGIN_ROWS);
+  const last = Math.min(shown.length, first + Math.ceil(wrap.clientHeight / height) + 2 * MARGIN_ROWS);
   const rows = shown.slice(first, last).map((record) => { const tr = rowElement(record); markSelected(record); return tr; });
-  $("pivot").tBodies[0].replaceChildren(spacer(first * ROW_HEIGHT), ...rows, spacer((shown.length - last) * ROW_HEIGHT));
+  $("pivot").tBodies[0].replaceChildren(spacer(first * height), ...rows, spacer((shown.length - last) * height));
 }
 
 export function sortBy(key) {
-  const same = state.sort && state.sort.col === key;
-  state.sort = {col: key, dir: same ? -state.sort.dir : (typeof key === "number" ? -1 : 1)};
+  const by = sortKeyOf(key);
+  const same = state.sort && JSON.stringify(state.sort.by) === JSON.stringify(by);
+  state.sort = {by, dir: same ? -state.sort.dir : (typeof key === "number" ? -1 : 1)};
+  remember();
   applySort();
 }
 
 export function applySort() {
-  document.querySelectorAll("#pivot th").forEach((th) => th.classList.remove("sorted-asc", "sorted-desc"));
+  document.querySelectorAll("#pivot th").forEach((th) => {
+    th.classList.remove("sorted-asc", "sorted-desc");
+    if (th.dataset.sort) th.removeAttribute("aria-sort");
+  });
   let ordered = state.rowsById;
-  if (state.sort) {
-    const {col, dir} = state.sort;
+  const col = state.sort ? sortColumn(state.sort.by) : -1;
+  if (state.sort && col !== -1) {
+    const {dir} = state.sort;
     const th = document.querySelector(`#pivot th[data-sort="${col}"]`);
-    if (th) th.classList.add(dir > 0 ? "sorted-asc" : "sorted-desc");
+    if (th) {
+      th.classList.add(dir > 0 ? "sorted-asc" : "sorted-desc");
+      th.setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
+    }
     const value = (r) => typeof col === "number" ? r.row.values[col] : r.row[col];
     // Checkpoints stay under their model: sort model groups, keep each group's order.
     const groups = [];
@@ -277,6 +427,7 @@ export function emptyText() {
       "h.register_model('my-model', 'org/model'); h.log_model_metric('my-model', 'reasoning', 'arc', 0.5) " +
       "(or import lm-eval results: lightml scan --path RESULTS_DIR).";
   }
+  if (state.columns && state.pivot && state.pivot.columns.length === 0) return "No column is chosen: pick some under “Columns…”.";
   return state.where ? "No model matches the filter expression." : "No metrics to show.";
 }
 
