@@ -124,3 +124,51 @@ def deleted_models() -> Steps[list[dict[str, Any]]]:
         "AND t.seq = (SELECT MAX(x.seq) FROM model_tombstone x WHERE x.model_id = t.model_id) "
         "ORDER BY t.seq DESC")
     return [{"model": name, "run": run, "seq": seq, "at": at} for name, run, seq, at in rows]
+
+
+@query
+def settings_marks(family: str) -> Steps[dict[str, Any]]:
+    """The table's marks of values produced with other eval settings than most of their column:
+    ``{metric: {"keys": differing decisive keys, "models": {model id: "num_fewshot 0 (most: 5)"}}}``
+    for the models' own values of ``family`` (values without recorded settings are never marked:
+    unknown is not a difference, as in ``settings.differing_keys``)."""
+    from collections import Counter
+
+    from lightml.read import settings
+
+    by_model = yield from settings.settings_steps(
+        "metrics m WHERE m.family = ? AND m.model_id IS NOT NULL", (family,), by_name=True)
+    columns: dict[str, dict[int, dict[str, Any]]] = {}
+    for model_id, values in by_model.items():
+        for (_, metric), recorded in values.items():
+            if recorded:
+                columns.setdefault(metric, {})[model_id] = recorded
+    marks = {}
+    for metric, sets in columns.items():
+        signature = {mid: tuple((type(s.get(k)) is bool, s.get(k)) for k in settings.DECISIVE_KEYS)
+                     for mid, s in sets.items()}
+        counts = Counter(signature.values())
+        if len(counts) < 2:
+            continue
+        first_of = {}
+        for mid in sorted(sets):
+            first_of.setdefault(signature[mid], mid)
+        # the most common set; between as common ones, that of the earliest model
+        most = max(counts, key=lambda s: (counts[s], -first_of[s]))
+        reference = sets[first_of[most]]
+        models = {}
+        for mid, recorded in sets.items():
+            if signature[mid] == most:
+                continue
+            keys = [k for k in settings.DECISIVE_KEYS
+                    if (type(recorded.get(k)) is bool, recorded.get(k)) != (type(reference.get(k)) is bool, reference.get(k))]
+            models[mid] = ", ".join(f"{k} {_shown(recorded.get(k))} (most: {_shown(reference.get(k))})" for k in keys)
+        marks[metric] = {"keys": [k for k in settings.DECISIVE_KEYS if len({s[settings.DECISIVE_KEYS.index(k)]
+                                                                           for s in counts}) > 1],
+                         "models": models}
+    return marks
+
+
+def _shown(value: Any) -> str:
+    text = "-" if value is None else str(value)
+    return text if len(text) <= 24 else text[:21] + "..."

@@ -388,6 +388,9 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
     async def api_deleted(request: Request) -> JSONResponse:
         return JSONResponse(await answer(dashboard.deleted_models))
 
+    async def api_settings_marks(request: Request) -> JSONResponse:
+        return JSONResponse(await answer(dashboard.settings_marks, _param(request, "family")))
+
     async def api_model(request: Request) -> JSONResponse:
         return JSONResponse(await answer(dashboard.model_panel, _int_param(request, "id", 0)))
 
@@ -452,6 +455,7 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         Route("/api/restore", api_restore, methods=["POST"]),
         Route("/api/deleted", api_deleted),
         Route("/api/model", api_model),
+        Route("/api/settings-marks", api_settings_marks),
         Route("/api/items", api_items),
         Route("/api/items/save", api_item_save, methods=["POST"]),
         Route("/api/items/remove", api_item_remove, methods=["POST"]),

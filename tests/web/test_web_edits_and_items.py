@@ -190,3 +190,13 @@ def test_items_survive_replay_and_the_api_reads_what_the_page_saved(registry: Pa
         assert (h.dashboard_items(), h.dashboard_items("chart", removed=True)) == before
         assert json.dumps(before[1][0]["spec"]) == '{"x": ["params", "size"], "y": ["eval", "acc"], "type": "scatter"}' \
             or before[1][0]["spec"] == {"type": "scatter", "x": ["params", "size"], "y": ["eval", "acc"]}
+
+
+def test_settings_marks_name_the_values_whose_decisive_settings_differ(registry: Path, client: TestClient) -> None:
+    with LightMLHandle(registry, "r1") as h:
+        h.log_model_metric(XSS, "eval", "acc", 0.6, settings={"num_fewshot": 5, "limit": 100})
+    marks = client.get("/api/settings-marks", params={"family": "eval"}).json()
+    # base and XSS were 5-shot, sft 0-shot; XSS also had a limit: each against the most common set
+    assert marks["acc"]["keys"] == ["num_fewshot", "limit"]
+    assert marks["acc"]["models"] == {"2": "num_fewshot 0 (most: 5)", "3": "limit 100 (most: -)"}
+    assert client.get("/api/settings-marks", params={"family": "other"}).json() == {}

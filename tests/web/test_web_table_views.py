@@ -23,10 +23,12 @@ def registry(tmp_path: Path) -> Path:
         h.register_model("sft", "org/sft", parent_name="meta-llama/base")
         h.register_model(XSS, "org/xss", parent_name="sft")
         h.set_notes(XSS, XSS)
-        h.log_metrics("meta-llama/base", {"reasoning": {"arc": 0.30, "arc_stderr": 0.01, "hellaswag": 0.50},
+        h.log_metrics("meta-llama/base", {"reasoning": {"arc": 0.30, "arc_stderr": 0.01},
                                           "knowledge": {"mmlu": 0.40}})
-        h.log_metrics("sft", {"reasoning": {"arc": 0.45, "arc_stderr": 0.01, "hellaswag": 0.55}, "knowledge": {"mmlu": 0.38}})
-        h.log_metrics(XSS, {"reasoning": {"arc": 0.20, "hellaswag": 0.52}})
+        h.log_metrics("sft", {"reasoning": {"arc": 0.45, "arc_stderr": 0.01}, "knowledge": {"mmlu": 0.38}})
+        h.log_metrics(XSS, {"reasoning": {"arc": 0.20}})
+        for name, value, shots in (("meta-llama/base", 0.50, 10), ("sft", 0.55, 10), (XSS, 0.52, 0)):
+            h.log_model_metric(name, "reasoning", "hellaswag", value, settings={"num_fewshot": shots}, force=True)
     return db
 
 
@@ -241,3 +243,51 @@ def test_values_open_their_history_from_the_keyboard(page) -> None:
     page.focus("#pivot thead th[data-sort='0']")
     page.keyboard.press("Enter")
     assert page.get_attribute("#pivot thead th[data-sort='0']", "aria-sort") == "descending"
+
+
+def test_a_value_with_other_eval_settings_than_its_column_is_marked(page) -> None:
+    page.click("#family-tabs button[data-family='reasoning']")
+    page.wait_for_selector("#pivot td.settings-differ")
+    marked = page.locator("#pivot td.settings-differ")
+    assert marked.count() == 1  # XSS's hellaswag: 0-shot, where the others are 10-shot
+    assert "num_fewshot 0 (most: 10)" in marked.get_attribute("title")
+    row = page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{XSS}'))")
+    assert row.locator("td.settings-differ").count() == 1
+    shot(page, "settings-marks")
+
+
+def test_the_page_asks_nothing_of_any_other_origin(browser, registry: Path) -> None:
+    with LightMLHandle(registry, "r") as h:
+        h.save_dashboard_item("chart", "arc", {"type": "grouped_bar", "metrics": [["reasoning", "arc"]], "error_bars": True})
+        h.save_dashboard_item("summary", "avg", {"metrics": [["reasoning", "arc"], ["knowledge", "mmlu"]]})
+    with serve(registry) as url, open_page(browser, url) as page:
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+        # every view and dialog, an export of each kind, a compare and its flips, a value's history
+        for button in ("#display-settings", "#manage-views", "#summary-sets", "#choose-columns", "#show-deleted"):
+            page.click(button)
+            page.wait_for_selector("#modal:not([hidden])")
+            page.keyboard.press("Escape")
+        page.locator("#pivot tbody tr:has(td.model-name:text-is('sft')) td.num").first.click()
+        page.wait_for_selector("#modal-title:has-text('History')")
+        page.keyboard.press("Escape")
+        for name in ("meta-llama/base", "sft"):
+            page.locator(f"#pivot tbody tr:has(td.model-name:text-is('{name}')) input[type=checkbox]").check()
+        page.click("#compare-selected")
+        page.wait_for_selector("#modal table.compare")
+        page.keyboard.press("Escape")
+        for view in ("graph", "curves", "charts"):
+            page.click(f"button.view-tab[data-view='{view}']")
+            page.wait_for_timeout(300)
+        page.wait_for_selector("article.chart-card svg.chart rect")
+        for kind in ("PNG", "SVG"):
+            with page.expect_download():
+                page.click(f"button[aria-label='export {kind} of chart arc']")
+        page.click("button.view-tab[data-view='graph']")
+        page.locator("#graph-root .node").first.click()  # (its card)
+        page.wait_for_selector("#model-panel:not([hidden])")
+    origin = url.rstrip("/")
+    foreign = [u for u in asked if not (u.startswith(origin + "/") or u == origin or u.startswith(("blob:", "data:")))]
+    assert asked and not foreign, foreign

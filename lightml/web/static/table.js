@@ -79,8 +79,22 @@ export async function loadPivot() {
   const at = new Map(pivot.columns.map((c, i) => [`${c.family}\u0000${c.metric}`, i]));
   for (const c of pivot.columns) c.stderrIndex = c.stderr == null ? null : at.get(`${c.family}\u0000${c.stderr}`);
   state.fullPivot = pivot;
+  state.settingsMarks = null;
   offerGroupKeys(pivot);
   showPivot();
+  if (pivot.family != null) loadSettingsMarks(pivot.family, request);
+}
+
+// In a family's tab: the values produced with other eval settings than most of their column,
+// marked "!" with the keys that differ (asked after the table is drawn: it never waits for them).
+async function loadSettingsMarks(family, request) {
+  let marks;
+  try { marks = await api(`/api/settings-marks?${new URLSearchParams({family})}`); } catch { return; }
+  if (request !== state.pivotRequests || !Object.keys(marks).length) return;
+  state.settingsMarks = new Map(Object.entries(marks).map(([metric, m]) =>
+    [`${family}\u0000${metric}`, new Map(Object.entries(m.models).map(([id, text]) => [Number(id), text]))]));
+  for (const record of state.rowsById) record.tr = null;  // (drawn again, with the marks)
+  renderWindow();
 }
 
 // The table as loaded, with the columns chosen (all unless some were picked), the summary
@@ -326,6 +340,11 @@ export function rowElement(record) {
   row.values.forEach((value, i) => {
     const td = el("td", {class: "num", text: valueText(value, row, i)});
     shade(td, row, i, value);
+    const differs = row.step == null && state.settingsMarks ? state.settingsMarks.get(columnKey(columns[i]))?.get(row.id) : null;
+    if (differs) {
+      td.classList.add("settings-differ");
+      td.dataset.delta = `other eval settings than most of the column: ${differs}`;
+    }
     if (value != null && !columns[i].summary) {
       // a value opens its history, by mouse or keyboard
       td.tabIndex = 0;
