@@ -1,8 +1,8 @@
 """The ``detailed_scores`` table: per-sample scores of a metric, as a JSON array (of a metric
 with repeats: the per-document means of the repeats' scores, see ``metric_repeats``)."""
 
-import json
 
+from lightml.log import codec
 from lightml.log.events import Change
 from projections import metric_repeats
 
@@ -47,7 +47,7 @@ def _new_scores(conn, m: dict) -> tuple | None:
     if "repeat" not in m:
         return None if m.get("scores") is None else (m["metric_id"], m["scores"], m.get("n_samples"))
     means = metric_repeats.document_means(metric_repeats.repeats_of(conn, m["metric_id"]))
-    return None if means is None else (m["metric_id"], means, len(json.loads(means)))
+    return None if means is None else (m["metric_id"], means, len(codec.loads(means)))
 
 
 def on_model_deleted(conn, events: list[Change]) -> None:

@@ -15,6 +15,7 @@ import json
 import math
 
 from lightml.log.events import Change
+from lightml.log import codec
 
 TABLE = "metric_repeats"
 DDL = """
@@ -75,7 +76,7 @@ def document_means(repeats: list[tuple[str, float, str | None, str | None]]) -> 
         return None
     if len(repeats) == 1:
         return repeats[0][2]
-    vectors = [json.loads(scores) for _, _, scores, _ in repeats]
+    vectors = [codec.loads(scores) for _, _, scores, _ in repeats]
     if len({len(v) for v in vectors}) != 1:
         return None
     count = len(vectors)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, NamedTuple
 
+from lightml.log import codec
+
 RUN_CREATED = "run_created"
 MODEL_REGISTERED = "model_registered"
 CHECKPOINT_REGISTERED = "checkpoint_registered"
@@ -457,7 +459,7 @@ def encode(payload: dict[str, Any]) -> str:
 def decode_changes(rows: list[tuple]) -> list[Change]:
     """``(seq, type, version, payload)`` rows of the log -> changes, with one ``json.loads``
     for all the payloads (replay's hot path)."""
-    payloads = json.loads("[" + ",".join(row[3] for row in rows) + "]")
+    payloads = codec.loads("[" + ",".join(row[3] for row in rows) + "]")
     current = CURRENT_VERSION
     return [
         Change(seq, event_type, payload if version == current.get(event_type) else upcast(event_type, version, payload))

@@ -39,6 +39,7 @@ from lightml.log import sqlite_lookups
 from lightml.log.engine import shown as redacted
 from lightml.log.postgres_connection import (AsyncPostgresReader, PostgresConnection, _first_line,
                                               _adapt_types, _psycopg)
+from lightml.log import codec
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -292,7 +293,7 @@ class PostgresEngine:
         out = []
         for event_type, payload, at, user, host, origin in rows:
             try:
-                items = json.loads(payload)["metrics"]
+                items = codec.loads(payload)["metrics"]
             except (ValueError, KeyError, TypeError):
                 return None
             out.extend((event_type, m.get("metric_id"), m.get("value"), m.get("original_at"),

@@ -116,28 +116,44 @@ def model_panel(model_id: int) -> Steps[dict[str, Any]]:
 
 @query
 def deleted_models() -> Steps[list[dict[str, Any]]]:
-    """The models deleted and not restored (the log's tombstones), newest first: what the
-    dashboard offers to restore."""
+    """The models a restore by name brings back (``restore_model`` undoes the latest delete of a
+    name in its run), newest first: per run and name, its latest delete, while no model of that
+    name lives in that run. What the dashboard offers to restore."""
     rows = yield Statement(
         "SELECT t.model_name, r.run_name, t.seq, e.at FROM model_tombstone t JOIN events e ON e.seq = t.seq "
-        "LEFT JOIN run r ON r.id = t.run_id WHERE NOT EXISTS (SELECT 1 FROM model m WHERE m.id = t.model_id) "
-        "AND t.seq = (SELECT MAX(x.seq) FROM model_tombstone x WHERE x.model_id = t.model_id) "
+        "LEFT JOIN run r ON r.id = t.run_id "
+        "WHERE t.seq = (SELECT MAX(x.seq) FROM model_tombstone x WHERE x.model_name = t.model_name "
+        f"AND {_same_run('x', 't')}) "
+        f"AND NOT EXISTS (SELECT 1 FROM model m WHERE m.model_name = t.model_name AND {_same_run('m', 't')}) "
         "ORDER BY t.seq DESC")
     return [{"model": name, "run": run, "seq": seq, "at": at} for name, run, seq, at in rows]
 
 
+def _same_run(a: str, b: str) -> str:
+    """Null-safe equality of two rows' run ids, in every dialect (a model may have no run)."""
+    return f"({a}.run_id = {b}.run_id OR ({a}.run_id IS NULL AND {b}.run_id IS NULL))"
+
+
 @query
-def settings_marks(family: str) -> Steps[dict[str, Any]]:
+def settings_marks(family: str, run: str | None = None, include_hidden: bool = False) -> Steps[dict[str, Any]]:
     """The table's marks of values produced with other eval settings than most of their column:
     ``{metric: {"keys": differing decisive keys, "models": {model id: "num_fewshot 0 (most: 5)"}}}``
-    for the models' own values of ``family`` (values without recorded settings are never marked:
-    unknown is not a difference, as in ``settings.differing_keys``)."""
+    for the models' own values of ``family`` — of the models the table shows: of ``run`` if
+    given, hidden ones only with ``include_hidden`` (values without recorded settings are
+    never marked: unknown is not a difference, as in ``settings.differing_keys``)."""
     from collections import Counter
 
     from lightml.read import settings
 
+    shown, params = ["1 = 1"], [family]
+    if not include_hidden:
+        shown.append("md.hidden = 0")
+    if run is not None:
+        shown.append("r.run_name = ?")
+        params.append(run)
     by_model = yield from settings.settings_steps(
-        "metrics m WHERE m.family = ? AND m.model_id IS NOT NULL", (family,), by_name=True)
+        "metrics m WHERE m.family = ? AND m.model_id IN (SELECT md.id FROM model md LEFT JOIN run r "
+        f"ON r.id = md.run_id WHERE {' AND '.join(shown)})", params, by_name=True)
     columns: dict[str, dict[int, dict[str, Any]]] = {}
     for model_id, values in by_model.items():
         for (_, metric), recorded in values.items():

@@ -13,6 +13,7 @@ from lightml.read import resolve
 from lightml.log.events import actor_text
 from lightml.read.globs import glob_matches
 from lightml.errors import AmbiguousNameError, NotFoundError
+from lightml.log import codec
 
 
 def glob_to_sql(pattern: str) -> tuple[str, str]:
@@ -113,7 +114,7 @@ def search(
 
 def detailed_scores(conn: sqlite3.Connection, model_id: int, family: str, metric_name: str) -> list | None:
     text = detailed_scores_text(conn, model_id, family, metric_name)
-    return json.loads(text) if text is not None else None
+    return codec.loads(text) if text is not None else None
 
 
 def detailed_scores_text(conn: sqlite3.Connection, model_id: int, family: str, metric_name: str) -> str | None:

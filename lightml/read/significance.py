@@ -6,15 +6,15 @@ refuses to pair vectors of different lengths) for the handles, the CLI and the d
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from lightml.errors import InvalidInputError, NotFoundError
+from lightml.log import codec
 from lightml.read import queries, repeats, resolve, settings, stats
 from lightml.read.direction import lower_is_better
-from lightml.errors import InvalidInputError, NotFoundError
 from lightml.write.validation import are_doc_keys, value_matches_mean
 
 
@@ -75,7 +75,7 @@ def _doc_keys(text: str | None, label: str, family: str, metric_name: str, check
     if text is None:
         return None
     try:
-        keys = json.loads(text)
+        keys = codec.loads(text)
         if isinstance(keys, list) and (not check or are_doc_keys(keys)):  # the rule the handles log them by
             return keys
     except (ValueError, RecursionError):  # not JSON

@@ -54,9 +54,9 @@ def vector_from_json(text: str) -> np.ndarray:
         is_one = (cells[:, :width] == one).all(axis=1)
         if (is_one | (cells[:, :width] == zero).all(axis=1)).all():
             return is_one.astype(np.float64)
-    import json
+    from lightml.log import codec
 
-    return np.asarray(json.loads(text), dtype=np.float64)
+    return np.asarray(codec.loads(text), dtype=np.float64)
 
 
 def as_vectors(scores_a: Sequence[float], scores_b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

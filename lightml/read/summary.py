@@ -12,10 +12,10 @@ that one). Without a standard error for every metric averaged, there is no inter
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
+from lightml.log import codec
 from lightml.read.natural import natural_key
 from lightml.read.sql import Statement, Steps, query
 from lightml.read.uncertainty import Z95, stderr_name, usable_stderr
@@ -80,7 +80,7 @@ def summary_rows(metrics: list[tuple[str, str]], include_hidden: bool = False) -
         for metric_id, scores in (yield Statement(
                 f"SELECT metric_id, scores FROM detailed_scores WHERE metric_id IN ({','.join('?' * len(chunk))})",
                 chunk)):
-            unexplained[metric_id][1] = scores_stderr(json.loads(scores))
+            unexplained[metric_id][1] = scores_stderr(codec.loads(scores))
     rows = []
     for model_id, cells in found.items():
         keys = [key for key in wanted if key in cells]

@@ -389,7 +389,8 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
         return JSONResponse(await answer(dashboard.deleted_models))
 
     async def api_settings_marks(request: Request) -> JSONResponse:
-        return JSONResponse(await answer(dashboard.settings_marks, _param(request, "family")))
+        return JSONResponse(await answer(dashboard.settings_marks, _param(request, "family"),
+                                         _param(request, "run", required=False), _flag_param(request, "include_hidden")))
 
     async def api_model(request: Request) -> JSONResponse:
         return JSONResponse(await answer(dashboard.model_panel, _int_param(request, "id", 0)))

@@ -31,7 +31,17 @@ Check = Callable[[Any], str | None]  # a value -> None when it is fine, else wha
 
 
 def _text(value: Any) -> str | None:
-    return None if isinstance(value, str) and len(value) <= 4_000 else "must be text (at most 4,000 characters)"
+    if not isinstance(value, str) or len(value) > 4_000:
+        return "must be text (at most 4,000 characters)"
+    return None if _encodable(value) else "is not valid Unicode text (it holds a lone surrogate)"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _flag(value: Any) -> str | None:
@@ -40,7 +50,7 @@ def _flag(value: Any) -> str | None:
 
 def _metric_ref(value: Any) -> str | None:
     ok = (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) and v and len(v) <= 1_000
-                                                              for v in value))
+                                                              and _encodable(v) for v in value))
     return None if ok else 'must be [family, metric] (or ["params", key])'
 
 
@@ -70,8 +80,13 @@ def _text_or_null(value: Any) -> str | None:
     return None if value is None else _text(value)
 
 
+SORT_KEYS = ("model", "run", "step", "summary")  # the table's fixed columns, and the summary set's
+
+
 def _column_or_fixed(value: Any) -> str | None:
-    return None if value in ("model", "run", "step") else _metric_ref(value)
+    if isinstance(value, str):
+        return None if value in SORT_KEYS else f"must be one of {', '.join(map(json.dumps, SORT_KEYS))} or [family, metric]"
+    return _metric_ref(value)
 
 
 # The keys each kind's spec may have, and what each must be. Only ``type`` (of a chart) and
@@ -111,12 +126,16 @@ def check_item_name(name: Any) -> str:
     return name
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max(map(_depth, value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max(map(_depth, value), default=0)
-    return 0
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Is ``value`` nested more than ``limit`` levels? (Walked without recursion, and given up
+    as soon as the limit is passed: a spec nested 900 levels deep is an error, not a crash.)"""
+    level = [value]
+    for _ in range(limit + 1):
+        level = [child for node in level if isinstance(node, (dict, list))
+                 for child in (node.values() if isinstance(node, dict) else node)]
+        if not level:
+            return False
+    return True
 
 
 def spec_text(kind: str, spec: Any) -> str:
@@ -124,7 +143,7 @@ def spec_text(kind: str, spec: Any) -> str:
     sorted, compact: the same spec is always the same text, so saving it again changes nothing)."""
     if not isinstance(spec, dict):
         raise InvalidInputError(f"the spec of a {kind} must be a JSON object, got {type(spec).__name__}")
-    if _depth(spec) > SPEC_MAX_DEPTH:
+    if _deeper_than(spec, SPEC_MAX_DEPTH):
         raise InvalidInputError(f"the spec is nested more than {SPEC_MAX_DEPTH} levels deep")
     allowed = SPEC_KEYS[kind]
     for key, value in spec.items():

@@ -41,11 +41,14 @@ def client(registry: Path) -> TestClient:
     return TestClient(create_app(registry), base_url=LOCAL)
 
 
-def post(client: TestClient, path: str, body: dict, token: bool = True):
+def token(client: TestClient) -> str:
     page = client.get("/").text
     start = page.index('name="lightml-token" content="') + len('name="lightml-token" content="')
-    headers = {TOKEN_HEADER: page[start:page.index('"', start)]} if token else {}
-    return client.post(path, json=body, headers=headers)
+    return page[start:page.index('"', start)]
+
+
+def post(client: TestClient, path: str, body: dict, token_given: bool = True):
+    return client.post(path, json=body, headers={TOKEN_HEADER: token(client)} if token_given else {})
 
 
 def events(db: Path) -> list[tuple[str, str]]:
@@ -123,7 +126,7 @@ def test_item_writes_need_the_token(client: TestClient, registry: Path) -> None:
     for path, body in (("/api/items/save", {"kind": "view", "name": "v", "spec": {}}), ("/api/items/remove", {"id": 1}),
                        ("/api/rename", {"model": "sft", "name": "x"}), ("/api/delete", {"model": "sft", "confirm": "sft"}),
                        ("/api/parent", {"model": "sft", "parent": None}), ("/api/restore", {"model": "sft"})):
-        assert post(client, path, body, token=False).status_code == 403, path
+        assert post(client, path, body, token_given=False).status_code == 403, path
     assert events(registry) == before
 
 
@@ -200,3 +203,40 @@ def test_settings_marks_name_the_values_whose_decisive_settings_differ(registry:
     assert marks["acc"]["keys"] == ["num_fewshot", "limit"]
     assert marks["acc"]["models"] == {"2": "num_fewshot 0 (most: 5)", "3": "limit 100 (most: -)"}
     assert client.get("/api/settings-marks", params={"family": "other"}).json() == {}
+
+
+def test_the_deleted_list_offers_what_a_restore_by_name_brings_back(client: TestClient, registry: Path) -> None:
+    with LightMLHandle(registry, "r1") as h:
+        h.register_model("x", "/x")
+        h.delete_model("x")
+        h.register_model("x", "/x2")  # the name again, then deleted again: only this delete is restorable
+        latest = h.delete_model("x").seq
+    assert [(d["model"], d["seq"]) for d in client.get("/api/deleted").json()] == [("x", latest)]
+    assert post(client, "/api/restore", {"model": "x", "run": "r1"}).status_code == 200
+    assert client.get("/api/deleted").json() == []
+
+
+def test_a_view_sorted_by_its_summary_column_is_saved_and_odd_specs_are_refused(client: TestClient) -> None:
+    assert post(client, "/api/items/save", {"kind": "view", "name": "v", "spec": {"summary": 1, "sort_by": "summary",
+                                                                               "sort_dir": -1}}).status_code == 200
+    bad = post(client, "/api/items/save", {"kind": "view", "name": "w", "spec": {"sort_by": "__proto__"}})
+    assert bad.status_code == 400 and "must be one of" in bad.json()["error"]
+    deep = "x"
+    for _ in range(900):
+        deep = [deep]
+    nested = post(client, "/api/items/save", {"kind": "chart", "name": "c", "spec": {"type": "bar", "where": deep}})
+    assert nested.status_code == 400 and "nested more than" in nested.json()["error"]
+    surrogate = client.post("/api/items/save", content=b'{"kind": "view", "name": "s", "spec": {"where": "\\ud800"}}',
+                            headers={"X-LightML-Token": token(client), "Content-Type": "application/json"})
+    assert surrogate.status_code == 400 and "lone surrogate" in surrogate.json()["error"]
+
+
+def test_settings_marks_count_the_models_the_table_shows(registry: Path, client: TestClient) -> None:
+    with LightMLHandle(registry, "r2") as h:  # another run, all 0-shot: a majority there, not in r1
+        for name in ("a", "b", "c"):
+            h.register_model(name, f"/{name}")
+            h.log_model_metric(name, "eval", "acc", 0.5, settings={"num_fewshot": 0})
+    everyone = client.get("/api/settings-marks", params={"family": "eval"}).json()
+    in_r1 = client.get("/api/settings-marks", params={"family": "eval", "run": "r1"}).json()
+    assert "1" in everyone["acc"]["models"]  # base, 5-shot, against the 0-shot majority of both runs
+    assert in_r1["acc"]["models"] == {"2": "num_fewshot 0 (most: 5)"}  # in r1 alone: base and sft, 1 to 1

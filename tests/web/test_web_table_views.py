@@ -291,3 +291,23 @@ def test_the_page_asks_nothing_of_any_other_origin(browser, registry: Path) -> N
     origin = url.rstrip("/")
     foreign = [u for u in asked if not (u.startswith(origin + "/") or u == origin or u.startswith(("blob:", "data:")))]
     assert asked and not foreign, foreign
+
+
+def test_a_damaged_or_stale_link_still_opens_the_page(browser, registry: Path) -> None:
+    with serve(registry) as url:
+        for query in ('?sort=x%22', "?sort=__proto__&dir=abc", "?cols=%5B", "?summary=999", "?family=__proto__"):
+            with open_page(browser, url + "/" + query) as page:  # (open_page fails on any page error)
+                assert page.locator("#pivot thead th").count() >= 3, query
+        with open_page(browser, url + "/?run=gone") as page:  # a run pruned since the link was made
+            page.wait_for_selector("#where-error:has-text(\"run 'gone' not found: showing every run\")")
+            assert len(rows(page)) == 3
+
+
+def test_back_after_typing_a_search_returns_to_before_it(page) -> None:
+    page.click("#family-tabs button[data-family='reasoning']")
+    page.wait_for_function("location.search.includes('family=reasoning')")
+    page.type("#search", "ba")
+    page.wait_for_function("location.search.includes('q=ba')")
+    page.go_back()
+    page.wait_for_function("location.search === '?family=reasoning'")
+    assert page.input_value("#search") == ""

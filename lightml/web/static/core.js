@@ -67,7 +67,11 @@ export async function api(path, options) {
   const response = await fetch(path, options);
   // Every answer of the server is JSON; something in between (a proxy) may answer otherwise.
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
+  if (!response.ok) {
+    const error = new Error(body.error || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
+  }
   return body;
 }
 

@@ -585,7 +585,7 @@ function stopPicking(text) {
   say(text);
 }
 
-// The server refuses a cycle (400), a read-only registry (409), a locked one (503): its
+// The server refuses a cycle (409), a model as its own parent (400), a read-only registry (409), a locked one (503): its
 // message is shown in the panel.
 async function setParent(node, parent) {
   say("Saving…");

@@ -71,7 +71,17 @@ function changed(update, {replace = false} = {}) {
 
 export function wire() {
   document.querySelectorAll(".view-tab").forEach((b) => b.addEventListener("click", () => showView(b.dataset.view)));
-  $("search").addEventListener("input", changed((e) => { state.search = e.target.value; applyFilter(); }, {replace: true}));
+  // Typing: the first key of a burst is a new history entry, the rest replace it (back returns
+  // to before the search, not to each letter); a pause of a second, or leaving the field, ends it.
+  let typing = null;
+  $("search").addEventListener("input", (e) => {
+    state.search = e.target.value;
+    applyFilter();
+    remember({replace: typing !== null});
+    clearTimeout(typing);
+    typing = setTimeout(() => { typing = null; }, 1000);
+  });
+  $("search").addEventListener("blur", () => { clearTimeout(typing); typing = null; });
   $("where").addEventListener("keydown", (e) => {
     if (e.key === "Enter") changed(() => { state.where = e.target.value.trim(); return loadPivot(); })();
   });
@@ -124,14 +134,18 @@ export async function start() {
   loadDisplay();
   wire();
   takeSpec(specFromUrl());  // a shared link opens the view it names
-  await Promise.all([loadFamilies(), loadRuns(), loadSavedViews(), loadSummarySets()]);
-  syncControls();
-  await loadSummary();
-  await loadPivot();
-  const view = viewFromUrl();
-  if (view !== "table") showView(view, {push: false});
-  document.body.dataset.ready = "1";  // for tests and the benchmark: the page is interactive
-  poll();
+  try {
+    await Promise.all([loadFamilies(), loadRuns(), loadSavedViews(), loadSummarySets()]);
+    syncControls();
+    await loadSummary();
+    await loadPivot();
+    const view = viewFromUrl();
+    if (view !== "table") showView(view, {push: false});
+  } finally {
+    // (whatever failed says so where it failed; the page stays live, and the next change reloads it)
+    document.body.dataset.ready = "1";  // for tests and the benchmark: the page is interactive
+    poll();
+  }
 }
 
 start();

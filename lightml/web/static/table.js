@@ -11,7 +11,9 @@ export async function loadFamilies() {
   tabs.replaceChildren();
   const add = (label, family) => {
     const button = el("button", {text: label, "data-family": family ?? ""});
-    if ((state.family ?? "") === (family ?? "")) button.classList.add("active");
+    const active = (state.family ?? "") === (family ?? "");
+    button.classList.toggle("active", active);
+    button.setAttribute("aria-pressed", String(active));
     if (family != null) {
       const swatch = el("span", {class: "family-swatch", "aria-hidden": "true"});
       swatch.style.background = familyColor(family, state.familyNames);
@@ -28,7 +30,10 @@ export async function loadFamilies() {
   for (const f of families) add(f.family, f.family);
   if (state.family === undefined || (state.family !== null && !families.some((f) => f.family === state.family))) {
     state.family = null;
-    tabs.querySelectorAll("button").forEach((b) => b.classList.toggle("active", b.dataset.family === (state.family ?? "")));
+    tabs.querySelectorAll("button").forEach((b) => {
+      b.classList.toggle("active", b.dataset.family === (state.family ?? ""));
+      b.setAttribute("aria-pressed", String(b.dataset.family === (state.family ?? "")));
+    });
   }
   const curveFamily = $("curve-family");
   const current = curveFamily.value;
@@ -61,10 +66,17 @@ export async function loadPivot() {
     if (request !== state.pivotRequests) return;
   } catch (error) {
     if (request !== state.pivotRequests) return;
-    if (!state.where) throw error;
-    // A bad filter expression: the server says where it went wrong; the table stays as it was.
     $("where-error").textContent = error.message;
     $("where-error").hidden = false;
+    if (error.status === 404 && state.run) {
+      // A run that is gone (a link or a saved view made before it was pruned): said, and every run shown.
+      state.run = "";
+      $("run-filter").value = "";
+      await loadPivot();
+      $("where-error").textContent = `${error.message}: showing every run`;
+      $("where-error").hidden = false;
+    }
+    // (A bad filter expression: the server says where it went wrong; the table stays as it was.)
     return;
   }
   $("where-error").hidden = true;
@@ -89,7 +101,10 @@ export async function loadPivot() {
 // marked "!" with the keys that differ (asked after the table is drawn: it never waits for them).
 async function loadSettingsMarks(family, request) {
   let marks;
-  try { marks = await api(`/api/settings-marks?${new URLSearchParams({family})}`); } catch { return; }
+  const params = new URLSearchParams({family});
+  if (state.run) params.set("run", state.run);
+  if (state.includeHidden) params.set("include_hidden", "1");
+  try { marks = await api(`/api/settings-marks?${params}`); } catch { return; }
   if (request !== state.pivotRequests || !Object.keys(marks).length) return;
   state.settingsMarks = new Map(Object.entries(marks).map(([metric, m]) =>
     [`${family}\u0000${metric}`, new Map(Object.entries(m.models).map(([id, text]) => [Number(id), text]))]));
@@ -343,7 +358,8 @@ export function rowElement(record) {
     const differs = row.step == null && state.settingsMarks ? state.settingsMarks.get(columnKey(columns[i]))?.get(row.id) : null;
     if (differs) {
       td.classList.add("settings-differ");
-      td.dataset.delta = `other eval settings than most of the column: ${differs}`;
+      const settingsNote = `other eval settings than most of the column: ${differs}`;
+      td.dataset.delta = td.dataset.delta ? `${td.dataset.delta}; ${settingsNote}` : settingsNote;
     }
     if (value != null && !columns[i].summary) {
       // a value opens its history, by mouse or keyboard
@@ -401,7 +417,7 @@ export function applySort() {
   const col = state.sort ? sortColumn(state.sort.by) : -1;
   if (state.sort && col !== -1) {
     const {dir} = state.sort;
-    const th = document.querySelector(`#pivot th[data-sort="${col}"]`);
+    const th = document.querySelector(`#pivot th[data-sort="${CSS.escape(String(col))}"]`);
     if (th) {
       th.classList.add(dir > 0 ? "sorted-asc" : "sorted-desc");
       th.setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
@@ -459,8 +475,11 @@ export function toggleSelected(id, on) {
 
 export function syncSelection() {
   for (const record of state.rowsById) if (record.tr) markSelected(record);
-  document.querySelectorAll("#graph .node").forEach((node) =>
-    node.classList.toggle("selected", state.selected.has(Number(node.dataset.id))));
+  document.querySelectorAll("#graph .node").forEach((node) => {
+    const on = state.selected.has(Number(node.dataset.id));
+    node.classList.toggle("selected", on);
+    node.setAttribute("aria-selected", String(on));
+  });
   $("selection-bar").hidden = state.selected.size === 0;
   $("selection-count").textContent = `${state.selected.size} selected`;
   $("compare-selected").disabled = state.selected.size !== 2;

@@ -9,6 +9,7 @@ const URL_KEYS = {family: "family", run: "run", search: "q", where: "where", gro
                   checkpoints: "ck", include_hidden: "hidden", show_empty: "empty", sort_by: "sort",
                   sort_dir: "dir", columns: "cols", summary: "summary"};
 const FLAGS = new Set(["checkpoints", "include_hidden", "show_empty"]);
+const SORT_KEYS = ["model", "run", "step", "summary"];
 const JSON_KEYS = new Set(["sort_by", "columns"]);
 
 // The current view as a spec: only what differs from the page's defaults.
@@ -39,7 +40,8 @@ export function takeSpec(spec) {
   state.includeHidden = spec.include_hidden === true;
   state.showEmpty = spec.show_empty === true;
   const by = spec.sort_by;
-  const sortable = typeof by === "string" || (Array.isArray(by) && by.length === 2 && by.every((x) => typeof x === "string"));
+  // (from a link: anything but a fixed column, the summary or [family, metric] means unsorted)
+  const sortable = SORT_KEYS.includes(by) || (Array.isArray(by) && by.length === 2 && by.every((x) => typeof x === "string"));
   state.sort = sortable ? {by, dir: spec.sort_dir === -1 ? -1 : 1} : null;
   state.columns = Array.isArray(spec.columns)
     ? new Set(spec.columns.filter((c) => Array.isArray(c) && c.length === 2).map((c) => c.join("\u0000"))) : null;
@@ -127,7 +129,7 @@ export async function openSavedView(id) {
   if (!view) return;
   takeSpec(view.spec);
   remember();
-  await hooks.reload();
+  await hooks.reload();  // (a run gone since the view was saved: the table says so and shows every run)
 }
 
 function problemLine() {
