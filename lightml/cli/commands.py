@@ -312,6 +312,9 @@ def _scan_options(p: argparse.ArgumentParser) -> None:
                    help="family name from {task} and {nshot}, e.g. '{task}_{nshot}shot' (default {task})")
     p.add_argument("--name-from", choices=["folder", "results"], default="folder",
                    help="model name from the folder (default) or from the results file's model_name / pretrained=")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes reading the samples files (default: the number of cores, once there is more "
+                        "than 64 MiB of them to read; 1: this process only)")
 
 
 def _scan(p: argparse.ArgumentParser) -> None:

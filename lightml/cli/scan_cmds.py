@@ -26,7 +26,7 @@ def _scan(args: argparse.Namespace, progress=None):
     # No --run: LightML 1.4's default run, created by the first import.
     return scan_and_import(args.db, args.run or DEFAULT_RUN, args.path, format=args.format, model_prefix=args.prefix,
                            force=args.force, family_template=args.family_template, name_from=args.name_from,
-                           progress=progress)
+                           progress=progress, workers=args.workers)
 
 
 def _report_skips(stats) -> None:

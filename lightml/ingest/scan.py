@@ -11,7 +11,6 @@ Nothing aborts a scan: each problem is recorded in ``ScanStats.skips`` with its 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import sys
@@ -23,9 +22,10 @@ from typing import Any, Callable
 
 from lightml.errors import InvalidInputError, LightMLError
 from lightml.ingest.scan_folder import (
-    ParsedFolder, Skip, attach_samples, candidate_files, check_family_template, drop_bad_names, metric_inputs,
-    parse_json, parse_lm_eval, settings_groups,
+    FolderRead, ParsedFolder, Skip, candidate_files, check_family_template, drop_bad_names, parse_json,
+    parse_lm_eval, read_folder, settings_groups, sha256_of,
 )
+from lightml.ingest.scan_workers import IN_FLIGHT, WorkerGone, WorkerPool
 from lightml.log.transaction import WriteTransaction
 from lightml.read import import_lookups
 from lightml.runner import Registry
@@ -100,14 +100,6 @@ def check_options(format: str, name_from: str, family_template: str) -> None:
 # -- unchanged files ------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass
 class _Ledger:
     """What earlier scans imported: the ``imported_file`` rows, and the models of the run."""
@@ -139,7 +131,7 @@ def _already_imported(registry: Registry, files: list[tuple[Path, os.stat_result
         if (size, mtime_ns) == (st.st_size, st.st_mtime_ns):
             continue
         try:
-            if size != st.st_size or _sha256(path) != sha:
+            if size != st.st_size or sha256_of(path) != sha:
                 return False
         except OSError:  # gone or unreadable since the listing: the import says why
             return False
@@ -251,53 +243,111 @@ def _model_folders(root: Path, stats: ScanStats) -> list[Path]:
 
 def scan_and_import(db: str | os.PathLike, run_name: str, path: str | os.PathLike, format: str = "lm_eval",
                     model_prefix: str = "", force: bool = False, *, family_template: str = "{task}",
-                    name_from: str = "folder", progress: Callable[[int, int], None] | None = None) -> ScanStats:
+                    name_from: str = "folder", progress: Callable[[int, int], None] | None = None,
+                    workers: int | None = None) -> ScanStats:
     """Import every model folder under ``path`` into run ``run_name`` (created if new).
 
     ``format``: ``"lm_eval"`` (results and samples files of lm-evaluation-harness) or
     ``"json"``. ``model_prefix`` is put before each folder name. ``force`` overwrites metrics
     that exist. ``family_template`` names the family from ``{task}`` and ``{nshot}``.
     ``name_from="results"`` takes the model name (and path) from the results file's
-    ``model_name`` / ``pretrained=`` instead of the folder name.
+    ``model_name`` / ``pretrained=`` instead of the folder name. ``workers``: processes that
+    read the samples files (``scan_workers``); None: the number of cores, used once the
+    folders to read hold more than ``WORKERS_FROM_BYTES`` of samples (below that, starting
+    them costs more than they save); 1: this process alone. The registry is the same either way.
     """
     check_options(format, name_from, family_template)
     root = check_root(path)
     check_name(run_name, "run_name")
+    if workers is not None and (type(workers) is not int or workers < 1):
+        raise InvalidInputError(f"workers must be a positive integer, got {workers!r}")
     stats = ScanStats()
     registry = Registry(db, run_name, origin="scan")
     try:
         ledger = _Ledger.read(registry, run_name)
         folders = _model_folders(root, stats)
-        writing = None
-        for number, folder in enumerate(folders, 1):
-            if progress is not None:
-                progress(number, len(folders))
-            submitted = _scan_folder(registry, folder, model_prefix + folder.name, format, force, family_template,
-                                     name_from, ledger, stats)
-            # The writer commits a model while the next folder is read: wait for the
-            # previous one only now.
+        prepared = [_prepare_folder(registry, folder, model_prefix + folder.name, format, force, family_template,
+                                    name_from, ledger, stats) for folder in folders]
+        reading = [p for p in prepared if isinstance(p, _Reading)]
+        for position, task in enumerate(reading):
+            task.position = position
+        pool = _pool_for(reading, workers)
+        try:
+            given = 0  # the folders given to the pool so far, in order
+            writing = None
+            for number, entry in enumerate(prepared, 1):
+                if progress is not None:  # (the reading is the slow part: counted as it is done)
+                    progress(number, len(prepared))
+                if pool is not None and isinstance(entry, _Reading):
+                    # a few folders per worker ahead of the one taken now, never the whole tree
+                    ahead = entry.position + IN_FLIGHT * pool.size
+                    while given < min(ahead, len(reading)):
+                        reading[given].ticket = pool.submit(reading[given].folder, format, reading[given].parsed,
+                                                            reading[given].files)
+                        given += 1
+                # Everything is counted in folder order, as one process reading them would.
+                submitted = _finish_folder(registry, entry, format, force, stats, pool)
+                # The writer commits a model while the next folder is read: wait for the
+                # previous one only now.
+                if writing is not None:
+                    _count_import(*writing, stats)
+                writing = submitted
             if writing is not None:
                 _count_import(*writing, stats)
-            writing = submitted
-        if writing is not None:
-            _count_import(*writing, stats)
+        finally:
+            if pool is not None:
+                pool.close()
     finally:
         registry.close()
     return stats
 
 
-def _scan_folder(registry: Registry, folder: Path, model: str, fmt: str, force: bool, family_template: str,
-                 name_from: str, ledger: _Ledger, stats: ScanStats) -> tuple[Path, str, int, Future] | None:
-    """Read one model folder and submit its import; returns what ``_count_import`` needs, or
-    None if there is nothing to import."""
+# Samples bytes to read from which the default (workers=None) reads them in worker processes.
+WORKERS_FROM_BYTES = 64 * 2**20
+
+
+@dataclass
+class _Reading:
+    """A folder whose files are to be read and imported."""
+
+    folder: Path
+    parsed: ParsedFolder
+    files: list[tuple[Path, os.stat_result]]
+    position: int = 0  # among the folders to read
+    ticket: int | None = None  # its task in the worker pool, if it went to one
+
+
+@dataclass
+class _Skipped:
+    """A folder left out, with what to count for it (applied in folder order)."""
+
+    folder: Path
+    reason: Skip | None = None  # (None: unchanged, nothing to say)
+    skipped_dir: bool = True
+    parsed: ParsedFolder | None = None  # (its own skips and notes, when it was parsed)
+
+
+def _pool_for(reading: list[_Reading], workers: int | None):
+    """A worker pool for these folders, or None to read them in this process."""
+
+    if len(reading) < 2 or workers == 1:
+        return None
+    if workers is None:
+        samples = sum(st.st_size for task in reading for path, st in task.files if path.name.startswith("samples_"))
+        if samples < WORKERS_FROM_BYTES or (os.cpu_count() or 1) < 2:
+            return None
+        workers = os.cpu_count() or 1
+    return WorkerPool(min(workers, len(reading)))
+
+
+def _prepare_folder(registry: Registry, folder: Path, model: str, fmt: str, force: bool, family_template: str,
+                    name_from: str, ledger: _Ledger, stats: ScanStats) -> _Reading | _Skipped:
+    """The cheap part of a folder: list its files, parse its results (or JSON) files, which are
+    small, to know the model and the metrics, and say whether it must be read at all."""
     try:
         files = [(p, p.stat()) for p in candidate_files(folder, fmt)]
     except OSError as exc:
-        stats.skipped_dirs.append(folder.name)
-        stats.skips.append(Skip(str(folder), f"cannot read it ({exc.__class__.__name__}: {exc})"))
-        return None
-    # The results (or JSON) files are small: read them first, to know the model and the
-    # metrics; the samples files, which are most of the bytes, only if the folder is imported.
+        return _Skipped(folder, Skip(str(folder), f"cannot read it ({exc.__class__.__name__}: {exc})"))
     if fmt == "json":
         parsed = parse_json(folder, model)
     else:
@@ -305,29 +355,52 @@ def _scan_folder(registry: Registry, folder: Path, model: str, fmt: str, force: 
     drop_bad_names(parsed)
     if files and parsed.all_metrics() and not force and _already_imported(registry, files, parsed, ledger):
         stats.files_unchanged += len(files)
-        return None
+        return _Skipped(folder, skipped_dir=False)
     stats.files_read += len(files)
-    stats.skips.extend(parsed.skips)
-    stats.notes.extend(parsed.notes)
     if not parsed.all_metrics():
-        stats.skipped_dirs.append(folder.name)
-        stats.skips.append(Skip(str(folder), "no metrics found" if files else "no result files in it"))
-        return None
+        return _Skipped(folder, Skip(str(folder), "no metrics found" if files else "no result files in it"), parsed=parsed)
     try:
         check_name(parsed.model, "model name")
-        hashes = {}
-        if fmt == "lm_eval":
-            for part in (parsed, *parsed.repeats.values()):
-                hashes.update(attach_samples(folder, part, stats.skips))
-        items = metric_inputs(parsed)
-        repeats = {label: (part, metric_inputs(part)) for label, part in sorted(parsed.repeats.items())}
-        records = [(str(path), hashes.get(path) or _sha256(path), st.st_size, st.st_mtime_ns) for path, st in files]
-        command = _import_command(registry.run_name, parsed, items, force, registry.registry_dir, records, repeats)
-    except (LightMLError, ValueError, OSError) as exc:
-        stats.skipped_dirs.append(folder.name)
-        stats.skips.append(Skip(str(folder), f"not imported: {exc}"))
+    except (LightMLError, ValueError) as exc:
+        return _Skipped(folder, Skip(str(folder), f"not imported: {exc}"), parsed=parsed)
+    return _Reading(folder, parsed, files)
+
+
+def _finish_folder(registry: Registry, entry: _Reading | _Skipped, fmt: str, force: bool, stats: ScanStats,
+                   pool) -> tuple[Path, str, int, Future] | None:
+    """Read the folder's samples (or take what its worker read) and submit its import; returns
+    what ``_count_import`` needs, or None if there is nothing to import."""
+    parsed = entry.parsed
+    if parsed is not None:
+        stats.skips.extend(parsed.skips)
+        stats.notes.extend(parsed.notes)
+    if isinstance(entry, _Skipped):
+        if entry.skipped_dir:
+            stats.skipped_dirs.append(entry.folder.name)
+        if entry.reason is not None:
+            stats.skips.append(entry.reason)
         return None
-    return folder, parsed.model, len(files), registry.submit(command)
+    read: FolderRead | None = None
+    if entry.ticket is not None:
+        try:
+            read = pool.answer(entry.ticket)
+        except WorkerGone:
+            read = None  # (read here instead)
+        if not isinstance(read, FolderRead):  # (an answer that is not one: a worker's own failure)
+            read = None
+    if read is None:
+        read = read_folder(entry.folder, fmt, parsed, entry.files)
+    stats.skips.extend(read.skips)
+    try:
+        if read.error is not None:
+            raise read.error
+        command = _import_command(registry.run_name, read.parsed, read.items, force, registry.registry_dir,
+                                  read.records, read.repeats)
+    except (LightMLError, ValueError, OSError) as exc:
+        stats.skipped_dirs.append(entry.folder.name)
+        stats.skips.append(Skip(str(entry.folder), f"not imported: {exc}"))
+        return None
+    return entry.folder, read.parsed.model, len(entry.files), registry.submit(command)
 
 
 def _count_import(folder: Path, model: str, files: int, future: Future, stats: ScanStats) -> None:

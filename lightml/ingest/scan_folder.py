@@ -12,8 +12,9 @@ import math
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from lightml.errors import InvalidInputError
+from lightml.errors import InvalidInputError, LightMLError
 from lightml.ingest import lm_eval_format
 from lightml.log import events as ev
 from lightml.write import metric_log
@@ -319,3 +320,46 @@ def _encode_scores(scores: list[float]) -> str:
     if set(scores) <= {0.0, 1.0}:
         return "[" + ",".join(["1" if v else "0" for v in scores]) + "]"
     return json.dumps(scores, separators=(",", ":"))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class FolderRead:
+    """What reading a folder's samples files gives (in this process or a scan worker): the
+    parsed folder with its scores attached, its metric inputs (and each repeat's), the file
+    records for the ledger, and the problems met."""
+
+    parsed: ParsedFolder
+    items: list
+    repeats: dict
+    records: list[tuple[str, str, int, int]]
+    skips: list[Skip]
+    error: Exception | None = None  # why the folder cannot be imported (the skips up to there kept)
+
+
+def read_folder(folder: Path, fmt: str, parsed: ParsedFolder, files: list[tuple[Path, Any]]) -> FolderRead:
+    """The expensive part of importing a folder — the samples files read, hashed and parsed,
+    every file hashed — as a pure function of its arguments (a scan worker runs it on a copy)."""
+    skips: list[Skip] = []
+    hashes: dict[Path, str] = {}
+    try:
+        if fmt == "lm_eval":
+            for part in (parsed, *parsed.repeats.values()):
+                hashes.update(attach_samples(folder, part, skips))
+        items = metric_inputs(parsed)
+        repeats = {label: (part, metric_inputs(part)) for label, part in sorted(parsed.repeats.items())}
+        records = [(str(path), hashes.get(path) or sha256_of(path), st.st_size, st.st_mtime_ns) for path, st in files]
+    except (LightMLError, ValueError, OSError) as exc:  # (a value it cannot take; a file gone meanwhile)
+        return FolderRead(parsed, [], {}, [], skips, exc)
+    # The scores now travel in the items, encoded: their lists are dropped, so that a worker's
+    # answer carries them once (pickling them twice cost more than reading them).
+    for part in (parsed, *parsed.repeats.values()):
+        part.scores, part.score_files = {}, {}
+    return FolderRead(parsed, items, repeats, records, skips)

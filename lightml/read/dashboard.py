@@ -106,7 +106,8 @@ def model_panel(model_id: int) -> Steps[dict[str, Any]]:
     last = card["last_change"]
     if last is not None:
         (payload,), = yield Statement("SELECT payload FROM events WHERE seq = ?", (last["seq"],))
-        last = {**last, "what": describe_event(last["type"], json.loads(payload))}
+        what = describe_event(last["type"], json.loads(payload))
+        last = {**last, "what": f"{last['type'].replace('_', ' ')}: {what}" if what else last["type"].replace("_", " ")}
     return {"id": model_id, "model": card["model"], "run": card["run"], "path": card["path"],
             "notes": card["notes"], "hidden": card["hidden"], "params": card["params"], "tags": card["tags"],
             "parent": parent, "children": children, "checkpoints": [c["step"] for c in card["checkpoints"]],

@@ -375,9 +375,14 @@ def create_app(db_path: str | Path, host: str = "127.0.0.1") -> Starlette:
             raise BadRequest("to delete a model, 'confirm' must repeat its name")
 
         def apply(handle, model: str) -> dict[str, Any]:
+            import shlex
+
             result = handle.delete_model(model)
+            where = f"--db {shlex.quote(shown_db)} --model {shlex.quote(model)}"
+            if handle.run_name is not None:
+                where += f" --run {shlex.quote(handle.run_name)}"
             return {"changed": True, "deleted": str(result), "seq": result.seq,
-                    "restore": f"Restore it from the dashboard's deleted models, or: lightml restore --model {model}"}
+                    "restore": f"Restore it from the dashboard's deleted models, or: lightml restore {where}"}
         return await write(body, apply)
 
     async def api_restore(request: Request) -> JSONResponse:

@@ -155,6 +155,8 @@ def spec_text(kind: str, spec: Any) -> str:
     missing = [key for key in REQUIRED[kind] if key not in spec]
     if missing:
         raise InvalidInputError(f"a {kind} spec needs {', '.join(map(repr, missing))}")
+    if kind == "chart" and spec["type"] == "radar" and 0 < len(spec.get("metrics", ())) < 3:
+        raise InvalidInputError(f"a radar needs 3 metrics or more, got {len(spec['metrics'])}")
     text = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     if len(text) > SPEC_MAX_CHARS:
         raise InvalidInputError(f"the spec is {len(text):,} characters as JSON; at most {SPEC_MAX_CHARS:,}")

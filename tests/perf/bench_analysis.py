@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+import figures  # tests/perf/figures.py
 from lightml.read import stats
 from lightml.handle import LightMLHandle
 from lightml.ingest.scan import scan_and_import
@@ -72,6 +73,9 @@ def bench_compare_stats(tmp: Path) -> None:
     print(f"  baseline, plain numpy index bootstrap:          {baseline * 1000:.0f} ms median of 3 "
           f"({', '.join(f'{t:.2f}' for t in base_runs)} s)")
     print(f"  speed-up: {baseline / fast:,.0f}x   target >= 100x")
+    figures.record("analysis", f"compare_stats, n = {N_SAMPLES:,}, {RESAMPLES:,} resamples", f"{fast * 1000:.2f} ms",
+                   "<= 20 ms and >= 100x", fast <= 0.020 and baseline / fast >= 100,
+                   f"{baseline / fast:,.0f}x faster than a plain numpy bootstrap")
     result = stats.compare_scores(a, b)
     low, high = plain_index_bootstrap(a, b)
     print(f"  same interval? lightml [{result['bootstrap']['ci_lower']:+.5f}, {result['bootstrap']['ci_upper']:+.5f}]"
@@ -167,6 +171,10 @@ def bench_flips(tmp: Path) -> None:
     print(f"  flips, all {n_flips:,} with texts              : {every_flip * 1000:.0f} ms median of 5")
     print(f"  baseline, read both score vectors and key lists and json.loads them: {base * 1000:.1f} ms "
           f"median of 11 -> every flip without texts {no_texts / base:.2f}x of it")
+    figures.record("analysis", f"flips, {n_flips:,} flips, no texts", f"{no_texts * 1000:.1f} ms", "<= 50 ms",
+                   no_texts <= 0.050, f"{no_texts / base:.2f}x of reading and decoding both vectors")
+    figures.record("analysis", "flips, the first 100 with texts", f"{first_100 * 1000:.1f} ms", "<= 200 ms",
+                   first_100 <= 0.200)
     print(f"  first flip: {first['doc']}: prompt {first['prompt']!r}, a {first['response_a']!r}, "
           f"b {first['response_b']!r}")
 
@@ -203,6 +211,8 @@ def bench_diff(tmp: Path, n_models: int) -> None:
     print(f"  lightml diff, whole command (new process): {command:.3f} s median of 5 "
           f"({', '.join(f'{t:.3f}' for t in runs)})   target <= 0.5 s")
     print(f"  for scale, python -c pass: {bare:.3f} s; rows printed: {rows}")
+    figures.record("analysis", f"lightml diff, 10 models x {metrics} metrics, whole command", f"{command:.3f} s",
+                   "<= 0.5 s", command <= 0.5, f"+{command - bare:.3f} s over python -c pass")
 
 
 def main() -> int:
@@ -216,6 +226,7 @@ def main() -> int:
         bench_compare_stats(tmp)
         bench_flips(tmp)
         bench_diff(tmp, 200 if args.quick else 2_000)
+        figures.write()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -47,6 +47,7 @@ from typing import Any, Callable, Iterator
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for postgres_server
 
 import bench_core  # noqa: E402  (the SQLite benchmark: same payloads, same helpers)
+import figures  # noqa: E402  (tests/perf/figures.py)
 from bench_core import (  # noqa: E402
     FAMILIES, PER_FAMILY, bulk_payload, fmt_rate, median_of, runs_text, section, source_state)
 from postgres_server import server_for_tests  # noqa: E402
@@ -932,6 +933,10 @@ def print_summary() -> None:
         extra = f"  ({r.note})" if r.note and r.value is not None else ""
         print(f"  {r.measure:<26} {value:>18} {base:>12} {r.baseline_name:<18} {ratio:>7}  {r.target:<26} "
               f"{meets}{extra}")
+        figures.record("postgres", r.measure, value, r.target if r.target not in ("", "(info)") else "",
+                       r.meets if r.target not in ("", "(info)") else None,
+                       f"{r.ratio:.2f}x of {r.baseline_name}" if r.ratio else "")
+    figures.write()
 
 
 def describe_server(server: Any, lat: Latency) -> None:

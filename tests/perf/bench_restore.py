@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import figures  # tests/perf/figures.py
+
 RUN = "bench"
 LINEAGE = {"base": None, "sft": "base", "dpo": "sft", "dpo-beta": "sft"}
 
@@ -78,6 +80,7 @@ def timed(call: Callable[[], object]) -> tuple[float, object]:
 def show(what: str, median: float, runs: list[float], note: str = "") -> None:
     runs_text = ", ".join(f"{r:,.1f}" for r in runs)
     print(f"  {what:<42} {median:>10,.1f} ms   runs [{runs_text}]{'   ' + note if note else ''}")
+    figures.record("restore", what, f"{median:,.1f} ms")
 
 
 def bench(db: Path, repeats: int) -> None:
@@ -147,6 +150,7 @@ def main() -> int:
         size = sum(os.path.getsize(p) for p in (db, Path(f"{db}-wal")) if p.exists())
         print(f"== {events:,} events, {models:,} models, {size / 2**20:,.0f} MiB; median of {args.repeats} runs")
         bench(db, args.repeats)
+    figures.write()
     return 0
 
 

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import figures  # tests/perf/figures.py
 from lightml.handle import LightMLHandle
 from lightml.ingest import lm_eval_format
 from lightml.ingest.scan import scan_and_import
@@ -82,6 +83,8 @@ def bench_size_and_reads(tmp: Path, n_models: int) -> None:
     print(f"  built in {built_plain:.1f} s without settings, {built_settings:.1f} s with")
     print(f"  registry size: {size_settings / 1e6:.1f} MB with settings, {size_plain / 1e6:.1f} MB without: "
           f"{size_settings / size_plain:.3f}x   target <= 1.10x")
+    figures.record("settings", "registry size with eval settings", f"{size_settings / 1e6:.1f} MB", "<= 1.10x",
+                   size_settings / size_plain <= 1.10, f"{size_settings / size_plain:.3f}x of the same without")
     models = [f"model-{m:04d}" for m in range(0, n_models, n_models // 10)][:10]
     # half of the models at another n-shot, so that the check has differences to report
     with LightMLHandle(with_settings, "bench") as h:
@@ -101,6 +104,8 @@ def bench_size_and_reads(tmp: Path, n_models: int) -> None:
     print(f"  diff of 10 models x 500 metrics, without settings: {base * 1000:.0f} ms median of 7")
     print(f"  diff with the settings check ({flagged} row(s) flagged): {checked * 1000:.0f} ms median of 7: "
           f"{checked / base:.2f}x   target <= 1.2x")
+    figures.record("settings", "diff in process with the settings check", f"{checked * 1000:.0f} ms", "<= 1.2x",
+                   checked / base <= 1.2, f"{checked / base:.2f}x of the same without settings")
 
     def command(db: Path) -> float:
         cmd = [sys.executable, "-m", "lightml", "diff", "--db", str(db), "--models", *models, "--no-color"]
@@ -110,6 +115,8 @@ def bench_size_and_reads(tmp: Path, n_models: int) -> None:
     base, checked = command(plain), command(with_settings)
     print(f"  lightml diff, whole command: {base:.3f} s without settings, {checked:.3f} s with the check: "
           f"{checked / base:.2f}x (median of 5 each)")
+    figures.record("settings", "lightml diff with the settings check, whole command", f"{checked:.3f} s", "<= 1.2x",
+                   checked / base <= 1.2, f"{checked / base:.2f}x of the same without settings")
 
     def compare_all(db: Path):
         with reading(db) as conn:
@@ -159,6 +166,8 @@ def bench_scan(tmp: Path, n_models: int, tasks: int = 60) -> None:
     recorded = statistics.median([_scan(tmp, tree, True) for _ in range(3)])
     print(f"  without settings: {plain:.2f} s median of 3; with settings: {recorded:.2f} s median of 3: "
           f"{recorded / plain:.2f}x   target <= 1.1x")
+    figures.record("settings", "scan of results files, settings recorded", f"{recorded:.2f} s", "<= 1.1x",
+                   recorded / plain <= 1.1, f"{recorded / plain:.2f}x of the same without")
 
 
 def bench_scan_with_samples(tmp: Path, n_models: int) -> None:
@@ -180,6 +189,8 @@ def bench_scan_with_samples(tmp: Path, n_models: int) -> None:
     recorded = statistics.median([_scan(tmp, tree, True) for _ in range(3)])
     print(f"  without settings: {plain:.2f} s median of 3; with settings: {recorded:.2f} s median of 3: "
           f"{recorded / plain:.2f}x   target <= 1.1x")
+    figures.record("settings", "scan of bench_scan's tree, settings recorded", f"{recorded:.2f} s", "<= 1.1x",
+                   recorded / plain <= 1.1, f"{recorded / plain:.2f}x of the same without")
 
 
 def _scan(tmp: Path, tree: Path, with_settings: bool) -> float:
@@ -209,6 +220,7 @@ def main() -> int:
         bench_size_and_reads(tmp, 200 if args.quick else 2_000)
         bench_scan(tmp, 40 if args.quick else 200)
         bench_scan_with_samples(tmp, 5 if args.quick else 40)
+        figures.write()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

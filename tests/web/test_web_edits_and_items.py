@@ -94,6 +94,8 @@ def test_items_are_saved_renamed_reordered_removed_and_restored_as_web_events(cl
     ({"kind": "view", "name": "x" * 201, "spec": {}}, 400, "at most 200"),
     ({"kind": "view", "name": "v", "spec": {"sort_dir": 2}}, 400, "must be one of 1, -1"),
     ({"kind": "summary", "name": "s", "spec": {}}, 400, "needs 'metrics'"),
+    ({"kind": "chart", "name": "r", "spec": {"type": "radar", "metrics": [["eval", "acc"], ["other", "f1"]]}}, 400,
+     "a radar needs 3 metrics or more"),
     ({"kind": "chart", "name": "c", "spec": {"type": "bar"}, "id": 99}, 404, "no dashboard item #99"),
     ({"kind": "chart", "name": "c", "spec": {"type": "bar"}, "id": "1"}, 400, "positive integer"),
 ])
@@ -151,7 +153,8 @@ def test_the_model_card_of_the_lineage_panel(client: TestClient) -> None:
     assert card["children"] == [{"id": 3, "model": XSS, "run": "r1"}]
     assert card["checkpoints"] == [100] and card["families"] == ["eval", "other"]
     assert card["settings"] == {"num_fewshot": [0]}
-    assert card["last_change"]["what"] == "notes: 'tuned on tulu'" and card["last_change"]["actor"].endswith("(api)")
+    assert card["last_change"]["what"] == "model notes set: notes: 'tuned on tulu'"
+    assert card["last_change"]["actor"].endswith("(api)")
     assert client.get("/api/model", params={"id": 42}).status_code == 404
 
 
@@ -167,7 +170,7 @@ def test_rename_reparent_delete_and_restore_from_the_page(client: TestClient, re
     unconfirmed = post(client, "/api/delete", {"model": "sft-v1", "confirm": "sft"})
     assert unconfirmed.status_code == 400 and "repeat its name" in unconfirmed.json()["error"]
     deleted = post(client, "/api/delete", {"model": "sft-v1", "run": "r1", "confirm": "sft-v1"}).json()
-    assert deleted["changed"] and "lightml restore --model sft-v1" in deleted["restore"]
+    assert deleted["changed"] and f"lightml restore --db {registry} --model sft-v1 --run r1" in deleted["restore"]
     assert [d["model"] for d in client.get("/api/deleted").json()] == ["sft-v1"]
     assert post(client, "/api/restore", {"model": "sft-v1", "run": "r1"}).json() == {"changed": True, "id": 2}
     assert client.get("/api/deleted").json() == []

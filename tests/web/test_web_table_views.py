@@ -128,6 +128,7 @@ def test_display_settings_persist_across_a_reload(page) -> None:
     assert cell(page, "sft", 0) == "45% ±1%"  # 2 decimals of a fraction as a percentage: whole percents
     names = page.locator("#pivot tbody td.model-name").all_inner_texts()
     assert "base @r" in names  # compact name, with its run tag
+    page.wait_for_selector("#pivot tbody tr.model")
     height = page.eval_on_selector("#pivot tbody tr.model", "tr => tr.getBoundingClientRect().height")
     assert height == pytest.approx(22, abs=0.5)
     # relative to the parent: sft's arc is better than its parent's, marked and said in the title

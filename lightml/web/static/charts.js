@@ -394,7 +394,7 @@ function drawBar(d, spec, data) {
   if (grouped) d.legend = columns.map((c, i) => ({kind: "box", look: look(i), label: metricName(c)}));
   else if (groups) d.legend = groups.labels.map((label, i) => ({kind: "box", look: look(i), label}));
   if (spec.error_bars) errorCaption(d, found);
-  d.summary = `${grouped ? "Grouped bar" : "Bar"} chart of ${columns.map(metricName).join(", ")} for ${rows.length} models`;
+  d.summary = `${grouped ? "Grouped bar" : "Bar"} chart of ${columns.map(metricName).join(", ")} for ${rows.length} model${rows.length === 1 ? "" : "s"}`;
 }
 
 function drawSummary(d, spec, data) {
@@ -416,13 +416,16 @@ function drawSummary(d, spec, data) {
     notes.push(`Lacking some of the set's metrics (their mean is over those they have): ` +
       lacking.slice(0, 8).map((r) => `${name(r)} (${r.missing.length} missing)`).join(", ") + ".");
   }
-  d.summary = `Bar chart of the summary set ${set.name} for ${rows.length} models`;
+  d.summary = `Bar chart of the summary set ${set.name} for ${rows.length} model${rows.length === 1 ? "" : "s"}`;
 }
 
 function drawRadar(d, spec, data) {
   const {columns, missing} = chartColumns(spec.metrics, data.pivot);
   if (missing.length) d.notes.push(`No longer in the registry: ${missing.join(", ")}.`);
-  if (columns.length < 3) return message(d, `A radar needs 3 metrics or more; ${columns.length} of the chart's metrics are in the registry.`);
+  if (columns.length < 3) {
+    const gone = missing.length ? ` (${missing.length} of them no longer in the registry)` : "";
+    return message(d, `A radar needs 3 metrics or more; this chart has ${columns.length}${gone}`);
+  }
   const rows = chartRows(spec, data.pivot.rows.filter((r) => r.step == null), CAPS.radar, d.notes);
   const values = rows.map((r) => columns.map((c) => valueOf(r, c.family, c.metric)));
   const all = values.flat().filter((v) => v != null);
@@ -541,7 +544,7 @@ function drawLine(d, spec, data) {
     d.frag.append(dots);
   });
   d.legend = drawn.map((row) => ({kind: "line", look: lookOf(row), label: groups ? `${name(row)} (${groups.label(row)})` : name(row)}));
-  d.summary = `Line chart of ${family}/${metric} over checkpoint steps for ${series.length} models`;
+  d.summary = `Line chart of ${family}/${metric} over checkpoint steps for ${series.length} model${series.length === 1 ? "" : "s"}`;
 }
 
 // A scatter axis: a metric ([family, metric]) or a numeric param (["params", key]).
@@ -583,7 +586,7 @@ function drawScatter(d, spec, data) {
   }
   d.frag.append(labels, dots);
   if (groups) d.legend = groups.labels.map((label, i) => ({kind: "dot", look: look(i), label}));
-  d.summary = `Scatter of ${y.label} against ${x.label} for ${placed.length} models`;
+  d.summary = `Scatter of ${y.label} against ${x.label} for ${placed.length} model${placed.length === 1 ? "" : "s"}`;
 }
 
 const DRAWERS = {bar: drawBar, grouped_bar: drawBar, radar: drawRadar, line: drawLine, scatter: drawScatter, summary: drawSummary};

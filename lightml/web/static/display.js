@@ -75,6 +75,13 @@ export function formatValue(value, fraction = false) {
   return number.toFixed(display.decimals);
 }
 
+// A difference: in percentage points for a 0..1 column shown as %; else with at least 4
+// decimals (a difference is often far smaller than the values it separates).
+export function formatDelta(delta, fraction = false) {
+  if (display.percent && fraction) return `${(delta * 100).toFixed(Math.max(1, display.decimals - 2))} points`;
+  return delta.toFixed(Math.max(4, display.decimals));
+}
+
 // A model's name as the table shows it (compact: the part after the organisation).
 export function shownName(name) {
   if (!display.compactNames) return name;

@@ -3,6 +3,7 @@
 // error (lightml.read.summary says how). Saved in the registry (dashboard items of kind
 // "summary"); the charts view draws one as a bar chart.
 import {$, el, api, post, openModal, closeModal, state, naturalCompare} from "./core.js";
+import {remember} from "./views.js";
 
 export async function loadSummarySets() {
   const sets = await api("/api/items?kind=summary");
@@ -66,6 +67,7 @@ export async function showSummaryEditor(existing = null) {
     }
     closeModal();
     state.summary = {id: saved.id, name: "", byId: null};
+    remember();  // (the new column is in the URL, as one chosen from the list is)
     await Promise.all([loadSummarySets(), hooks.reload()]);
   });
   openModal(existing ? `Summary set ${existing.name}` : "New summary set",

@@ -1,7 +1,7 @@
 // The table view: the pivot of models x metrics, windowed, sorted, filtered; and the selection.
 import {$, el, api, own, state, naturalCompare} from "./core.js";
 import {editButton, showHistory} from "./details.js";
-import {display, familyColor, formatValue, rowHeight, shownName} from "./display.js";
+import {display, familyColor, formatDelta, formatValue, rowHeight, shownName} from "./display.js";
 import {remember} from "./views.js";
 
 export async function loadFamilies() {
@@ -108,8 +108,26 @@ async function loadSettingsMarks(family, request) {
   if (request !== state.pivotRequests || !Object.keys(marks).length) return;
   state.settingsMarks = new Map(Object.entries(marks).map(([metric, m]) =>
     [`${family}\u0000${metric}`, new Map(Object.entries(m.models).map(([id, text]) => [Number(id), text]))]));
-  for (const record of state.rowsById) record.tr = null;  // (drawn again, with the marks)
-  renderWindow();
+  // The rows drawn already get their marks in place (drawn again, a focused cell would lose
+  // its focus); the others get them when drawn.
+  const first = state.checkpoints ? 4 : 3;  // (the select, Model, Run and Step cells before the values)
+  for (const record of state.rowsById) {
+    if (!record.tr || record.row.group || record.row.step != null) continue;
+    state.pivot.columns.forEach((column, i) => {
+      const td = record.tr.children[first + i];
+      if (td) markSettings(td, record.row, column);
+    });
+  }
+}
+
+// "!" on a value produced with other eval settings than most of its column, and why in its title.
+function markSettings(td, row, column) {
+  const differs = state.settingsMarks ? state.settingsMarks.get(columnKey(column))?.get(row.id) : null;
+  if (!differs || td.classList.contains("settings-differ")) return;
+  td.classList.add("settings-differ");
+  const note = `other eval settings than most of the column: ${differs}`;
+  td.dataset.delta = td.dataset.delta ? `${td.dataset.delta}; ${note}` : note;
+  if (td.title) td.title = `click: its history and eval settings (${td.dataset.delta})`;
 }
 
 // The table as loaded, with the columns chosen (all unless some were picked), the summary
@@ -296,7 +314,7 @@ function shade(td, row, i, value) {
   const strength = stats.range > 0 ? Math.abs(delta) / stats.range : 1;
   td.classList.add(better ? "better" : "worse", strength > 0.5 ? "strong" : strength > 0.15 ? "medium" : "weak");
   const against = display.scale === "parent" ? `its parent ${reference.model}` : `the baseline ${reference.model}`;
-  td.dataset.delta = `${delta > 0 ? "+" : ""}${formatValue(delta)} vs ${against}`;
+  td.dataset.delta = `${delta > 0 ? "+" : ""}${formatDelta(delta, stats.fraction)} vs ${against}`;
 }
 
 function valueText(value, row, i) {
@@ -355,12 +373,7 @@ export function rowElement(record) {
   row.values.forEach((value, i) => {
     const td = el("td", {class: "num", text: valueText(value, row, i)});
     shade(td, row, i, value);
-    const differs = row.step == null && state.settingsMarks ? state.settingsMarks.get(columnKey(columns[i]))?.get(row.id) : null;
-    if (differs) {
-      td.classList.add("settings-differ");
-      const settingsNote = `other eval settings than most of the column: ${differs}`;
-      td.dataset.delta = td.dataset.delta ? `${td.dataset.delta}; ${settingsNote}` : settingsNote;
-    }
+    if (row.step == null) markSettings(td, row, columns[i]);
     if (value != null && !columns[i].summary) {
       // a value opens its history, by mouse or keyboard
       td.tabIndex = 0;
