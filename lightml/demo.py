@@ -110,6 +110,15 @@ def build_demo(folder: str | Path = "lightml-demo", overwrite: bool = False) -> 
         # gsm8k was first scored with a broken answer extractor, then re-run and overwritten.
         h.log_model_metric("llama-1b-dpo", "reasoning", "gsm8k/exact_match", 0.229, force=True)
         h.delete_model("llama-1b-dpo-beta0.5")
+        # What the dashboard saves in the registry: a summary set, two charts and a view.
+        reasoning = [["reasoning", m] for m in ("arc_challenge/acc", "gsm8k/exact_match", "hellaswag/acc_norm")]
+        h.save_dashboard_item("summary", "reasoning average", {"metrics": reasoning})
+        h.save_dashboard_item("chart", "reasoning, base -> SFT -> DPO",
+                              {"type": "grouped_bar", "metrics": reasoning, "error_bars": True})
+        h.save_dashboard_item("chart", "reasoning profile", {"type": "radar", "metrics": reasoning})
+        h.save_dashboard_item("view", "tuned models, by gsm8k",
+                              {"family": "reasoning", "where": "tag:sft or tag:dpo",
+                               "sort_by": ["reasoning", "gsm8k/exact_match"], "sort_dir": -1})
     return db
 
 
@@ -117,7 +126,7 @@ NEXT_STEPS = """\
 Created {db}: 3 models (base -> SFT -> DPO) in 2 runs, 3 SFT checkpoints, 3 metric families,
 per-sample scores, one forced overwrite and one deleted model. Try:
 
-  lightml gui     --db {db}      # the dashboard, on http://127.0.0.1:5050
+  lightml gui     --db {db}      # the dashboard, on http://127.0.0.1:5050 (saved charts, a view, a summary set)
   lightml stats   --db {db} --model-a llama-1b-sft --model-b llama-1b-dpo --all
   lightml compare --db {db} --model-a llama-1b-base --model-b llama-1b-sft
   lightml compare --db {db} --a llama-1b-sft --b llama-1b-dpo --fail-on-regression   # exit 1 on a regression
