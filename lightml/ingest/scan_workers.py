@@ -132,8 +132,13 @@ def _read_answers(stream: IO[bytes], answers: queue.Queue) -> None:
 
 def serve() -> None:
     """A worker's loop: read a task, answer it, until stdin ends."""
+    import signal
+
     from lightml.ingest.scan_folder import read_folder
 
+    # Ctrl-C reaches the whole process group: the scan decides (it stops, closes our stdin,
+    # and we end after the task at hand), not a traceback from every worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     tasks, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # (nothing printed may land in the answers)
     while True:
